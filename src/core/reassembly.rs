@@ -1,0 +1,443 @@
+// SPDX-License-Identifier: MPL-2.0
+//! Reassembly: the longest complete prefix 1..d of a Segment's crumbs back into access
+//! units a stock decoder takes. crumbjoin and crumbsrc both use it.
+
+use std::collections::BTreeMap;
+
+use super::ClockTime;
+use super::crumb::{Crumb, SegmentInfo, UNIT_FLAG_ENHANCEMENT_ONLY, UNIT_FLAG_KEYFRAME};
+
+/// One access unit rebuilt from a prefix of crumbs.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct OutputAu {
+    pub data: Vec<u8>,
+    pub pts: ClockTime,
+    pub dts: ClockTime,
+    pub duration: ClockTime,
+    pub keyframe: bool,
+}
+
+/// The longest run of crumbs 1, 2, ... present, capped by `max_crumbs` (0 = all).
+/// `crumbs` holds one Segment's crumbs by index.
+pub fn complete_prefix(crumbs: &BTreeMap<u16, Crumb>, max_crumbs: u16) -> u16 {
+    let mut d = 0;
+    while crumbs.contains_key(&(d + 1)) && (max_crumbs == 0 || d < max_crumbs) {
+        d += 1;
+    }
+    d
+}
+
+/// Rebuilds the access units of one Segment from crumbs 1..=d (all must be present).
+/// Access units that have no data in the prefix (pictures of dropped layers) are left
+/// out; so are enhancement-only headers when no spatial/quality enhancement is kept.
+pub fn assemble(crumbs: &BTreeMap<u16, Crumb>, d: u16) -> Vec<OutputAu> {
+    let prefix: Vec<&Crumb> = (1..=d).filter_map(|k| crumbs.get(&k)).collect();
+    let Some(first) = prefix.first() else {
+        return Vec::new();
+    };
+    let au_count = first.segment.au_count as usize;
+    let keep_enhancement_headers = prefix[1..]
+        .iter()
+        .any(|c| c.layer.is_spatial_or_quality_enhancement());
+    let mut aus: Vec<Option<OutputAu>> = vec![None; au_count];
+    for crumb in &prefix {
+        for unit in &crumb.units {
+            if unit.flags & UNIT_FLAG_ENHANCEMENT_ONLY != 0 && !keep_enhancement_headers {
+                continue;
+            }
+            let Some(slot) = aus.get_mut(unit.decode_index as usize) else {
+                continue;
+            };
+            let au = slot.get_or_insert_with(|| OutputAu {
+                data: Vec::new(),
+                pts: unit.pts,
+                dts: unit.dts,
+                duration: unit.duration,
+                keyframe: unit.flags & UNIT_FLAG_KEYFRAME != 0,
+            });
+            au.data.extend_from_slice(&unit.payload);
+        }
+    }
+    aus.into_iter()
+        .flatten()
+        .filter(|a| !a.data.is_empty())
+        .collect()
+}
+
+/// What the reassembler hands downstream, in order.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Output {
+    /// The stream's caps changed (crumb 1's caps string).
+    Caps(String),
+    /// Nothing to play from `pts` for `duration` (a Segment was skipped).
+    Gap { pts: u64, duration: u64 },
+    /// One access unit; `discont` marks the first after a gap or at the start.
+    Au { au: OutputAu, discont: bool },
+}
+
+/// What happened to one Segment, for stats and per-Segment messages.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SegmentOutcome {
+    pub seq: u64,
+    /// Crumbs output (0 = the Segment was skipped).
+    pub d: u16,
+    pub crumbs_total: u16,
+    pub access_units: usize,
+}
+
+/// Running counters of a reassembler.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ReassemblyStats {
+    pub segments_output: u64,
+    pub segments_skipped: u64,
+    pub crumbs_received: u64,
+    pub crumbs_late: u64,
+    pub access_units_output: u64,
+    pub access_units_dropped_waiting_keyframe: u64,
+}
+
+/// Stream reassembler: crumbs in (Segments in increasing order, crumbs of a Segment
+/// in any order), access units out as soon as a Segment's prefix is complete.
+#[derive(Debug, Default)]
+pub struct Reassembler {
+    max_crumbs: u16,
+    current: BTreeMap<u16, Crumb>,
+    current_seq: Option<u64>,
+    /// Highest Segment already output or skipped.
+    done_seq: Option<u64>,
+    caps: Option<String>,
+    /// End time of the last output Segment, for gaps.
+    last_end: Option<u64>,
+    /// Next output access unit carries DISCONT.
+    discont: bool,
+    /// After a skipped Segment, a Segment that does not start with a key frame is
+    /// dropped up to its first key frame: never feed a decoder broken references.
+    need_keyframe: bool,
+    outcomes: Vec<SegmentOutcome>,
+    stats: ReassemblyStats,
+}
+
+impl Reassembler {
+    /// `max_crumbs` caps the prefix (0 = all crumbs).
+    pub fn new(max_crumbs: u16) -> Self {
+        Reassembler {
+            max_crumbs,
+            discont: true,
+            need_keyframe: true,
+            ..Default::default()
+        }
+    }
+
+    pub fn set_max_crumbs(&mut self, max_crumbs: u16) {
+        self.max_crumbs = max_crumbs;
+    }
+
+    pub fn stats(&self) -> &ReassemblyStats {
+        &self.stats
+    }
+
+    /// Outcomes of Segments finished since the last call.
+    pub fn take_outcomes(&mut self) -> Vec<SegmentOutcome> {
+        std::mem::take(&mut self.outcomes)
+    }
+
+    /// Adds a crumb; returns what became ready.
+    pub fn push(&mut self, crumb: Crumb) -> Vec<Output> {
+        self.stats.crumbs_received += 1;
+        let seq = crumb.segment.seq;
+        if self.done_seq.is_some_and(|d| seq <= d) {
+            self.stats.crumbs_late += 1;
+            return Vec::new();
+        }
+        let mut out = Vec::new();
+        if self.current_seq.is_some_and(|c| c != seq) {
+            // A newer Segment started: output the older one with what it has.
+            out.extend(self.finish_current());
+        }
+        self.current_seq = Some(seq);
+        self.current.insert(crumb.index, crumb);
+        let target = self.target();
+        if target > 0 && complete_prefix(&self.current, self.max_crumbs) >= target {
+            out.extend(self.finish_current());
+        }
+        out
+    }
+
+    /// End of stream: output the Segment in progress with what it has.
+    pub fn finish(&mut self) -> Vec<Output> {
+        self.finish_current()
+    }
+
+    /// Forgets the Segment in progress (flush).
+    pub fn reset(&mut self) {
+        *self = Reassembler::new(self.max_crumbs);
+    }
+
+    fn target(&self) -> u16 {
+        let Some(c) = self.current.values().next() else {
+            return 0;
+        };
+        let n = c.segment.crumb_count;
+        if self.max_crumbs == 0 {
+            n
+        } else {
+            n.min(self.max_crumbs)
+        }
+    }
+
+    fn finish_current(&mut self) -> Vec<Output> {
+        let crumbs = std::mem::take(&mut self.current);
+        let Some(seq) = self.current_seq.take() else {
+            return Vec::new();
+        };
+        // A Segment missing between the last one and this one breaks continuity.
+        if self.done_seq.is_some_and(|prev| seq > prev + 1) {
+            self.discont = true;
+            self.need_keyframe = true;
+        }
+        self.done_seq = Some(seq);
+        let info: Option<SegmentInfo> = crumbs.values().next().map(|c| c.segment.clone());
+        let d = complete_prefix(&crumbs, self.max_crumbs);
+        let mut out = Vec::new();
+        let crumbs_total = info.as_ref().map_or(0, |i| i.crumb_count);
+        if d == 0 {
+            self.stats.segments_skipped += 1;
+            self.outcomes.push(SegmentOutcome {
+                seq,
+                d: 0,
+                crumbs_total,
+                access_units: 0,
+            });
+            if let Some(SegmentInfo {
+                pts: Some(p),
+                duration,
+                ..
+            }) = info
+            {
+                out.push(Output::Gap { pts: p, duration });
+                self.last_end = Some(p + duration);
+            }
+            self.discont = true;
+            self.need_keyframe = true;
+            return out;
+        }
+        let first = &crumbs[&1];
+        if let Some(caps) = &first.caps {
+            if self.caps.as_ref() != Some(caps) {
+                self.caps = Some(caps.clone());
+                out.push(Output::Caps(caps.clone()));
+                self.need_keyframe = true;
+            }
+        }
+        if let (Some(end), Some(p)) = (self.last_end, first.segment.pts) {
+            if p > end {
+                out.push(Output::Gap {
+                    pts: end,
+                    duration: p - end,
+                });
+            }
+        }
+        if first.segment.starts_with_keyframe {
+            self.need_keyframe = false;
+        }
+        let mut n = 0;
+        for au in assemble(&crumbs, d) {
+            if self.need_keyframe && !au.keyframe {
+                self.stats.access_units_dropped_waiting_keyframe += 1;
+                continue;
+            }
+            self.need_keyframe = false;
+            let discont = std::mem::take(&mut self.discont);
+            n += 1;
+            out.push(Output::Au { au, discont });
+        }
+        self.last_end = first.segment.pts.map(|p| p + first.segment.duration);
+        self.stats.segments_output += 1;
+        self.stats.access_units_output += n as u64;
+        self.outcomes.push(SegmentOutcome {
+            seq,
+            d,
+            crumbs_total,
+            access_units: n,
+        });
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::core::partition::partition;
+    use crate::core::segmenter::Segment;
+    use crate::core::{AccessUnit, ClassifiedAu, Codec, LayerId, Part, PartClass};
+
+    /// A Segment of 6 access units: even ones base, odd ones temporal layer 1, each
+    /// with a one-byte header; access unit 0 also carries an enhancement-only header.
+    fn segment(seq: u64, keyframe_start: bool) -> Segment {
+        let aus = (0..6u8)
+            .map(|i| {
+                let layer = LayerId::new(0, 0, i % 2);
+                let mut parts = vec![
+                    Part {
+                        class: PartClass::Header,
+                        range: 0..1,
+                    },
+                    Part {
+                        class: PartClass::Layer(layer),
+                        range: 1..3,
+                    },
+                ];
+                let mut data = vec![b'h', i, i];
+                if i == 0 {
+                    data.push(b'e');
+                    parts.push(Part {
+                        class: PartClass::EnhancementHeader,
+                        range: 3..4,
+                    });
+                }
+                AccessUnit {
+                    data,
+                    pts: Some(seq * 6 + i as u64),
+                    dts: None,
+                    duration: Some(1),
+                    keyframe: i == 0 && keyframe_start,
+                    classified: ClassifiedAu {
+                        parts,
+                        keyframe: None,
+                    },
+                }
+            })
+            .collect();
+        Segment {
+            seq,
+            codec: Codec::Vp8,
+            caps: "video/x-vp8".into(),
+            gops: 1,
+            pts: Some(seq * 6),
+            duration: 6,
+            starts_with_keyframe: keyframe_start,
+            aus,
+        }
+    }
+
+    fn aus(out: &[Output]) -> Vec<Vec<u8>> {
+        out.iter()
+            .filter_map(|o| match o {
+                Output::Au { au, .. } => Some(au.data.clone()),
+                _ => None,
+            })
+            .collect()
+    }
+
+    #[test]
+    fn every_prefix_gives_back_its_layers() {
+        let crumbs = partition(&segment(0, true), 0);
+        assert_eq!(crumbs.len(), 2);
+        let map: BTreeMap<u16, Crumb> = crumbs.into_iter().map(|c| (c.index, c)).collect();
+        // Base only: even access units, enhancement-only header left out.
+        let base = assemble(&map, 1);
+        assert_eq!(
+            base.iter().map(|a| a.data.clone()).collect::<Vec<_>>(),
+            vec![
+                b"h\0\0".to_vec(),
+                b"h\x02\x02".to_vec(),
+                b"h\x04\x04".to_vec()
+            ]
+        );
+        // All: every access unit as it went in (a temporal layer keeps enhancement-only
+        // headers out too: only spatial/quality layers need them).
+        let all = assemble(&map, 2);
+        assert_eq!(all.len(), 6);
+        assert_eq!(all[1].data, b"h\x01\x01");
+        assert!(all[0].keyframe && !all[1].keyframe);
+    }
+
+    #[test]
+    fn stream_outputs_each_segment_when_its_prefix_is_complete() {
+        let mut r = Reassembler::new(1);
+        let mut out = Vec::new();
+        for seq in 0..3 {
+            for c in partition(&segment(seq, true), 0) {
+                out.extend(r.push(c));
+            }
+        }
+        assert_eq!(out[0], Output::Caps("video/x-vp8".into()));
+        assert_eq!(aus(&out).len(), 9);
+        let disconts = out
+            .iter()
+            .filter(|o| matches!(o, Output::Au { discont: true, .. }))
+            .count();
+        assert_eq!(disconts, 1);
+        assert_eq!(
+            r.stats().crumbs_late,
+            3,
+            "crumb 2 of each Segment comes after its output"
+        );
+        let outcomes = r.take_outcomes();
+        assert_eq!(outcomes.len(), 3);
+        assert!(outcomes.iter().all(|o| o.d == 1 && o.crumbs_total == 2));
+    }
+
+    #[test]
+    fn missing_segment_gives_a_gap_and_a_discont() {
+        let mut r = Reassembler::new(0);
+        let mut out = Vec::new();
+        for seq in [0, 2] {
+            for c in partition(&segment(seq, true), 0) {
+                out.extend(r.push(c));
+            }
+        }
+        assert!(out.contains(&Output::Gap {
+            pts: 6,
+            duration: 6
+        }));
+        let disconts: Vec<bool> = out
+            .iter()
+            .filter_map(|o| match o {
+                Output::Au { discont, .. } => Some(*discont),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(disconts.iter().filter(|d| **d).count(), 2);
+        assert!(disconts[6]);
+    }
+
+    #[test]
+    fn missing_crumb_one_skips_the_segment() {
+        let mut r = Reassembler::new(0);
+        let mut out = Vec::new();
+        let s0 = partition(&segment(0, true), 0);
+        out.extend(r.push(s0[1].clone()));
+        out.extend(r.finish());
+        assert_eq!(
+            out,
+            vec![Output::Gap {
+                pts: 0,
+                duration: 6
+            }]
+        );
+        assert_eq!(r.stats().segments_skipped, 1);
+    }
+
+    #[test]
+    fn segment_without_keyframe_after_a_gap_waits_for_one() {
+        let mut r = Reassembler::new(0);
+        let mut out = Vec::new();
+        for c in partition(&segment(1, false), 0) {
+            out.extend(r.push(c));
+        }
+        out.extend(r.finish());
+        assert!(aus(&out).is_empty());
+        assert_eq!(r.stats().access_units_dropped_waiting_keyframe, 6);
+    }
+
+    #[test]
+    fn incomplete_segment_uses_its_longest_prefix_when_the_next_arrives() {
+        let mut r = Reassembler::new(0);
+        let s0 = partition(&segment(0, true), 0);
+        assert!(r.push(s0[0].clone()).is_empty());
+        let out = r.push(partition(&segment(1, true), 0)[0].clone());
+        assert_eq!(aus(&out).len(), 3);
+        assert_eq!(r.take_outcomes()[0].d, 1);
+    }
+}

@@ -1,0 +1,49 @@
+// SPDX-License-Identifier: MPL-2.0
+//! `crumbjoin`: crumbs in, the reassembled stream out. `max-crumbs` keeps a prefix.
+
+use gst::glib;
+use gst::prelude::*;
+
+mod imp;
+
+glib::wrapper! {
+    pub struct CrumbJoin(ObjectSubclass<imp::CrumbJoin>) @extends gst::Element, gst::Object;
+}
+
+pub fn register(plugin: &gst::Plugin) -> Result<(), glib::BoolError> {
+    gst::Element::register(
+        Some(plugin),
+        "crumbjoin",
+        gst::Rank::NONE,
+        CrumbJoin::static_type(),
+    )
+}
+
+/// The caps a stock decoder takes for a reassembled stream. h264parse advertises
+/// `profile=scalable-*` when it sees a subset SPS; openh264dec refuses those caps but
+/// decodes the stream (highest layer present) when told its base profile, and other
+/// decoders ignore the SVC NAL units: so the scalable profiles are named by their base.
+pub fn output_caps(caps: &str) -> Result<gst::Caps, glib::BoolError> {
+    let mut caps: gst::Caps = caps
+        .parse()
+        .map_err(|_| glib::bool_error!("crumb carries unparsable caps '{}'", caps))?;
+    {
+        let caps = caps.make_mut();
+        for s in caps.iter_mut() {
+            if s.name() != "video/x-h264" {
+                continue;
+            }
+            let base = match s.get::<&str>("profile") {
+                Ok("scalable-baseline") | Ok("scalable-constrained-baseline") => Some("baseline"),
+                Ok("scalable-high")
+                | Ok("scalable-constrained-high")
+                | Ok("scalable-high-intra") => Some("high"),
+                _ => None,
+            };
+            if let Some(p) = base {
+                s.set("profile", p);
+            }
+        }
+    }
+    Ok(caps)
+}

@@ -1,0 +1,119 @@
+// SPDX-License-Identifier: MPL-2.0
+//! crumbs: live video over BitTorrent with layered (SVC) video, as GStreamer elements.
+//!
+//! `core` holds every algorithm as plain Rust (sans-IO, injected clock); the element
+//! folders are GStreamer glue only.
+
+use gst::glib;
+
+pub mod core;
+pub mod crumbjoin;
+pub mod svcsegmenter;
+pub mod svcvp8enc;
+
+fn plugin_init(plugin: &gst::Plugin) -> Result<(), glib::BoolError> {
+    svcsegmenter::register(plugin)?;
+    crumbjoin::register(plugin)?;
+    svcvp8enc::register(plugin)?;
+    Ok(())
+}
+
+gst::plugin_define!(
+    crumbs,
+    env!("CARGO_PKG_DESCRIPTION"),
+    plugin_init,
+    concat!(env!("CARGO_PKG_VERSION"), "-", env!("COMMIT_ID")),
+    "MPL",
+    env!("CARGO_PKG_NAME"),
+    env!("CARGO_PKG_NAME"),
+    env!("CARGO_PKG_REPOSITORY"),
+    env!("BUILD_REL_DATE")
+);
+
+/// The layered video formats svcsegmenter takes and crumbjoin gives back.
+pub(crate) fn video_caps() -> gst::Caps {
+    let mut caps = gst::Caps::new_empty();
+    {
+        let caps = caps.get_mut().unwrap();
+        for name in ["video/x-h264", "video/x-h265"] {
+            caps.append_structure(
+                gst::Structure::builder(name)
+                    .field("stream-format", "byte-stream")
+                    .field("alignment", "au")
+                    .build(),
+            );
+        }
+        caps.append_structure(
+            gst::Structure::builder("video/x-av1")
+                .field("stream-format", "obu-stream")
+                .field("alignment", "tu")
+                .build(),
+        );
+        caps.append_structure(gst::Structure::new_empty("video/x-vp8"));
+        caps.append_structure(gst::Structure::new_empty("video/x-vp9"));
+    }
+    caps
+}
+
+/// An element message one of the elements posts, for the interface description
+/// (`plugins/crumbs.json`) and the README.
+pub struct MessageDoc {
+    pub element: &'static str,
+    pub name: &'static str,
+    pub when: &'static str,
+    /// (field, type, meaning)
+    pub fields: &'static [(&'static str, &'static str, &'static str)],
+}
+
+/// Every element message of the plugin.
+pub const MESSAGES: &[MessageDoc] = &[
+    MessageDoc {
+        element: "svcsegmenter",
+        name: "svcsegmenter-segment",
+        when: "once per Segment, before its crumbs are pushed",
+        fields: &[
+            ("seq", "guint64", "Segment sequence number from 0"),
+            (
+                "pts",
+                "guint64",
+                "presentation time of the Segment's start (ns; G_MAXUINT64 = unknown)",
+            ),
+            ("duration", "guint64", "playback duration |s| (ns)"),
+            ("gops", "guint", "whole GOPs in the Segment (|G|)"),
+            ("layers", "guint", "distinct crumb layers"),
+            (
+                "layer-names",
+                "GstValueArray of gchararray",
+                "crumb layers as S<spatial>Q<quality>T<temporal>, crumb order",
+            ),
+            ("crumbs", "guint", "crumbs N of the Segment"),
+            ("bytes", "guint64", "bytes of all crumbs, headers included"),
+            (
+                "base-bytes",
+                "guint64",
+                "bytes of crumb 1 (headers + base layer)",
+            ),
+            ("access-units", "guint", "access units in the Segment"),
+            (
+                "starts-with-keyframe",
+                "gboolean",
+                "false only after a forced cut inside an over-long GOP",
+            ),
+        ],
+    },
+    MessageDoc {
+        element: "crumbjoin",
+        name: "crumbjoin-segment",
+        when: "once per Segment output or skipped",
+        fields: &[
+            ("seq", "guint64", "Segment sequence number"),
+            (
+                "d",
+                "guint",
+                "crumbs output (the complete prefix 1..d; 0 = Segment skipped)",
+            ),
+            ("crumbs-total", "guint", "crumbs N of the Segment"),
+            ("access-units", "guint", "access units output"),
+        ],
+    },
+];

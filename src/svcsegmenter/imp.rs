@@ -1,0 +1,642 @@
+// SPDX-License-Identifier: MPL-2.0
+//! GStreamer glue of svcsegmenter: caps and buffers in, crumbs out. The cutting itself
+//! is `core::segmenter` and `core::partition`.
+
+use std::sync::{Mutex, MutexGuard};
+
+use once_cell::sync::Lazy;
+
+use gst::glib;
+use gst::prelude::*;
+use gst::subclass::prelude::*;
+
+use crate::core::classify::classify;
+use crate::core::partition::partition;
+use crate::core::segmenter::{Segment, Segmenter, SegmenterConfig};
+use crate::core::{AccessUnit, Codec};
+
+static CAT: Lazy<gst::DebugCategory> = Lazy::new(|| {
+    gst::DebugCategory::new(
+        "svcsegmenter",
+        gst::DebugColorFlags::empty(),
+        Some("Layered video to Segments and Crumbs"),
+    )
+});
+
+const DEFAULT_GOPS: u32 = 1;
+const DEFAULT_MIN_GOPS: u32 = 1;
+const DEFAULT_MAX_GOPS: u32 = 10;
+const DEFAULT_SUCCESS_THRESHOLD: f64 = 0.8;
+const DEFAULT_MAX_CRUMB_SIZE: u32 = 256 * 1024;
+const DEFAULT_MAX_SEGMENT_DURATION: u64 = 60_000_000_000;
+/// This many malformed buffers in a row, or before the first usable one, make the
+/// stream unusable: an element error instead of silently dropping everything.
+const MAX_MALFORMED_IN_A_ROW: u32 = 50;
+
+#[derive(Debug, Clone)]
+struct Settings {
+    gops: u32,
+    min_gops: u32,
+    max_gops: u32,
+    success_threshold: f64,
+    max_crumb_size: u32,
+    max_segment_duration: u64,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Settings {
+            gops: DEFAULT_GOPS,
+            min_gops: DEFAULT_MIN_GOPS,
+            max_gops: DEFAULT_MAX_GOPS,
+            success_threshold: DEFAULT_SUCCESS_THRESHOLD,
+            max_crumb_size: DEFAULT_MAX_CRUMB_SIZE,
+            max_segment_duration: DEFAULT_MAX_SEGMENT_DURATION,
+        }
+    }
+}
+
+impl Settings {
+    fn segmenter_config(&self) -> SegmenterConfig {
+        let clamp = |v: u32| v.min(u16::MAX as u32) as u16;
+        SegmenterConfig {
+            gops: clamp(self.gops),
+            min_gops: clamp(self.min_gops),
+            max_gops: clamp(self.max_gops),
+            success_threshold: self.success_threshold,
+            max_segment_duration: self.max_segment_duration,
+        }
+    }
+}
+
+#[derive(Debug, Default)]
+struct Counters {
+    malformed: u64,
+    malformed_in_a_row: u32,
+    usable_seen: bool,
+    crumbs: u64,
+    bytes: u64,
+}
+
+struct State {
+    segmenter: Segmenter,
+    codec: Option<Codec>,
+    src_caps_sent: bool,
+    counters: Counters,
+}
+
+impl State {
+    fn new(settings: &Settings) -> Self {
+        State {
+            segmenter: Segmenter::new(settings.segmenter_config()),
+            codec: None,
+            src_caps_sent: false,
+            counters: Counters::default(),
+        }
+    }
+}
+
+pub struct SvcSegmenter {
+    sinkpad: gst::Pad,
+    srcpad: gst::Pad,
+    settings: Mutex<Settings>,
+    state: Mutex<State>,
+}
+
+fn codec_from_caps(caps: &gst::CapsRef) -> Option<Codec> {
+    let s = caps.structure(0)?;
+    Some(match s.name().as_str() {
+        "video/x-h264" => Codec::H264,
+        "video/x-h265" => Codec::H265,
+        "video/x-av1" => Codec::Av1,
+        "video/x-vp8" => Codec::Vp8,
+        "video/x-vp9" => Codec::Vp9,
+        _ => return None,
+    })
+}
+
+/// Layer id vp8enc attaches when temporal scalability is on.
+fn vp8_layer_id(buffer: &gst::BufferRef) -> Option<u8> {
+    let meta = gst::meta::CustomMeta::from_buffer(buffer, "GstVP8Meta").ok()?;
+    let s = meta.structure();
+    if !s.get::<bool>("use-temporal-scaling").unwrap_or(true) {
+        return None;
+    }
+    s.get::<u32>("layer-id")
+        .ok()
+        .or_else(|| s.get::<i32>("layer-id").ok().map(|v| v.max(0) as u32))
+        .map(|v| v.min(u8::MAX as u32) as u8)
+}
+
+impl SvcSegmenter {
+    fn sink_chain(
+        &self,
+        _pad: &gst::Pad,
+        buffer: gst::Buffer,
+    ) -> Result<gst::FlowSuccess, gst::FlowError> {
+        let mut state = self.state.lock().unwrap();
+        let Some(codec) = state.codec else {
+            gst::element_imp_error!(self, gst::CoreError::Negotiation, ("Buffer before caps"));
+            return Err(gst::FlowError::NotNegotiated);
+        };
+        let map = buffer.map_readable().map_err(|_| {
+            gst::element_imp_error!(self, gst::ResourceError::Read, ("Cannot map buffer"));
+            gst::FlowError::Error
+        })?;
+        let layer_id = if codec == Codec::Vp8 {
+            vp8_layer_id(&buffer)
+        } else {
+            None
+        };
+        let classified = match classify(codec, map.as_slice(), layer_id) {
+            Ok(c) => c,
+            Err(err) => {
+                drop(map);
+                return self.malformed(state, codec, &buffer, err.to_string());
+            }
+        };
+        state.counters.malformed_in_a_row = 0;
+        state.counters.usable_seen = true;
+        let keyframe = classified
+            .keyframe
+            .unwrap_or(!buffer.flags().contains(gst::BufferFlags::DELTA_UNIT));
+        let au = AccessUnit {
+            data: map.as_slice().to_vec(),
+            pts: buffer.pts().map(|t| t.nseconds()),
+            dts: buffer.dts().map(|t| t.nseconds()),
+            duration: buffer.duration().map(|t| t.nseconds()),
+            keyframe,
+            classified,
+        };
+        drop(map);
+        let closed = state.segmenter.push(au);
+        self.output(state, closed)
+    }
+
+    /// A buffer that does not parse: the Segment so far is output (it decodes up to
+    /// here), the rest of its GOP is dropped, and cutting resumes at the next key frame.
+    fn malformed(
+        &self,
+        mut state: MutexGuard<'_, State>,
+        codec: Codec,
+        buffer: &gst::Buffer,
+        reason: String,
+    ) -> Result<gst::FlowSuccess, gst::FlowError> {
+        state.counters.malformed += 1;
+        state.counters.malformed_in_a_row += 1;
+        if state.counters.malformed_in_a_row >= MAX_MALFORMED_IN_A_ROW {
+            let what = if state.counters.usable_seen {
+                "in a row"
+            } else {
+                "and nothing usable"
+            };
+            gst::element_imp_error!(
+                self,
+                gst::StreamError::Decode,
+                (
+                    "Not a valid {} stream: {} malformed buffers {}",
+                    codec.as_str(),
+                    MAX_MALFORMED_IN_A_ROW,
+                    what
+                ),
+                ["last error: {}", reason]
+            );
+            return Err(gst::FlowError::Error);
+        }
+        gst::element_imp_warning!(
+            self,
+            gst::StreamError::Decode,
+            (
+                "Dropped a malformed {} access unit ({}); resuming at the next key frame",
+                codec.as_str(),
+                reason
+            ),
+            ["pts {:?}, {} bytes", buffer.pts(), buffer.size()]
+        );
+        let closed = state.segmenter.resync();
+        self.output(state, closed)
+    }
+
+    fn output(
+        &self,
+        mut state: MutexGuard<'_, State>,
+        closed: Option<Segment>,
+    ) -> Result<gst::FlowSuccess, gst::FlowError> {
+        let Some(seg) = closed else {
+            return Ok(gst::FlowSuccess::Ok);
+        };
+        let max = self.settings.lock().unwrap().max_crumb_size as usize;
+        let prepared = vec![self.prepare(&mut state, &seg, max)];
+        drop(state);
+        self.push_prepared(prepared)
+    }
+
+    /// Cuts a Segment into crumb buffers and the message that describes it.
+    fn prepare(&self, state: &mut State, seg: &Segment, max_crumb_size: usize) -> Prepared {
+        let crumbs = partition(seg, max_crumb_size);
+        let mut buffers = Vec::with_capacity(crumbs.len());
+        let mut bytes = 0u64;
+        let mut base_bytes = 0u64;
+        let mut layers = Vec::new();
+        for c in &crumbs {
+            let data = c.encode();
+            bytes += data.len() as u64;
+            if c.index == 1 {
+                base_bytes = data.len() as u64;
+            }
+            if !layers.contains(&c.layer) {
+                layers.push(c.layer);
+            }
+            let mut buf = gst::Buffer::from_mut_slice(data);
+            {
+                let b = buf.get_mut().unwrap();
+                b.set_pts(seg.pts.map(gst::ClockTime::from_nseconds));
+                b.set_duration(gst::ClockTime::from_nseconds(seg.duration));
+                b.set_offset(seg.seq);
+                b.set_offset_end(c.index as u64);
+                if c.index > 1 {
+                    b.set_flags(gst::BufferFlags::DELTA_UNIT);
+                }
+            }
+            buffers.push(buf);
+        }
+        state.counters.crumbs += crumbs.len() as u64;
+        state.counters.bytes += bytes;
+        let layer_names: Vec<String> = layers.iter().map(|l| l.to_string()).collect();
+        let msg = gst::message::Element::builder(
+            gst::Structure::builder("svcsegmenter-segment")
+                .field("seq", seg.seq)
+                .field("pts", seg.pts.unwrap_or(u64::MAX))
+                .field("duration", seg.duration)
+                .field("gops", seg.gops as u32)
+                .field("layers", layers.len() as u32)
+                .field("layer-names", gst::Array::new(layer_names))
+                .field("crumbs", crumbs.len() as u32)
+                .field("bytes", bytes)
+                .field("base-bytes", base_bytes)
+                .field("access-units", seg.aus.len() as u32)
+                .field("starts-with-keyframe", seg.starts_with_keyframe)
+                .build(),
+        )
+        .src(&*self.obj())
+        .build();
+        gst::debug!(
+            CAT,
+            imp = self,
+            "Segment {} : {} GOPs, {} crumbs, {} bytes",
+            seg.seq,
+            seg.gops,
+            crumbs.len(),
+            bytes
+        );
+        Prepared { buffers, msg }
+    }
+
+    fn ensure_src_caps(&self) {
+        let mut state = self.state.lock().unwrap();
+        if state.src_caps_sent {
+            return;
+        }
+        state.src_caps_sent = true;
+        drop(state);
+        let caps = gst::Caps::builder("application/x-crumb")
+            .field("version", 1i32)
+            .build();
+        self.srcpad.push_event(gst::event::Caps::new(&caps));
+    }
+
+    fn push_prepared(&self, prepared: Vec<Prepared>) -> Result<gst::FlowSuccess, gst::FlowError> {
+        if prepared.is_empty() {
+            return Ok(gst::FlowSuccess::Ok);
+        }
+        self.ensure_src_caps();
+        for p in prepared {
+            let _ = self.obj().post_message(p.msg);
+            for buf in p.buffers {
+                self.srcpad.push(buf)?;
+            }
+        }
+        Ok(gst::FlowSuccess::Ok)
+    }
+
+    fn sink_event(&self, pad: &gst::Pad, event: gst::Event) -> bool {
+        use gst::EventView;
+        match event.view() {
+            EventView::Caps(c) => {
+                let caps = c.caps();
+                let Some(codec) = codec_from_caps(caps) else {
+                    gst::element_imp_error!(
+                        self,
+                        gst::StreamError::WrongType,
+                        ("Unsupported caps {}", caps)
+                    );
+                    return false;
+                };
+                let mut state = self.state.lock().unwrap();
+                state.codec = Some(codec);
+                let closed = state.segmenter.set_caps(codec, caps.to_string());
+                drop(state);
+                self.ensure_src_caps();
+                let state = self.state.lock().unwrap();
+                self.output(state, closed).is_ok()
+            }
+            EventView::Eos(_) => {
+                let mut state = self.state.lock().unwrap();
+                let closed = state.segmenter.flush();
+                let no_segments = state.segmenter.stats().segments == 0
+                    && state.segmenter.stats().access_units > 0;
+                let res = self.output(state, closed);
+                if no_segments {
+                    gst::element_imp_warning!(
+                        self,
+                        gst::StreamError::Demux,
+                        ("Stream ended without a key frame: no Segment was made")
+                    );
+                }
+                if let Err(err) = res {
+                    gst::debug!(CAT, imp = self, "Flow {err:?} while draining");
+                }
+                gst::Pad::event_default(pad, Some(&*self.obj()), event)
+            }
+            EventView::FlushStop(_) => {
+                let settings = self.settings.lock().unwrap().clone();
+                let mut state = self.state.lock().unwrap();
+                let codec = state.codec;
+                let caps_sent = state.src_caps_sent;
+                let caps = state.segmenter.caps();
+                *state = State::new(&settings);
+                state.src_caps_sent = caps_sent;
+                if let (Some(c), Some(caps)) = (codec, caps) {
+                    state.codec = Some(c);
+                    state.segmenter.set_caps(c, caps);
+                }
+                drop(state);
+                gst::Pad::event_default(pad, Some(&*self.obj()), event)
+            }
+            _ => gst::Pad::event_default(pad, Some(&*self.obj()), event),
+        }
+    }
+
+    fn src_event(&self, pad: &gst::Pad, event: gst::Event) -> bool {
+        if let gst::EventView::CustomUpstream(ev) = event.view() {
+            if let Some(s) = ev
+                .structure()
+                .filter(|s| s.name() == crate::svcsegmenter::SUCCESS_RATIO_EVENT)
+            {
+                let Ok(rho) = s.get::<f64>("ratio") else {
+                    gst::warning!(CAT, imp = self, "Success-ratio event without a ratio: {s}");
+                    return false;
+                };
+                if !(0.0..=1.0).contains(&rho) {
+                    gst::warning!(CAT, imp = self, "Success ratio {rho} outside 0..1, ignored");
+                    return false;
+                }
+                let mut state = self.state.lock().unwrap();
+                state.segmenter.on_success_ratio(rho);
+                gst::debug!(
+                    CAT,
+                    imp = self,
+                    "rho {rho}: next Segment gets {} GOPs",
+                    state.segmenter.target_gops()
+                );
+                return true;
+            }
+        }
+        gst::Pad::event_default(pad, Some(&*self.obj()), event)
+    }
+
+    fn stats(&self) -> gst::Structure {
+        let state = self.state.lock().unwrap();
+        let s = state.segmenter.stats();
+        gst::Structure::builder("application/x-svcsegmenter-stats")
+            .field("access-units", s.access_units)
+            .field("dropped-before-keyframe", s.dropped_before_keyframe)
+            .field("malformed", state.counters.malformed)
+            .field("segments", s.segments)
+            .field("forced-cuts", s.forced_cuts)
+            .field("parameter-sets-inserted", s.parameter_sets_inserted)
+            .field("crumbs", state.counters.crumbs)
+            .field("bytes", state.counters.bytes)
+            .field("current-gops", state.segmenter.target_gops() as u32)
+            .field("last-success-ratio", s.last_success_ratio.unwrap_or(-1.0))
+            .build()
+    }
+}
+
+struct Prepared {
+    buffers: Vec<gst::Buffer>,
+    msg: gst::Message,
+}
+
+#[glib::object_subclass]
+impl ObjectSubclass for SvcSegmenter {
+    const NAME: &'static str = "GstSvcSegmenter";
+    type Type = super::SvcSegmenter;
+    type ParentType = gst::Element;
+
+    fn with_class(klass: &Self::Class) -> Self {
+        let sinkpad = gst::Pad::builder_from_template(&klass.pad_template("sink").unwrap())
+            .chain_function(|pad, parent, buffer| {
+                SvcSegmenter::catch_panic_pad_function(
+                    parent,
+                    || Err(gst::FlowError::Error),
+                    |imp| imp.sink_chain(pad, buffer),
+                )
+            })
+            .event_function(|pad, parent, event| {
+                SvcSegmenter::catch_panic_pad_function(
+                    parent,
+                    || false,
+                    |imp| imp.sink_event(pad, event),
+                )
+            })
+            .build();
+        let srcpad = gst::Pad::builder_from_template(&klass.pad_template("src").unwrap())
+            .event_function(|pad, parent, event| {
+                SvcSegmenter::catch_panic_pad_function(
+                    parent,
+                    || false,
+                    |imp| imp.src_event(pad, event),
+                )
+            })
+            .build();
+        let settings = Settings::default();
+        let state = State::new(&settings);
+        SvcSegmenter {
+            sinkpad,
+            srcpad,
+            settings: Mutex::new(settings),
+            state: Mutex::new(state),
+        }
+    }
+}
+
+impl ObjectImpl for SvcSegmenter {
+    fn properties() -> &'static [glib::ParamSpec] {
+        static PROPERTIES: Lazy<Vec<glib::ParamSpec>> = Lazy::new(|| {
+            vec![
+                glib::ParamSpecUInt::builder("gops")
+                    .nick("GOPs")
+                    .blurb("Whole GOPs per Segment at the start (|G|); success-ratio events move it within min-gops..max-gops")
+                    .minimum(1)
+                    .maximum(1000)
+                    .default_value(DEFAULT_GOPS)
+                    .mutable_ready()
+                    .build(),
+                glib::ParamSpecUInt::builder("min-gops")
+                    .nick("Minimum GOPs")
+                    .blurb("Fewest GOPs per Segment (|Gmin|)")
+                    .minimum(1)
+                    .maximum(1000)
+                    .default_value(DEFAULT_MIN_GOPS)
+                    .mutable_ready()
+                    .build(),
+                glib::ParamSpecUInt::builder("max-gops")
+                    .nick("Maximum GOPs")
+                    .blurb("Most GOPs per Segment (|Gmax|)")
+                    .minimum(1)
+                    .maximum(1000)
+                    .default_value(DEFAULT_MAX_GOPS)
+                    .mutable_ready()
+                    .build(),
+                glib::ParamSpecDouble::builder("success-threshold")
+                    .nick("Success threshold")
+                    .blurb("Success ratio (0-1) above which a Segment grows by one GOP; at or below it, it shrinks by one")
+                    .minimum(0.0)
+                    .maximum(1.0)
+                    .default_value(DEFAULT_SUCCESS_THRESHOLD)
+                    .mutable_playing()
+                    .build(),
+                glib::ParamSpecUInt::builder("max-crumb-size")
+                    .nick("Maximum crumb size")
+                    .blurb("Enhancement-layer crumbs hold at most this many payload bytes (split at access units; 0 = one crumb per layer). Crumb 1 (headers + base layer) is never split")
+                    .default_value(DEFAULT_MAX_CRUMB_SIZE)
+                    .mutable_playing()
+                    .build(),
+                glib::ParamSpecUInt64::builder("max-segment-duration")
+                    .nick("Maximum Segment duration")
+                    .blurb("A GOP longer than this (ns) is cut without a key frame, bounding memory on streams with missing key frames")
+                    .minimum(1_000_000)
+                    .default_value(DEFAULT_MAX_SEGMENT_DURATION)
+                    .mutable_ready()
+                    .build(),
+                glib::ParamSpecBoxed::builder::<gst::Structure>("stats")
+                    .nick("Statistics")
+                    .blurb("Running counters: access-units, dropped-before-keyframe, malformed, segments, forced-cuts, parameter-sets-inserted, crumbs, bytes, current-gops, last-success-ratio (-1 = none yet)")
+                    .read_only()
+                    .build(),
+            ]
+        });
+        PROPERTIES.as_ref()
+    }
+
+    fn set_property(&self, _id: usize, value: &glib::Value, pspec: &glib::ParamSpec) {
+        let mut settings = self.settings.lock().unwrap();
+        match pspec.name() {
+            "gops" => settings.gops = value.get().expect("type checked upstream"),
+            "min-gops" => settings.min_gops = value.get().expect("type checked upstream"),
+            "max-gops" => settings.max_gops = value.get().expect("type checked upstream"),
+            "success-threshold" => {
+                settings.success_threshold = value.get().expect("type checked upstream")
+            }
+            "max-crumb-size" => {
+                settings.max_crumb_size = value.get().expect("type checked upstream")
+            }
+            "max-segment-duration" => {
+                settings.max_segment_duration = value.get().expect("type checked upstream")
+            }
+            _ => unimplemented!(),
+        }
+        if settings.min_gops > settings.max_gops {
+            gst::warning!(
+                CAT,
+                imp = self,
+                "min-gops {} > max-gops {}: max-gops wins",
+                settings.min_gops,
+                settings.max_gops
+            );
+        }
+        let settings = settings.clone();
+        // Settings reach the segmenter when the element starts (READY -> PAUSED), and
+        // the threshold at once.
+        let mut state = self.state.lock().unwrap();
+        state
+            .segmenter
+            .set_success_threshold(settings.success_threshold);
+    }
+
+    fn property(&self, _id: usize, pspec: &glib::ParamSpec) -> glib::Value {
+        let settings = self.settings.lock().unwrap();
+        match pspec.name() {
+            "gops" => settings.gops.to_value(),
+            "min-gops" => settings.min_gops.to_value(),
+            "max-gops" => settings.max_gops.to_value(),
+            "success-threshold" => settings.success_threshold.to_value(),
+            "max-crumb-size" => settings.max_crumb_size.to_value(),
+            "max-segment-duration" => settings.max_segment_duration.to_value(),
+            "stats" => {
+                drop(settings);
+                self.stats().to_value()
+            }
+            _ => unimplemented!(),
+        }
+    }
+
+    fn constructed(&self) {
+        self.parent_constructed();
+        let obj = self.obj();
+        obj.add_pad(&self.sinkpad).unwrap();
+        obj.add_pad(&self.srcpad).unwrap();
+    }
+}
+
+impl GstObjectImpl for SvcSegmenter {}
+
+impl ElementImpl for SvcSegmenter {
+    fn metadata() -> Option<&'static gst::subclass::ElementMetadata> {
+        static ELEMENT_METADATA: Lazy<gst::subclass::ElementMetadata> = Lazy::new(|| {
+            gst::subclass::ElementMetadata::new(
+                "SVC Segmenter",
+                "Codec/Muxer/Video",
+                "Cuts a layered video stream into Segments of whole GOPs and each Segment into Crumbs by layer (crumb 1 = headers + base layer)",
+                "crumbs developers",
+            )
+        });
+        Some(&*ELEMENT_METADATA)
+    }
+
+    fn pad_templates() -> &'static [gst::PadTemplate] {
+        static PAD_TEMPLATES: Lazy<Vec<gst::PadTemplate>> = Lazy::new(|| {
+            let sink_caps = crate::video_caps();
+            let src_caps = gst::Caps::builder("application/x-crumb").build();
+            vec![
+                gst::PadTemplate::new(
+                    "sink",
+                    gst::PadDirection::Sink,
+                    gst::PadPresence::Always,
+                    &sink_caps,
+                )
+                .unwrap(),
+                gst::PadTemplate::new(
+                    "src",
+                    gst::PadDirection::Src,
+                    gst::PadPresence::Always,
+                    &src_caps,
+                )
+                .unwrap(),
+            ]
+        });
+        PAD_TEMPLATES.as_ref()
+    }
+
+    fn change_state(
+        &self,
+        transition: gst::StateChange,
+    ) -> Result<gst::StateChangeSuccess, gst::StateChangeError> {
+        if transition == gst::StateChange::ReadyToPaused {
+            let settings = self.settings.lock().unwrap().clone();
+            *self.state.lock().unwrap() = State::new(&settings);
+        }
+        self.parent_change_state(transition)
+    }
+}

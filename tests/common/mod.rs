@@ -1,0 +1,245 @@
+// SPDX-License-Identifier: MPL-2.0
+//! Helpers for the integration tests: the plugin registered in-process, pipelines run
+//! to EOS with a bounded wait, decoded frames collected from an appsink.
+#![allow(dead_code)]
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::sync::Once;
+use std::time::Duration;
+
+use gst::prelude::*;
+
+pub fn init() {
+    static INIT: Once = Once::new();
+    INIT.call_once(|| {
+        gst::init().expect("GStreamer initialises");
+        gstcrumbs::plugin_register_static().expect("crumbs plugin registers");
+    });
+}
+
+/// A file in the shared layered test streams, or None (test skipped, said loudly).
+pub fn testdata(name: &str) -> Option<PathBuf> {
+    let p = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("../shared/testdata")
+        .join(name);
+    if p.exists() {
+        Some(p)
+    } else {
+        eprintln!("SKIPPED: test stream {} is not present", p.display());
+        None
+    }
+}
+
+/// What a pipeline run left on the bus.
+#[derive(Debug, Default)]
+pub struct RunResult {
+    pub error: Option<String>,
+    pub warnings: Vec<String>,
+    /// (source element name, structure) of every element message.
+    pub element_messages: Vec<(String, gst::Structure)>,
+}
+
+impl RunResult {
+    pub fn messages(&self, name: &str) -> Vec<&gst::Structure> {
+        self.element_messages
+            .iter()
+            .filter(|(_, s)| s.name() == name)
+            .map(|(_, s)| s)
+            .collect()
+    }
+
+    pub fn messages_from(&self, src: &str, name: &str) -> Vec<&gst::Structure> {
+        self.element_messages
+            .iter()
+            .filter(|(e, s)| e == src && s.name() == name)
+            .map(|(_, s)| s)
+            .collect()
+    }
+}
+
+/// Runs a pipeline to EOS or error, at most `timeout`; then sets it to NULL.
+pub fn run(pipeline: &gst::Pipeline, timeout: Duration) -> RunResult {
+    let bus = pipeline.bus().unwrap();
+    pipeline
+        .set_state(gst::State::Playing)
+        .expect("pipeline starts");
+    let mut res = RunResult::default();
+    let deadline = std::time::Instant::now() + timeout;
+    loop {
+        let left = deadline.saturating_duration_since(std::time::Instant::now());
+        let Some(msg) = bus.timed_pop(gst::ClockTime::from_nseconds(left.as_nanos() as u64)) else {
+            res.error = Some(format!("timeout after {timeout:?}"));
+            break;
+        };
+        use gst::MessageView;
+        match msg.view() {
+            MessageView::Eos(_) => break,
+            MessageView::Error(e) => {
+                res.error = Some(format!(
+                    "{}: {} ({:?})",
+                    e.src()
+                        .map(|s| s.path_string().to_string())
+                        .unwrap_or_default(),
+                    e.error(),
+                    e.debug()
+                ));
+                break;
+            }
+            MessageView::Warning(w) => {
+                res.warnings
+                    .push(format!("{} ({:?})", w.error(), w.debug()))
+            }
+            MessageView::Element(e) => {
+                if let Some(s) = e.structure() {
+                    let src = e.src().map(|s| s.name().to_string()).unwrap_or_default();
+                    res.element_messages.push((src, s.to_owned()));
+                }
+            }
+            _ => {}
+        }
+    }
+    pipeline
+        .set_state(gst::State::Null)
+        .expect("pipeline stops");
+    res
+}
+
+pub fn launch(desc: &str) -> gst::Pipeline {
+    init();
+    gst::parse::launch(desc)
+        .unwrap_or_else(|e| panic!("cannot build '{desc}': {e}"))
+        .downcast::<gst::Pipeline>()
+        .unwrap()
+}
+
+/// One decoded frame.
+#[derive(Debug, Clone)]
+pub struct Frame {
+    pub pts: u64,
+    pub width: i32,
+    pub height: i32,
+    pub hash: u64,
+}
+
+/// Decoded frames of one appsink.
+#[derive(Debug, Clone, Default)]
+pub struct Decoded {
+    pub frames: Vec<Frame>,
+}
+
+impl Decoded {
+    pub fn by_pts(&self) -> BTreeMap<u64, &Frame> {
+        self.frames.iter().map(|f| (f.pts, f)).collect()
+    }
+
+    pub fn resolutions(&self) -> std::collections::BTreeSet<(i32, i32)> {
+        self.frames.iter().map(|f| (f.width, f.height)).collect()
+    }
+
+    pub fn len(&self) -> usize {
+        self.frames.len()
+    }
+}
+
+fn fnv(data: &[u8]) -> u64 {
+    let mut h: u64 = 0xcbf29ce484222325;
+    for b in data {
+        h ^= *b as u64;
+        h = h.wrapping_mul(0x100000001b3);
+    }
+    h
+}
+
+/// Runs `desc` and hashes every frame reaching each appsink named in `sinks`
+/// (raw video; their caps must be fixed to one format, e.g. I420).
+pub fn decode_many(
+    desc: &str,
+    sinks: &[String],
+    timeout: Duration,
+) -> (BTreeMap<String, Decoded>, RunResult) {
+    let pipeline = launch(desc);
+    let mut stores = Vec::new();
+    for name in sinks {
+        let sink = pipeline
+            .by_name(name)
+            .unwrap_or_else(|| panic!("pipeline has no appsink {name}"))
+            .downcast::<gst_app::AppSink>()
+            .unwrap();
+        sink.set_property("sync", false);
+        let frames = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let f2 = frames.clone();
+        sink.set_callbacks(
+            gst_app::AppSinkCallbacks::builder()
+                .new_sample(move |s| {
+                    let sample = s.pull_sample().map_err(|_| gst::FlowError::Eos)?;
+                    let buffer = sample.buffer().ok_or(gst::FlowError::Error)?;
+                    let caps = sample.caps().ok_or(gst::FlowError::Error)?;
+                    let info =
+                        gst_video::VideoInfo::from_caps(caps).map_err(|_| gst::FlowError::Error)?;
+                    let map = buffer.map_readable().map_err(|_| gst::FlowError::Error)?;
+                    f2.lock().unwrap().push(Frame {
+                        pts: buffer.pts().map(|t| t.nseconds()).unwrap_or(u64::MAX),
+                        width: info.width() as i32,
+                        height: info.height() as i32,
+                        hash: fnv(map.as_slice()),
+                    });
+                    Ok(gst::FlowSuccess::Ok)
+                })
+                .build(),
+        );
+        stores.push((name.clone(), frames));
+    }
+    let run = run(&pipeline, timeout);
+    let out = stores
+        .into_iter()
+        .map(|(n, f)| {
+            (
+                n,
+                Decoded {
+                    frames: std::mem::take(&mut *f.lock().unwrap()),
+                },
+            )
+        })
+        .collect();
+    (out, run)
+}
+
+/// Runs `desc` (which must end in `appsink name=frames`) and hashes every frame.
+pub fn decode(desc: &str, timeout: Duration) -> (Decoded, RunResult) {
+    let (mut m, run) = decode_many(desc, &["frames".to_string()], timeout);
+    (m.remove("frames").unwrap(), run)
+}
+
+/// Frames both decodes share (same pts) must be identical.
+pub fn assert_shared_frames_identical(a: &Decoded, b: &Decoded, what: &str) -> usize {
+    let bm = b.by_pts();
+    let mut shared = 0;
+    for f in &a.frames {
+        if let Some(g) = bm.get(&f.pts) {
+            assert_eq!(
+                (f.width, f.height),
+                (g.width, g.height),
+                "{what}: resolution at pts {}",
+                f.pts
+            );
+            assert_eq!(f.hash, g.hash, "{what}: frame at pts {} differs", f.pts);
+            shared += 1;
+        }
+    }
+    shared
+}
+
+/// Two decodes of the same frames without timestamps (raw elementary streams): frame k
+/// of one must be frame k of the other.
+pub fn assert_identical_by_index(a: &Decoded, b: &Decoded, what: &str) {
+    assert_eq!(a.len(), b.len(), "{what}: frame counts");
+    for (k, (f, g)) in a.frames.iter().zip(&b.frames).enumerate() {
+        assert_eq!(
+            (f.width, f.height),
+            (g.width, g.height),
+            "{what}: resolution of frame {k}"
+        );
+        assert_eq!(f.hash, g.hash, "{what}: frame {k} differs");
+    }
+}
