@@ -110,6 +110,10 @@ impl CrumbJoin {
                     self.ensure_segment();
                 }
                 Output::Gap { pts, duration } => {
+                    // Before the first caps there is nothing to play yet: no gap.
+                    if !self.srcpad.has_current_caps() {
+                        continue;
+                    }
                     self.ensure_segment();
                     let ev = gst::event::Gap::builder(gst::ClockTime::from_nseconds(pts))
                         .duration(gst::ClockTime::from_nseconds(duration))

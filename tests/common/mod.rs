@@ -243,3 +243,30 @@ pub fn assert_identical_by_index(a: &Decoded, b: &Decoded, what: &str) {
         assert_eq!(f.hash, g.hash, "{what}: frame {k} differs");
     }
 }
+
+/// Runs `desc` (ending in `appsink name=out`) and returns the caps and every buffer
+/// that reached the sink: real encoded streams to feed elements by hand.
+pub fn collect(desc: &str, timeout: Duration) -> (gst::Caps, Vec<gst::Buffer>) {
+    let pipeline = launch(desc);
+    let sink = pipeline.by_name("out").unwrap().downcast::<gst_app::AppSink>().unwrap();
+    sink.set_property("sync", false);
+    let store = std::sync::Arc::new(std::sync::Mutex::new((None, Vec::new())));
+    let s2 = store.clone();
+    sink.set_callbacks(
+        gst_app::AppSinkCallbacks::builder()
+            .new_sample(move |s| {
+                let sample = s.pull_sample().map_err(|_| gst::FlowError::Eos)?;
+                let mut st = s2.lock().unwrap();
+                if st.0.is_none() {
+                    st.0 = sample.caps().map(|c| c.to_owned());
+                }
+                st.1.push(sample.buffer().unwrap().to_owned());
+                Ok(gst::FlowSuccess::Ok)
+            })
+            .build(),
+    );
+    let res = run(&pipeline, timeout);
+    assert!(res.error.is_none(), "{:?}", res.error);
+    let (caps, bufs) = std::mem::take(&mut *store.lock().unwrap());
+    (caps.expect("caps reached the sink"), bufs)
+}
