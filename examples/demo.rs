@@ -12,7 +12,10 @@ use std::time::{Duration, Instant};
 use gst::prelude::*;
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let seconds: u64 = std::env::args().nth(1).and_then(|s| s.parse().ok()).unwrap_or(20);
+    let seconds: u64 = std::env::args()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(20);
     gst::init()?;
     gstcrumbs::plugin_register_static()?;
 
@@ -29,16 +32,21 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             " t. ! queue ! crumbjoin name=view{d} max-crumbs={d} ! vp8dec ! fakesink name=out{d} sync=false signal-handoffs=true"
         );
     }
-    let pipeline = gst::parse::launch(&desc)?.downcast::<gst::Pipeline>().unwrap();
+    let pipeline = gst::parse::launch(&desc)?
+        .downcast::<gst::Pipeline>()
+        .unwrap();
     let frames: BTreeMap<u32, std::sync::Arc<std::sync::atomic::AtomicU64>> = viewers
         .iter()
         .map(|d| {
             let c = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
             let c2 = c.clone();
-            pipeline.by_name(&format!("out{d}")).unwrap().connect("handoff", false, move |_| {
-                c2.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                None
-            });
+            pipeline
+                .by_name(&format!("out{d}"))
+                .unwrap()
+                .connect("handoff", false, move |_| {
+                    c2.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                    None
+                });
             (*d, c)
         })
         .collect();
@@ -46,8 +54,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     println!("crumbs demo: a live 3-layer VP8 channel cut into Segments and Crumbs, {seconds} s");
     println!();
     println!(
-        "{:>4} {:>8} {:>5} {:>7} {:>10} {:>10} {:>10}  {}",
-        "seg", "length", "GOPs", "crumbs", "base kb/s", "all kb/s", "bytes", "layers"
+        "{:>4} {:>8} {:>5} {:>7} {:>10} {:>10} {:>10}  layers",
+        "seg", "length", "GOPs", "crumbs", "base kb/s", "all kb/s", "bytes"
     );
     pipeline.set_state(gst::State::Playing)?;
     let bus = pipeline.bus().unwrap();
@@ -55,7 +63,9 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let mut segments = 0u32;
     let mut failed = None;
     while Instant::now() < end {
-        let Some(msg) = bus.timed_pop(gst::ClockTime::from_mseconds(200)) else { continue };
+        let Some(msg) = bus.timed_pop(gst::ClockTime::from_mseconds(200)) else {
+            continue;
+        };
         match msg.view() {
             gst::MessageView::Element(e) => {
                 let Some(s) = e.structure() else { continue };
@@ -64,7 +74,10 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
                     let dur = s.get::<u64>("duration")? as f64 / 1e9;
                     let kbps = |b: u64| b as f64 * 8.0 / 1000.0 / dur.max(1e-9);
                     let layers = s.get::<gst::Array>("layer-names")?;
-                    let names: Vec<String> = layers.iter().filter_map(|v| v.get::<String>().ok()).collect();
+                    let names: Vec<String> = layers
+                        .iter()
+                        .filter_map(|v| v.get::<String>().ok())
+                        .collect();
                     println!(
                         "{:>4} {:>7.2}s {:>5} {:>7} {:>10.0} {:>10.0} {:>10}  {}",
                         s.get::<u64>("seq")?,
@@ -86,17 +99,30 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         }
     }
     pipeline.send_event(gst::event::Eos::new());
-    let _ = bus.timed_pop_filtered(gst::ClockTime::from_seconds(5), &[gst::MessageType::Eos, gst::MessageType::Error]);
+    let _ = bus.timed_pop_filtered(
+        gst::ClockTime::from_seconds(5),
+        &[gst::MessageType::Eos, gst::MessageType::Error],
+    );
     pipeline.set_state(gst::State::Null)?;
     if let Some(e) = failed {
         return Err(e.into());
     }
 
     println!();
-    println!("{:<28} {:>8} {:>14} {:>16}", "viewer", "frames", "Segments out", "Segments skipped");
+    println!(
+        "{:<28} {:>8} {:>14} {:>16}",
+        "viewer", "frames", "Segments out", "Segments skipped"
+    );
     for d in viewers {
-        let st = pipeline.by_name(&format!("view{d}")).unwrap().property::<gst::Structure>("stats");
-        let label = if d == 0 { "all crumbs".to_string() } else { format!("max-crumbs={d}") };
+        let st = pipeline
+            .by_name(&format!("view{d}"))
+            .unwrap()
+            .property::<gst::Structure>("stats");
+        let label = if d == 0 {
+            "all crumbs".to_string()
+        } else {
+            format!("max-crumbs={d}")
+        };
         println!(
             "{:<28} {:>8} {:>14} {:>16}",
             label,
@@ -105,8 +131,15 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             st.get::<u64>("segments-skipped")?
         );
     }
-    let st = pipeline.by_name("seg").unwrap().property::<gst::Structure>("stats");
+    let st = pipeline
+        .by_name("seg")
+        .unwrap()
+        .property::<gst::Structure>("stats");
     println!();
-    println!("svcsegmenter: {segments} Segments, {} crumbs, {} bytes", st.get::<u64>("crumbs")?, st.get::<u64>("bytes")?);
+    println!(
+        "svcsegmenter: {segments} Segments, {} crumbs, {} bytes",
+        st.get::<u64>("crumbs")?,
+        st.get::<u64>("bytes")?
+    );
     Ok(())
 }

@@ -6,14 +6,18 @@
 
 use gst::glib;
 
+pub mod channel;
 pub mod core;
 pub mod crumbjoin;
+pub mod crumbsink;
+pub mod p2p;
 pub mod svcsegmenter;
 pub mod svcvp8enc;
 
 fn plugin_init(plugin: &gst::Plugin) -> Result<(), glib::BoolError> {
     svcsegmenter::register(plugin)?;
     crumbjoin::register(plugin)?;
+    crumbsink::register(plugin)?;
     svcvp8enc::register(plugin)?;
     Ok(())
 }

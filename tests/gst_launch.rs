@@ -9,7 +9,11 @@ use std::process::Command;
 fn plugin_dir() -> PathBuf {
     let exe = std::env::current_exe().unwrap();
     let dir = exe.parent().unwrap().parent().unwrap().to_path_buf();
-    assert!(dir.join("libgstcrumbs.so").exists(), "no libgstcrumbs.so in {}", dir.display());
+    assert!(
+        dir.join("libgstcrumbs.so").exists(),
+        "no libgstcrumbs.so in {}",
+        dir.display()
+    );
     dir
 }
 
@@ -26,7 +30,10 @@ fn gst_launch(pipeline: &str) -> Launch {
         .arg("-m")
         .args(shell_words(pipeline))
         .env("GST_PLUGIN_PATH", plugin_dir())
-        .env("GST_REGISTRY", std::env::temp_dir().join("crumbs-test-registry.bin"))
+        .env(
+            "GST_REGISTRY",
+            std::env::temp_dir().join("crumbs-test-registry.bin"),
+        )
         .output()
         .expect("gst-launch-1.0 runs");
     Launch {
@@ -66,7 +73,12 @@ fn joined(stdout: &str) -> Vec<(u32, u32)> {
         .map(|l| {
             let field = |name: &str| -> u32 {
                 let i = l.find(&format!("{name}=(uint)")).unwrap() + name.len() + 7;
-                l[i..].chars().take_while(|c| c.is_ascii_digit()).collect::<String>().parse().unwrap()
+                l[i..]
+                    .chars()
+                    .take_while(|c| c.is_ascii_digit())
+                    .collect::<String>()
+                    .parse()
+                    .unwrap()
             };
             (field("d"), field("crumbs-total"))
         })
@@ -77,13 +89,18 @@ const SRC: &str = "videotestsrc num-buffers=600 ! video/x-raw,width=320,height=2
 
 fn check(encoder: &str, decoder: &str) {
     for max in [1, 0] {
-        let line = format!("{SRC} ! {encoder} ! svcsegmenter ! crumbjoin max-crumbs={max} ! {decoder} ! fakesink");
+        let line = format!(
+            "{SRC} ! {encoder} ! svcsegmenter ! crumbjoin max-crumbs={max} ! {decoder} ! fakesink"
+        );
         let r = gst_launch(&line);
         assert!(r.ok, "gst-launch-1.0 {line}\n{}\n{}", r.stdout, r.stderr);
         let segs = joined(&r.stdout);
         assert!(segs.len() >= 9, "{line}: {} Segments", segs.len());
         for (d, n) in segs {
-            assert!(n >= 2, "{line}: a layered stream has at least 2 crumbs, got {n}");
+            assert!(
+                n >= 2,
+                "{line}: a layered stream has at least 2 crumbs, got {n}"
+            );
             assert_eq!(d, if max == 1 { 1 } else { n }, "{line}");
         }
     }
@@ -96,12 +113,18 @@ fn vp8_paper_ladder_from_gst_launch() {
 
 #[test]
 fn h265_from_gst_launch() {
-    check("x265enc speed-preset=ultrafast key-int-max=60 option-string=\"temporal-layers=1\" ! h265parse", "avdec_h265");
+    check(
+        "x265enc speed-preset=ultrafast key-int-max=60 option-string=\"temporal-layers=1\" ! h265parse",
+        "avdec_h265",
+    );
 }
 
 #[test]
 fn h264_from_gst_launch() {
-    check("x264enc speed-preset=superfast key-int-max=60 bframes=2 b-pyramid=false ! h264parse", "avdec_h264");
+    check(
+        "x264enc speed-preset=superfast key-int-max=60 bframes=2 b-pyramid=false ! h264parse",
+        "avdec_h264",
+    );
 }
 
 #[test]
@@ -109,11 +132,17 @@ fn inspect_lists_every_element() {
     let out = Command::new("gst-inspect-1.0")
         .arg("crumbs")
         .env("GST_PLUGIN_PATH", plugin_dir())
-        .env("GST_REGISTRY", std::env::temp_dir().join("crumbs-test-registry.bin"))
+        .env(
+            "GST_REGISTRY",
+            std::env::temp_dir().join("crumbs-test-registry.bin"),
+        )
         .output()
         .unwrap();
     let text = String::from_utf8_lossy(&out.stdout);
     for e in ["svcsegmenter", "crumbjoin", "svcvp8enc"] {
-        assert!(text.contains(e), "gst-inspect-1.0 crumbs lacks {e}:\n{text}");
+        assert!(
+            text.contains(e),
+            "gst-inspect-1.0 crumbs lacks {e}:\n{text}"
+        );
     }
 }

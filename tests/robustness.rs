@@ -53,7 +53,9 @@ fn crumbs_out(h: &mut gst_check::Harness) -> Vec<Crumb> {
 }
 
 fn stat_u64(el: &gst::Element, field: &str) -> u64 {
-    el.property::<gst::Structure>("stats").get::<u64>(field).unwrap()
+    el.property::<gst::Structure>("stats")
+        .get::<u64>(field)
+        .unwrap()
 }
 
 fn errors_and_warnings(h: &gst_check::Harness) -> (Vec<String>, Vec<String>) {
@@ -97,7 +99,10 @@ fn garbage_is_a_clear_error_not_a_panic() {
     }
     assert_eq!(result, Err(gst::FlowError::Error));
     let (errors, warnings) = errors_and_warnings(&h);
-    assert!(errors.iter().any(|e| e.contains("Not a valid h264 stream")), "{errors:?}");
+    assert!(
+        errors.iter().any(|e| e.contains("Not a valid h264 stream")),
+        "{errors:?}"
+    );
     assert!(!warnings.is_empty());
     assert!(h.try_pull().is_none(), "nothing reaches downstream");
 }
@@ -115,16 +120,27 @@ fn stream_starting_mid_gop_waits_for_a_key_frame() {
     let crumbs = crumbs_out(&mut h);
     let el = h.element().unwrap();
     assert_eq!(stat_u64(&el, "dropped-before-keyframe"), 7);
-    assert!(crumbs.iter().filter(|c| c.index == 1).all(|c| c.segment.starts_with_keyframe));
+    assert!(
+        crumbs
+            .iter()
+            .filter(|c| c.index == 1)
+            .all(|c| c.segment.starts_with_keyframe)
+    );
     let first = crumbs.iter().find(|c| c.index == 1).unwrap();
     assert!(first.units[0].flags & gstcrumbs::core::crumb::UNIT_FLAG_KEYFRAME != 0);
-    let aus: u32 = crumbs.iter().filter(|c| c.index == 1).map(|c| c.segment.au_count).sum();
+    let aus: u32 = crumbs
+        .iter()
+        .filter(|c| c.index == 1)
+        .map(|c| c.segment.au_count)
+        .sum();
     assert_eq!(aus, 45 - 10);
 }
 
 #[test]
 fn truncated_obu_is_dropped_and_cutting_resumes_at_the_next_key_frame() {
-    let Some(file) = testdata("av1-svc-l2t3-640x360.ivf") else { return };
+    let Some(file) = testdata("av1-svc-l2t3-640x360.ivf") else {
+        return;
+    };
     let (caps, bufs) = collect(
         &format!(
             "filesrc location={} ! ivfparse ! av1parse ! video/x-av1,stream-format=obu-stream,alignment=tu ! appsink name=out",
@@ -139,7 +155,8 @@ fn truncated_obu_is_dropped_and_cutting_resumes_at_the_next_key_frame() {
         if i == 20 {
             // Cut the temporal unit in the middle of an OBU: its size field overruns.
             let map = b.map_readable().unwrap();
-            h.push(gst::Buffer::from_slice(map[..map.len() / 2].to_vec())).unwrap();
+            h.push(gst::Buffer::from_slice(map[..map.len() / 2].to_vec()))
+                .unwrap();
         } else {
             h.push(b.clone()).unwrap();
         }
@@ -148,7 +165,10 @@ fn truncated_obu_is_dropped_and_cutting_resumes_at_the_next_key_frame() {
     let crumbs = crumbs_out(&mut h);
     let (errors, warnings) = errors_and_warnings(&h);
     assert!(errors.is_empty(), "{errors:?}");
-    assert!(warnings.iter().any(|w| w.contains("malformed av1")), "{warnings:?}");
+    assert!(
+        warnings.iter().any(|w| w.contains("malformed av1")),
+        "{warnings:?}"
+    );
     // The Segment before the damage is output whole (20 temporal units); the file has
     // no later key frame, so nothing after it is (it would not decode).
     let seg: Vec<_> = crumbs.iter().filter(|c| c.index == 1).collect();
@@ -205,10 +225,19 @@ fn caps_change_mid_stream_starts_a_new_segment_with_the_new_caps() {
 #[test]
 fn success_ratio_moves_gops() {
     let (caps, bufs) = vp8_stream(120);
-    let mut h = segmenter_harness(&[("gops", "2"), ("min-gops", "1"), ("max-gops", "3"), ("success-threshold", "0.5")]);
+    let mut h = segmenter_harness(&[
+        ("gops", "2"),
+        ("min-gops", "1"),
+        ("max-gops", "3"),
+        ("success-threshold", "0.5"),
+    ]);
     h.set_src_caps(caps);
     let gops_of_segments = |h: &mut gst_check::Harness| -> Vec<u16> {
-        crumbs_out(h).iter().filter(|c| c.index == 1).map(|c| c.segment.gops).collect()
+        crumbs_out(h)
+            .iter()
+            .filter(|c| c.index == 1)
+            .map(|c| c.segment.gops)
+            .collect()
     };
     for b in &bufs[..40] {
         h.push(b.clone()).unwrap();
@@ -253,7 +282,8 @@ fn malformed_crumb_is_dropped_with_a_warning() {
     with_bus(&mut j);
     j.set_src_caps_str("application/x-crumb");
     j.play();
-    j.push(gst::Buffer::from_slice(b"this is not a crumb".to_vec())).unwrap();
+    j.push(gst::Buffer::from_slice(b"this is not a crumb".to_vec()))
+        .unwrap();
     let mut damaged = crumbs[0].encode();
     let n = damaged.len();
     damaged[n / 2] ^= 0x40;
@@ -264,8 +294,14 @@ fn malformed_crumb_is_dropped_with_a_warning() {
     j.push_event(gst::event::Eos::new());
     let (errors, warnings) = errors_and_warnings(&j);
     assert!(errors.is_empty(), "{errors:?}");
-    assert!(warnings.iter().any(|w| w.contains("not a crumb")), "{warnings:?}");
-    assert!(warnings.iter().any(|w| w.contains("checksum")), "{warnings:?}");
+    assert!(
+        warnings.iter().any(|w| w.contains("not a crumb")),
+        "{warnings:?}"
+    );
+    assert!(
+        warnings.iter().any(|w| w.contains("checksum")),
+        "{warnings:?}"
+    );
     let st = j.element().unwrap().property::<gst::Structure>("stats");
     assert_eq!(st.get::<u64>("crumbs-malformed").unwrap(), 2);
     // Segment 0 lost crumb 1: skipped; the others play.
@@ -284,7 +320,9 @@ fn lost_segment_gives_a_gap_and_a_clean_decode() {
     let join = pipeline.by_name("join").unwrap();
     let sinkpad = join.static_pad("sink").unwrap();
     sinkpad.add_probe(gst::PadProbeType::BUFFER, |_, info| {
-        let Some(gst::PadProbeData::Buffer(b)) = &info.data else { return gst::PadProbeReturn::Ok };
+        let Some(gst::PadProbeData::Buffer(b)) = &info.data else {
+            return gst::PadProbeReturn::Ok;
+        };
         let b = b.clone();
         // Offset carries the Segment number: drop all of Segment 2.
         if b.offset() == 2 {
@@ -299,19 +337,28 @@ fn lost_segment_gives_a_gap_and_a_clean_decode() {
     let gaps = std::sync::Arc::new(std::sync::atomic::AtomicU32::new(0));
     let disconts = std::sync::Arc::new(std::sync::atomic::AtomicU32::new(0));
     let (g2, d2) = (gaps.clone(), disconts.clone());
-    srcpad.add_probe(gst::PadProbeType::BUFFER | gst::PadProbeType::EVENT_DOWNSTREAM, move |_, info| {
-        match &info.data {
-            Some(gst::PadProbeData::Event(e)) if e.type_() == gst::EventType::Gap => {
-                g2.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+    srcpad.add_probe(
+        gst::PadProbeType::BUFFER | gst::PadProbeType::EVENT_DOWNSTREAM,
+        move |_, info| {
+            match &info.data {
+                Some(gst::PadProbeData::Event(e)) if e.type_() == gst::EventType::Gap => {
+                    g2.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                }
+                Some(gst::PadProbeData::Buffer(b))
+                    if b.flags().contains(gst::BufferFlags::DISCONT) =>
+                {
+                    d2.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                }
+                _ => {}
             }
-            Some(gst::PadProbeData::Buffer(b)) if b.flags().contains(gst::BufferFlags::DISCONT) => {
-                d2.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
-            }
-            _ => {}
-        }
-        gst::PadProbeReturn::Ok
-    });
-    let sink = pipeline.by_name("frames").unwrap().downcast::<gst_app::AppSink>().unwrap();
+            gst::PadProbeReturn::Ok
+        },
+    );
+    let sink = pipeline
+        .by_name("frames")
+        .unwrap()
+        .downcast::<gst_app::AppSink>()
+        .unwrap();
     let frames = std::sync::Arc::new(std::sync::atomic::AtomicU32::new(0));
     let f2 = frames.clone();
     sink.set_callbacks(
@@ -327,7 +374,18 @@ fn lost_segment_gives_a_gap_and_a_clean_decode() {
     assert!(res.error.is_none(), "{:?}", res.error);
     assert_eq!(frames.load(std::sync::atomic::Ordering::SeqCst), 50);
     assert_eq!(gaps.load(std::sync::atomic::Ordering::SeqCst), 1);
-    assert_eq!(disconts.load(std::sync::atomic::Ordering::SeqCst), 2, "first buffer and after the gap");
-    let skipped: Vec<_> = res.messages("crumbjoin-segment").into_iter().filter(|s| s.get::<u32>("d").unwrap() == 0).collect();
-    assert!(skipped.is_empty(), "a Segment never seen is a gap, not a skipped Segment message");
+    assert_eq!(
+        disconts.load(std::sync::atomic::Ordering::SeqCst),
+        2,
+        "first buffer and after the gap"
+    );
+    let skipped: Vec<_> = res
+        .messages("crumbjoin-segment")
+        .into_iter()
+        .filter(|s| s.get::<u32>("d").unwrap() == 0)
+        .collect();
+    assert!(
+        skipped.is_empty(),
+        "a Segment never seen is a gap, not a skipped Segment message"
+    );
 }

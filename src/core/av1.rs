@@ -415,10 +415,13 @@ mod tests {
             let mut data = Vec::new();
             for _ in 0..n {
                 let t = (rng.next_u32() % 16) as u8;
-                let ext = (rng.next_u32() % 2 == 0).then(|| (rng.next_u32() % 8) as u8);
+                let ext = rng
+                    .next_u32()
+                    .is_multiple_of(2)
+                    .then(|| (rng.next_u32() % 8) as u8);
                 let len = (rng.next_u32() % 5) as usize;
                 let mut o = obu(t, ext.map(|e| (e, e & 3)), &rng.bytes(len));
-                if rng.next_u32() % 8 == 0 {
+                if rng.next_u32().is_multiple_of(8) {
                     o[0] ^= 1 << (rng.next_u32() % 8);
                 }
                 data.extend(o);

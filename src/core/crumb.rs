@@ -16,6 +16,7 @@ pub const MAX_CAPS_LEN: usize = 64 * 1024;
 
 const SEGMENT_FLAG_KEYFRAME_START: u8 = 1;
 const SEGMENT_FLAG_HAS_CAPS: u8 = 2;
+const SEGMENT_FLAGS_KNOWN: u8 = SEGMENT_FLAG_KEYFRAME_START | SEGMENT_FLAG_HAS_CAPS;
 
 /// The access unit starts a GOP (key frame / IDR / IRAP).
 pub const UNIT_FLAG_KEYFRAME: u32 = 1;
@@ -174,7 +175,14 @@ impl Crumb {
         let codec =
             Codec::from_byte(r.u8("codec")?).ok_or(CrumbError::Malformed("unknown codec"))?;
         let flags = r.u8("flags")?;
-        r.u8("reserved")?;
+        // Unknown flags and non-zero reserved bytes are refused, not ignored: a reader
+        // accepting them would take several byte strings for one crumb, while a crumb's
+        // torrent info-hash is computed over its exact bytes. Version 1 has one encoding
+        // per crumb; a later version that gives them a meaning bumps VERSION.
+        if flags & !SEGMENT_FLAGS_KNOWN != 0 {
+            return Err(CrumbError::Malformed("unknown segment flags"));
+        }
+        r.reserved_zero(1)?;
         let seq = r.u64("segment seq")?;
         let pts = from_opt(r.u64("segment pts")?);
         let duration = r.u64("segment duration")?;
@@ -184,9 +192,9 @@ impl Crumb {
             return Err(CrumbError::Malformed("crumb index outside 1..=crumb count"));
         }
         let layer = LayerId::new(r.u8("layer")?, r.u8("layer")?, r.u8("layer")?);
-        r.u8("reserved")?;
+        r.reserved_zero(1)?;
         let gops = r.u16("gops")?;
-        r.u16("reserved")?;
+        r.reserved_zero(2)?;
         let au_count = r.u32("access unit count")?;
         let unit_count = r.u32("unit count")? as usize;
         let caps_len = r.u32("caps length")? as usize;
@@ -284,6 +292,14 @@ impl<'a> Reader<'a> {
         let b = &self.data[self.pos..self.pos + n];
         self.pos += n;
         Ok(b)
+    }
+
+    /// Reserved bytes: must be zero in version 1.
+    fn reserved_zero(&mut self, n: usize) -> Result<(), CrumbError> {
+        if self.bytes(n, "reserved")?.iter().any(|&b| b != 0) {
+            return Err(CrumbError::Malformed("reserved bytes are not zero"));
+        }
+        Ok(())
     }
 
     fn u8(&mut self, what: &'static str) -> Result<u8, CrumbError> {
@@ -431,5 +447,23 @@ mod tests {
             Crumb::decode(&reseal(v)),
             Err(CrumbError::Malformed(_))
         ));
+    }
+
+    /// Fuzz finding (crumb_decode): a byte string with a non-zero reserved byte or an
+    /// unknown segment flag, resealed with a valid checksum, decoded to a crumb whose
+    /// encoding differs from the input. Each such field is now refused.
+    #[test]
+    fn only_the_canonical_encoding_is_accepted() {
+        let good = sample().encode();
+        // Offsets: reserved 7, 39, 42..44; segment flags 6.
+        for (at, value) in [(7, 41), (39, 1), (42, 0x80), (43, 1), (6, 0x04), (6, 0x80)] {
+            let mut v = good.clone();
+            v[at] |= value;
+            assert!(
+                matches!(Crumb::decode(&reseal(v)), Err(CrumbError::Malformed(_))),
+                "byte {at} |= {value:#x} accepted"
+            );
+        }
+        assert_eq!(Crumb::decode(&good).unwrap().encode(), good);
     }
 }

@@ -3,15 +3,21 @@
 //! No GStreamer, no tokio, no sockets in here, so the elements and a swarm simulator
 //! run the very same code.
 
+pub mod api;
 pub mod av1;
 pub mod classify;
+pub mod client;
 pub mod crumb;
+pub mod feedback;
 pub mod h264;
 pub mod h265;
 pub mod nal;
 pub mod partition;
+pub mod rate;
 pub mod reassembly;
+pub mod scheduler;
 pub mod segmenter;
+pub mod tracker;
 
 use std::ops::Range;
 

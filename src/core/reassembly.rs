@@ -20,9 +20,13 @@ pub struct OutputAu {
 /// The longest run of crumbs 1, 2, ... present, capped by `max_crumbs` (0 = all).
 /// `crumbs` holds one Segment's crumbs by index.
 pub fn complete_prefix(crumbs: &BTreeMap<u16, Crumb>, max_crumbs: u16) -> u16 {
-    let mut d = 0;
-    while crumbs.contains_key(&(d + 1)) && (max_crumbs == 0 || d < max_crumbs) {
-        d += 1;
+    let mut d: u16 = 0;
+    // Checked: with all 65535 crumbs present, d + 1 would overflow.
+    while let Some(next) = d.checked_add(1) {
+        if !crumbs.contains_key(&next) || (max_crumbs != 0 && d >= max_crumbs) {
+            break;
+        }
+        d = next;
     }
     d
 }
@@ -35,20 +39,23 @@ pub fn assemble(crumbs: &BTreeMap<u16, Crumb>, d: u16) -> Vec<OutputAu> {
     let Some(first) = prefix.first() else {
         return Vec::new();
     };
-    let au_count = first.segment.au_count as usize;
+    let au_count = first.segment.au_count;
     let keep_enhancement_headers = prefix[1..]
         .iter()
         .any(|c| c.layer.is_spatial_or_quality_enhancement());
-    let mut aus: Vec<Option<OutputAu>> = vec![None; au_count];
+    // Keyed by decode index, holding only the access units the prefix has data for: a
+    // table of `au_count` slots would let one crumb that claims 2^32 access units make
+    // the reassembler allocate hundreds of GB.
+    let mut aus: BTreeMap<u32, OutputAu> = BTreeMap::new();
     for crumb in &prefix {
         for unit in &crumb.units {
             if unit.flags & UNIT_FLAG_ENHANCEMENT_ONLY != 0 && !keep_enhancement_headers {
                 continue;
             }
-            let Some(slot) = aus.get_mut(unit.decode_index as usize) else {
+            if unit.decode_index >= au_count {
                 continue;
-            };
-            let au = slot.get_or_insert_with(|| OutputAu {
+            }
+            let au = aus.entry(unit.decode_index).or_insert_with(|| OutputAu {
                 data: Vec::new(),
                 pts: unit.pts,
                 dts: unit.dts,
@@ -58,10 +65,7 @@ pub fn assemble(crumbs: &BTreeMap<u16, Crumb>, d: u16) -> Vec<OutputAu> {
             au.data.extend_from_slice(&unit.payload);
         }
     }
-    aus.into_iter()
-        .flatten()
-        .filter(|a| !a.data.is_empty())
-        .collect()
+    aus.into_values().filter(|a| !a.data.is_empty()).collect()
 }
 
 /// What the reassembler hands downstream, in order.
@@ -145,7 +149,9 @@ impl Reassembler {
     pub fn push(&mut self, crumb: Crumb) -> Vec<Output> {
         self.stats.crumbs_received += 1;
         let seq = crumb.segment.seq;
-        if self.done_seq.is_some_and(|d| seq <= d) {
+        // A crumb of a Segment older than the one in progress is late too: taking it
+        // would output the newer Segment early and then go back in time.
+        if self.done_seq.is_some_and(|d| seq <= d) || self.current_seq.is_some_and(|c| seq < c) {
             self.stats.crumbs_late += 1;
             return Vec::new();
         }
@@ -191,7 +197,10 @@ impl Reassembler {
             return Vec::new();
         };
         // A Segment missing between the last one and this one breaks continuity.
-        if self.done_seq.is_some_and(|prev| seq > prev + 1) {
+        if self
+            .done_seq
+            .is_some_and(|prev| seq > prev.saturating_add(1))
+        {
             self.discont = true;
             self.need_keyframe = true;
         }
@@ -215,27 +224,28 @@ impl Reassembler {
             }) = info
             {
                 out.push(Output::Gap { pts: p, duration });
-                self.last_end = Some(p + duration);
+                // Saturating: pts and duration come from the wire, any u64 is possible.
+                self.last_end = Some(p.saturating_add(duration));
             }
             self.discont = true;
             self.need_keyframe = true;
             return out;
         }
         let first = &crumbs[&1];
-        if let Some(caps) = &first.caps {
-            if self.caps.as_ref() != Some(caps) {
-                self.caps = Some(caps.clone());
-                out.push(Output::Caps(caps.clone()));
-                self.need_keyframe = true;
-            }
+        if let Some(caps) = &first.caps
+            && self.caps.as_ref() != Some(caps)
+        {
+            self.caps = Some(caps.clone());
+            out.push(Output::Caps(caps.clone()));
+            self.need_keyframe = true;
         }
-        if let (Some(end), Some(p)) = (self.last_end, first.segment.pts) {
-            if p > end {
-                out.push(Output::Gap {
-                    pts: end,
-                    duration: p - end,
-                });
-            }
+        if let (Some(end), Some(p)) = (self.last_end, first.segment.pts)
+            && p > end
+        {
+            out.push(Output::Gap {
+                pts: end,
+                duration: p - end,
+            });
         }
         if first.segment.starts_with_keyframe {
             self.need_keyframe = false;
@@ -251,7 +261,10 @@ impl Reassembler {
             n += 1;
             out.push(Output::Au { au, discont });
         }
-        self.last_end = first.segment.pts.map(|p| p + first.segment.duration);
+        self.last_end = first
+            .segment
+            .pts
+            .map(|p| p.saturating_add(first.segment.duration));
         self.stats.segments_output += 1;
         self.stats.access_units_output += n as u64;
         self.outcomes.push(SegmentOutcome {
@@ -439,5 +452,89 @@ mod tests {
         let out = r.push(partition(&segment(1, true), 0)[0].clone());
         assert_eq!(aus(&out).len(), 3);
         assert_eq!(r.take_outcomes()[0].d, 1);
+    }
+
+    /// Fuzz finding (reassemble, out-of-memory): a crumb claiming 2^32 - 1 access units
+    /// made `assemble` allocate a slot for each, about 9 GB for one crumb.
+    #[test]
+    fn huge_access_unit_count_allocates_nothing_for_it() {
+        let mut crumbs = partition(&segment(0, true), 0);
+        crumbs.truncate(1);
+        crumbs[0].segment.au_count = u32::MAX;
+        crumbs[0].units.last_mut().unwrap().decode_index = u32::MAX - 1;
+        let map: BTreeMap<u16, Crumb> = crumbs.into_iter().map(|c| (c.index, c)).collect();
+        let out = assemble(&map, 1);
+        assert_eq!(out.len(), 3, "every unit of crumb 1 still comes out");
+        assert_eq!(
+            out[2].data, b"h\x04\x04",
+            "the last one in decode-index order"
+        );
+    }
+
+    /// Fuzz finding (reassemble, overflow panic): the end of a Segment, pts + duration,
+    /// overflowed for timestamps near u64::MAX, both for an output and a skipped
+    /// Segment.
+    #[test]
+    fn segment_end_saturates() {
+        for only_crumb in [0, 1] {
+            let mut r = Reassembler::new(0);
+            let mut c = partition(&segment(0, true), 0).swap_remove(only_crumb);
+            c.segment.pts = Some(u64::MAX - 1);
+            c.segment.duration = u64::MAX;
+            r.push(c);
+            r.finish();
+            let mut next = partition(&segment(1, true), 0).swap_remove(0);
+            next.segment.pts = Some(u64::MAX - 1);
+            r.push(next);
+            r.finish();
+            assert_eq!(r.take_outcomes().len(), 2);
+        }
+    }
+
+    /// Fuzz finding (reassemble, overflow panic): a crumb of Segment u64::MAX then one
+    /// of an older Segment output the newer Segment first, then the older one, and
+    /// `prev + 1` overflowed. A crumb older than the Segment in progress is late.
+    #[test]
+    fn older_segment_after_a_newer_one_is_late() {
+        let mut r = Reassembler::new(0);
+        let mut out = Vec::new();
+        let mut newest = partition(&segment(5, true), 0).swap_remove(0);
+        newest.segment.seq = u64::MAX;
+        out.extend(r.push(newest));
+        out.extend(r.push(partition(&segment(4, true), 0).swap_remove(0)));
+        out.extend(r.finish());
+        assert_eq!(r.stats().crumbs_late, 1);
+        let seqs: Vec<u64> = r.take_outcomes().iter().map(|o| o.seq).collect();
+        assert_eq!(seqs, vec![u64::MAX]);
+
+        let mut r = Reassembler::new(0);
+        let s5 = partition(&segment(5, true), 0);
+        let s4 = partition(&segment(4, true), 0);
+        r.push(s5[0].clone());
+        r.push(s4[1].clone());
+        r.push(s5[1].clone());
+        let seqs: Vec<u64> = r.take_outcomes().iter().map(|o| o.seq).collect();
+        assert_eq!(
+            seqs,
+            vec![5],
+            "Segment 5 waits for its crumb 2, then is complete"
+        );
+        assert_eq!(r.stats().crumbs_late, 1);
+    }
+
+    /// Found in review beside the fuzz findings: with all 65535 crumbs of a Segment
+    /// present, the prefix count overflowed u16.
+    #[test]
+    fn complete_prefix_of_all_65535_crumbs() {
+        let one = partition(&segment(0, true), 0).swap_remove(1);
+        let map: BTreeMap<u16, Crumb> = (1..=u16::MAX)
+            .map(|k| {
+                let mut c = one.clone();
+                c.index = k;
+                (k, c)
+            })
+            .collect();
+        assert_eq!(complete_prefix(&map, 0), u16::MAX);
+        assert_eq!(complete_prefix(&map, 3), 3);
     }
 }

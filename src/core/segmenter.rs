@@ -153,15 +153,15 @@ impl Segmenter {
                 self.pending_starts_with_keyframe = true;
             }
             self.pending_gops += 1;
-        } else if let (Some(first), Some(pts)) = (self.first_pts(), au.pts) {
-            if pts.saturating_sub(first) >= self.config.max_segment_duration {
-                // A GOP too long for one Segment: cut here; the next Segment depends on
-                // this one and says so (a client that lacks it waits for a key frame).
-                self.stats.forced_cuts += 1;
-                closed = self.close(au.pts);
-                self.pending_starts_with_keyframe = false;
-                self.pending_gops = 1;
-            }
+        } else if let (Some(first), Some(pts)) = (self.first_pts(), au.pts)
+            && pts.saturating_sub(first) >= self.config.max_segment_duration
+        {
+            // A GOP too long for one Segment: cut here; the next Segment depends on
+            // this one and says so (a client that lacks it waits for a key frame).
+            self.stats.forced_cuts += 1;
+            closed = self.close(au.pts);
+            self.pending_starts_with_keyframe = false;
+            self.pending_gops = 1;
         }
         self.pending.push(au);
         closed

@@ -378,29 +378,28 @@ impl SvcSegmenter {
     }
 
     fn src_event(&self, pad: &gst::Pad, event: gst::Event) -> bool {
-        if let gst::EventView::CustomUpstream(ev) = event.view() {
-            if let Some(s) = ev
+        if let gst::EventView::CustomUpstream(ev) = event.view()
+            && let Some(s) = ev
                 .structure()
                 .filter(|s| s.name() == crate::svcsegmenter::SUCCESS_RATIO_EVENT)
-            {
-                let Ok(rho) = s.get::<f64>("ratio") else {
-                    gst::warning!(CAT, imp = self, "Success-ratio event without a ratio: {s}");
-                    return false;
-                };
-                if !(0.0..=1.0).contains(&rho) {
-                    gst::warning!(CAT, imp = self, "Success ratio {rho} outside 0..1, ignored");
-                    return false;
-                }
-                let mut state = self.state.lock().unwrap();
-                state.segmenter.on_success_ratio(rho);
-                gst::debug!(
-                    CAT,
-                    imp = self,
-                    "rho {rho}: next Segment gets {} GOPs",
-                    state.segmenter.target_gops()
-                );
-                return true;
+        {
+            let Ok(rho) = s.get::<f64>("ratio") else {
+                gst::warning!(CAT, imp = self, "Success-ratio event without a ratio: {s}");
+                return false;
+            };
+            if !(0.0..=1.0).contains(&rho) {
+                gst::warning!(CAT, imp = self, "Success ratio {rho} outside 0..1, ignored");
+                return false;
             }
+            let mut state = self.state.lock().unwrap();
+            state.segmenter.on_success_ratio(rho);
+            gst::debug!(
+                CAT,
+                imp = self,
+                "rho {rho}: next Segment gets {} GOPs",
+                state.segmenter.target_gops()
+            );
+            return true;
         }
         gst::Pad::event_default(pad, Some(&*self.obj()), event)
     }

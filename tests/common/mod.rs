@@ -248,7 +248,11 @@ pub fn assert_identical_by_index(a: &Decoded, b: &Decoded, what: &str) {
 /// that reached the sink: real encoded streams to feed elements by hand.
 pub fn collect(desc: &str, timeout: Duration) -> (gst::Caps, Vec<gst::Buffer>) {
     let pipeline = launch(desc);
-    let sink = pipeline.by_name("out").unwrap().downcast::<gst_app::AppSink>().unwrap();
+    let sink = pipeline
+        .by_name("out")
+        .unwrap()
+        .downcast::<gst_app::AppSink>()
+        .unwrap();
     sink.set_property("sync", false);
     let store = std::sync::Arc::new(std::sync::Mutex::new((None, Vec::new())));
     let s2 = store.clone();

@@ -1,0 +1,436 @@
+// SPDX-License-Identifier: MPL-2.0
+//! The channel's IO: the super seed (one librqbit session seeding every crumb of the
+//! window), the spool of crumb files, and the HTTP server (window, .torrent files,
+//! tracker, reports, stats). The algorithms are `core::scheduler`, `core::feedback`
+//! and `core::tracker`; this module only moves bytes between them and the sockets.
+
+mod server;
+
+use std::collections::HashMap;
+use std::net::{IpAddr, SocketAddr};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+
+use anyhow::{Context, bail};
+
+use crate::core::api::{self, CrumbDoc, SegmentDoc, StatsDoc, WindowDoc};
+use crate::core::crumb::Crumb;
+use crate::core::feedback::{Feedback, FeedbackConfig};
+use crate::core::scheduler::{PublishedCrumb, PublishedSegment, Scheduler, SchedulerConfig};
+use crate::core::tracker::{Tracker, TrackerConfig};
+use crate::p2p::{P2pSession, RUNTIME, SessionConfig, TorrentId, make_torrent};
+
+/// How a channel is set up (crumbsink's properties).
+#[derive(Clone, Debug)]
+pub struct ChannelConfig {
+    pub name: String,
+    pub address: IpAddr,
+    /// 0 = pick a free port.
+    pub http_port: u16,
+    pub window: u32,
+    pub start_offset: u32,
+    pub archive: bool,
+    pub piece_size: u32,
+    /// Super seed upload cap in bytes/s (None = unlimited).
+    pub max_upload_rate: Option<u32>,
+    /// None = a private temporary directory, removed on stop.
+    pub spool_dir: Option<PathBuf>,
+    /// External trackers announced in every .torrent besides the built-in one.
+    pub announce_urls: Vec<String>,
+    /// Tracker `interval` (s) told to peers.
+    pub tracker_interval: u32,
+}
+
+/// One crumb as it arrives from svcsegmenter: its header and its exact bytes.
+pub struct IncomingCrumb {
+    pub crumb: Crumb,
+    pub bytes: Vec<u8>,
+}
+
+/// What publishing a Segment did.
+#[derive(Debug, Clone)]
+pub struct PublishOutcome {
+    pub seq: u64,
+    pub crumbs: usize,
+    pub bytes: u64,
+    pub expired: Vec<u64>,
+    pub window: (u64, u64),
+}
+
+/// State shared by the HTTP handlers and the element.
+pub(crate) struct Shared {
+    pub name: String,
+    pub origin: Instant,
+    pub scheduler: Scheduler,
+    pub feedback: Feedback,
+    pub tracker: Tracker,
+    /// .torrent bytes by (seq, index) for every Segment still served.
+    pub torrents: HashMap<(u64, u16), Vec<u8>>,
+    pub caps: Option<String>,
+    pub tracker_url: String,
+    pub stats: StatsDoc,
+}
+
+impl Shared {
+    pub fn now(&self) -> u64 {
+        self.origin.elapsed().as_nanos() as u64
+    }
+
+    fn segment_doc(&self, seq: u64, now: u64) -> Option<SegmentDoc> {
+        let e = self.scheduler.get(seq)?;
+        Some(SegmentDoc {
+            seq,
+            pts: e.pts,
+            duration: e.duration,
+            age_ms: now.saturating_sub(e.published_at) / 1_000_000,
+            crumbs: e
+                .crumbs
+                .iter()
+                .map(|c| CrumbDoc {
+                    index: c.index,
+                    info_hash: api::hex(&c.info_hash),
+                    size: c.size,
+                    layer: [c.layer.0, c.layer.1, c.layer.2],
+                    piece_length: c.piece_length,
+                    torrent: format!("/{}/torrents/{}/{}.torrent", self.name, seq, c.index),
+                })
+                .collect(),
+        })
+    }
+
+    pub fn window_doc(&self) -> WindowDoc {
+        let now = self.now();
+        WindowDoc {
+            version: api::API_VERSION,
+            channel: self.name.clone(),
+            caps: self.caps.clone(),
+            latest: self.scheduler.latest().map(|e| e.seq),
+            start_index: self.scheduler.start_index(),
+            window_size: self.scheduler.config().window,
+            archive: self.scheduler.config().archive,
+            tracker: self.tracker_url.clone(),
+            segments: self
+                .scheduler
+                .window()
+                .iter()
+                .filter_map(|e| self.segment_doc(e.seq, now))
+                .collect(),
+        }
+    }
+
+    pub fn one_segment(&self, seq: u64) -> Option<SegmentDoc> {
+        self.segment_doc(seq, self.now())
+    }
+}
+
+/// A running channel: super seed + HTTP server. Dropping it without `stop` still
+/// frees the port and the session (best effort).
+pub struct Channel {
+    pub(crate) shared: Arc<Mutex<Shared>>,
+    session: Arc<P2pSession>,
+    server: Option<tokio::task::JoinHandle<()>>,
+    http_addr: SocketAddr,
+    spool: PathBuf,
+    private_spool: bool,
+    config: ChannelConfig,
+    /// Torrent ids of seeded crumbs by (seq, index).
+    seeded: HashMap<(u64, u16), TorrentId>,
+}
+
+impl Channel {
+    /// Binds the HTTP server, starts the super seed. Errors name what failed (port in
+    /// use, unwritable spool directory).
+    pub fn start(config: ChannelConfig) -> anyhow::Result<Channel> {
+        if !api::valid_channel_name(&config.name) {
+            bail!(
+                "channel name '{}' must be letters, digits, '-' or '_' (it is a URL path segment)",
+                config.name
+            );
+        }
+        let (spool, private_spool) = match &config.spool_dir {
+            Some(d) => {
+                std::fs::create_dir_all(d)
+                    .with_context(|| format!("cannot create spool-dir {}", d.display()))?;
+                let probe = d.join(".crumbs-write-test");
+                std::fs::write(&probe, b"ok")
+                    .with_context(|| format!("spool-dir {} is not writable", d.display()))?;
+                let _ = std::fs::remove_file(&probe);
+                (d.clone(), false)
+            }
+            None => {
+                let d = std::env::temp_dir().join(format!(
+                    "crumbs-{}-{}-{}",
+                    config.name,
+                    std::process::id(),
+                    unique()
+                ));
+                std::fs::create_dir_all(&d)
+                    .with_context(|| format!("cannot create {}", d.display()))?;
+                (d, true)
+            }
+        };
+        let result = RUNTIME.block_on(Self::start_async(
+            config.clone(),
+            spool.clone(),
+            private_spool,
+        ));
+        if result.is_err() && private_spool {
+            let _ = std::fs::remove_dir_all(&spool);
+        }
+        result
+    }
+
+    async fn start_async(
+        config: ChannelConfig,
+        spool: PathBuf,
+        private_spool: bool,
+    ) -> anyhow::Result<Channel> {
+        let listener = tokio::net::TcpListener::bind((config.address, config.http_port))
+            .await
+            .with_context(|| format!("cannot listen on {}:{}", config.address, config.http_port))?;
+        let http_addr = listener.local_addr()?;
+        let tracker_url = format!("http://{}/{}/announce", fmt_addr(http_addr), config.name);
+        let session = P2pSession::new(SessionConfig {
+            listen_addr: config.address,
+            listen_port: 0,
+            spool_dir: spool.clone(),
+            upload_limit_bps: config.max_upload_rate,
+            download_limit_bps: None,
+            tracker_interval: Some(std::time::Duration::from_secs(
+                config.tracker_interval.max(1) as u64,
+            )),
+            ..Default::default()
+        })
+        .await
+        .context("cannot start the super seed's BitTorrent session")?;
+        let shared = Arc::new(Mutex::new(Shared {
+            name: config.name.clone(),
+            origin: Instant::now(),
+            scheduler: Scheduler::new(SchedulerConfig {
+                window: config.window,
+                start_offset: config.start_offset,
+                archive: config.archive,
+                ..Default::default()
+            }),
+            feedback: Feedback::new(FeedbackConfig::default()),
+            tracker: Tracker::new(TrackerConfig {
+                interval_s: config.tracker_interval.max(1),
+                min_interval_s: (config.tracker_interval / 2).max(1),
+                peer_ttl_ns: 4 * config.tracker_interval.max(1) as u64 * 1_000_000_000,
+                ..Default::default()
+            }),
+            torrents: HashMap::new(),
+            caps: None,
+            tracker_url,
+            stats: StatsDoc {
+                channel: config.name.clone(),
+                ..Default::default()
+            },
+        }));
+        let server = tokio::spawn(server::serve(listener, shared.clone()));
+        Ok(Channel {
+            shared,
+            session: Arc::new(session),
+            server: Some(server),
+            http_addr,
+            spool,
+            private_spool,
+            config,
+            seeded: HashMap::new(),
+        })
+    }
+
+    /// The URL clients join: `http://ADDRESS:PORT/CHANNEL`.
+    pub fn url(&self) -> String {
+        format!("http://{}/{}", fmt_addr(self.http_addr), self.config.name)
+    }
+
+    pub fn http_addr(&self) -> SocketAddr {
+        self.http_addr
+    }
+
+    pub fn p2p_port(&self) -> u16 {
+        self.session.listen_port()
+    }
+
+    pub fn spool_dir(&self) -> &Path {
+        &self.spool
+    }
+
+    /// Torrent Maker + Program Scheduler: every crumb becomes a torrent seeded by the
+    /// super seed; the Segment enters the window; expired Segments stop being seeded
+    /// and their files are deleted (unless archived).
+    pub fn publish(&mut self, crumbs: Vec<IncomingCrumb>) -> anyhow::Result<PublishOutcome> {
+        let Some(first) = crumbs.first() else {
+            bail!("no crumbs to publish")
+        };
+        let info = first.crumb.segment.clone();
+        let seq = info.seq;
+        let mut announce = vec![self.shared.lock().unwrap().tracker_url.clone()];
+        announce.extend(self.config.announce_urls.iter().cloned());
+        let mut published = Vec::with_capacity(crumbs.len());
+        let mut bytes = 0u64;
+        let mut caps = None;
+        for c in &crumbs {
+            let name = format!(
+                "{}-{:010}-{:03}.crumb",
+                self.config.name, seq, c.crumb.index
+            );
+            let path = self.spool.join(&name);
+            std::fs::write(&path, &c.bytes)
+                .with_context(|| format!("cannot write {}", path.display()))?;
+            let torrent = make_torrent(&name, &c.bytes, self.config.piece_size, &announce)?;
+            self.shared
+                .lock()
+                .unwrap()
+                .tracker
+                .register(torrent.info_hash);
+            let id = RUNTIME.block_on(self.session.seed(&torrent, &path, Vec::new()))?;
+            self.seeded.insert((seq, c.crumb.index), id);
+            self.shared
+                .lock()
+                .unwrap()
+                .torrents
+                .insert((seq, c.crumb.index), torrent.bytes.clone());
+            bytes += c.bytes.len() as u64;
+            if c.crumb.caps.is_some() {
+                caps = c.crumb.caps.clone();
+            }
+            published.push(PublishedCrumb {
+                index: c.crumb.index,
+                info_hash: torrent.info_hash,
+                size: c.bytes.len() as u64,
+                layer: (
+                    c.crumb.layer.spatial,
+                    c.crumb.layer.quality,
+                    c.crumb.layer.temporal,
+                ),
+                piece_length: self.config.piece_size,
+            });
+        }
+        let mut shared = self.shared.lock().unwrap();
+        let now = shared.now();
+        let expired = shared.scheduler.publish(
+            PublishedSegment {
+                seq,
+                duration: info.duration,
+                crumbs: published,
+                pts: info.pts,
+            },
+            now,
+        )?;
+        if caps.is_some() {
+            shared.caps = caps;
+        }
+        shared.stats.segments_published += 1;
+        shared.stats.crumbs_published += crumbs.len() as u64;
+        shared.stats.bytes_published += bytes;
+        let mut expired_seqs = Vec::new();
+        let mut to_remove = Vec::new();
+        for e in expired {
+            expired_seqs.push(e.seq);
+            shared.stats.segments_expired += 1;
+            if !e.delete_data() {
+                continue; // archived: still seeded, still tracked, still served
+            }
+            for c in &e.crumbs {
+                shared.tracker.remove_torrent(&c.info_hash);
+                shared.torrents.remove(&(e.seq, c.index));
+                if let Some(id) = self.seeded.remove(&(e.seq, c.index)) {
+                    to_remove.push(id);
+                }
+            }
+        }
+        let window = shared
+            .scheduler
+            .live_range()
+            .map(|r| (*r.start(), *r.end()))
+            .unwrap_or((seq, seq));
+        drop(shared);
+        for id in to_remove {
+            // Deletes the crumb file too.
+            RUNTIME.block_on(self.session.remove(id, true))?;
+        }
+        Ok(PublishOutcome {
+            seq,
+            crumbs: crumbs.len(),
+            bytes,
+            expired: expired_seqs,
+            window,
+        })
+    }
+
+    /// rho of the newest Segment whose deadline passed, once per Segment.
+    pub fn rho_due(&self) -> Option<(u64, f64)> {
+        let mut shared = self.shared.lock().unwrap();
+        let now = shared.now();
+        let Shared {
+            feedback,
+            scheduler,
+            stats,
+            ..
+        } = &mut *shared;
+        let due = feedback.rho_due(now, scheduler);
+        if let Some((seq, rho)) = due {
+            stats.last_rho = Some(rho);
+            stats.last_rho_seq = Some(seq);
+        }
+        due
+    }
+
+    pub fn stats(&self) -> StatsDoc {
+        let mut shared = self.shared.lock().unwrap();
+        let now = shared.now();
+        let Shared {
+            tracker,
+            feedback,
+            scheduler,
+            stats,
+            ..
+        } = &mut *shared;
+        stats.peers_known = tracker.peers_known(now);
+        stats.clients_reporting = feedback.clients_reporting(scheduler);
+        stats.bytes_uploaded = self.session.total_uploaded();
+        stats.torrents_seeded = self.seeded.len();
+        stats.clone()
+    }
+
+    /// Stops the server and the super seed; removes the private spool.
+    pub fn stop(mut self) -> anyhow::Result<()> {
+        self.shutdown()
+    }
+
+    fn shutdown(&mut self) -> anyhow::Result<()> {
+        if let Some(server) = self.server.take() {
+            server.abort();
+        }
+        let res = RUNTIME.block_on(self.session.shutdown());
+        self.seeded.clear();
+        if self.private_spool {
+            let _ = std::fs::remove_dir_all(&self.spool);
+        }
+        res
+    }
+}
+
+impl Drop for Channel {
+    fn drop(&mut self) {
+        if self.server.is_some() {
+            let _ = self.shutdown();
+        }
+    }
+}
+
+fn fmt_addr(a: SocketAddr) -> String {
+    match a {
+        SocketAddr::V4(v) => v.to_string(),
+        SocketAddr::V6(v) => format!("[{}]:{}", v.ip(), v.port()),
+    }
+}
+
+fn unique() -> u64 {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static N: AtomicU64 = AtomicU64::new(0);
+    N.fetch_add(1, Ordering::Relaxed)
+}

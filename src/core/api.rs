@@ -1,0 +1,169 @@
+// SPDX-License-Identifier: MPL-2.0
+//! The channel's HTTP API documents (JSON via serde), shared by the channel (crumbsink)
+//! and the clients (crumbsrc). Plain data: documented in `docs/http-api.md`.
+
+use serde::{Deserialize, Serialize};
+
+/// Version of these documents; a client refuses a window of another major version.
+pub const API_VERSION: u32 = 1;
+
+/// `GET /<channel>`: the live window and where to start.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct WindowDoc {
+    pub version: u32,
+    pub channel: String,
+    /// The stream's caps (crumb 1 of the newest Segment carries them too).
+    pub caps: Option<String>,
+    /// x, the newest Segment.
+    pub latest: Option<u64>,
+    /// x' for the asking client (x - start_offset, kept inside the window).
+    pub start_index: Option<u64>,
+    /// |w|.
+    pub window_size: u32,
+    /// Segments that left the window stay available (`GET /<channel>/segments/<seq>`).
+    pub archive: bool,
+    /// The built-in tracker's announce URL.
+    pub tracker: String,
+    /// Segments x-|w|+1 ..= x, oldest first.
+    pub segments: Vec<SegmentDoc>,
+}
+
+/// One published Segment.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct SegmentDoc {
+    pub seq: u64,
+    /// Presentation time of the Segment's start (ns), when known.
+    pub pts: Option<u64>,
+    /// |s| in ns.
+    pub duration: u64,
+    /// Milliseconds since the channel published it (how much of its deadline is gone).
+    pub age_ms: u64,
+    pub crumbs: Vec<CrumbDoc>,
+}
+
+/// One crumb's torrent.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct CrumbDoc {
+    /// 1-based crumb index.
+    pub index: u16,
+    /// BitTorrent v1 info-hash, 40 hex digits.
+    pub info_hash: String,
+    /// Bytes.
+    pub size: u64,
+    /// [spatial, quality, temporal] of the crumb layer.
+    pub layer: [u8; 3],
+    pub piece_length: u32,
+    /// Path of the .torrent file on this server.
+    pub torrent: String,
+}
+
+/// `POST /<channel>/report`: a client's outcome for one Segment (feeds rho).
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct ReportDoc {
+    pub client_id: String,
+    pub seq: u64,
+    /// Crumb 1 complete by the deadline.
+    pub successful: bool,
+    /// All D crumbs complete by the deadline.
+    pub complete: bool,
+    pub d: u16,
+    /// Measured download rate R, bytes/s.
+    pub rate: f64,
+}
+
+/// `GET /<channel>/stats`.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Default)]
+pub struct StatsDoc {
+    pub channel: String,
+    pub segments_published: u64,
+    pub segments_expired: u64,
+    pub crumbs_published: u64,
+    pub bytes_published: u64,
+    /// Bytes the super seed uploaded to peers.
+    pub bytes_uploaded: u64,
+    pub peers_known: usize,
+    pub clients_reporting: usize,
+    pub reports_accepted: u64,
+    pub reports_rejected: u64,
+    pub announces: u64,
+    pub last_rho: Option<f64>,
+    pub last_rho_seq: Option<u64>,
+    pub torrents_seeded: usize,
+}
+
+/// Hex of an info-hash.
+pub fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// Parses 40 hex digits back into an info-hash.
+pub fn parse_info_hash(s: &str) -> Option<[u8; 20]> {
+    if s.len() != 40 || !s.is_ascii() {
+        return None;
+    }
+    let mut out = [0u8; 20];
+    for (i, o) in out.iter_mut().enumerate() {
+        *o = u8::from_str_radix(&s[2 * i..2 * i + 2], 16).ok()?;
+    }
+    Some(out)
+}
+
+/// A channel name is one URL path segment: letters, digits, '-' and '_'.
+pub fn valid_channel_name(name: &str) -> bool {
+    !name.is_empty()
+        && name.len() <= 64
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn info_hash_hex_round_trip() {
+        let h: [u8; 20] = core::array::from_fn(|i| (i * 13) as u8);
+        assert_eq!(parse_info_hash(&hex(&h)), Some(h));
+        assert_eq!(parse_info_hash("zz"), None);
+        assert_eq!(parse_info_hash(&"g".repeat(40)), None);
+    }
+
+    #[test]
+    fn channel_names() {
+        assert!(valid_channel_name("live-1_a"));
+        assert!(!valid_channel_name(""));
+        assert!(!valid_channel_name("a/b"));
+        assert!(!valid_channel_name("a b"));
+    }
+
+    #[test]
+    fn window_json_round_trip() {
+        let w = WindowDoc {
+            version: API_VERSION,
+            channel: "live".into(),
+            caps: Some("video/x-vp8".into()),
+            latest: Some(9),
+            start_index: Some(6),
+            window_size: 5,
+            archive: false,
+            tracker: "http://127.0.0.1:1/live/announce".into(),
+            segments: vec![SegmentDoc {
+                seq: 9,
+                pts: None,
+                duration: 2_000_000_000,
+                age_ms: 5,
+                crumbs: vec![CrumbDoc {
+                    index: 1,
+                    info_hash: "00".repeat(20),
+                    size: 10,
+                    layer: [0, 0, 0],
+                    piece_length: 16384,
+                    torrent: "/live/torrents/9/1.torrent".into(),
+                }],
+            }],
+        };
+        let s = serde_json::to_string(&w).unwrap();
+        assert_eq!(serde_json::from_str::<WindowDoc>(&s).unwrap(), w);
+    }
+}

@@ -1,0 +1,786 @@
+// SPDX-License-Identifier: MPL-2.0
+//! The Client Engine (paper, section 3.2): Segment selection with Time Extensions,
+//! racing toward x, re-initialisation on failure, and Crumb selection with adaptive D.
+//!
+//! Sans-IO, like quinn-proto: the caller (crumbsrc, or a swarm simulator) feeds events
+//! with an explicit `now` (ns, any monotonic origin) and carries out the [`Action`]s
+//! from [`ClientEngine::poll_actions`]. No clock, socket or runtime in here.
+//!
+//! Semantics chosen (the paper leaves them open):
+//! - A Segment s is begun at t_s; its deadline is t_s + |s| + TE_s. It is *successful*
+//!   when crumb 1 completes at or before the deadline, *complete* when crumbs 1..=D do.
+//! - The engine is *done* with s, and moves on, when all D crumbs are complete (time t)
+//!   or at the deadline, whichever comes first. An event stamped exactly at the
+//!   deadline still counts. Then it emits [`Action::Output`] (the longest complete
+//!   prefix, 0 when crumb 1 is missing) and [`Action::Report`].
+//! - TE_{s+1} = deadline_s - t_{s+1}, never negative. When s+1 is already known, t_{s+1}
+//!   is when s was done (at its deadline, not when a late `tick` noticed it), so
+//!   deadline_{s+1} = deadline_s + |s+1|: spare time accumulates over any number of
+//!   early Segments. Waiting at the live edge for x+1 eats into TE.
+//! - Failure (crumb 1 missing at the deadline): TE is forgotten, D is re-estimated by
+//!   eq. 3, and a fresh window is fetched for a new x'. The engine never goes back
+//!   to a Segment before the failed one: it starts at max(x', failed + 1).
+//! - A Segment that left the window before the engine got to it is skipped, and the
+//!   engine jumps to x' of the window at hand (TE reset, D kept: being late says
+//!   nothing about the link). A sequence number missing *inside* the window (the
+//!   channel failed to publish it) is skipped without touching TE.
+
+use std::collections::BTreeMap;
+
+use super::api::{API_VERSION, ReportDoc, SegmentDoc, WindowDoc};
+use super::rate::RateEstimator;
+
+/// How D, the number of crumbs to fetch, is chosen per Segment.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Adaptation {
+    /// The paper: eq. 3 in the initial stage, then D+1 after a complete Segment, D-1
+    /// otherwise.
+    #[default]
+    Paper,
+    /// Each Segment, D from the measured rate against |s| alone (not TE), with a
+    /// hysteresis band; see [`ClientEngine`]'s `choose_d`.
+    RateBased,
+}
+
+/// Settings of a client engine, as crumbsrc's properties set them.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ClientConfig {
+    pub adaptation: Adaptation,
+    /// Never fetch more than this many crumbs of a Segment (0 = no cap).
+    pub max_crumbs: u16,
+    /// R (bytes/s) to use in eq. 3 before any measurement; `None` starts at D = 1.
+    pub initial_rate: Option<f64>,
+    /// RateBased: share of R·|s| a Segment's crumbs may take, in (0, 1].
+    pub safety: f64,
+    /// Crumbs of the current Segment in flight at once once crumb 1 is complete
+    /// (crumb 1 is always fetched alone). 2 overlaps one torrent's start-up (tracker,
+    /// peer connections) with the transfer of the previous one; more would split the
+    /// link between crumbs and leave several half-done crumbs at the deadline, of
+    /// which only a prefix is any use.
+    pub max_in_flight: u16,
+    /// Least time between two fetch requests (window or archived Segment), ns.
+    pub poll_interval: u64,
+    /// Window of the rate estimate, ns of active download time.
+    pub rate_window: u64,
+}
+
+impl Default for ClientConfig {
+    fn default() -> Self {
+        ClientConfig {
+            adaptation: Adaptation::Paper,
+            max_crumbs: 0,
+            initial_rate: None,
+            safety: 0.8,
+            max_in_flight: 2,
+            poll_interval: 500_000_000,
+            rate_window: 10_000_000_000,
+        }
+    }
+}
+
+/// What the caller must do.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Action {
+    /// Fetch the channel's window and pass it to [`ClientEngine::on_window`].
+    FetchWindow,
+    /// On-demand: fetch an archived Segment's document for [`ClientEngine::on_segment`]
+    /// (or report [`ClientEngine::on_segment_unavailable`]).
+    FetchSegment { seq: u64 },
+    /// Start fetching crumb `index` of Segment `seq`.
+    Download { seq: u64, index: u16 },
+    /// Stop fetching this crumb: its Segment is over (keep seeding what is complete).
+    Cancel { seq: u64, index: u16 },
+    /// Hand crumbs 1..=d of Segment `seq` to reassembly; d = 0: the Segment is skipped.
+    Output {
+        seq: u64,
+        d: u16,
+        record: SegmentRecord,
+    },
+    /// Send this report to the channel (feeds rho).
+    Report(ClientReport),
+}
+
+/// A Segment's report to the channel: [`ReportDoc`] without the client id.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ClientReport {
+    pub seq: u64,
+    pub successful: bool,
+    pub complete: bool,
+    pub d: u16,
+    /// R in bytes/s, 0 when unknown.
+    pub rate: f64,
+}
+
+impl ClientReport {
+    pub fn to_doc(&self, client_id: &str) -> ReportDoc {
+        ReportDoc {
+            client_id: client_id.to_owned(),
+            seq: self.seq,
+            successful: self.successful,
+            complete: self.complete,
+            d: self.d,
+            rate: self.rate,
+        }
+    }
+}
+
+/// What happened to one Segment (for the element's per-Segment message).
+#[derive(Clone, Debug, PartialEq)]
+pub struct SegmentRecord {
+    pub seq: u64,
+    /// Left the window (or unavailable) before the engine got to it: never attempted.
+    pub skipped: bool,
+    /// Crumb 1 complete by the deadline.
+    pub successful: bool,
+    /// Crumbs 1..=D complete by the deadline.
+    pub complete: bool,
+    /// Crumbs output (the longest complete prefix; 0 when not successful).
+    pub d: u16,
+    /// D, the crumbs the engine aimed for.
+    pub d_target: u16,
+    /// Crumbs complete, any index.
+    pub crumbs_done: u16,
+    /// N.
+    pub crumbs_total: u16,
+    /// TE granted to this Segment, ns.
+    pub time_extension: u64,
+    /// R when the Segment was done, bytes/s.
+    pub rate: Option<f64>,
+    pub started_at: u64,
+    pub deadline: u64,
+    pub finished_at: u64,
+}
+
+/// Running counters, for crumbsrc's `stats` property.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct ClientStats {
+    pub segments_successful: u64,
+    pub segments_failed: u64,
+    /// Segments never attempted (left the window, missing, unavailable).
+    pub segments_skipped: u64,
+    /// Successful Segments with all D crumbs.
+    pub segments_complete: u64,
+    /// Mean crumbs output over successful Segments.
+    pub mean_d: f64,
+    /// Changes of the output d between consecutive successful Segments.
+    pub quality_switches: u64,
+    /// First Output with d > 0 minus the engine's creation, ns.
+    pub startup_delay: Option<u64>,
+    /// TE of the Segment begun last, ns.
+    pub time_extension_last: u64,
+    /// D of the current (or last) Segment.
+    pub d_current: u16,
+    pub rate: Option<f64>,
+    pub current_seq: Option<u64>,
+}
+
+/// Why a window was refused.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum ClientError {
+    #[error("channel API version {0} is not supported (expected {API_VERSION})")]
+    Version(u32),
+}
+
+/// Largest d (at least 1) with bytes(crumbs 1..=d) / `rate` <= `budget_ns`: the
+/// paper's eq. 3. `sizes` are crumbs 1..=N; the caller applies caps.
+pub fn fit_prefix(sizes: &[u64], rate: f64, budget_ns: u64) -> u16 {
+    let allowed = rate * budget_ns as f64 / 1e9;
+    let mut sum = 0u64;
+    let mut d = 0u16;
+    for &size in sizes.iter().take(usize::from(u16::MAX)) {
+        sum = sum.saturating_add(size);
+        if sum as f64 > allowed {
+            break;
+        }
+        d += 1;
+    }
+    d.max(1)
+}
+
+#[derive(Clone, Debug)]
+struct SegmentMeta {
+    duration: u64,
+    sizes: Vec<u64>,
+}
+
+impl SegmentMeta {
+    /// Crumbs must be exactly 1..=N (any order): anything else is not a Segment we
+    /// can reason about, and is treated as missing.
+    fn parse(doc: &SegmentDoc) -> Option<SegmentMeta> {
+        let mut crumbs: Vec<_> = doc.crumbs.iter().map(|c| (c.index, c.size)).collect();
+        crumbs.sort_unstable();
+        let ok = !crumbs.is_empty()
+            && crumbs.len() <= usize::from(u16::MAX)
+            && crumbs
+                .iter()
+                .enumerate()
+                .all(|(i, c)| usize::from(c.0) == i + 1);
+        ok.then(|| SegmentMeta {
+            duration: doc.duration,
+            sizes: crumbs.into_iter().map(|c| c.1).collect(),
+        })
+    }
+}
+
+/// The window as last seen.
+#[derive(Clone, Copy, Debug)]
+struct WindowInfo {
+    latest: u64,
+    oldest: u64,
+    start: u64,
+}
+
+/// The Segment being downloaded.
+#[derive(Clone, Debug)]
+struct Current {
+    seq: u64,
+    started_at: u64,
+    deadline: u64,
+    te: u64,
+    d: u16,
+    sizes: Vec<u64>,
+    requested: Vec<bool>,
+    done: Vec<bool>,
+}
+
+impl Current {
+    fn crumb1(&self) -> bool {
+        self.done.first().copied().unwrap_or(false)
+    }
+
+    fn prefix(&self, cap: u16) -> u16 {
+        let run = self.done.iter().take_while(|d| **d).count();
+        u16::try_from(run).unwrap_or(u16::MAX).min(cap)
+    }
+}
+
+/// The client engine; see the module documentation for its exact semantics.
+#[derive(Debug)]
+pub struct ClientEngine {
+    config: ClientConfig,
+    created_at: u64,
+    last_now: u64,
+    rate: RateEstimator,
+    on_demand: bool,
+    segments: BTreeMap<u64, SegmentMeta>,
+    window: Option<WindowInfo>,
+    /// A window arrived since the last (re-)initialisation: x' may be taken from it.
+    window_fresh: bool,
+    current: Option<Current>,
+    /// The Segment to begin next; `None` in the live initial stage (x' decides).
+    next: Option<u64>,
+    /// Newest Segment done (successful or failed): the engine never goes back past it.
+    last_done: Option<u64>,
+    /// Deadline of the previous successful Segment: TE of the next is measured to it.
+    prev_deadline: Option<u64>,
+    /// D and completeness of the previous Segment; `None` in the initial stage.
+    last: Option<(u16, bool)>,
+    last_fetch: Option<u64>,
+    last_output_d: Option<u16>,
+    sum_d: u64,
+    stats: ClientStats,
+    actions: Vec<Action>,
+}
+
+impl ClientEngine {
+    /// A live client in the initial stage: its first action is [`Action::FetchWindow`].
+    pub fn new(mut config: ClientConfig, now: u64) -> Self {
+        config.max_in_flight = config.max_in_flight.max(1);
+        if !(config.safety.is_finite() && config.safety > 0.0) {
+            config.safety = ClientConfig::default().safety;
+        }
+        ClientEngine {
+            rate: RateEstimator::new(config.rate_window),
+            config,
+            created_at: now,
+            last_now: now,
+            on_demand: false,
+            segments: BTreeMap::new(),
+            window: None,
+            window_fresh: false,
+            current: None,
+            next: None,
+            last_done: None,
+            prev_deadline: None,
+            last: None,
+            last_fetch: None,
+            last_output_d: None,
+            sum_d: 0,
+            stats: ClientStats::default(),
+            actions: Vec::new(),
+        }
+    }
+
+    pub fn config(&self) -> &ClientConfig {
+        &self.config
+    }
+
+    /// On-demand playback from Segment `seq` (archived or live): the Segment in
+    /// progress is dropped, no racing toward x, the same deadline logic with each
+    /// Segment's duration. A failure re-initialises TE and D and goes on with the next
+    /// Segment (there is no x' to refresh).
+    pub fn start_at(&mut self, now: u64, seq: u64) {
+        self.last_now = self.last_now.max(now);
+        if let Some(cur) = self.current.take() {
+            self.cancel_in_flight(&cur);
+            self.rate.set_active(now, false);
+        }
+        self.on_demand = true;
+        self.next = Some(seq);
+        self.last_done = None;
+        self.prev_deadline = None;
+        self.last = None;
+        self.last_fetch = None;
+        self.advance(now, true);
+    }
+
+    /// A window from the channel. Keeps the Segments' metadata; in the initial stage
+    /// takes x' from it; at the live edge, begins x+1 once it is there.
+    pub fn on_window(&mut self, now: u64, doc: &WindowDoc) -> Result<(), ClientError> {
+        if doc.version != API_VERSION {
+            return Err(ClientError::Version(doc.version));
+        }
+        self.advance(now, false);
+        for seg in &doc.segments {
+            self.insert_segment(seg);
+        }
+        let newest = doc.segments.iter().map(|s| s.seq).max();
+        if let Some(latest) = doc.latest.or(newest) {
+            let size = u64::from(doc.window_size.max(1));
+            let oldest = doc.segments.iter().map(|s| s.seq).min();
+            let oldest = oldest.unwrap_or_else(|| latest.saturating_sub(size - 1));
+            let start = doc
+                .start_index
+                .unwrap_or(latest)
+                .clamp(oldest, latest.max(oldest));
+            self.window = Some(WindowInfo {
+                latest,
+                oldest,
+                start,
+            });
+            self.window_fresh = true;
+        }
+        self.advance(now, true);
+        self.prune();
+        Ok(())
+    }
+
+    /// One Segment's document (on-demand: `GET /<channel>/segments/<seq>`).
+    pub fn on_segment(&mut self, now: u64, doc: &SegmentDoc) {
+        self.advance(now, false);
+        self.insert_segment(doc);
+        self.advance(now, true);
+        self.prune();
+    }
+
+    /// On-demand: Segment `seq` cannot be had; it is skipped.
+    pub fn on_segment_unavailable(&mut self, now: u64, seq: u64) {
+        self.advance(now, false);
+        if self.on_demand && self.current.is_none() && self.next == Some(seq) {
+            self.skip(now, seq, seq.saturating_add(1));
+        }
+        self.advance(now, true);
+    }
+
+    /// Progress of a crumb (informational: the rate comes from `on_bytes_received`).
+    pub fn on_crumb_progress(&mut self, now: u64, seq: u64, index: u16, have_bytes: u64) {
+        let _ = (seq, index, have_bytes);
+        self.advance(now, true);
+    }
+
+    /// Crumb `index` of Segment `seq` is complete (verified) at `now`.
+    pub fn on_crumb_complete(&mut self, now: u64, seq: u64, index: u16) {
+        self.advance(now, false);
+        let Some(cur) = self.current.as_mut() else {
+            return self.advance(now, true);
+        };
+        let i = usize::from(index);
+        if cur.seq == seq && (1..=cur.done.len()).contains(&i) {
+            cur.done[i - 1] = true;
+            if cur.done.iter().take(usize::from(cur.d)).all(|d| *d) {
+                self.finish(now);
+                self.try_start(now);
+            } else {
+                self.request_more();
+            }
+        }
+        self.advance(now, true);
+    }
+
+    /// The caller's running total of bytes downloaded (all crumbs), for R.
+    pub fn on_bytes_received(&mut self, now: u64, total_bytes: u64) {
+        self.advance(now, false);
+        self.rate.on_bytes(now, total_bytes);
+        self.advance(now, true);
+    }
+
+    /// Checks deadlines and polling timers.
+    pub fn tick(&mut self, now: u64) {
+        self.advance(now, true);
+    }
+
+    /// Everything to do as of `now`, in order.
+    pub fn poll_actions(&mut self, now: u64) -> Vec<Action> {
+        self.advance(now, true);
+        std::mem::take(&mut self.actions)
+    }
+
+    /// When `tick` should be called next at the latest (a deadline or a poll timer).
+    pub fn next_wakeup(&self) -> Option<u64> {
+        match (&self.current, self.last_fetch) {
+            (Some(cur), _) => Some(cur.deadline),
+            (None, Some(f)) => Some(f.saturating_add(self.config.poll_interval)),
+            (None, None) => None,
+        }
+    }
+
+    pub fn rate(&self, now: u64) -> Option<f64> {
+        self.rate.rate(now)
+    }
+
+    pub fn stats(&self) -> ClientStats {
+        let mut s = self.stats.clone();
+        s.rate = self.rate.rate(self.last_now);
+        s.current_seq = self.current.as_ref().map(|c| c.seq).or(self.next);
+        if let Some(cur) = &self.current {
+            s.d_current = cur.d;
+        }
+        s
+    }
+
+    fn insert_segment(&mut self, doc: &SegmentDoc) {
+        if self.current.as_ref().is_some_and(|c| c.seq == doc.seq) {
+            return;
+        }
+        if let Some(meta) = SegmentMeta::parse(doc) {
+            self.segments.insert(doc.seq, meta);
+        }
+    }
+
+    /// Forgets metadata of Segments behind the engine (and, live, behind the window).
+    fn prune(&mut self) {
+        let window = self.window.filter(|_| !self.on_demand).map(|w| w.oldest);
+        let keep = [self.current.as_ref().map(|c| c.seq), self.next, window]
+            .into_iter()
+            .flatten()
+            .min();
+        if let Some(keep) = keep {
+            self.segments = self.segments.split_off(&keep);
+        }
+    }
+
+    fn cap(&self, n: usize) -> u16 {
+        let n = u16::try_from(n).unwrap_or(u16::MAX).max(1);
+        match self.config.max_crumbs {
+            0 => n,
+            m => n.min(m),
+        }
+    }
+
+    /// Processes deadlines up to `now` (`inclusive`: a deadline equal to `now` too),
+    /// begins the next Segment when it can, and asks for what is missing.
+    fn advance(&mut self, now: u64, inclusive: bool) {
+        let now = now.max(self.last_now);
+        self.last_now = now;
+        while let Some(deadline) = self.current.as_ref().map(|c| c.deadline) {
+            if deadline > now || (deadline == now && !inclusive) {
+                return;
+            }
+            self.finish(deadline);
+            self.try_start(deadline);
+        }
+        if !self.try_start(now) {
+            self.request_fetch(now);
+        }
+    }
+
+    /// What to fetch while idle, at most once per poll interval.
+    fn request_fetch(&mut self, now: u64) {
+        let action = match (self.on_demand, self.next) {
+            (true, Some(seq)) => Action::FetchSegment { seq },
+            (true, None) => return,
+            (false, _) => Action::FetchWindow,
+        };
+        if self
+            .last_fetch
+            .is_none_or(|f| now >= f.saturating_add(self.config.poll_interval))
+        {
+            self.last_fetch = Some(now);
+            self.actions.push(action);
+        }
+    }
+
+    /// Begins the next Segment at `at` if it is known; skips what cannot be had.
+    /// Returns whether a Segment is in progress.
+    fn try_start(&mut self, at: u64) -> bool {
+        if self.current.is_some() {
+            return true;
+        }
+        if !self.on_demand && self.next.is_none() {
+            // Initial stage: x' from a window received since (re-)initialisation.
+            let Some(w) = self.window.filter(|_| self.window_fresh) else {
+                return false;
+            };
+            if self.last_done.is_some_and(|d| w.latest < d) {
+                self.last_done = None; // the channel restarted its numbering
+            }
+            let start = self
+                .last_done
+                .map_or(w.start, |d| w.start.max(d.saturating_add(1)));
+            if let Some(done) = self.last_done {
+                self.skip(at, done.saturating_add(1), start);
+            }
+            self.next = Some(start);
+        }
+        let Some(seq) = self.next else {
+            return false;
+        };
+        if self.on_demand {
+            return self.segments.contains_key(&seq) && self.begin(seq, at);
+        }
+        let Some(w) = self.window else {
+            return false;
+        };
+        if seq < w.oldest {
+            // Left the window before we got to it: jump to x' (TE reset, D kept).
+            let to = w.start.max(seq);
+            self.skip(at, seq, to);
+            self.prev_deadline = None;
+            self.next = Some(to);
+            return self.segments.contains_key(&to) && self.begin(to, at);
+        }
+        if self.segments.contains_key(&seq) {
+            return self.begin(seq, at);
+        }
+        match self.segments.range(seq..=w.latest).next().map(|(s, _)| *s) {
+            Some(present) if seq <= w.latest => {
+                // A hole in the numbering: skip it, TE untouched.
+                self.skip(at, seq, present);
+                self.begin(present, at)
+            }
+            _ => false, // x+1 is not published yet: wait (FetchWindow)
+        }
+    }
+
+    /// Skips Segments `from..to`: counted; Output d = 0 for those with metadata.
+    fn skip(&mut self, at: u64, from: u64, to: u64) {
+        if to <= from {
+            return;
+        }
+        self.stats.segments_skipped += to - from;
+        let known: Vec<(u64, u16)> = self
+            .segments
+            .range(from..to)
+            .map(|(s, m)| (*s, u16::try_from(m.sizes.len()).unwrap_or(u16::MAX)))
+            .collect();
+        for (seq, n) in known {
+            let record = SegmentRecord {
+                seq,
+                skipped: true,
+                successful: false,
+                complete: false,
+                d: 0,
+                d_target: 0,
+                crumbs_done: 0,
+                crumbs_total: n,
+                time_extension: 0,
+                rate: self.rate.rate(at),
+                started_at: at,
+                deadline: at,
+                finished_at: at,
+            };
+            self.actions.push(Action::Output { seq, d: 0, record });
+        }
+        self.next = Some(to);
+        self.last_done = Some(to - 1);
+    }
+
+    fn begin(&mut self, seq: u64, at: u64) -> bool {
+        let Some(meta) = self.segments.get(&seq) else {
+            return false;
+        };
+        let te = self.prev_deadline.map_or(0, |d| d.saturating_sub(at));
+        let budget = meta.duration.saturating_add(te);
+        let cap = self.cap(meta.sizes.len());
+        let d = self
+            .choose_d(&meta.sizes, meta.duration, budget, at)
+            .clamp(1, cap);
+        let n = meta.sizes.len();
+        let mut cur = Current {
+            seq,
+            started_at: at,
+            deadline: at.saturating_add(budget),
+            te,
+            d,
+            sizes: meta.sizes.clone(),
+            requested: vec![false; n],
+            done: vec![false; n],
+        };
+        if let Some(first) = cur.requested.first_mut() {
+            *first = true;
+        }
+        self.actions.push(Action::Download { seq, index: 1 });
+        self.rate.set_active(at, true);
+        self.stats.time_extension_last = te;
+        self.stats.d_current = d;
+        self.current = Some(cur);
+        self.last_fetch = None;
+        true
+    }
+
+    /// D for a Segment with crumb `sizes`, duration and budget |s| + TE.
+    ///
+    /// Paper: eq. 3 on |s| + TE in the initial stage, then the D±1 rule.
+    ///
+    /// RateBased, with R̂ the windowed rate of active download time: `up` = largest d
+    /// with bytes(1..d) <= safety·R̂·|s|, `keep` = the same with no margin; D = the
+    /// previous D clamped into [up, keep], minus one after an incomplete Segment.
+    /// Why it beats the paper's rule: (1) it moves to the right D in one Segment after
+    /// a rate change instead of one step per Segment (N = 15 crumbs of 20 s Segments
+    /// would take five minutes to climb); (2) it does not probe: the paper asks for
+    /// D+1 after every complete Segment, so at a steady rate every other Segment
+    /// overcommits, wastes its partial crumb and ends at its deadline; (3) it sizes D
+    /// on |s| alone, what the link sustains, and leaves TE alone, so TE stays as a
+    /// buffer that carries crumb 1 through a dip of the rate, where the paper spends
+    /// TE on quality and runs at TE ≈ 0; (4) the band [up, keep] keeps D still while R
+    /// wanders near a threshold, so quality does not flap.
+    fn choose_d(&self, sizes: &[u64], duration: u64, budget: u64, now: u64) -> u16 {
+        let measured = self.rate.rate(now).filter(|r| r.is_finite() && *r > 0.0);
+        let initial = self
+            .config
+            .initial_rate
+            .filter(|r| r.is_finite() && *r > 0.0);
+        let rate = measured.or(initial);
+        match (self.config.adaptation, self.last, rate) {
+            (Adaptation::Paper, None, Some(r)) => fit_prefix(sizes, r, budget),
+            (_, None, None) => 1,
+            (Adaptation::Paper, Some((d, true)), _)
+            | (Adaptation::RateBased, Some((d, true)), None) => d.saturating_add(1),
+            (_, Some((d, false)), None) | (Adaptation::Paper, Some((d, false)), _) => {
+                d.saturating_sub(1)
+            }
+            (Adaptation::RateBased, last, Some(r)) => {
+                let up = fit_prefix(sizes, self.config.safety * r, duration);
+                let keep = fit_prefix(sizes, r, duration);
+                let (lo, hi) = (up.min(keep), up.max(keep));
+                match last {
+                    None => lo,
+                    Some((d, true)) => d.clamp(lo, hi),
+                    Some((d, false)) => d.clamp(lo, hi).min(d.saturating_sub(1)),
+                }
+            }
+        }
+    }
+
+    /// Requests the next crumbs of the current Segment in index order, crumb 1 alone
+    /// first, at most `max_in_flight` at once, up to D.
+    fn request_more(&mut self) {
+        let limit = usize::from(self.config.max_in_flight);
+        let Some(cur) = self.current.as_mut() else {
+            return;
+        };
+        if !cur.crumb1() {
+            return;
+        }
+        let d = usize::from(cur.d);
+        let mut in_flight = (0..d).filter(|&i| cur.requested[i] && !cur.done[i]).count();
+        for i in 1..d {
+            if in_flight >= limit {
+                break;
+            }
+            if !cur.requested[i] && !cur.done[i] {
+                cur.requested[i] = true;
+                in_flight += 1;
+                let index = u16::try_from(i + 1).unwrap_or(u16::MAX);
+                self.actions.push(Action::Download {
+                    seq: cur.seq,
+                    index,
+                });
+            }
+        }
+    }
+
+    fn cancel_in_flight(&mut self, cur: &Current) {
+        for i in 0..cur.done.len() {
+            if cur.requested[i] && !cur.done[i] {
+                let index = u16::try_from(i + 1).unwrap_or(u16::MAX);
+                self.actions.push(Action::Cancel {
+                    seq: cur.seq,
+                    index,
+                });
+            }
+        }
+    }
+
+    /// The current Segment is done at `t` (all D crumbs, or its deadline).
+    fn finish(&mut self, t: u64) {
+        let Some(cur) = self.current.take() else {
+            return;
+        };
+        self.cancel_in_flight(&cur);
+        self.rate.set_active(t, false);
+        let successful = cur.crumb1();
+        let complete = cur.done.iter().take(usize::from(cur.d)).all(|d| *d);
+        let d = if successful {
+            cur.prefix(self.cap(cur.sizes.len()))
+        } else {
+            0
+        };
+        let rate = self.rate.rate(t);
+        let record = SegmentRecord {
+            seq: cur.seq,
+            skipped: false,
+            successful,
+            complete,
+            d,
+            d_target: cur.d,
+            crumbs_done: u16::try_from(cur.done.iter().filter(|d| **d).count()).unwrap_or(u16::MAX),
+            crumbs_total: u16::try_from(cur.sizes.len()).unwrap_or(u16::MAX),
+            time_extension: cur.te,
+            rate,
+            started_at: cur.started_at,
+            deadline: cur.deadline,
+            finished_at: t,
+        };
+        let report = ClientReport {
+            seq: cur.seq,
+            successful,
+            complete,
+            d,
+            rate: rate.unwrap_or(0.0),
+        };
+        self.actions.push(Action::Output {
+            seq: cur.seq,
+            d,
+            record,
+        });
+        self.actions.push(Action::Report(report));
+        self.last_done = Some(cur.seq);
+        self.last_fetch = None;
+        self.next = Some(cur.seq.saturating_add(1));
+        if successful {
+            self.stats.segments_successful += 1;
+            self.stats.segments_complete += u64::from(complete);
+            self.sum_d += u64::from(d);
+            self.stats.mean_d = self.sum_d as f64 / self.stats.segments_successful as f64;
+            if self.last_output_d.is_some_and(|p| p != d) {
+                self.stats.quality_switches += 1;
+            }
+            self.last_output_d = Some(d);
+            if self.stats.startup_delay.is_none() && d > 0 {
+                self.stats.startup_delay = Some(t.saturating_sub(self.created_at));
+            }
+            self.prev_deadline = Some(cur.deadline);
+            self.last = Some((cur.d, complete));
+        } else {
+            // Back to the initial stage: TE forgotten, D re-estimated, fresh x'.
+            self.stats.segments_failed += 1;
+            self.prev_deadline = None;
+            self.last = None;
+            if !self.on_demand {
+                self.next = None;
+                self.window_fresh = false;
+            }
+        }
+    }
+}

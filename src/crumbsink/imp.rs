@@ -1,0 +1,525 @@
+// SPDX-License-Identifier: MPL-2.0
+//! GStreamer glue of crumbsink: crumbs in, Segments published by `channel::Channel`.
+
+use std::collections::BTreeMap;
+use std::net::IpAddr;
+use std::path::PathBuf;
+use std::sync::Mutex;
+
+use gst::glib;
+use gst::prelude::*;
+use gst::subclass::prelude::*;
+use gst_base::prelude::*;
+use gst_base::subclass::prelude::*;
+use once_cell::sync::Lazy;
+
+use crate::channel::{Channel, ChannelConfig, IncomingCrumb};
+use crate::core::crumb::Crumb;
+
+static CAT: Lazy<gst::DebugCategory> = Lazy::new(|| {
+    gst::DebugCategory::new(
+        "crumbsink",
+        gst::DebugColorFlags::empty(),
+        Some("Live P2P channel"),
+    )
+});
+
+const DEFAULT_CHANNEL: &str = "live";
+const DEFAULT_ADDRESS: &str = "127.0.0.1";
+const DEFAULT_HTTP_PORT: u32 = 0;
+const DEFAULT_WINDOW: u32 = 5;
+const DEFAULT_START_OFFSET: u32 = 3;
+const DEFAULT_PIECE_SIZE: u32 = 16384;
+const DEFAULT_MAX_UPLOAD_RATE: u32 = 0;
+const DEFAULT_ARCHIVE: bool = false;
+const DEFAULT_TRACKER_INTERVAL: u32 = 2;
+
+#[derive(Debug, Clone)]
+struct Settings {
+    channel: String,
+    address: String,
+    http_port: u32,
+    window: u32,
+    start_offset: u32,
+    piece_size: u32,
+    max_upload_rate: u32,
+    spool_dir: Option<String>,
+    archive: bool,
+    announce_urls: Vec<String>,
+    tracker_interval: u32,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Settings {
+            channel: DEFAULT_CHANNEL.into(),
+            address: DEFAULT_ADDRESS.into(),
+            http_port: DEFAULT_HTTP_PORT,
+            window: DEFAULT_WINDOW,
+            start_offset: DEFAULT_START_OFFSET,
+            piece_size: DEFAULT_PIECE_SIZE,
+            max_upload_rate: DEFAULT_MAX_UPLOAD_RATE,
+            spool_dir: None,
+            archive: DEFAULT_ARCHIVE,
+            announce_urls: Vec::new(),
+            tracker_interval: DEFAULT_TRACKER_INTERVAL,
+        }
+    }
+}
+
+#[derive(Default)]
+struct State {
+    channel: Option<Channel>,
+    /// Crumbs of the Segment being received, by index.
+    pending: BTreeMap<u16, IncomingCrumb>,
+    pending_seq: Option<u64>,
+    malformed: u64,
+    incomplete_segments: u64,
+    last_rho: Option<f64>,
+}
+
+#[derive(Default)]
+pub struct CrumbSink {
+    settings: Mutex<Settings>,
+    state: Mutex<State>,
+    url: Mutex<Option<String>>,
+}
+
+impl CrumbSink {
+    fn config(&self) -> Result<ChannelConfig, gst::ErrorMessage> {
+        let s = self.settings.lock().unwrap().clone();
+        let address: IpAddr = s.address.parse().map_err(|_| {
+            gst::error_msg!(
+                gst::ResourceError::Settings,
+                ("address '{}' is not an IP address", s.address)
+            )
+        })?;
+        let rate = match s.max_upload_rate {
+            0 => None,
+            r if r < crate::p2p::session::MIN_RATE_LIMIT_BPS => {
+                gst::warning!(
+                    CAT,
+                    imp = self,
+                    "max-upload-rate {r} B/s is below librqbit's floor; using {}",
+                    crate::p2p::session::MIN_RATE_LIMIT_BPS
+                );
+                Some(crate::p2p::session::MIN_RATE_LIMIT_BPS)
+            }
+            r => Some(r),
+        };
+        Ok(ChannelConfig {
+            name: s.channel,
+            address,
+            http_port: s.http_port.min(65535) as u16,
+            window: s.window,
+            start_offset: s.start_offset,
+            archive: s.archive,
+            piece_size: s.piece_size,
+            max_upload_rate: rate,
+            spool_dir: s.spool_dir.map(PathBuf::from),
+            announce_urls: s.announce_urls,
+            tracker_interval: s.tracker_interval,
+        })
+    }
+
+    /// Publishes the pending Segment: its complete prefix of crumbs (a crumb lost
+    /// upstream makes the crumbs after it useless to every client).
+    fn publish_pending(&self, state: &mut State) -> Result<(), gst::ErrorMessage> {
+        let pending = std::mem::take(&mut state.pending);
+        let Some(seq) = state.pending_seq.take() else {
+            return Ok(());
+        };
+        let total = pending
+            .values()
+            .next()
+            .map_or(0, |c| c.crumb.segment.crumb_count);
+        let crumbs: Vec<IncomingCrumb> = (1u16..)
+            .zip(pending)
+            .take_while(|(expected, (idx, _))| idx == expected)
+            .map(|(_, (_, c))| c)
+            .collect();
+        if crumbs.is_empty() {
+            state.incomplete_segments += 1;
+            gst::warning!(
+                CAT,
+                imp = self,
+                "Segment {seq} has no crumb 1: not published"
+            );
+            return Ok(());
+        }
+        if crumbs.len() < total as usize {
+            state.incomplete_segments += 1;
+            gst::warning!(
+                CAT,
+                imp = self,
+                "Segment {seq}: only crumbs 1..{} of {total} arrived",
+                crumbs.len()
+            );
+        }
+        let channel = state.channel.as_mut().expect("started");
+        let outcome = channel.publish(crumbs).map_err(|e| {
+            gst::error_msg!(
+                gst::ResourceError::Write,
+                ("Cannot publish Segment {}: {:#}", seq, e)
+            )
+        })?;
+        let rho = channel.rho_due();
+        if let Some((_, r)) = rho {
+            state.last_rho = Some(r);
+        }
+        let msg = gst::message::Element::builder(
+            gst::Structure::builder("crumbsink-segment")
+                .field("seq", outcome.seq)
+                .field("crumbs", outcome.crumbs as u32)
+                .field("bytes", outcome.bytes)
+                .field("rho", state.last_rho.unwrap_or(-1.0))
+                .field("window-first", outcome.window.0)
+                .field("window-last", outcome.window.1)
+                .field("expired", gst::Array::new(outcome.expired.iter().copied()))
+                .build(),
+        )
+        .src(&*self.obj())
+        .build();
+        let _ = self.obj().post_message(msg);
+        if let Some((rseq, r)) = rho {
+            gst::debug!(
+                CAT,
+                imp = self,
+                "rho {r:.3} for Segment {rseq}: sent upstream"
+            );
+            let pad = self.obj().static_pad("sink").unwrap();
+            if !pad.push_event(crate::svcsegmenter::success_ratio_event(r, rseq)) {
+                gst::debug!(
+                    CAT,
+                    imp = self,
+                    "no svcsegmenter upstream took the success ratio"
+                );
+            }
+        }
+        Ok(())
+    }
+
+    fn stats(&self) -> gst::Structure {
+        let state = self.state.lock().unwrap();
+        let mut b = gst::Structure::builder("application/x-crumbsink-stats")
+            .field("crumbs-malformed", state.malformed)
+            .field("segments-incomplete", state.incomplete_segments);
+        if let Some(ch) = &state.channel {
+            let s = ch.stats();
+            b = b
+                .field("segments-published", s.segments_published)
+                .field("segments-expired", s.segments_expired)
+                .field("crumbs-published", s.crumbs_published)
+                .field("bytes-published", s.bytes_published)
+                .field("bytes-uploaded", s.bytes_uploaded)
+                .field("peers-known", s.peers_known as u64)
+                .field("clients-reporting", s.clients_reporting as u64)
+                .field("reports-accepted", s.reports_accepted)
+                .field("reports-rejected", s.reports_rejected)
+                .field("torrents-seeded", s.torrents_seeded as u64)
+                .field("last-rho", s.last_rho.unwrap_or(-1.0));
+        }
+        b.build()
+    }
+}
+
+#[glib::object_subclass]
+impl ObjectSubclass for CrumbSink {
+    const NAME: &'static str = "GstCrumbSink";
+    type Type = super::CrumbSink;
+    type ParentType = gst_base::BaseSink;
+}
+
+impl ObjectImpl for CrumbSink {
+    fn properties() -> &'static [glib::ParamSpec] {
+        static PROPERTIES: Lazy<Vec<glib::ParamSpec>> = Lazy::new(|| {
+            vec![
+                glib::ParamSpecString::builder("channel")
+                    .nick("Channel")
+                    .blurb("Channel name: the URL path clients join (letters, digits, '-', '_')")
+                    .default_value(Some(DEFAULT_CHANNEL))
+                    .mutable_ready()
+                    .build(),
+                glib::ParamSpecString::builder("address")
+                    .nick("Address")
+                    .blurb("IP address the HTTP server and the super seed listen on")
+                    .default_value(Some(DEFAULT_ADDRESS))
+                    .mutable_ready()
+                    .build(),
+                glib::ParamSpecUInt::builder("http-port")
+                    .nick("HTTP port")
+                    .blurb("TCP port of the HTTP API and tracker (0 = pick a free one; read it back from url)")
+                    .maximum(65535)
+                    .default_value(DEFAULT_HTTP_PORT)
+                    .mutable_ready()
+                    .build(),
+                glib::ParamSpecUInt::builder("window")
+                    .nick("Window")
+                    .blurb("Live Segments kept available and seeded (|w|)")
+                    .minimum(1)
+                    .maximum(1000)
+                    .default_value(DEFAULT_WINDOW)
+                    .mutable_ready()
+                    .build(),
+                glib::ParamSpecUInt::builder("start-offset")
+                    .nick("Start offset")
+                    .blurb("A joining client starts at x' = x - start-offset (kept inside the window)")
+                    .maximum(1000)
+                    .default_value(DEFAULT_START_OFFSET)
+                    .mutable_ready()
+                    .build(),
+                glib::ParamSpecUInt::builder("piece-size")
+                    .nick("Piece size")
+                    .blurb("BitTorrent piece length of each crumb's torrent in bytes (power of two, >= 16384)")
+                    .minimum(16384)
+                    .maximum(16 * 1024 * 1024)
+                    .default_value(DEFAULT_PIECE_SIZE)
+                    .mutable_ready()
+                    .build(),
+                glib::ParamSpecUInt::builder("max-upload-rate")
+                    .nick("Maximum upload rate")
+                    .blurb("Super seed upload cap in bytes/s (0 = unlimited; librqbit needs at least 16384)")
+                    .default_value(DEFAULT_MAX_UPLOAD_RATE)
+                    .mutable_ready()
+                    .build(),
+                glib::ParamSpecString::builder("spool-dir")
+                    .nick("Spool directory")
+                    .blurb("Directory for crumb files (default: a private temporary directory removed on stop)")
+                    .mutable_ready()
+                    .build(),
+                glib::ParamSpecBoolean::builder("archive")
+                    .nick("Archive")
+                    .blurb("Keep Segments that leave the window (seeded and served) for on-demand viewing")
+                    .default_value(DEFAULT_ARCHIVE)
+                    .mutable_ready()
+                    .build(),
+                glib::ParamSpecString::builder("announce-urls")
+                    .nick("Announce URLs")
+                    .blurb("Comma-separated external tracker announce URLs put in every .torrent besides the built-in tracker")
+                    .mutable_ready()
+                    .build(),
+                glib::ParamSpecUInt::builder("tracker-interval")
+                    .nick("Tracker interval")
+                    .blurb("Announce interval in seconds the built-in tracker tells peers (crumbs live seconds, so short)")
+                    .minimum(1)
+                    .maximum(3600)
+                    .default_value(DEFAULT_TRACKER_INTERVAL)
+                    .mutable_ready()
+                    .build(),
+                glib::ParamSpecString::builder("url")
+                    .nick("URL")
+                    .blurb("The URL clients join (http://ADDRESS:PORT/CHANNEL), once listening")
+                    .read_only()
+                    .build(),
+                glib::ParamSpecBoxed::builder::<gst::Structure>("stats")
+                    .nick("Statistics")
+                    .blurb("segments-published, segments-expired, crumbs-published, bytes-published, bytes-uploaded (by the super seed), peers-known, clients-reporting, reports-accepted, reports-rejected, torrents-seeded, last-rho (-1 = none), crumbs-malformed, segments-incomplete")
+                    .read_only()
+                    .build(),
+            ]
+        });
+        PROPERTIES.as_ref()
+    }
+
+    fn set_property(&self, _id: usize, value: &glib::Value, pspec: &glib::ParamSpec) {
+        let mut s = self.settings.lock().unwrap();
+        match pspec.name() {
+            "channel" => {
+                s.channel = value
+                    .get::<Option<String>>()
+                    .unwrap()
+                    .unwrap_or_else(|| DEFAULT_CHANNEL.into())
+            }
+            "address" => {
+                s.address = value
+                    .get::<Option<String>>()
+                    .unwrap()
+                    .unwrap_or_else(|| DEFAULT_ADDRESS.into())
+            }
+            "http-port" => s.http_port = value.get().unwrap(),
+            "window" => s.window = value.get().unwrap(),
+            "start-offset" => s.start_offset = value.get().unwrap(),
+            "piece-size" => s.piece_size = value.get().unwrap(),
+            "max-upload-rate" => s.max_upload_rate = value.get().unwrap(),
+            "spool-dir" => {
+                s.spool_dir = value
+                    .get::<Option<String>>()
+                    .unwrap()
+                    .filter(|d| !d.is_empty())
+            }
+            "archive" => s.archive = value.get().unwrap(),
+            "announce-urls" => {
+                s.announce_urls = value
+                    .get::<Option<String>>()
+                    .unwrap()
+                    .unwrap_or_default()
+                    .split(',')
+                    .map(|u| u.trim().to_string())
+                    .filter(|u| !u.is_empty())
+                    .collect()
+            }
+            "tracker-interval" => s.tracker_interval = value.get().unwrap(),
+            _ => unimplemented!(),
+        }
+    }
+
+    fn property(&self, _id: usize, pspec: &glib::ParamSpec) -> glib::Value {
+        let s = self.settings.lock().unwrap();
+        match pspec.name() {
+            "channel" => s.channel.to_value(),
+            "address" => s.address.to_value(),
+            "http-port" => s.http_port.to_value(),
+            "window" => s.window.to_value(),
+            "start-offset" => s.start_offset.to_value(),
+            "piece-size" => s.piece_size.to_value(),
+            "max-upload-rate" => s.max_upload_rate.to_value(),
+            "spool-dir" => s.spool_dir.to_value(),
+            "archive" => s.archive.to_value(),
+            "announce-urls" => s.announce_urls.join(",").to_value(),
+            "tracker-interval" => s.tracker_interval.to_value(),
+            "url" => self.url.lock().unwrap().to_value(),
+            "stats" => {
+                drop(s);
+                self.stats().to_value()
+            }
+            _ => unimplemented!(),
+        }
+    }
+
+    fn constructed(&self) {
+        self.parent_constructed();
+        // A channel publishes as fast as Segments come: no clock sync.
+        self.obj().set_sync(false);
+    }
+}
+
+impl GstObjectImpl for CrumbSink {}
+
+impl ElementImpl for CrumbSink {
+    fn metadata() -> Option<&'static gst::subclass::ElementMetadata> {
+        static ELEMENT_METADATA: Lazy<gst::subclass::ElementMetadata> = Lazy::new(|| {
+            gst::subclass::ElementMetadata::new(
+                "Crumb channel sink",
+                "Sink/Network",
+                "A live P2P channel: every crumb becomes a BitTorrent torrent seeded by a super seed, with a window of Segments, a tracker and an HTTP API",
+                "crumbs developers",
+            )
+        });
+        Some(&*ELEMENT_METADATA)
+    }
+
+    fn pad_templates() -> &'static [gst::PadTemplate] {
+        static PAD_TEMPLATES: Lazy<Vec<gst::PadTemplate>> = Lazy::new(|| {
+            vec![
+                gst::PadTemplate::new(
+                    "sink",
+                    gst::PadDirection::Sink,
+                    gst::PadPresence::Always,
+                    &gst::Caps::builder("application/x-crumb").build(),
+                )
+                .unwrap(),
+            ]
+        });
+        PAD_TEMPLATES.as_ref()
+    }
+}
+
+impl BaseSinkImpl for CrumbSink {
+    fn start(&self) -> Result<(), gst::ErrorMessage> {
+        let config = self.config()?;
+        let channel = Channel::start(config.clone()).map_err(|e| {
+            gst::error_msg!(
+                gst::ResourceError::OpenReadWrite,
+                ("Cannot start channel '{}': {:#}", config.name, e)
+            )
+        })?;
+        let url = channel.url();
+        gst::info!(
+            CAT,
+            imp = self,
+            "Channel listening at {url} (BitTorrent port {})",
+            channel.p2p_port()
+        );
+        let msg = gst::message::Element::builder(
+            gst::Structure::builder("crumbsink-listening")
+                .field("url", &url)
+                .field("http-port", channel.http_addr().port() as u32)
+                .field("p2p-port", channel.p2p_port() as u32)
+                .field("spool-dir", channel.spool_dir().display().to_string())
+                .build(),
+        )
+        .src(&*self.obj())
+        .build();
+        *self.url.lock().unwrap() = Some(url);
+        *self.state.lock().unwrap() = State {
+            channel: Some(channel),
+            ..Default::default()
+        };
+        let _ = self.obj().post_message(msg);
+        Ok(())
+    }
+
+    fn stop(&self) -> Result<(), gst::ErrorMessage> {
+        let channel = self.state.lock().unwrap().channel.take();
+        if let Some(ch) = channel
+            && let Err(e) = ch.stop()
+        {
+            gst::warning!(CAT, imp = self, "Channel stop: {e:#}");
+        }
+        *self.url.lock().unwrap() = None;
+        Ok(())
+    }
+
+    fn render(&self, buffer: &gst::Buffer) -> Result<gst::FlowSuccess, gst::FlowError> {
+        let bytes = buffer
+            .map_readable()
+            .map_err(|_| gst::FlowError::Error)?
+            .to_vec();
+        let crumb = match Crumb::decode(&bytes) {
+            Ok(c) => c,
+            Err(err) => {
+                self.state.lock().unwrap().malformed += 1;
+                gst::element_imp_warning!(
+                    self,
+                    gst::StreamError::Demux,
+                    ("Dropped a buffer that is not a valid crumb: {}", err)
+                );
+                return Ok(gst::FlowSuccess::Ok);
+            }
+        };
+        let mut state = self.state.lock().unwrap();
+        let seq = crumb.segment.seq;
+        if state.pending_seq.is_some_and(|p| p != seq) {
+            self.publish_pending(&mut state).map_err(|e| {
+                self.post_error_message(e);
+                gst::FlowError::Error
+            })?;
+        }
+        state.pending_seq = Some(seq);
+        let complete = crumb.segment.crumb_count as usize;
+        state
+            .pending
+            .insert(crumb.index, IncomingCrumb { crumb, bytes });
+        if state.pending.len() >= complete {
+            self.publish_pending(&mut state).map_err(|e| {
+                self.post_error_message(e);
+                gst::FlowError::Error
+            })?;
+        }
+        Ok(gst::FlowSuccess::Ok)
+    }
+
+    fn event(&self, event: gst::Event) -> bool {
+        if let gst::EventView::Eos(_) = event.view() {
+            let mut state = self.state.lock().unwrap();
+            if state.channel.is_some()
+                && let Err(e) = self.publish_pending(&mut state)
+            {
+                drop(state);
+                self.post_error_message(e);
+                return false;
+            }
+        }
+        self.parent_event(event)
+    }
+}

@@ -1,0 +1,516 @@
+// SPDX-License-Identifier: MPL-2.0
+//! [`P2pSession`]: one librqbit session, configured for crumbs.
+//!
+//! TCP only (uTP off), no DHT, no local service discovery, no persistence, an
+//! explicit listen address (loopback or a test namespace's address) whose bound port
+//! is also the port announced to trackers, a short connect timeout, and session-wide
+//! upload/download limits in bytes/s that can change live.
+
+use std::{
+    fmt,
+    net::{IpAddr, Ipv4Addr, SocketAddr},
+    num::NonZeroU32,
+    path::{Path, PathBuf},
+    sync::{
+        Arc,
+        atomic::{AtomicBool, Ordering},
+    },
+    time::{Duration, Instant},
+};
+
+use anyhow::{Context, anyhow, bail, ensure};
+use librqbit::{
+    AddTorrent, AddTorrentOptions, AddTorrentResponse, ConnectionOptions, ListenerMode,
+    ListenerOptions, ManagedTorrent, PeerConnectionOptions, Session, SessionOptions,
+    TorrentStatsState, api::TorrentIdOrHash, limits::LimitsConfig,
+};
+
+use super::{
+    runtime::RUNTIME,
+    torrent::{MadeTorrent, hex, parse_torrent},
+};
+
+/// The lowest rate limit librqbit can honour: it takes whole 16 KiB blocks from the
+/// limiter, and a limit below one block per second stops transfers altogether.
+pub const MIN_RATE_LIMIT_BPS: u32 = 16 * 1024;
+
+/// How long [`P2pSession::seed`] waits for librqbit's hash check of the file.
+const SEED_CHECK_TIMEOUT: Duration = Duration::from_secs(30);
+/// How long [`P2pSession::shutdown`] waits for the listening port to close.
+const SHUTDOWN_PORT_TIMEOUT: Duration = Duration::from_secs(3);
+
+/// Settings of a [`P2pSession`]. `Default` is loopback, any port, no limits.
+#[derive(Debug, Clone)]
+pub struct SessionConfig {
+    /// Address to listen on for peers (TCP); also where downloads connect from.
+    pub listen_addr: IpAddr,
+    /// TCP port to listen on; 0 = pick a free one ([`P2pSession::listen_port`]).
+    pub listen_port: u16,
+    /// Default folder for downloads (created if missing).
+    pub spool_dir: PathBuf,
+    /// Session-wide upload limit in bytes/s (None = unlimited; raised to
+    /// [`MIN_RATE_LIMIT_BPS`] if lower).
+    pub upload_limit_bps: Option<u32>,
+    /// Session-wide download limit in bytes/s (as `upload_limit_bps`).
+    pub download_limit_bps: Option<u32>,
+    /// Timeout of an outgoing peer connection. A failed peer is retried by librqbit
+    /// only after 10 s or more, whatever this is.
+    pub connect_timeout: Duration,
+    /// Re-announce to trackers this often instead of the tracker's `interval`
+    /// (None = as the tracker says). The tracker is how a running download learns
+    /// of new peers.
+    pub tracker_interval: Option<Duration>,
+}
+
+impl Default for SessionConfig {
+    fn default() -> Self {
+        Self {
+            listen_addr: IpAddr::V4(Ipv4Addr::LOCALHOST),
+            listen_port: 0,
+            spool_dir: std::env::temp_dir().join("crumbs-spool"),
+            upload_limit_bps: None,
+            download_limit_bps: None,
+            connect_timeout: Duration::from_secs(2),
+            tracker_interval: None,
+        }
+    }
+}
+
+/// A torrent in a [`P2pSession`], named by its info hash (stable across
+/// [`P2pSession::add_peers`], and what the channel's window lists).
+#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct TorrentId(pub [u8; 20]);
+
+impl fmt::Display for TorrentId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&hex(&self.0))
+    }
+}
+
+impl fmt::Debug for TorrentId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "TorrentId({self})")
+    }
+}
+
+impl TorrentId {
+    fn key(self) -> TorrentIdOrHash {
+        TorrentIdOrHash::Hash(librqbit_core::Id20::new(self.0))
+    }
+}
+
+/// Where a torrent stands, from librqbit's counters (exact bytes, not averages).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Progress {
+    /// Bytes of verified pieces on disk.
+    pub have_bytes: u64,
+    pub total_bytes: u64,
+    /// All pieces verified.
+    pub finished: bool,
+    /// Bytes this torrent uploaded since it last went live.
+    pub uploaded_bytes: u64,
+    /// librqbit's error, when the torrent failed (e.g. a disk error).
+    pub error: Option<String>,
+}
+
+/// One librqbit session. Every method may be awaited on any runtime or called
+/// through `RUNTIME.block_on`; librqbit's own tasks always run on [`RUNTIME`].
+pub struct P2pSession {
+    session: Arc<Session>,
+    listen_addr: SocketAddr,
+    tracker_interval: Option<Duration>,
+    stopped: AtomicBool,
+}
+
+impl fmt::Debug for P2pSession {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("P2pSession")
+            .field("listen_addr", &self.listen_addr)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Runs `fut` as a task of [`RUNTIME`] (librqbit spawns onto the current runtime).
+async fn on_runtime<T: Send + 'static>(
+    fut: impl Future<Output = anyhow::Result<T>> + Send + 'static,
+) -> anyhow::Result<T> {
+    RUNTIME
+        .spawn(fut)
+        .await
+        .map_err(|e| anyhow!("p2p task failed: {e}"))?
+}
+
+fn limit(bps: Option<u32>) -> Option<NonZeroU32> {
+    bps.and_then(NonZeroU32::new)
+        .map(|b| b.max(NonZeroU32::new(MIN_RATE_LIMIT_BPS).unwrap()))
+}
+
+/// A free TCP port on `ip` right now (librqbit must be given the port it announces,
+/// so port 0 is resolved here; the socket is closed again before librqbit binds).
+fn free_port(ip: IpAddr) -> anyhow::Result<u16> {
+    let l = std::net::TcpListener::bind((ip, 0)).with_context(|| format!("binding {ip}:0"))?;
+    Ok(l.local_addr()?.port())
+}
+
+fn port_is_free(addr: SocketAddr) -> bool {
+    std::net::TcpListener::bind(addr).is_ok()
+}
+
+impl P2pSession {
+    /// Starts a session listening on `cfg.listen_addr:cfg.listen_port`.
+    pub async fn new(cfg: SessionConfig) -> anyhow::Result<Self> {
+        on_runtime(Self::new_inner(cfg)).await
+    }
+
+    async fn new_inner(cfg: SessionConfig) -> anyhow::Result<Self> {
+        tokio::fs::create_dir_all(&cfg.spool_dir)
+            .await
+            .with_context(|| format!("creating spool dir {}", cfg.spool_dir.display()))?;
+        // With port 0 another process may take the port we picked before librqbit
+        // binds it: pick again then.
+        let attempts = if cfg.listen_port == 0 { 5 } else { 1 };
+        let mut last_err = None;
+        for _ in 0..attempts {
+            let port = match cfg.listen_port {
+                0 => free_port(cfg.listen_addr)?,
+                p => p,
+            };
+            let listen_addr = SocketAddr::new(cfg.listen_addr, port);
+            let opts = SessionOptions {
+                dht: None,
+                persistence: None,
+                fastresume: false,
+                disable_local_service_discovery: true,
+                listen: Some(ListenerOptions {
+                    mode: ListenerMode::TcpOnly,
+                    listen_addr,
+                    enable_upnp_port_forwarding: false,
+                    utp_opts: None,
+                    // librqbit leaves the announce port unset for a loopback
+                    // address, and then tells trackers port 4240.
+                    announce_port: Some(port),
+                    ipv4_only: cfg.listen_addr.is_ipv4(),
+                    ..Default::default()
+                }),
+                connect: Some(ConnectionOptions {
+                    proxy_url: None,
+                    enable_tcp: true,
+                    peer_opts: Some(PeerConnectionOptions {
+                        connect_timeout: Some(cfg.connect_timeout),
+                        ..Default::default()
+                    }),
+                }),
+                ratelimits: LimitsConfig {
+                    upload_bps: limit(cfg.upload_limit_bps),
+                    download_bps: limit(cfg.download_limit_bps),
+                },
+                client_name_and_version: Some(format!(
+                    "crumbs {} (rqbit {})",
+                    env!("CARGO_PKG_VERSION"),
+                    librqbit::version()
+                )),
+                ..Default::default()
+            };
+            match Session::new_with_opts(cfg.spool_dir.clone(), opts).await {
+                Ok(session) => {
+                    let bound = session
+                        .listen_addr()
+                        .context("librqbit session has no listener")?;
+                    return Ok(Self {
+                        session,
+                        listen_addr: bound,
+                        tracker_interval: cfg.tracker_interval,
+                        stopped: AtomicBool::new(false),
+                    });
+                }
+                Err(e) => last_err = Some(e.context(format!("listening on {listen_addr}"))),
+            }
+        }
+        Err(last_err.unwrap_or_else(|| anyhow!("no attempt made")))
+    }
+
+    /// The TCP port peers reach this session on (the bound one when 0 was asked).
+    pub fn listen_port(&self) -> u16 {
+        self.listen_addr.port()
+    }
+
+    /// The address peers reach this session on.
+    pub fn listen_addr(&self) -> SocketAddr {
+        self.listen_addr
+    }
+
+    fn add_options(
+        &self,
+        output_folder: &Path,
+        initial_peers: Vec<SocketAddr>,
+    ) -> anyhow::Result<AddTorrentOptions> {
+        Ok(AddTorrentOptions {
+            // Existing files are hash-checked and what verifies is kept.
+            overwrite: true,
+            output_folder: Some(
+                output_folder
+                    .to_str()
+                    .with_context(|| format!("{} is not UTF-8", output_folder.display()))?
+                    .to_owned(),
+            ),
+            initial_peers: (!initial_peers.is_empty()).then_some(initial_peers),
+            force_tracker_interval: self.tracker_interval,
+            ..Default::default()
+        })
+    }
+
+    async fn add(
+        &self,
+        torrent_bytes: Vec<u8>,
+        opts: AddTorrentOptions,
+    ) -> anyhow::Result<Arc<ManagedTorrent>> {
+        let session = self.session.clone();
+        on_runtime(async move {
+            let resp = session
+                .add_torrent(AddTorrent::from_bytes(torrent_bytes), Some(opts))
+                .await?;
+            match resp {
+                AddTorrentResponse::Added(_, h) | AddTorrentResponse::AlreadyManaged(_, h) => Ok(h),
+                AddTorrentResponse::ListOnly(_) => bail!("librqbit only listed the torrent"),
+            }
+        })
+        .await
+    }
+
+    /// Seeds a crumb already written to `data_path` (whose file name must be the
+    /// torrent's name). librqbit hash-checks the file first; this returns once the
+    /// torrent is live and complete, and fails (and drops the torrent) if the file
+    /// does not match. `initial_peers` are connected to at once (e.g. other seeds).
+    pub async fn seed(
+        &self,
+        torrent: &MadeTorrent,
+        data_path: &Path,
+        initial_peers: Vec<SocketAddr>,
+    ) -> anyhow::Result<TorrentId> {
+        let file_name = data_path.file_name().and_then(|n| n.to_str());
+        ensure!(
+            file_name == Some(torrent.name.as_str()),
+            "{} must be named {:?} as in the torrent",
+            data_path.display(),
+            torrent.name
+        );
+        let len = tokio::fs::metadata(data_path)
+            .await
+            .with_context(|| format!("reading {}", data_path.display()))?
+            .len();
+        ensure!(
+            len == torrent.length,
+            "{} has {len} bytes, the torrent {}",
+            data_path.display(),
+            torrent.length
+        );
+        let folder = match data_path.parent() {
+            Some(p) if !p.as_os_str().is_empty() => p.to_owned(),
+            _ => PathBuf::from("."),
+        };
+        let opts = self.add_options(&folder, initial_peers)?;
+        let handle = self.add(torrent.bytes.clone(), opts).await?;
+        let id = TorrentId(handle.info_hash().0);
+        let checked = tokio::time::timeout(SEED_CHECK_TIMEOUT, handle.wait_until_initialized())
+            .await
+            .map_err(|_| anyhow!("hash check of {} took over {SEED_CHECK_TIMEOUT:?}", id))
+            .and_then(|r| r);
+        let progress = self.progress(id);
+        match (checked, progress) {
+            (Ok(()), Ok(p)) if p.finished => Ok(id),
+            (checked, progress) => {
+                let _ = self.remove(id, false).await;
+                checked?;
+                let p = progress?;
+                bail!(
+                    "{} does not match torrent {id}: {} of {} bytes verify",
+                    data_path.display(),
+                    p.have_bytes,
+                    p.total_bytes
+                )
+            }
+        }
+    }
+
+    /// Starts downloading a crumb into `output_dir` (created if missing; the file is
+    /// `output_dir/<torrent name>`). Returns at once; see [`Self::progress`] and
+    /// [`Self::wait_finished`]. Once complete, the torrent stays and seeds.
+    pub async fn download(
+        &self,
+        torrent_bytes: &[u8],
+        output_dir: &Path,
+        initial_peers: Vec<SocketAddr>,
+    ) -> anyhow::Result<TorrentId> {
+        parse_torrent(torrent_bytes)?;
+        tokio::fs::create_dir_all(output_dir)
+            .await
+            .with_context(|| format!("creating {}", output_dir.display()))?;
+        let opts = self.add_options(output_dir, initial_peers)?;
+        let handle = self.add(torrent_bytes.to_vec(), opts).await?;
+        Ok(TorrentId(handle.info_hash().0))
+    }
+
+    /// Makes a running download connect to `peers`. librqbit 9.1 has no public call
+    /// to add a peer to a live torrent (peers come only when a torrent is added or
+    /// unpaused, from trackers, or by connecting in), so this removes the torrent
+    /// (keeping its file) and adds it again with `peers` as initial peers: verified
+    /// pieces survive the re-check, pieces in flight are fetched again.
+    pub async fn add_peers(&self, id: TorrentId, peers: Vec<SocketAddr>) -> anyhow::Result<()> {
+        let handle = self.handle(id)?;
+        let torrent_bytes = handle.with_metadata(|m| m.torrent_bytes.clone())?.to_vec();
+        let folder = handle.output_folder().to_owned();
+        drop(handle);
+        self.remove(id, false).await?;
+        let opts = self.add_options(&folder, peers)?;
+        self.add(torrent_bytes, opts).await?;
+        Ok(())
+    }
+
+    fn handle(&self, id: TorrentId) -> anyhow::Result<Arc<ManagedTorrent>> {
+        self.session
+            .get(id.key())
+            .with_context(|| format!("no torrent {id} in the session"))
+    }
+
+    /// Byte counts of a torrent, straight from librqbit's counters.
+    pub fn progress(&self, id: TorrentId) -> anyhow::Result<Progress> {
+        let s = self.handle(id)?.stats();
+        Ok(Progress {
+            have_bytes: s.progress_bytes,
+            total_bytes: s.total_bytes,
+            finished: s.finished,
+            uploaded_bytes: s.uploaded_bytes,
+            error: match s.state {
+                TorrentStatsState::Error => Some(s.error.unwrap_or_default()),
+                _ => None,
+            },
+        })
+    }
+
+    /// Waits until the torrent is complete, at most `timeout`; fails on timeout or
+    /// when the torrent fails.
+    pub async fn wait_finished(&self, id: TorrentId, timeout: Duration) -> anyhow::Result<()> {
+        let handle = self.handle(id)?;
+        let deadline = Instant::now() + timeout;
+        loop {
+            let p = self.progress(id)?;
+            if p.finished {
+                return Ok(());
+            }
+            if let Some(e) = p.error {
+                bail!("torrent {id} failed: {e}");
+            }
+            let now = Instant::now();
+            if now >= deadline {
+                bail!(
+                    "torrent {id} not finished after {timeout:?}: {} of {} bytes",
+                    p.have_bytes,
+                    p.total_bytes
+                );
+            }
+            // librqbit's completion notify, with a poll as a fallback (a notify
+            // before we listen is lost, and the torrent may not be live yet).
+            let wait = (deadline - now).min(Duration::from_millis(100));
+            let _ = tokio::time::timeout(wait, handle.wait_until_completed()).await;
+        }
+    }
+
+    /// The file a torrent's data is in.
+    pub fn output_path(&self, id: TorrentId) -> anyhow::Result<PathBuf> {
+        let handle = self.handle(id)?;
+        let rel =
+            handle.with_metadata(|m| m.file_infos.first().map(|f| f.relative_filename.clone()))?;
+        Ok(handle
+            .output_folder()
+            .join(rel.context("torrent has no file")?))
+    }
+
+    /// The bytes of a complete torrent, read from its file on disk.
+    pub async fn read_file(&self, id: TorrentId) -> anyhow::Result<Vec<u8>> {
+        let p = self.progress(id)?;
+        ensure!(
+            p.finished,
+            "torrent {id} is not complete ({} of {} bytes)",
+            p.have_bytes,
+            p.total_bytes
+        );
+        let path = self.output_path(id)?;
+        tokio::fs::read(&path)
+            .await
+            .with_context(|| format!("reading {}", path.display()))
+    }
+
+    /// Stops and forgets a torrent; with `delete_files` its file goes too (and its
+    /// folder, when that is empty then and not the spool dir).
+    pub async fn remove(&self, id: TorrentId, delete_files: bool) -> anyhow::Result<()> {
+        self.session
+            .delete(id.key(), delete_files)
+            .await
+            .with_context(|| format!("removing torrent {id}"))
+    }
+
+    /// Changes the session-wide limits in bytes/s at once (None = unlimited; values
+    /// below [`MIN_RATE_LIMIT_BPS`] are raised to it).
+    pub fn set_rate_limits(&self, upload_bps: Option<u32>, download_bps: Option<u32>) {
+        self.session.ratelimits.set_upload_bps(limit(upload_bps));
+        self.session
+            .ratelimits
+            .set_download_bps(limit(download_bps));
+    }
+
+    /// The limits in force, in bytes/s.
+    pub fn rate_limits(&self) -> (Option<u32>, Option<u32>) {
+        let l = self.session.ratelimits.get_config();
+        (
+            l.upload_bps.map(NonZeroU32::get),
+            l.download_bps.map(NonZeroU32::get),
+        )
+    }
+
+    /// Bytes this session uploaded to peers since it started (all torrents).
+    pub fn total_uploaded(&self) -> u64 {
+        self.session.stats_snapshot().counters.uploaded_bytes
+    }
+
+    /// Bytes this session received from peers since it started (all torrents).
+    pub fn total_downloaded(&self) -> u64 {
+        self.session.stats_snapshot().counters.fetched_bytes
+    }
+
+    /// The torrents in the session.
+    pub fn torrents(&self) -> Vec<TorrentId> {
+        self.session
+            .with_torrents(|it| it.map(|(_, h)| TorrentId(h.info_hash().0)).collect())
+    }
+
+    /// Stops the session: forgets every torrent (keeping files), cancels librqbit's
+    /// tasks and waits (at most 3 s) until the listening port is free again.
+    /// Idempotent; dropping a session without it cancels too, without waiting.
+    pub async fn shutdown(&self) -> anyhow::Result<()> {
+        if self.stopped.swap(true, Ordering::SeqCst) {
+            return Ok(());
+        }
+        for id in self.torrents() {
+            // Best effort: the cancellation below stops it anyway.
+            let _ = self.remove(id, false).await;
+        }
+        self.session.cancellation_token().cancel();
+        let deadline = Instant::now() + SHUTDOWN_PORT_TIMEOUT;
+        while !port_is_free(self.listen_addr) {
+            if Instant::now() >= deadline {
+                bail!(
+                    "port {} still bound {SHUTDOWN_PORT_TIMEOUT:?} after shutdown",
+                    self.listen_addr
+                );
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        Ok(())
+    }
+}
+
+impl Drop for P2pSession {
+    fn drop(&mut self) {
+        self.session.cancellation_token().cancel();
+    }
+}

@@ -1,0 +1,567 @@
+// SPDX-License-Identifier: MPL-2.0
+//! Tests of the p2p adapter on real sockets, 127.0.0.1 only, each under a timeout.
+
+use std::{
+    net::{IpAddr, Ipv4Addr, SocketAddr},
+    path::{Path, PathBuf},
+    sync::RwLock,
+    time::{Duration, Instant},
+};
+
+use super::*;
+
+/// p2p tests run side by side, but the leak test (which counts the process's file
+/// descriptors) runs alone.
+static LEAK_LOCK: RwLock<()> = RwLock::new(());
+
+const LOOPBACK: IpAddr = IpAddr::V4(Ipv4Addr::LOCALHOST);
+
+/// Runs a test body on the shared runtime, failing it after `limit`.
+fn run(limit: Duration, body: impl Future<Output = anyhow::Result<()>>) {
+    let r = RUNTIME.block_on(async { tokio::time::timeout(limit, body).await });
+    match r {
+        Ok(Ok(())) => {}
+        Ok(Err(e)) => panic!("{e:#}"),
+        Err(_) => panic!("test timed out after {limit:?}"),
+    }
+}
+
+/// A scratch folder, removed on drop.
+struct TempDir(PathBuf);
+
+impl TempDir {
+    fn new(tag: &str) -> Self {
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .subsec_nanos();
+        let p =
+            std::env::temp_dir().join(format!("crumbs-p2p-{tag}-{}-{nanos}", std::process::id()));
+        std::fs::create_dir_all(&p).unwrap();
+        Self(p)
+    }
+    fn path(&self) -> &Path {
+        &self.0
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// Deterministic pseudo-random bytes (xorshift64*).
+fn random_bytes(len: usize, seed: u64) -> Vec<u8> {
+    let mut x = seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1;
+    (0..len)
+        .map(|_| {
+            x ^= x >> 12;
+            x ^= x << 25;
+            x ^= x >> 27;
+            (x.wrapping_mul(0x2545_f491_4f6c_dd1d) >> 56) as u8
+        })
+        .collect()
+}
+
+fn config(spool: &Path) -> SessionConfig {
+    SessionConfig {
+        listen_addr: LOOPBACK,
+        listen_port: 0,
+        spool_dir: spool.to_owned(),
+        ..Default::default()
+    }
+}
+
+/// Writes `data` as `dir/name` and makes its torrent.
+fn write_crumb(dir: &Path, name: &str, data: &[u8], piece_length: u32) -> (MadeTorrent, PathBuf) {
+    let t = make_torrent(name, data, piece_length, &[]).unwrap();
+    let path = dir.join(name);
+    std::fs::write(&path, data).unwrap();
+    (t, path)
+}
+
+fn peer(s: &P2pSession) -> Vec<SocketAddr> {
+    vec![s.listen_addr()]
+}
+
+#[test]
+fn make_torrent_info_hash_matches_librqbit() {
+    let data = random_bytes(300_000, 1);
+    let announce = vec![
+        "http://127.0.0.1:8080/announce".to_owned(),
+        "udp://127.0.0.1:6969".to_owned(),
+    ];
+    let t = make_torrent("seg00042-c03.crumb", &data, 16 * 1024, &announce).unwrap();
+
+    // librqbit's parser computes the same info hash...
+    let parsed = librqbit::torrent_from_bytes(&t.bytes).unwrap();
+    assert_eq!(parsed.info_hash.0, t.info_hash);
+    parsed.info.data.validate().unwrap();
+    let info = parse_torrent(&t.bytes).unwrap();
+    assert_eq!(info.info_hash, t.info_hash);
+    assert_eq!(info.name, "seg00042-c03.crumb");
+    assert_eq!(info.length, 300_000);
+    assert_eq!(info.piece_length, 16 * 1024);
+    assert_eq!(info.announce, announce);
+    assert_eq!(info.info_hash, t.info_hash);
+
+    // ...and librqbit's own torrent maker, on the same file, the same hash.
+    let dir = TempDir::new("hash");
+    let path = dir.path().join("seg00042-c03.crumb");
+    std::fs::write(&path, &data).unwrap();
+    let theirs = RUNTIME.block_on(async {
+        librqbit::create_torrent(
+            &path,
+            librqbit::CreateTorrentOptions {
+                name: Some("seg00042-c03.crumb"),
+                trackers: vec![],
+                piece_length: Some(16 * 1024),
+            },
+            &librqbit::spawn_utils::BlockingSpawner::new(1),
+        )
+        .await
+        .unwrap()
+    });
+    assert_eq!(theirs.info_hash().0, t.info_hash);
+
+    // Without trackers there is no announce key at all.
+    let bare = make_torrent("x", &data[..1000], 16 * 1024, &[]).unwrap();
+    assert!(parse_torrent(&bare.bytes).unwrap().announce.is_empty());
+    assert!(!bare.bytes.windows(8).any(|w| w == b"announce"));
+
+    // Bad input.
+    assert!(make_torrent("a/b", &data, 16 * 1024, &[]).is_err());
+    assert!(make_torrent("x", &[], 16 * 1024, &[]).is_err());
+    assert!(make_torrent("x", &data, 10_000, &[]).is_err());
+    assert!(make_torrent("x", &data, 16 * 1024, &["ftp://x".to_owned()]).is_err());
+}
+
+#[test]
+fn download_from_a_seed() {
+    let _g = LEAK_LOCK.read().unwrap_or_else(|e| e.into_inner());
+    let dir = TempDir::new("dl");
+    run(Duration::from_secs(60), async {
+        let data = random_bytes(300 * 1000, 2);
+        let a_dir = dir.path().join("a");
+        std::fs::create_dir_all(&a_dir)?;
+        let (t, path) = write_crumb(&a_dir, "crumb-1", &data, 16 * 1024);
+
+        let a = P2pSession::new(config(&a_dir)).await?;
+        let b = P2pSession::new(config(&dir.path().join("b"))).await?;
+        assert_ne!(a.listen_port(), 0);
+
+        let ida = a.seed(&t, &path, vec![]).await?;
+        assert_eq!(ida.0, t.info_hash);
+        assert!(a.progress(ida)?.finished);
+
+        let start = Instant::now();
+        let idb = b
+            .download(&t.bytes, &dir.path().join("b/out"), peer(&a))
+            .await?;
+        assert_eq!(idb, ida);
+        b.wait_finished(idb, Duration::from_secs(30)).await?;
+        eprintln!("300 kB crumb downloaded in {:?}", start.elapsed());
+
+        let p = b.progress(idb)?;
+        assert_eq!(
+            (p.have_bytes, p.total_bytes, p.finished),
+            (300_000, 300_000, true)
+        );
+        assert_eq!(b.output_path(idb)?, dir.path().join("b/out/crumb-1"));
+        assert_eq!(b.read_file(idb).await?, data);
+        assert!(a.total_uploaded() >= 300_000, "{}", a.total_uploaded());
+        assert!(b.total_downloaded() >= 300_000);
+        assert!(a.progress(ida)?.uploaded_bytes >= 300_000);
+
+        b.shutdown().await?;
+        a.shutdown().await?;
+        Ok(())
+    });
+}
+
+#[test]
+fn a_finished_downloader_seeds_on() {
+    let _g = LEAK_LOCK.read().unwrap_or_else(|e| e.into_inner());
+    let dir = TempDir::new("chain");
+    run(Duration::from_secs(90), async {
+        let data = random_bytes(200_000, 3);
+        let (t, path) = write_crumb(dir.path(), "crumb-2", &data, 16 * 1024);
+        let a = P2pSession::new(config(&dir.path().join("a"))).await?;
+        let b = P2pSession::new(config(&dir.path().join("b"))).await?;
+        let c = P2pSession::new(config(&dir.path().join("c"))).await?;
+
+        a.seed(&t, &path, vec![]).await?;
+        let idb = b
+            .download(&t.bytes, &dir.path().join("b"), peer(&a))
+            .await?;
+        b.wait_finished(idb, Duration::from_secs(30)).await?;
+
+        // A is gone: whatever C gets, it gets from B.
+        a.shutdown().await?;
+        let start = Instant::now();
+        let idc = c
+            .download(&t.bytes, &dir.path().join("c"), peer(&b))
+            .await?;
+        c.wait_finished(idc, Duration::from_secs(30)).await?;
+        eprintln!("C got the crumb from B in {:?}", start.elapsed());
+        assert_eq!(c.read_file(idc).await?, data);
+        assert!(b.progress(idb)?.uploaded_bytes >= 200_000);
+        assert!(b.total_uploaded() >= 200_000);
+
+        c.shutdown().await?;
+        b.shutdown().await?;
+        Ok(())
+    });
+}
+
+#[test]
+fn upload_limit_slows_the_download() {
+    let _g = LEAK_LOCK.read().unwrap_or_else(|e| e.into_inner());
+    let dir = TempDir::new("limit");
+    run(Duration::from_secs(90), async {
+        let data = random_bytes(256 * 1024, 4);
+        let (t, path) = write_crumb(dir.path(), "crumb-3", &data, 16 * 1024);
+        let a = P2pSession::new(SessionConfig {
+            upload_limit_bps: Some(64 * 1024),
+            ..config(&dir.path().join("a"))
+        })
+        .await?;
+        assert_eq!(a.rate_limits(), (Some(64 * 1024), None));
+        let b = P2pSession::new(config(&dir.path().join("b"))).await?;
+        a.seed(&t, &path, vec![]).await?;
+
+        let start = Instant::now();
+        let idb = b
+            .download(&t.bytes, &dir.path().join("b"), peer(&a))
+            .await?;
+        b.wait_finished(idb, Duration::from_secs(30)).await?;
+        let limited = start.elapsed();
+        eprintln!("256 KiB at 64 KiB/s upload limit: {limited:?}");
+        // 64 KiB burst, then 64 KiB/s: about 3 s.
+        assert!(limited >= Duration::from_millis(2500), "{limited:?}");
+        assert_eq!(b.read_file(idb).await?, data);
+
+        // Lifted live: the next crumb goes at full speed.
+        a.set_rate_limits(None, None);
+        assert_eq!(a.rate_limits(), (None, None));
+        let data2 = random_bytes(256 * 1024, 5);
+        let (t2, path2) = write_crumb(dir.path(), "crumb-4", &data2, 16 * 1024);
+        a.seed(&t2, &path2, vec![]).await?;
+        let start = Instant::now();
+        let idb2 = b
+            .download(&t2.bytes, &dir.path().join("b"), peer(&a))
+            .await?;
+        b.wait_finished(idb2, Duration::from_secs(30)).await?;
+        let free = start.elapsed();
+        eprintln!("256 KiB unlimited: {free:?}");
+        assert!(free < limited, "{free:?} vs {limited:?}");
+        assert_eq!(b.read_file(idb2).await?, data2);
+
+        // Values below one block per second are raised to it.
+        a.set_rate_limits(Some(1000), Some(0));
+        assert_eq!(a.rate_limits(), (Some(session::MIN_RATE_LIMIT_BPS), None));
+
+        b.shutdown().await?;
+        a.shutdown().await?;
+        Ok(())
+    });
+}
+
+#[test]
+fn remove_deletes_files() {
+    let _g = LEAK_LOCK.read().unwrap_or_else(|e| e.into_inner());
+    let dir = TempDir::new("rm");
+    run(Duration::from_secs(60), async {
+        let data = random_bytes(100_000, 6);
+        let seed_dir = dir.path().join("a");
+        std::fs::create_dir_all(&seed_dir)?;
+        let (t, path) = write_crumb(&seed_dir, "crumb-5", &data, 16 * 1024);
+        let a = P2pSession::new(config(&dir.path().join("spool-a"))).await?;
+        let b = P2pSession::new(config(&dir.path().join("spool-b"))).await?;
+
+        // A file that does not match is refused, and not kept in the session.
+        let wrong = random_bytes(100_000, 7);
+        let wrong_dir = dir.path().join("wrong");
+        std::fs::create_dir_all(&wrong_dir)?;
+        std::fs::write(wrong_dir.join("crumb-5"), &wrong)?;
+        let err = a
+            .seed(&t, &wrong_dir.join("crumb-5"), vec![])
+            .await
+            .unwrap_err();
+        assert!(format!("{err:#}").contains("does not match"), "{err:#}");
+        assert!(a.torrents().is_empty());
+
+        let ida = a.seed(&t, &path, vec![]).await?;
+        let out = dir.path().join("b/seg1");
+        let idb = b.download(&t.bytes, &out, peer(&a)).await?;
+        b.wait_finished(idb, Duration::from_secs(30)).await?;
+        let file = b.output_path(idb)?;
+        assert!(file.exists());
+
+        b.remove(idb, true).await?;
+        assert!(!file.exists());
+        assert!(b.progress(idb).is_err());
+        assert!(b.torrents().is_empty());
+
+        // Without delete_files the file stays.
+        a.remove(ida, false).await?;
+        assert!(path.exists());
+        let ida = a.seed(&t, &path, vec![]).await?;
+        a.remove(ida, true).await?;
+        assert!(!path.exists());
+
+        b.shutdown().await?;
+        a.shutdown().await?;
+        Ok(())
+    });
+}
+
+#[test]
+fn add_peers_to_a_running_download() {
+    let _g = LEAK_LOCK.read().unwrap_or_else(|e| e.into_inner());
+    let dir = TempDir::new("addpeer");
+    run(Duration::from_secs(60), async {
+        let data = random_bytes(150_000, 8);
+        let (t, path) = write_crumb(dir.path(), "crumb-6", &data, 16 * 1024);
+        let a = P2pSession::new(config(&dir.path().join("a"))).await?;
+        let b = P2pSession::new(config(&dir.path().join("b"))).await?;
+        a.seed(&t, &path, vec![]).await?;
+
+        let idb = b.download(&t.bytes, &dir.path().join("b"), vec![]).await?;
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        assert_eq!(b.progress(idb)?.have_bytes, 0);
+        assert!(
+            b.wait_finished(idb, Duration::from_millis(200))
+                .await
+                .is_err()
+        );
+
+        let start = Instant::now();
+        b.add_peers(idb, peer(&a)).await?;
+        b.wait_finished(idb, Duration::from_secs(30)).await?;
+        eprintln!("finished {:?} after add_peers", start.elapsed());
+        assert_eq!(b.read_file(idb).await?, data);
+
+        b.shutdown().await?;
+        a.shutdown().await?;
+        Ok(())
+    });
+}
+
+fn open_fds() -> usize {
+    std::fs::read_dir("/proc/self/fd").unwrap().count()
+}
+
+/// Open fds once they settle at or below `limit` (other tests of the binary may hold
+/// some for a moment; a leak stays), waiting at most 2 s.
+async fn settled_fds(limit: usize) -> usize {
+    let deadline = Instant::now() + Duration::from_secs(2);
+    loop {
+        let n = open_fds();
+        if n <= limit || Instant::now() >= deadline {
+            return n;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+fn threads() -> usize {
+    std::fs::read_to_string("/proc/self/status")
+        .unwrap()
+        .lines()
+        .find_map(|l| l.strip_prefix("Threads:"))
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap()
+}
+
+#[test]
+fn sessions_free_ports_and_fds() {
+    let _g = LEAK_LOCK.write().unwrap_or_else(|e| e.into_inner());
+    let dir = TempDir::new("leak");
+    run(Duration::from_secs(120), async {
+        let data = random_bytes(40_000, 9);
+        let (t, path) = write_crumb(dir.path(), "crumb-7", &data, 16 * 1024);
+        let cycle = |port: u16| {
+            let cfg = SessionConfig {
+                listen_port: port,
+                ..config(&dir.path().join("spool"))
+            };
+            let (t, path) = (&t, &path);
+            async move {
+                let s = P2pSession::new(cfg).await?;
+                let p = s.listen_port();
+                s.seed(t, path, vec![]).await?;
+                let alive = open_fds();
+                s.shutdown().await?;
+                drop(s);
+                anyhow::Ok((p, alive))
+            }
+        };
+        // Warm up lazily made things (runtime workers, blocking threads).
+        cycle(0).await?;
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        let (fds0, threads0) = (open_fds(), threads());
+
+        let start = Instant::now();
+        let mut last = 0;
+        for i in 0..20 {
+            // Every other session takes the port the one before it freed.
+            let (port, alive) = cycle(if i % 2 == 1 { last } else { 0 }).await?;
+            // The count does see a live session's sockets and file.
+            assert!(
+                alive >= fds0 + 3,
+                "only {alive} fds open with a live session"
+            );
+            if i % 2 == 1 {
+                assert_eq!(port, last);
+            }
+            assert!(
+                std::net::TcpListener::bind((LOOPBACK, port)).is_ok(),
+                "port {port} still bound"
+            );
+            last = port;
+        }
+        let took = start.elapsed();
+        let (fds1, threads1) = (settled_fds(fds0 + 3).await, threads());
+        eprintln!(
+            "20 sessions in {took:?}: fds {fds0} -> {fds1}, threads {threads0} -> {threads1}"
+        );
+        assert!(fds1 <= fds0 + 3, "fds {fds0} -> {fds1}");
+        assert!(threads1 <= threads0 + 8, "threads {threads0} -> {threads1}");
+
+        // Dropped without shutdown: cancelled, and the ports come free soon after.
+        let mut ports = Vec::new();
+        for _ in 0..5 {
+            let s = P2pSession::new(config(&dir.path().join("spool"))).await?;
+            s.seed(&t, &path, vec![]).await?;
+            ports.push(s.listen_port());
+        }
+        let deadline = Instant::now() + Duration::from_secs(3);
+        while !ports
+            .iter()
+            .all(|p| std::net::TcpListener::bind((LOOPBACK, *p)).is_ok())
+        {
+            assert!(
+                Instant::now() < deadline,
+                "ports of dropped sessions still bound"
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        let fds2 = settled_fds(fds0 + 3).await;
+        eprintln!("5 sessions dropped without shutdown: fds {fds1} -> {fds2}");
+        assert!(fds2 <= fds0 + 3, "fds {fds0} -> {fds2}");
+
+        // A busy explicit port is an error, not a hang.
+        let busy = std::net::TcpListener::bind((LOOPBACK, 0))?;
+        let cfg = SessionConfig {
+            listen_port: busy.local_addr()?.port(),
+            ..config(&dir.path().join("spool"))
+        };
+        assert!(P2pSession::new(cfg).await.is_err());
+        Ok(())
+    });
+}
+
+/// A minimal HTTP tracker: answers every announce with the peers seen so far
+/// (compact), and records each request's query string.
+async fn fake_tracker() -> anyhow::Result<(
+    String,
+    std::sync::Arc<std::sync::Mutex<Vec<String>>>,
+    tokio::task::JoinHandle<()>,
+)> {
+    use std::sync::{Arc, Mutex};
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let listener = tokio::net::TcpListener::bind((LOOPBACK, 0)).await?;
+    let url = format!("http://{}/announce", listener.local_addr()?);
+    let log = Arc::new(Mutex::new(Vec::<String>::new()));
+    let log2 = log.clone();
+    let task = RUNTIME.spawn(async move {
+        let mut peers: Vec<u16> = Vec::new();
+        while let Ok((mut sock, _)) = listener.accept().await {
+            let mut buf = Vec::new();
+            let mut chunk = [0u8; 2048];
+            while !buf.windows(4).any(|w| w == b"\r\n\r\n") {
+                match sock.read(&mut chunk).await {
+                    Ok(0) | Err(_) => break,
+                    Ok(n) => buf.extend_from_slice(&chunk[..n]),
+                }
+            }
+            let head = String::from_utf8_lossy(&buf).into_owned();
+            let query = head
+                .split_whitespace()
+                .nth(1)
+                .and_then(|t| t.split_once('?'))
+                .map(|(_, q)| q.to_owned())
+                .unwrap_or_default();
+            let port: Option<u16> = query
+                .split('&')
+                .find_map(|kv| kv.strip_prefix("port="))
+                .and_then(|p| p.parse().ok());
+            log2.lock().unwrap().push(query);
+            let mut compact = Vec::new();
+            for p in peers.iter().filter(|p| Some(**p) != port) {
+                compact.extend_from_slice(&[127, 0, 0, 1]);
+                compact.extend_from_slice(&p.to_be_bytes());
+            }
+            if let Some(p) = port.filter(|p| !peers.contains(p)) {
+                peers.push(p);
+            }
+            let mut body = format!("d8:intervali1e5:peers{}:", compact.len()).into_bytes();
+            body.extend_from_slice(&compact);
+            body.push(b'e');
+            let mut resp = format!(
+                "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+                body.len()
+            )
+            .into_bytes();
+            resp.extend_from_slice(&body);
+            let _ = sock.write_all(&resp).await;
+            let _ = sock.shutdown().await;
+        }
+    });
+    Ok((url, log, task))
+}
+
+#[test]
+fn peers_found_through_the_torrents_tracker() {
+    let _g = LEAK_LOCK.read().unwrap_or_else(|e| e.into_inner());
+    let dir = TempDir::new("tracker");
+    run(Duration::from_secs(60), async {
+        let (url, log, task) = fake_tracker().await?;
+        let data = random_bytes(120_000, 10);
+        let t = make_torrent("crumb-8", &data, 16 * 1024, &[url])?;
+        let path = dir.path().join("crumb-8");
+        std::fs::write(&path, &data)?;
+        let a = P2pSession::new(config(&dir.path().join("a"))).await?;
+        let b = P2pSession::new(config(&dir.path().join("b"))).await?;
+
+        a.seed(&t, &path, vec![]).await?;
+        // Wait for A's announce, so the tracker knows A when B asks.
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while log.lock().unwrap().is_empty() {
+            anyhow::ensure!(Instant::now() < deadline, "A never announced");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        let start = Instant::now();
+        let idb = b.download(&t.bytes, &dir.path().join("b"), vec![]).await?;
+        b.wait_finished(idb, Duration::from_secs(30)).await?;
+        eprintln!("found A through the tracker, done in {:?}", start.elapsed());
+        assert_eq!(b.read_file(idb).await?, data);
+
+        let log = log.lock().unwrap().clone();
+        for q in &log {
+            eprintln!("announce: {q}");
+        }
+        let a_port = format!("port={}", a.listen_port());
+        let b_port = format!("port={}", b.listen_port());
+        assert!(log[0].contains(&a_port) && log[0].contains("event=started"));
+        assert!(log[0].contains("left=0"), "{}", log[0]);
+        assert!(log.iter().any(|q| q.contains(&b_port)));
+
+        b.shutdown().await?;
+        a.shutdown().await?;
+        task.abort();
+        Ok(())
+    });
+}
