@@ -7,9 +7,11 @@
 use gst::glib;
 
 pub mod channel;
+pub mod client;
 pub mod core;
 pub mod crumbjoin;
 pub mod crumbsink;
+pub mod crumbsrc;
 pub mod p2p;
 pub mod svcsegmenter;
 pub mod svcvp8enc;
@@ -18,6 +20,7 @@ fn plugin_init(plugin: &gst::Plugin) -> Result<(), glib::BoolError> {
     svcsegmenter::register(plugin)?;
     crumbjoin::register(plugin)?;
     crumbsink::register(plugin)?;
+    crumbsrc::register(plugin)?;
     svcvp8enc::register(plugin)?;
     Ok(())
 }

@@ -69,6 +69,7 @@ pub(crate) struct Shared {
     pub torrents: HashMap<(u64, u16), Vec<u8>>,
     pub caps: Option<String>,
     pub tracker_url: String,
+    pub super_seed: Option<String>,
     pub stats: StatsDoc,
 }
 
@@ -110,6 +111,7 @@ impl Shared {
             window_size: self.scheduler.config().window,
             archive: self.scheduler.config().archive,
             tracker: self.tracker_url.clone(),
+            super_seed: self.super_seed.clone(),
             segments: self
                 .scheduler
                 .window()
@@ -223,6 +225,7 @@ impl Channel {
             torrents: HashMap::new(),
             caps: None,
             tracker_url,
+            super_seed: Some(session.listen_addr().to_string()),
             stats: StatsDoc {
                 channel: config.name.clone(),
                 ..Default::default()

@@ -24,6 +24,9 @@ pub struct WindowDoc {
     pub archive: bool,
     /// The built-in tracker's announce URL.
     pub tracker: String,
+    /// The super seed's BitTorrent address (so clients can tell its bytes from peers').
+    #[serde(default)]
+    pub super_seed: Option<String>,
     /// Segments x-|w|+1 ..= x, oldest first.
     pub segments: Vec<SegmentDoc>,
 }
@@ -148,6 +151,7 @@ mod tests {
             window_size: 5,
             archive: false,
             tracker: "http://127.0.0.1:1/live/announce".into(),
+            super_seed: Some("127.0.0.1:2".into()),
             segments: vec![SegmentDoc {
                 seq: 9,
                 pts: None,

@@ -7,6 +7,7 @@
 //! upload/download limits in bytes/s that can change live.
 
 use std::{
+    collections::HashMap,
     fmt,
     net::{IpAddr, Ipv4Addr, SocketAddr},
     num::NonZeroU32,
@@ -385,6 +386,58 @@ impl P2pSession {
                 _ => None,
             },
         })
+    }
+
+    /// Payload bytes this session received from each peer of a torrent, from
+    /// librqbit's per-peer counters (`fetched_bytes`: every block that arrived, so a
+    /// block sent twice by a slow and a fast peer counts for both).
+    ///
+    /// Keys are the addresses librqbit knows the peers by: the address this session
+    /// connected to for a peer it dialled (a seed's listen address), the remote end
+    /// of the socket (an ephemeral port) for a peer that connected in.
+    ///
+    /// librqbit keeps a peer's entry, counters included, after the connection ends:
+    /// a completed download drops its seeds but still lists them here, and so do
+    /// peers that failed and wait to be retried. It forgets a peer only when its
+    /// reconnect back-off is used up (about a day of failures). Peers known but
+    /// never fetched from are listed with 0.
+    ///
+    /// The counters live as long as the torrent is live, which a complete torrent
+    /// stays while it seeds. When it is not live (still hash-checking, paused, or
+    /// failed) there are none and the map is empty; they start from 0 again when the
+    /// torrent goes live again, e.g. after [`Self::add_peers`] re-adds it. Fails only
+    /// when the torrent is not in the session.
+    pub fn fetched_by_peer(&self, id: TorrentId) -> anyhow::Result<HashMap<SocketAddr, u64>> {
+        let Some(live) = self.handle(id)?.live() else {
+            return Ok(HashMap::new());
+        };
+        // librqbit exports `PeerStatsFilter` only with its HTTP API features; it is
+        // built from its serde form instead. "all": dropped peers too, not only the
+        // connected ones.
+        let filter = serde_json::from_value(serde_json::json!({ "state": "all" }))
+            .context("building librqbit's peer stats filter")?;
+        live.per_peer_stats_snapshot(filter)
+            .peers
+            .into_iter()
+            .map(|(addr, stats)| {
+                let addr = addr
+                    .parse::<SocketAddr>()
+                    .with_context(|| format!("librqbit peer address {addr:?}"))?;
+                Ok((addr, stats.counters.fetched_bytes))
+            })
+            .collect()
+    }
+
+    /// Payload bytes this torrent received from all its peers since it last went
+    /// live (0 when it is not live, as [`Self::fetched_by_peer`]). librqbit's torrent
+    /// counter leaves out blocks that came after their request was cancelled, so it
+    /// can be a little below the sum of [`Self::fetched_by_peer`]. Fails only when
+    /// the torrent is not in the session.
+    pub fn fetched_total(&self, id: TorrentId) -> anyhow::Result<u64> {
+        Ok(self
+            .handle(id)?
+            .live()
+            .map_or(0, |live| live.stats_snapshot().fetched_bytes))
     }
 
     /// Waits until the torrent is complete, at most `timeout`; fails on timeout or

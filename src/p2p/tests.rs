@@ -181,6 +181,58 @@ fn download_from_a_seed() {
 }
 
 #[test]
+fn fetched_by_peer_names_the_seed() {
+    let _g = LEAK_LOCK.read().unwrap_or_else(|e| e.into_inner());
+    let dir = TempDir::new("perpeer");
+    run(Duration::from_secs(60), async {
+        let data = random_bytes(300_000, 7);
+        let (t, path) = write_crumb(dir.path(), "crumb-pp", &data, 16 * 1024);
+        let a = P2pSession::new(config(&dir.path().join("a"))).await?;
+        let b = P2pSession::new(config(&dir.path().join("b"))).await?;
+
+        let ida = a.seed(&t, &path, vec![]).await?;
+        // A seed fetches nothing.
+        assert_eq!(a.fetched_total(ida)?, 0);
+        assert!(a.fetched_by_peer(ida)?.is_empty());
+
+        let idb = b
+            .download(&t.bytes, &dir.path().join("b"), peer(&a))
+            .await?;
+        b.wait_finished(idb, Duration::from_secs(30)).await?;
+        // Let B drop A (neither needs the other once B is complete): the counters
+        // must outlive the connection.
+        tokio::time::sleep(Duration::from_millis(500)).await;
+
+        let by_peer = b.fetched_by_peer(idb)?;
+        eprintln!("B fetched by peer: {by_peer:?}");
+        // B dialled A, so it knows A by A's listen address; one peer, so every
+        // block came from it (a resent block may count twice).
+        let from_a = by_peer.get(&a.listen_addr()).copied().unwrap_or_default();
+        assert!(
+            (300_000..=300_000 + 64 * 1024).contains(&from_a),
+            "{by_peer:?}"
+        );
+        assert_eq!(by_peer.values().sum::<u64>(), from_a, "{by_peer:?}");
+        let total = b.fetched_total(idb)?;
+        assert!((300_000..=from_a).contains(&total), "{total} vs {from_a}");
+
+        // A sees B on B's outgoing (ephemeral) port, and fetched nothing from it.
+        let a_view = a.fetched_by_peer(ida)?;
+        eprintln!("A fetched by peer: {a_view:?}");
+        assert!(a_view.keys().all(|k| k.ip() == LOOPBACK), "{a_view:?}");
+        assert!(a_view.values().all(|&n| n == 0), "{a_view:?}");
+
+        b.remove(idb, false).await?;
+        assert!(b.fetched_by_peer(idb).is_err());
+        assert!(b.fetched_total(idb).is_err());
+
+        b.shutdown().await?;
+        a.shutdown().await?;
+        Ok(())
+    });
+}
+
+#[test]
 fn a_finished_downloader_seeds_on() {
     let _g = LEAK_LOCK.read().unwrap_or_else(|e| e.into_inner());
     let dir = TempDir::new("chain");

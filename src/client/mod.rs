@@ -1,0 +1,505 @@
+// SPDX-License-Identifier: MPL-2.0
+//! The client's IO: HTTP to the channel (window, Segments, .torrent files, reports),
+//! one librqbit session downloading and seeding crumbs, and the reassembly of what the
+//! engine outputs. The decisions are `core::client::ClientEngine`'s; this task only
+//! carries them out and feeds it what happened.
+
+use std::collections::{HashMap, HashSet};
+use std::net::{IpAddr, SocketAddr};
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, mpsc};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, bail};
+
+use crate::core::api::{CrumbDoc, SegmentDoc, WindowDoc};
+use crate::core::client::{
+    Action, ClientConfig as EngineConfig, ClientEngine, ClientStats, SegmentRecord,
+};
+use crate::core::crumb::Crumb;
+use crate::core::reassembly::{Output, Reassembler};
+use crate::p2p::{P2pSession, RUNTIME, SessionConfig, TorrentId};
+
+/// What the client does with a channel.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Mode {
+    /// Race Segments, adapt D, output the stream.
+    Play,
+    /// Download every crumb of every Segment as soon as it appears and seed it (an
+    /// extra Program Super Seed); no output.
+    Relay,
+}
+
+#[derive(Clone, Debug)]
+pub struct ClientSettings {
+    /// `http://HOST:PORT/CHANNEL`.
+    pub url: String,
+    pub listen_address: IpAddr,
+    pub max_upload_rate: Option<u32>,
+    pub max_download_rate: Option<u32>,
+    pub engine: EngineConfig,
+    pub mode: Mode,
+    /// On-demand: play from this Segment.
+    pub start: Option<u64>,
+    pub client_id: String,
+}
+
+/// What the element receives, in order.
+#[derive(Debug)]
+pub enum ClientEvent {
+    Output(Output),
+    /// One Segment's outcome with where its bytes came from.
+    Segment {
+        record: SegmentRecord,
+        bytes_from_super_seed: u64,
+        bytes_from_peers: u64,
+    },
+    /// Fatal: the text names the problem (unreachable channel, wrong URL...).
+    Error(String),
+    /// The channel is gone after having worked: clean end of stream.
+    Eos,
+}
+
+/// Running totals shared with the element's `stats`.
+#[derive(Clone, Debug, Default)]
+pub struct ClientTotals {
+    pub engine: ClientStats,
+    pub bytes_downloaded: u64,
+    pub bytes_uploaded: u64,
+    pub bytes_from_super_seed: u64,
+    pub bytes_from_peers: u64,
+    pub crumbs_malformed: u64,
+    pub torrents_seeding: usize,
+}
+
+/// A running client. Dropping it stops the task and the session.
+pub struct Client {
+    pub events: mpsc::Receiver<ClientEvent>,
+    stop: Arc<AtomicBool>,
+    task: Option<tokio::task::JoinHandle<()>>,
+    pub totals: Arc<Mutex<ClientTotals>>,
+    pub p2p_port: u16,
+}
+
+/// How many window fetches in a row may fail before the channel counts as gone.
+const MAX_FETCH_FAILURES: u32 = 10;
+
+impl Client {
+    pub fn start(settings: ClientSettings) -> anyhow::Result<Client> {
+        let url = reqwest::Url::parse(&settings.url)
+            .with_context(|| format!("'{}' is not a URL", settings.url))?;
+        if url.scheme() != "http"
+            || url
+                .path_segments()
+                .map_or(0, |s| s.filter(|p| !p.is_empty()).count())
+                != 1
+        {
+            bail!(
+                "'{}' is not a channel URL (http://HOST:PORT/CHANNEL)",
+                settings.url
+            );
+        }
+        let spool =
+            std::env::temp_dir().join(format!("crumbsrc-{}-{}", std::process::id(), unique()));
+        let session = RUNTIME.block_on(P2pSession::new(SessionConfig {
+            listen_addr: settings.listen_address,
+            listen_port: 0,
+            spool_dir: spool.clone(),
+            upload_limit_bps: settings.max_upload_rate,
+            download_limit_bps: settings.max_download_rate,
+            tracker_interval: Some(Duration::from_secs(1)),
+            ..Default::default()
+        }))?;
+        let p2p_port = session.listen_port();
+        let (tx, rx) = mpsc::channel();
+        let stop = Arc::new(AtomicBool::new(false));
+        let totals = Arc::new(Mutex::new(ClientTotals::default()));
+        let runner = Runner {
+            http: reqwest::Client::builder()
+                .timeout(Duration::from_secs(5))
+                .build()?,
+            origin: format!("{}://{}", url.scheme(), url.authority()),
+            settings,
+            session: Arc::new(session),
+            spool,
+            tx,
+            stop: stop.clone(),
+            totals: totals.clone(),
+            docs: HashMap::new(),
+            active: HashMap::new(),
+            done: HashSet::new(),
+            super_seed: None,
+            reassembler: Reassembler::new(0),
+            window_ok_once: false,
+            fetch_failures: 0,
+            last_window: Instant::now(),
+        };
+        let task = RUNTIME.spawn(runner.run());
+        Ok(Client {
+            events: rx,
+            stop,
+            task: Some(task),
+            totals,
+            p2p_port,
+        })
+    }
+
+    /// Stops downloading and seeding; waits (bounded) for the session to close.
+    pub fn stop(&mut self) {
+        self.stop.store(true, Ordering::SeqCst);
+        if let Some(task) = self.task.take() {
+            let _ = RUNTIME
+                .block_on(async { tokio::time::timeout(Duration::from_secs(10), task).await });
+        }
+    }
+}
+
+impl Drop for Client {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+struct Runner {
+    http: reqwest::Client,
+    origin: String,
+    settings: ClientSettings,
+    session: Arc<P2pSession>,
+    spool: PathBuf,
+    tx: mpsc::Sender<ClientEvent>,
+    stop: Arc<AtomicBool>,
+    totals: Arc<Mutex<ClientTotals>>,
+    /// Segment documents seen, for crumb sizes and torrent paths.
+    docs: HashMap<u64, SegmentDoc>,
+    /// Crumbs being downloaded or seeded.
+    active: HashMap<(u64, u16), TorrentId>,
+    /// Crumbs complete (reported to the engine once).
+    done: HashSet<(u64, u16)>,
+    super_seed: Option<SocketAddr>,
+    reassembler: Reassembler,
+    window_ok_once: bool,
+    fetch_failures: u32,
+    last_window: Instant,
+}
+
+impl Runner {
+    async fn run(mut self) {
+        let t0 = Instant::now();
+        let now = || t0.elapsed().as_nanos() as u64;
+        let mut engine = ClientEngine::new(self.settings.engine.clone(), now());
+        if let Some(seq) = self.settings.start {
+            engine.start_at(now(), seq);
+        }
+        let mut relay_tick = Instant::now();
+        while !self.stop.load(Ordering::SeqCst) {
+            if self.settings.mode == Mode::Relay {
+                if relay_tick.elapsed() >= Duration::from_millis(500) {
+                    relay_tick = Instant::now();
+                    if let Err(e) = self.relay_round().await
+                        && self.fail(e)
+                    {
+                        break;
+                    }
+                }
+                self.poll_progress(None, now());
+                tokio::time::sleep(Duration::from_millis(50)).await;
+                continue;
+            }
+            engine.tick(now());
+            let mut actions = engine.poll_actions(now());
+            // The window also tells that the channel is alive and which crumbs left it
+            // (to stop seeding them): read it at least every second.
+            if self.last_window.elapsed() >= Duration::from_secs(1)
+                && !actions.contains(&Action::FetchWindow)
+            {
+                actions.insert(0, Action::FetchWindow);
+            }
+            for action in actions {
+                if let Err(e) = self.act(&mut engine, action, now()).await
+                    && self.fail(e)
+                {
+                    self.finish().await;
+                    return;
+                }
+            }
+            self.poll_progress(Some(&mut engine), now());
+            self.totals.lock().unwrap().engine = engine.stats();
+            let wake = engine
+                .next_wakeup()
+                .map_or(50_000_000, |w| w.saturating_sub(now()));
+            tokio::time::sleep(Duration::from_nanos(wake.clamp(5_000_000, 50_000_000))).await;
+        }
+        self.finish().await;
+    }
+
+    /// A failed step: fatal (returns true) for a channel that never answered or that
+    /// went away; otherwise counted and retried.
+    fn fail(&mut self, e: anyhow::Error) -> bool {
+        self.fetch_failures += 1;
+        if !self.window_ok_once {
+            let _ = self.tx.send(ClientEvent::Error(format!(
+                "Cannot join channel {}: {e:#}",
+                self.settings.url
+            )));
+            return true;
+        }
+        if self.fetch_failures >= MAX_FETCH_FAILURES {
+            let _ = self.tx.send(ClientEvent::Eos);
+            return true;
+        }
+        false
+    }
+
+    async fn finish(&mut self) {
+        let _ = self.session.shutdown().await;
+        let _ = tokio::fs::remove_dir_all(&self.spool).await;
+    }
+
+    async fn get(&self, path: &str) -> anyhow::Result<reqwest::Response> {
+        let url = if path.starts_with("http") {
+            path.to_owned()
+        } else {
+            format!("{}{}", self.origin, path)
+        };
+        let r = self
+            .http
+            .get(&url)
+            .send()
+            .await
+            .with_context(|| format!("GET {url}"))?;
+        if !r.status().is_success() {
+            bail!("GET {url}: HTTP {}", r.status());
+        }
+        Ok(r)
+    }
+
+    async fn fetch_window(&mut self) -> anyhow::Result<WindowDoc> {
+        // Counted before the attempt: a refused or timed-out fetch is not retried at
+        // once by the one-second liveness check.
+        self.last_window = Instant::now();
+        let body = self.get(&self.settings.url.clone()).await?.bytes().await?;
+        let doc: WindowDoc =
+            serde_json::from_slice(&body).context("the channel's window is not valid JSON")?;
+        self.window_ok_once = true;
+        self.last_window = Instant::now();
+        self.fetch_failures = 0;
+        if let Some(s) = doc.super_seed.as_deref().and_then(|s| s.parse().ok()) {
+            self.super_seed = Some(s);
+        }
+        for s in &doc.segments {
+            self.docs.insert(s.seq, s.clone());
+        }
+        // Sharing: crumbs of Segments that left the window are no use to anyone.
+        if let Some(first) = doc.segments.first().map(|s| s.seq) {
+            let old: Vec<(u64, u16)> = self
+                .active
+                .keys()
+                .filter(|(s, _)| *s < first)
+                .copied()
+                .collect();
+            for k in old {
+                if let Some(id) = self.active.remove(&k) {
+                    let _ = self.session.remove(id, true).await;
+                }
+            }
+            self.docs.retain(|s, _| *s >= first);
+            self.done.retain(|(s, _)| *s >= first);
+        }
+        Ok(doc)
+    }
+
+    fn crumb_doc(&self, seq: u64, index: u16) -> Option<CrumbDoc> {
+        self.docs
+            .get(&seq)?
+            .crumbs
+            .iter()
+            .find(|c| c.index == index)
+            .cloned()
+    }
+
+    async fn start_download(&mut self, seq: u64, index: u16) -> anyhow::Result<()> {
+        if self.active.contains_key(&(seq, index)) {
+            return Ok(());
+        }
+        let Some(doc) = self.crumb_doc(seq, index) else {
+            bail!("no document for crumb {index} of Segment {seq}")
+        };
+        let torrent = self.get(&doc.torrent).await?.bytes().await?;
+        let dir = self.spool.join(seq.to_string());
+        let peers = self.super_seed.into_iter().collect();
+        let id = self.session.download(&torrent, &dir, peers).await?;
+        self.active.insert((seq, index), id);
+        Ok(())
+    }
+
+    async fn act(
+        &mut self,
+        engine: &mut ClientEngine,
+        action: Action,
+        now: u64,
+    ) -> anyhow::Result<()> {
+        match action {
+            Action::FetchWindow => {
+                let doc = self.fetch_window().await?;
+                engine
+                    .on_window(now, &doc)
+                    .map_err(|e| anyhow::anyhow!("{e}"))?;
+            }
+            Action::FetchSegment { seq } => {
+                match self
+                    .get(&format!("{}/segments/{seq}", self.settings.url))
+                    .await
+                {
+                    Ok(r) => {
+                        let doc: SegmentDoc = serde_json::from_slice(&r.bytes().await?)?;
+                        self.docs.insert(seq, doc.clone());
+                        self.window_ok_once = true;
+                        engine.on_segment(now, &doc);
+                    }
+                    Err(_) => engine.on_segment_unavailable(now, seq),
+                }
+            }
+            Action::Download { seq, index } => {
+                if let Err(e) = self.start_download(seq, index).await {
+                    // The engine sees it as a crumb that never completes.
+                    gst::debug!(crate::client::CAT, "crumb {index} of Segment {seq}: {e:#}");
+                }
+            }
+            Action::Cancel { seq, index } => {
+                if !self.done.contains(&(seq, index))
+                    && let Some(id) = self.active.remove(&(seq, index))
+                {
+                    let _ = self.session.remove(id, true).await;
+                }
+            }
+            Action::Output { seq, d, record } => {
+                let (from_seed, from_peers) = self.sources(seq);
+                let mut outputs = Vec::new();
+                for index in 1..=d {
+                    let Some(id) = self.active.get(&(seq, index)).copied() else {
+                        break;
+                    };
+                    let bytes = match self.session.read_file(id).await {
+                        Ok(b) => b,
+                        Err(_) => break,
+                    };
+                    match Crumb::decode(&bytes) {
+                        Ok(c) if c.segment.seq == seq && c.index == index => {
+                            outputs.extend(self.reassembler.push(c))
+                        }
+                        _ => {
+                            // Piece hashes passed but the crumb is bad: the channel sent it
+                            // so; never downstream.
+                            self.totals.lock().unwrap().crumbs_malformed += 1;
+                            break;
+                        }
+                    }
+                }
+                outputs.extend(self.reassembler.finish());
+                for o in outputs {
+                    let _ = self.tx.send(ClientEvent::Output(o));
+                }
+                let _ = self.tx.send(ClientEvent::Segment {
+                    record,
+                    bytes_from_super_seed: from_seed,
+                    bytes_from_peers: from_peers,
+                });
+            }
+            Action::Report(r) => {
+                let doc = r.to_doc(&self.settings.client_id);
+                let http = self.http.clone();
+                let url = format!("{}/report", self.settings.url);
+                tokio::spawn(async move {
+                    let _ = http.post(url).json(&doc).send().await;
+                });
+            }
+        }
+        Ok(())
+    }
+
+    /// Bytes of Segment `seq` fetched from the super seed and from other peers.
+    fn sources(&self, seq: u64) -> (u64, u64) {
+        let mut seed = 0;
+        let mut peers = 0;
+        for ((s, _), id) in &self.active {
+            if *s != seq {
+                continue;
+            }
+            if let Ok(by_peer) = self.session.fetched_by_peer(*id) {
+                for (addr, n) in by_peer {
+                    if Some(addr) == self.super_seed {
+                        seed += n;
+                    } else {
+                        peers += n;
+                    }
+                }
+            }
+        }
+        let mut t = self.totals.lock().unwrap();
+        t.bytes_from_super_seed += seed;
+        t.bytes_from_peers += peers;
+        (seed, peers)
+    }
+
+    fn poll_progress(&mut self, mut engine: Option<&mut ClientEngine>, now: u64) {
+        for (&(seq, index), &id) in &self.active {
+            if self.done.contains(&(seq, index)) {
+                continue;
+            }
+            let Ok(p) = self.session.progress(id) else {
+                continue;
+            };
+            if let Some(e) = engine.as_deref_mut() {
+                e.on_crumb_progress(now, seq, index, p.have_bytes);
+            }
+            if p.finished {
+                self.done.insert((seq, index));
+                if let Some(e) = engine.as_deref_mut() {
+                    e.on_crumb_complete(now, seq, index);
+                }
+            }
+        }
+        let total = self.session.total_downloaded();
+        if let Some(e) = engine {
+            e.on_bytes_received(now, total);
+        }
+        let mut t = self.totals.lock().unwrap();
+        t.bytes_downloaded = total;
+        t.bytes_uploaded = self.session.total_uploaded();
+        t.torrents_seeding = self.done.len();
+    }
+
+    /// Relay: fetch every crumb of every Segment in the window.
+    async fn relay_round(&mut self) -> anyhow::Result<()> {
+        let doc = self.fetch_window().await?;
+        for s in &doc.segments {
+            for c in &s.crumbs {
+                if let Err(e) = self.start_download(s.seq, c.index).await {
+                    gst::debug!(
+                        crate::client::CAT,
+                        "relay: crumb {} of Segment {}: {e:#}",
+                        c.index,
+                        s.seq
+                    );
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+pub(crate) static CAT: once_cell::sync::Lazy<gst::DebugCategory> =
+    once_cell::sync::Lazy::new(|| {
+        gst::DebugCategory::new(
+            "crumbsclient",
+            gst::DebugColorFlags::empty(),
+            Some("crumbs client IO"),
+        )
+    });
+
+fn unique() -> u64 {
+    use std::sync::atomic::AtomicU64;
+    static N: AtomicU64 = AtomicU64::new(0);
+    N.fetch_add(1, Ordering::Relaxed)
+}

@@ -1,0 +1,550 @@
+// SPDX-License-Identifier: MPL-2.0
+//! GStreamer glue of crumbsrc: events from `client::Client` become caps, gaps,
+//! buffers and per-Segment messages.
+
+use std::net::IpAddr;
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use gst::glib;
+use gst::prelude::*;
+use gst::subclass::prelude::*;
+use gst_base::prelude::*;
+use gst_base::subclass::base_src::CreateSuccess;
+use gst_base::subclass::prelude::*;
+use once_cell::sync::Lazy;
+
+use crate::client::{Client, ClientEvent, ClientSettings, Mode};
+use crate::core::client::{Adaptation, ClientConfig};
+use crate::core::reassembly::Output;
+
+static CAT: Lazy<gst::DebugCategory> = Lazy::new(|| {
+    gst::DebugCategory::new(
+        "crumbsrc",
+        gst::DebugColorFlags::empty(),
+        Some("Live P2P client"),
+    )
+});
+
+const DEFAULT_MAX_CRUMBS: u32 = 0;
+const DEFAULT_RATE: u32 = 0;
+const DEFAULT_ADDRESS: &str = "127.0.0.1";
+const DEFAULT_LATENCY: u64 = 3_000_000_000;
+const DEFAULT_START: i64 = -1;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, glib::Enum)]
+#[repr(u32)]
+#[enum_type(name = "GstCrumbSrcAdaptation")]
+pub enum AdaptationMode {
+    #[enum_value(
+        name = "The paper: eq. 3 at start, then D+1 after a complete Segment, D-1 otherwise",
+        nick = "paper"
+    )]
+    Paper = 0,
+    #[enum_value(
+        name = "Rate-based: D from the measured rate each Segment, with a safety margin",
+        nick = "rate"
+    )]
+    Rate = 1,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, glib::Enum)]
+#[repr(u32)]
+#[enum_type(name = "GstCrumbSrcMode")]
+pub enum SrcMode {
+    #[enum_value(name = "Play: race Segments and output the stream", nick = "play")]
+    Play = 0,
+    #[enum_value(
+        name = "Relay: fetch and seed every crumb of every Segment, no output",
+        nick = "relay"
+    )]
+    Relay = 1,
+}
+
+#[derive(Debug, Clone)]
+struct Settings {
+    location: Option<String>,
+    max_crumbs: u32,
+    adaptation: AdaptationMode,
+    max_upload_rate: u32,
+    max_download_rate: u32,
+    address: String,
+    latency: u64,
+    mode: SrcMode,
+    start: i64,
+    client_id: Option<String>,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Settings {
+            location: None,
+            max_crumbs: DEFAULT_MAX_CRUMBS,
+            adaptation: AdaptationMode::Paper,
+            max_upload_rate: DEFAULT_RATE,
+            max_download_rate: DEFAULT_RATE,
+            address: DEFAULT_ADDRESS.into(),
+            latency: DEFAULT_LATENCY,
+            mode: SrcMode::Play,
+            start: DEFAULT_START,
+            client_id: None,
+        }
+    }
+}
+
+#[derive(Default)]
+struct State {
+    client: Option<Client>,
+    /// Totals of the last client, so `stats` still reads after stop.
+    last_totals: Option<crate::client::ClientTotals>,
+    /// running time = pts + offset (set at the first output buffer).
+    offset: Option<i128>,
+    segments: u64,
+}
+
+#[derive(Default)]
+pub struct CrumbSrc {
+    settings: Mutex<Settings>,
+    state: Mutex<State>,
+    flushing: AtomicBool,
+}
+
+fn rate(v: u32) -> Option<u32> {
+    (v > 0).then(|| v.max(crate::p2p::session::MIN_RATE_LIMIT_BPS))
+}
+
+impl CrumbSrc {
+    fn to_buffer(
+        &self,
+        state: &mut State,
+        au: crate::core::reassembly::OutputAu,
+        discont: bool,
+    ) -> gst::Buffer {
+        let latency = self.settings.lock().unwrap().latency as i128;
+        let offset = *state.offset.get_or_insert_with(|| {
+            // Live: the first buffer plays `latency` after now.
+            let obj = self.obj();
+            let running = match (obj.clock(), obj.base_time()) {
+                (Some(c), Some(b)) => c.time().saturating_sub(b).nseconds() as i128,
+                _ => 0,
+            };
+            running + latency - au.pts.or(au.dts).unwrap_or(0) as i128
+        });
+        let map = |t: Option<u64>| {
+            t.map(|t| gst::ClockTime::from_nseconds((t as i128 + offset).max(0) as u64))
+        };
+        let mut buf = gst::Buffer::from_mut_slice(au.data);
+        {
+            let b = buf.get_mut().unwrap();
+            b.set_pts(map(au.pts));
+            b.set_dts(map(au.dts));
+            b.set_duration(au.duration.map(gst::ClockTime::from_nseconds));
+            let mut flags = gst::BufferFlags::empty();
+            if !au.keyframe {
+                flags |= gst::BufferFlags::DELTA_UNIT;
+            }
+            if discont {
+                flags |= gst::BufferFlags::DISCONT;
+            }
+            b.set_flags(flags);
+        }
+        buf
+    }
+
+    fn post_segment(
+        &self,
+        record: crate::core::client::SegmentRecord,
+        from_seed: u64,
+        from_peers: u64,
+    ) {
+        let msg = gst::message::Element::builder(
+            gst::Structure::builder("crumbsrc-segment")
+                .field("seq", record.seq)
+                .field("success", record.successful)
+                .field("complete", record.complete)
+                .field("skipped", record.skipped)
+                .field("d", record.d as u32)
+                .field("d-target", record.d_target as u32)
+                .field("crumbs-done", record.crumbs_done as u32)
+                .field("crumbs-total", record.crumbs_total as u32)
+                .field("time-extension", record.time_extension)
+                .field("rate", record.rate.unwrap_or(0.0))
+                .field("bytes-from-super-seed", from_seed)
+                .field("bytes-from-peers", from_peers)
+                .build(),
+        )
+        .src(&*self.obj())
+        .build();
+        let _ = self.obj().post_message(msg);
+    }
+
+    fn stats(&self) -> gst::Structure {
+        let state = self.state.lock().unwrap();
+        let (t, port) = match (&state.client, &state.last_totals) {
+            (Some(c), _) => (c.totals.lock().unwrap().clone(), c.p2p_port as u32),
+            (None, Some(t)) => (t.clone(), 0),
+            (None, None) => (Default::default(), 0),
+        };
+        let e = &t.engine;
+        gst::Structure::builder("application/x-crumbsrc-stats")
+            .field("segments-successful", e.segments_successful)
+            .field("segments-failed", e.segments_failed)
+            .field("segments-skipped", e.segments_skipped)
+            .field("segments-complete", e.segments_complete)
+            .field("mean-d", e.mean_d)
+            .field("d", e.d_current as u32)
+            .field("quality-switches", e.quality_switches)
+            .field("startup-delay", e.startup_delay.unwrap_or(u64::MAX))
+            .field("time-extension", e.time_extension_last)
+            .field("rate", e.rate.unwrap_or(0.0))
+            .field("bytes-downloaded", t.bytes_downloaded)
+            .field("bytes-uploaded", t.bytes_uploaded)
+            .field("bytes-from-super-seed", t.bytes_from_super_seed)
+            .field("bytes-from-peers", t.bytes_from_peers)
+            .field("crumbs-malformed", t.crumbs_malformed)
+            .field("torrents-seeding", t.torrents_seeding as u64)
+            .field("p2p-port", port)
+            .build()
+    }
+}
+
+#[glib::object_subclass]
+impl ObjectSubclass for CrumbSrc {
+    const NAME: &'static str = "GstCrumbSrc";
+    type Type = super::CrumbSrc;
+    type ParentType = gst_base::PushSrc;
+}
+
+impl ObjectImpl for CrumbSrc {
+    fn properties() -> &'static [glib::ParamSpec] {
+        static PROPERTIES: Lazy<Vec<glib::ParamSpec>> = Lazy::new(|| {
+            vec![
+                glib::ParamSpecString::builder("location")
+                    .nick("Location")
+                    .blurb("Channel URL, http://HOST:PORT/CHANNEL (crumbsink's url)")
+                    .mutable_ready()
+                    .build(),
+                glib::ParamSpecUInt::builder("max-crumbs")
+                    .nick("Maximum crumbs")
+                    .blurb("Never fetch more than this many crumbs of a Segment (caps D; 0 = no cap, 1 = base layer only)")
+                    .maximum(u16::MAX as u32)
+                    .default_value(DEFAULT_MAX_CRUMBS)
+                    .mutable_ready()
+                    .build(),
+                glib::ParamSpecEnum::builder_with_default("adaptation", AdaptationMode::Paper)
+                    .nick("Adaptation")
+                    .blurb("How D, the crumbs fetched per Segment, adapts: the paper's D+1/D-1 rule or a rate-based policy")
+                    .mutable_ready()
+                    .build(),
+                glib::ParamSpecUInt::builder("max-upload-rate")
+                    .nick("Maximum upload rate")
+                    .blurb("Upload cap to other clients in bytes/s (0 = unlimited; at least 16384)")
+                    .default_value(DEFAULT_RATE)
+                    .mutable_ready()
+                    .build(),
+                glib::ParamSpecUInt::builder("max-download-rate")
+                    .nick("Maximum download rate")
+                    .blurb("Download cap in bytes/s, to act out a slow link (0 = unlimited; at least 16384)")
+                    .default_value(DEFAULT_RATE)
+                    .mutable_ready()
+                    .build(),
+                glib::ParamSpecString::builder("address")
+                    .nick("Address")
+                    .blurb("IP address this client's BitTorrent session listens on (others fetch from it there)")
+                    .default_value(Some(DEFAULT_ADDRESS))
+                    .mutable_ready()
+                    .build(),
+                glib::ParamSpecUInt64::builder("latency")
+                    .nick("Latency")
+                    .blurb("Playback delay in ns between a Segment's output and its play-out (answered in the latency query)")
+                    .default_value(DEFAULT_LATENCY)
+                    .mutable_ready()
+                    .build(),
+                glib::ParamSpecEnum::builder_with_default("mode", SrcMode::Play)
+                    .nick("Mode")
+                    .blurb("play: race Segments and output the stream; relay: fetch and seed every crumb (an extra super seed), no output")
+                    .mutable_ready()
+                    .build(),
+                glib::ParamSpecInt64::builder("start")
+                    .nick("Start")
+                    .blurb("On-demand: play an archived channel from this Segment (-1 = live, from the channel's start index)")
+                    .minimum(-1)
+                    .default_value(DEFAULT_START)
+                    .mutable_ready()
+                    .build(),
+                glib::ParamSpecString::builder("client-id")
+                    .nick("Client id")
+                    .blurb("Id in the reports to the channel (default: random)")
+                    .mutable_ready()
+                    .build(),
+                glib::ParamSpecBoxed::builder::<gst::Structure>("stats")
+                    .nick("Statistics")
+                    .blurb("segments-successful, segments-failed, segments-skipped, segments-complete, mean-d, d, quality-switches, startup-delay (ns), time-extension (ns), rate (bytes/s), bytes-downloaded, bytes-uploaded, bytes-from-super-seed, bytes-from-peers, crumbs-malformed, torrents-seeding, p2p-port")
+                    .read_only()
+                    .build(),
+            ]
+        });
+        PROPERTIES.as_ref()
+    }
+
+    fn set_property(&self, _id: usize, value: &glib::Value, pspec: &glib::ParamSpec) {
+        let mut s = self.settings.lock().unwrap();
+        match pspec.name() {
+            "location" => s.location = value.get().unwrap(),
+            "max-crumbs" => s.max_crumbs = value.get().unwrap(),
+            "adaptation" => s.adaptation = value.get().unwrap(),
+            "max-upload-rate" => s.max_upload_rate = value.get().unwrap(),
+            "max-download-rate" => s.max_download_rate = value.get().unwrap(),
+            "address" => {
+                s.address = value
+                    .get::<Option<String>>()
+                    .unwrap()
+                    .unwrap_or_else(|| DEFAULT_ADDRESS.into())
+            }
+            "latency" => s.latency = value.get().unwrap(),
+            "mode" => s.mode = value.get().unwrap(),
+            "start" => s.start = value.get().unwrap(),
+            "client-id" => s.client_id = value.get().unwrap(),
+            _ => unimplemented!(),
+        }
+    }
+
+    fn property(&self, _id: usize, pspec: &glib::ParamSpec) -> glib::Value {
+        let s = self.settings.lock().unwrap();
+        match pspec.name() {
+            "location" => s.location.to_value(),
+            "max-crumbs" => s.max_crumbs.to_value(),
+            "adaptation" => s.adaptation.to_value(),
+            "max-upload-rate" => s.max_upload_rate.to_value(),
+            "max-download-rate" => s.max_download_rate.to_value(),
+            "address" => s.address.to_value(),
+            "latency" => s.latency.to_value(),
+            "mode" => s.mode.to_value(),
+            "start" => s.start.to_value(),
+            "client-id" => s.client_id.to_value(),
+            "stats" => {
+                drop(s);
+                self.stats().to_value()
+            }
+            _ => unimplemented!(),
+        }
+    }
+
+    fn constructed(&self) {
+        self.parent_constructed();
+        let obj = self.obj();
+        obj.set_live(true);
+        obj.set_format(gst::Format::Time);
+        obj.set_do_timestamp(false);
+    }
+}
+
+impl GstObjectImpl for CrumbSrc {}
+
+impl ElementImpl for CrumbSrc {
+    fn metadata() -> Option<&'static gst::subclass::ElementMetadata> {
+        static ELEMENT_METADATA: Lazy<gst::subclass::ElementMetadata> = Lazy::new(|| {
+            gst::subclass::ElementMetadata::new(
+                "Crumb channel source",
+                "Source/Network",
+                "Watches a crumbs channel: races Segments against their deadlines over BitTorrent, adapts the crumbs fetched to the link, seeds to other clients, outputs the layered stream",
+                "crumbs developers",
+            )
+        });
+        Some(&*ELEMENT_METADATA)
+    }
+
+    fn pad_templates() -> &'static [gst::PadTemplate] {
+        static PAD_TEMPLATES: Lazy<Vec<gst::PadTemplate>> = Lazy::new(|| {
+            vec![
+                gst::PadTemplate::new(
+                    "src",
+                    gst::PadDirection::Src,
+                    gst::PadPresence::Always,
+                    &crate::video_caps(),
+                )
+                .unwrap(),
+            ]
+        });
+        PAD_TEMPLATES.as_ref()
+    }
+}
+
+impl BaseSrcImpl for CrumbSrc {
+    fn start(&self) -> Result<(), gst::ErrorMessage> {
+        let s = self.settings.lock().unwrap().clone();
+        let Some(url) = s.location.clone() else {
+            return Err(gst::error_msg!(
+                gst::ResourceError::Settings,
+                ("No location set: crumbsrc needs the channel URL (location=http://HOST:PORT/CHANNEL)")
+            ));
+        };
+        let address: IpAddr = s.address.parse().map_err(|_| {
+            gst::error_msg!(
+                gst::ResourceError::Settings,
+                ("address '{}' is not an IP address", s.address)
+            )
+        })?;
+        let client_id = s
+            .client_id
+            .clone()
+            .unwrap_or_else(|| format!("crumbsrc-{:016x}", rand_id()));
+        let settings = ClientSettings {
+            url: url.clone(),
+            listen_address: address,
+            max_upload_rate: rate(s.max_upload_rate),
+            max_download_rate: rate(s.max_download_rate),
+            engine: ClientConfig {
+                adaptation: match s.adaptation {
+                    AdaptationMode::Paper => Adaptation::Paper,
+                    AdaptationMode::Rate => Adaptation::RateBased,
+                },
+                max_crumbs: s.max_crumbs.min(u16::MAX as u32) as u16,
+                ..Default::default()
+            },
+            mode: match s.mode {
+                SrcMode::Play => Mode::Play,
+                SrcMode::Relay => Mode::Relay,
+            },
+            start: (s.start >= 0).then_some(s.start as u64),
+            client_id,
+        };
+        let client = Client::start(settings).map_err(|e| {
+            gst::error_msg!(
+                gst::ResourceError::OpenRead,
+                ("Cannot join channel {}: {:#}", url, e)
+            )
+        })?;
+        gst::info!(
+            CAT,
+            imp = self,
+            "Joining {url} (BitTorrent port {})",
+            client.p2p_port
+        );
+        *self.state.lock().unwrap() = State {
+            client: Some(client),
+            ..Default::default()
+        };
+        self.flushing.store(false, Ordering::SeqCst);
+        Ok(())
+    }
+
+    fn stop(&self) -> Result<(), gst::ErrorMessage> {
+        let client = self.state.lock().unwrap().client.take();
+        if let Some(mut c) = client {
+            c.stop();
+            self.state.lock().unwrap().last_totals = Some(c.totals.lock().unwrap().clone());
+        }
+        Ok(())
+    }
+
+    fn is_seekable(&self) -> bool {
+        false
+    }
+
+    fn query(&self, query: &mut gst::QueryRef) -> bool {
+        if let gst::QueryViewMut::Latency(q) = query.view_mut() {
+            let latency = gst::ClockTime::from_nseconds(self.settings.lock().unwrap().latency);
+            q.set(true, latency, gst::ClockTime::NONE);
+            return true;
+        }
+        BaseSrcImplExt::parent_query(self, query)
+    }
+
+    fn unlock(&self) -> Result<(), gst::ErrorMessage> {
+        self.flushing.store(true, Ordering::SeqCst);
+        Ok(())
+    }
+
+    fn unlock_stop(&self) -> Result<(), gst::ErrorMessage> {
+        self.flushing.store(false, Ordering::SeqCst);
+        Ok(())
+    }
+}
+
+impl PushSrcImpl for CrumbSrc {
+    fn create(
+        &self,
+        _buffer: Option<&mut gst::BufferRef>,
+    ) -> Result<CreateSuccess, gst::FlowError> {
+        loop {
+            if self.flushing.load(Ordering::SeqCst) {
+                return Err(gst::FlowError::Flushing);
+            }
+            let event = {
+                let state = self.state.lock().unwrap();
+                let Some(client) = &state.client else {
+                    return Err(gst::FlowError::Flushing);
+                };
+                client.events.recv_timeout(Duration::from_millis(50))
+            };
+            let event = match event {
+                Ok(e) => e,
+                Err(std::sync::mpsc::RecvTimeoutError::Timeout) => continue,
+                Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => {
+                    return Err(gst::FlowError::Eos);
+                }
+            };
+            match event {
+                ClientEvent::Output(Output::Caps(caps)) => {
+                    let caps = crate::crumbjoin::output_caps(&caps).map_err(|e| {
+                        gst::element_imp_error!(self, gst::StreamError::Format, ("{}", e));
+                        gst::FlowError::NotNegotiated
+                    })?;
+                    if self.obj().set_caps(&caps).is_err() {
+                        gst::element_imp_error!(
+                            self,
+                            gst::CoreError::Negotiation,
+                            ("Downstream refused the channel's caps {}", caps)
+                        );
+                        return Err(gst::FlowError::NotNegotiated);
+                    }
+                }
+                ClientEvent::Output(Output::Gap { pts, duration }) => {
+                    let offset = self.state.lock().unwrap().offset;
+                    if let Some(off) = offset {
+                        let start =
+                            gst::ClockTime::from_nseconds((pts as i128 + off).max(0) as u64);
+                        let ev = gst::event::Gap::builder(start)
+                            .duration(gst::ClockTime::from_nseconds(duration))
+                            .build();
+                        self.obj().src_pad().push_event(ev);
+                    }
+                }
+                ClientEvent::Output(Output::Au { au, discont }) => {
+                    let mut state = self.state.lock().unwrap();
+                    let buf = self.to_buffer(&mut state, au, discont);
+                    return Ok(CreateSuccess::NewBuffer(buf));
+                }
+                ClientEvent::Segment {
+                    record,
+                    bytes_from_super_seed,
+                    bytes_from_peers,
+                } => {
+                    self.state.lock().unwrap().segments += 1;
+                    self.post_segment(record, bytes_from_super_seed, bytes_from_peers);
+                }
+                ClientEvent::Error(text) => {
+                    gst::element_imp_error!(self, gst::ResourceError::Read, ("{}", text));
+                    return Err(gst::FlowError::Error);
+                }
+                ClientEvent::Eos => {
+                    gst::info!(
+                        CAT,
+                        imp = self,
+                        "The channel stopped answering: end of stream"
+                    );
+                    return Err(gst::FlowError::Eos);
+                }
+            }
+        }
+    }
+}
+
+fn rand_id() -> u64 {
+    use std::hash::{BuildHasher, Hasher};
+    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+    h.write_u64(std::process::id() as u64);
+    h.finish()
+}

@@ -1,0 +1,228 @@
+// SPDX-License-Identifier: MPL-2.0
+//! End to end on loopback: one live channel, three crumbsrc clients with different
+//! download caps and real decoders, one joining late. Bounded in time.
+
+mod common;
+
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use common::*;
+use gst::prelude::*;
+
+type Records = Arc<Mutex<Vec<gst::Structure>>>;
+
+struct Peer {
+    pipeline: gst::Pipeline,
+    records: Records,
+    errors: Arc<Mutex<Vec<String>>>,
+}
+
+fn start(desc: &str) -> Peer {
+    let pipeline = launch(desc);
+    let records: Records = Arc::new(Mutex::new(Vec::new()));
+    let errors = Arc::new(Mutex::new(Vec::new()));
+    let (r2, e2) = (records.clone(), errors.clone());
+    pipeline.bus().unwrap().set_sync_handler(move |_, msg| {
+        match msg.view() {
+            gst::MessageView::Element(e) => {
+                if let Some(s) = e.structure() {
+                    r2.lock().unwrap().push(s.to_owned());
+                }
+            }
+            gst::MessageView::Error(e) => {
+                e2.lock()
+                    .unwrap()
+                    .push(format!("{} ({:?})", e.error(), e.debug()))
+            }
+            gst::MessageView::Eos(_) => r2.lock().unwrap().push(gst::Structure::new_empty("eos")),
+            _ => {}
+        }
+        gst::BusSyncReply::Drop
+    });
+    pipeline.set_state(gst::State::Playing).expect("starts");
+    Peer {
+        pipeline,
+        records,
+        errors,
+    }
+}
+
+impl Peer {
+    fn named(&self, name: &str) -> Vec<gst::Structure> {
+        self.records
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|s| s.name() == name)
+            .cloned()
+            .collect()
+    }
+}
+
+fn u(s: &gst::Structure, f: &str) -> u64 {
+    s.get::<u64>(f)
+        .or_else(|_| s.get::<u32>(f).map(u64::from))
+        .unwrap()
+}
+
+#[test]
+fn one_channel_three_clients() {
+    // Three VP8 temporal layers (48/96/160 kbit/s), one crumb per layer, 1 s Segments.
+    // The super seed is capped at 96 KB/s: 2.5 times one full stream for three clients.
+    let channel = start(
+        "videotestsrc is-live=true pattern=smpte horizontal-speed=4 ! video/x-raw,width=320,height=240,framerate=30/1 \
+         ! svcvp8enc keyframe-max-dist=30 layer-bitrates=<48,96,160> \
+         ! svcsegmenter max-crumb-size=0 min-gops=1 max-gops=1 \
+         ! crumbsink name=ch window=6 max-upload-rate=98304 tracker-interval=1",
+    );
+    let end = Instant::now() + Duration::from_secs(20);
+    let url = loop {
+        if let Some(s) = channel.named("crumbsink-listening").first() {
+            break s.get::<String>("url").unwrap();
+        }
+        assert!(Instant::now() < end, "channel did not start");
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    let client = |name: &str, props: &str| {
+        start(&format!(
+            "crumbsrc name={name} location={url} {props} ! vp8dec ! fakesink sync=false"
+        ))
+    };
+    let fast = client("fast", "");
+    // 16 KiB/s = 131 kbit/s: the base layer (48) fits, base + enhancement 1 (144) does not.
+    let slow = client("slow", "max-download-rate=16384");
+    std::thread::sleep(Duration::from_secs(8));
+    let late = client("late", "max-download-rate=65536");
+    std::thread::sleep(Duration::from_secs(14));
+
+    // Killing one client leaves the others playing.
+    fast.pipeline.set_state(gst::State::Null).unwrap();
+    let slow_before = slow.named("crumbsrc-segment").len();
+    std::thread::sleep(Duration::from_secs(3));
+    assert!(
+        slow.named("crumbsrc-segment").len() > slow_before,
+        "the slow client goes on after another left"
+    );
+
+    for p in [&channel, &fast, &slow, &late] {
+        assert!(
+            p.errors.lock().unwrap().is_empty(),
+            "{:?}",
+            p.errors.lock().unwrap()
+        );
+    }
+    let published = channel.named("crumbsink-segment");
+    let latest = u(published.last().unwrap(), "seq");
+    let mean_bytes = published.iter().map(|s| u(s, "bytes")).sum::<u64>() / published.len() as u64;
+    eprintln!(
+        "channel: {} Segments, {mean_bytes} bytes each on average",
+        published.len()
+    );
+    let mut from_peers = 0;
+    let mut extension = 0;
+    for (name, peer) in [("fast", &fast), ("slow", &slow), ("late", &late)] {
+        let recs = peer.named("crumbsrc-segment");
+        let played: Vec<&gst::Structure> = recs
+            .iter()
+            .filter(|r| !r.get::<bool>("skipped").unwrap())
+            .collect();
+        let failed = played
+            .iter()
+            .filter(|r| !r.get::<bool>("success").unwrap())
+            .count();
+        let ds: Vec<u64> = played.iter().map(|r| u(r, "d")).collect();
+        eprintln!(
+            "{name}: {} Segments, {failed} failed, d {ds:?}",
+            played.len()
+        );
+        assert!(played.len() >= 5, "{name} played {} Segments", played.len());
+        assert_eq!(failed, 0, "{name} failed a Segment: d {ds:?}");
+        from_peers += recs.iter().map(|r| u(r, "bytes-from-peers")).sum::<u64>();
+        extension += recs
+            .iter()
+            .map(|r| u(r, "time-extension"))
+            .max()
+            .unwrap_or(0);
+        let st = peer
+            .pipeline
+            .by_name(name)
+            .unwrap()
+            .property::<gst::Structure>("stats");
+        assert!(st.get::<u64>("segments-successful").unwrap() >= 5);
+        match name {
+            "slow" => assert!(ds.iter().all(|&d| d <= 2), "slow client d {ds:?}"),
+            "fast" => {
+                let n: Vec<u64> = played.iter().map(|r| u(r, "crumbs-total")).collect();
+                assert!(
+                    ds.iter().zip(&n).any(|(d, n)| d == n),
+                    "fast client never reached D=N: d {ds:?} of {n:?}"
+                );
+            }
+            _ => {
+                // Joined 8 s late and caught up with the live edge.
+                let last = u(played.last().unwrap(), "seq");
+                assert!(
+                    last + 4 >= latest,
+                    "late client at {last}, channel at {latest}"
+                );
+            }
+        }
+    }
+    assert!(extension > 0, "time extensions are earned");
+    assert!(
+        from_peers > 0,
+        "clients fetch from each other, not only from the super seed"
+    );
+
+    // Stopping the channel: the clients end cleanly (EOS), no hang.
+    channel.pipeline.set_state(gst::State::Null).unwrap();
+    let stopped = Instant::now();
+    for (name, peer) in [("slow", &slow), ("late", &late)] {
+        while peer.named("eos").is_empty() && peer.errors.lock().unwrap().is_empty() {
+            assert!(
+                stopped.elapsed() < Duration::from_secs(30),
+                "{name} hangs after the channel stopped"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        assert!(
+            peer.errors.lock().unwrap().is_empty(),
+            "{name}: a clean EOS, not an error"
+        );
+        peer.pipeline.set_state(gst::State::Null).unwrap();
+    }
+    eprintln!(
+        "clients ended {:?} after the channel stopped",
+        stopped.elapsed()
+    );
+}
+
+fn error_of(desc: &str) -> String {
+    let p = launch(desc);
+    let bus = p.bus().unwrap();
+    let _ = p.set_state(gst::State::Playing);
+    let msg = bus
+        .timed_pop_filtered(gst::ClockTime::from_seconds(30), &[gst::MessageType::Error, gst::MessageType::Eos])
+        .expect("an error within 30 s, not a hang");
+    let text = match msg.view() {
+        gst::MessageView::Error(e) => format!("{} {:?}", e.error(), e.debug()),
+        _ => "EOS".into(),
+    };
+    p.set_state(gst::State::Null).unwrap();
+    text
+}
+
+#[test]
+fn unreachable_or_wrong_channel_is_a_clear_error() {
+    // Nothing listens on a port we just freed.
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let e = error_of(&format!("crumbsrc location=http://127.0.0.1:{port}/live ! fakesink"));
+    assert!(e.contains("Cannot join channel"), "{e}");
+    let e = error_of("crumbsrc location=not-a-url ! fakesink");
+    assert!(e.contains("is not a URL"), "{e}");
+    let e = error_of("crumbsrc location=http://127.0.0.1:9/a/b/c ! fakesink");
+    assert!(e.contains("not a channel URL"), "{e}");
+    let e = error_of("crumbsrc ! fakesink");
+    assert!(e.contains("No location set"), "{e}");
+}
