@@ -1,145 +1,214 @@
 // SPDX-License-Identifier: MPL-2.0
-//! The main job (for now, until crumbsink and crumbsrc exist): a live layered VP8
-//! channel is cut into Segments and Crumbs, and three "viewers" keep 1, 2 or all
-//! crumbs of each Segment and decode them. Prints what each Segment holds and what
-//! each viewer got.
+//! The main job: a live layered channel and several clients on loopback, some with
+//! ADSL-like caps, for about a minute; then a per-client summary.
 //!
 //! `cargo run --release --example demo -- [seconds]`
 
-use std::collections::BTreeMap;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use gst::prelude::*;
+
+type Log = Arc<Mutex<Vec<(Instant, gst::Structure)>>>;
+
+fn start(desc: &str) -> Result<(gst::Pipeline, Log), Box<dyn std::error::Error>> {
+    let p = gst::parse::launch(desc)?
+        .downcast::<gst::Pipeline>()
+        .unwrap();
+    let log: Log = Arc::new(Mutex::new(Vec::new()));
+    let l2 = log.clone();
+    p.bus().unwrap().set_sync_handler(move |_, msg| {
+        let s = match msg.view() {
+            gst::MessageView::Element(e) => e.structure().map(|s| s.to_owned()),
+            gst::MessageView::Error(e) => Some(
+                gst::Structure::builder("error")
+                    .field("text", format!("{} ({:?})", e.error(), e.debug()))
+                    .build(),
+            ),
+            _ => None,
+        };
+        if let Some(s) = s {
+            l2.lock().unwrap().push((Instant::now(), s));
+        }
+        gst::BusSyncReply::Drop
+    });
+    p.set_state(gst::State::Playing)?;
+    Ok((p, log))
+}
+
+fn num(s: &gst::Structure, f: &str) -> f64 {
+    s.get::<u64>(f)
+        .map(|v| v as f64)
+        .or_else(|_| s.get::<u32>(f).map(f64::from))
+        .or_else(|_| s.get::<f64>(f))
+        .unwrap_or(0.0)
+}
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let seconds: u64 = std::env::args()
         .nth(1)
         .and_then(|s| s.parse().ok())
-        .unwrap_or(20);
+        .unwrap_or(60);
     gst::init()?;
     gstcrumbs::plugin_register_static()?;
 
-    // The paper's ladder: base 128 kbit/s, enhancement 1 512 kbit/s, enhancement 2
-    // 2048 kbit/s, as three temporal layers; 1 s GOPs, 2 GOPs per Segment.
-    let viewers = [1u32, 2, 0];
-    let mut desc = String::from(
-        "videotestsrc is-live=true pattern=smpte ! video/x-raw,width=640,height=360,framerate=30/1 \
+    // The paper's ladder scaled to loopback-friendly sizes: base 128, enhancement 1
+    // 512, enhancement 2 2048 kbit/s as VP8 temporal layers; 1 s GOPs, one crumb per
+    // layer split at 64 KiB; the super seed capped at 2 MB/s as in the paper.
+    println!("crumbs demo: a live channel and 5 clients on loopback for {seconds} s");
+    let (channel, chlog) = start(
+        "videotestsrc is-live=true pattern=smpte horizontal-speed=4 ! video/x-raw,width=640,height=360,framerate=30/1 \
          ! svcvp8enc keyframe-max-dist=30 layer-bitrates=<128,512,2048> \
-         ! svcsegmenter name=seg gops=2 max-crumb-size=65536 ! tee name=t",
-    );
-    for d in viewers {
-        desc += &format!(
-            " t. ! queue ! crumbjoin name=view{d} max-crumbs={d} ! vp8dec ! fakesink name=out{d} sync=false signal-handoffs=true"
-        );
-    }
-    let pipeline = gst::parse::launch(&desc)?
-        .downcast::<gst::Pipeline>()
-        .unwrap();
-    let frames: BTreeMap<u32, std::sync::Arc<std::sync::atomic::AtomicU64>> = viewers
-        .iter()
-        .map(|d| {
-            let c = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
-            let c2 = c.clone();
-            pipeline
-                .by_name(&format!("out{d}"))
-                .unwrap()
-                .connect("handoff", false, move |_| {
-                    c2.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                    None
-                });
-            (*d, c)
-        })
-        .collect();
-
-    println!("crumbs demo: a live 3-layer VP8 channel cut into Segments and Crumbs, {seconds} s");
-    println!();
-    println!(
-        "{:>4} {:>8} {:>5} {:>7} {:>10} {:>10} {:>10}  layers",
-        "seg", "length", "GOPs", "crumbs", "base kb/s", "all kb/s", "bytes"
-    );
-    pipeline.set_state(gst::State::Playing)?;
-    let bus = pipeline.bus().unwrap();
-    let end = Instant::now() + Duration::from_secs(seconds);
-    let mut segments = 0u32;
-    let mut failed = None;
-    while Instant::now() < end {
-        let Some(msg) = bus.timed_pop(gst::ClockTime::from_mseconds(200)) else {
-            continue;
-        };
-        match msg.view() {
-            gst::MessageView::Element(e) => {
-                let Some(s) = e.structure() else { continue };
-                if s.name() == "svcsegmenter-segment" {
-                    segments += 1;
-                    let dur = s.get::<u64>("duration")? as f64 / 1e9;
-                    let kbps = |b: u64| b as f64 * 8.0 / 1000.0 / dur.max(1e-9);
-                    let layers = s.get::<gst::Array>("layer-names")?;
-                    let names: Vec<String> = layers
-                        .iter()
-                        .filter_map(|v| v.get::<String>().ok())
-                        .collect();
-                    println!(
-                        "{:>4} {:>7.2}s {:>5} {:>7} {:>10.0} {:>10.0} {:>10}  {}",
-                        s.get::<u64>("seq")?,
-                        dur,
-                        s.get::<u32>("gops")?,
-                        s.get::<u32>("crumbs")?,
-                        kbps(s.get::<u64>("base-bytes")?),
-                        kbps(s.get::<u64>("bytes")?),
-                        s.get::<u64>("bytes")?,
-                        names.join(" ")
-                    );
-                }
-            }
-            gst::MessageView::Error(e) => {
-                failed = Some(format!("{} ({:?})", e.error(), e.debug()));
-                break;
-            }
-            _ => {}
+         ! svcsegmenter min-gops=1 max-gops=2 max-crumb-size=65536 \
+         ! crumbsink name=ch window=5 max-upload-rate=2000000 tracker-interval=1",
+    )?;
+    let t0 = Instant::now();
+    let url = loop {
+        if let Some((_, s)) = chlog
+            .lock()
+            .unwrap()
+            .iter()
+            .find(|(_, s)| s.name() == "crumbsink-listening")
+        {
+            break s.get::<String>("url")?;
         }
-    }
-    pipeline.send_event(gst::event::Eos::new());
-    let _ = bus.timed_pop_filtered(
-        gst::ClockTime::from_seconds(5),
-        &[gst::MessageType::Eos, gst::MessageType::Error],
-    );
-    pipeline.set_state(gst::State::Null)?;
-    if let Some(e) = failed {
-        return Err(e.into());
+        if let Some((_, s)) = chlog
+            .lock()
+            .unwrap()
+            .iter()
+            .find(|(_, s)| s.name() == "error")
+        {
+            return Err(s.get::<String>("text")?.into());
+        }
+        if t0.elapsed() > Duration::from_secs(20) {
+            return Err("the channel did not start".into());
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    println!("channel listening at {url}");
+
+    // (name, download cap bytes/s, upload cap bytes/s, join after s, adaptation)
+    let clients = [
+        ("fiber", 0u32, 0u32, 0u64, "paper"),
+        ("cable-3M", 375_000, 125_000, 0, "paper"),
+        ("dsl-600k", 75_000, 32_000, 2, "paper"),
+        ("adsl-256k", 32_000, 16_384, 4, "paper"),
+        ("late-rate", 375_000, 125_000, 15, "rate"),
+    ];
+    let mut running: Vec<(&str, gst::Pipeline, Log, Instant)> = Vec::new();
+    let end = t0 + Duration::from_secs(seconds);
+    let mut pending: Vec<_> = clients.iter().collect();
+    while Instant::now() < end {
+        pending.retain(|(name, down, up, after, adaptation)| {
+            if t0.elapsed() < Duration::from_secs(*after) {
+                return true;
+            }
+            let desc = format!(
+                "crumbsrc name=src location={url} max-download-rate={down} max-upload-rate={up} adaptation={adaptation} client-id={name} \
+                 ! vp8dec ! fakesink sync=false"
+            );
+            match start(&desc) {
+                Ok((p, log)) => running.push((name, p, log, Instant::now())),
+                Err(e) => eprintln!("{name}: {e}"),
+            }
+            false
+        });
+        std::thread::sleep(Duration::from_millis(200));
     }
 
+    // When each Segment was published, to measure live latency (publish -> output,
+    // plus the Segment's own length captured before it).
+    let published: HashMap<u64, (Instant, f64)> = chlog
+        .lock()
+        .unwrap()
+        .iter()
+        .filter(|(_, s)| s.name() == "svcsegmenter-segment")
+        .map(|(t, s)| (s.get::<u64>("seq").unwrap(), (*t, num(s, "duration") / 1e9)))
+        .collect();
     println!();
     println!(
-        "{:<28} {:>8} {:>14} {:>16}",
-        "viewer", "frames", "Segments out", "Segments skipped"
+        "{:<10} {:>5} {:>5} {:>6} {:>6} {:>9} {:>11} {:>10} {:>8} {:>8}",
+        "client",
+        "ok",
+        "fail",
+        "meanD",
+        "maxN",
+        "switches",
+        "from seed",
+        "from peers",
+        "startup",
+        "latency"
     );
-    for d in viewers {
-        let st = pipeline
-            .by_name(&format!("view{d}"))
+    for (name, p, log, joined) in &running {
+        let log = log.lock().unwrap();
+        if let Some((_, e)) = log.iter().find(|(_, s)| s.name() == "error") {
+            println!("{name:<10} error: {}", e.get::<String>("text")?);
+            continue;
+        }
+        let recs: Vec<&(Instant, gst::Structure)> = log
+            .iter()
+            .filter(|(_, s)| {
+                s.name() == "crumbsrc-segment" && !s.get::<bool>("skipped").unwrap_or(false)
+            })
+            .collect();
+        let st = p
+            .by_name("src")
             .unwrap()
             .property::<gst::Structure>("stats");
-        let label = if d == 0 {
-            "all crumbs".to_string()
-        } else {
-            format!("max-crumbs={d}")
-        };
+        let lat: Vec<f64> = recs
+            .iter()
+            .filter(|(_, s)| s.get::<bool>("success").unwrap_or(false))
+            .filter_map(|(t, s)| {
+                let (tp, dur) = published.get(&s.get::<u64>("seq").ok()?)?;
+                Some(t.duration_since(*tp).as_secs_f64() + dur)
+            })
+            .collect();
+        let startup = recs
+            .iter()
+            .find(|(_, s)| s.get::<bool>("success").unwrap_or(false))
+            .map(|(t, _)| t.duration_since(*joined).as_secs_f64());
         println!(
-            "{:<28} {:>8} {:>14} {:>16}",
-            label,
-            frames[&d].load(std::sync::atomic::Ordering::Relaxed),
-            st.get::<u64>("segments-output")?,
-            st.get::<u64>("segments-skipped")?
+            "{:<10} {:>5} {:>5} {:>6.2} {:>6} {:>9} {:>9.0}kB {:>8.0}kB {:>7} {:>7}",
+            name,
+            num(&st, "segments-successful"),
+            num(&st, "segments-failed"),
+            num(&st, "mean-d"),
+            recs.iter()
+                .map(|(_, s)| num(s, "crumbs-total") as u64)
+                .max()
+                .unwrap_or(0),
+            num(&st, "quality-switches"),
+            num(&st, "bytes-from-super-seed") / 1000.0,
+            num(&st, "bytes-from-peers") / 1000.0,
+            startup.map_or("-".into(), |s| format!("{s:.1}s")),
+            if lat.is_empty() {
+                "-".into()
+            } else {
+                format!("{:.1}s", lat.iter().sum::<f64>() / lat.len() as f64)
+            },
         );
     }
-    let st = pipeline
-        .by_name("seg")
+    let st = channel
+        .by_name("ch")
         .unwrap()
         .property::<gst::Structure>("stats");
     println!();
     println!(
-        "svcsegmenter: {segments} Segments, {} crumbs, {} bytes",
-        st.get::<u64>("crumbs")?,
-        st.get::<u64>("bytes")?
+        "channel: {} Segments published, {:.0} kB published, super seed uploaded {:.0} kB, {} peers known, {} clients reporting, last rho {:.2}",
+        num(&st, "segments-published"),
+        num(&st, "bytes-published") / 1000.0,
+        num(&st, "bytes-uploaded") / 1000.0,
+        num(&st, "peers-known"),
+        num(&st, "clients-reporting"),
+        num(&st, "last-rho"),
     );
+    println!(
+        "(ok/fail: Segments successful/failed; meanD: mean crumbs played; startup: join to first Segment; latency: capture to output)"
+    );
+    for (_, p, _, _) in running {
+        p.set_state(gst::State::Null)?;
+    }
+    channel.set_state(gst::State::Null)?;
     Ok(())
 }

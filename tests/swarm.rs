@@ -203,7 +203,10 @@ fn error_of(desc: &str) -> String {
     let bus = p.bus().unwrap();
     let _ = p.set_state(gst::State::Playing);
     let msg = bus
-        .timed_pop_filtered(gst::ClockTime::from_seconds(30), &[gst::MessageType::Error, gst::MessageType::Eos])
+        .timed_pop_filtered(
+            gst::ClockTime::from_seconds(30),
+            &[gst::MessageType::Error, gst::MessageType::Eos],
+        )
         .expect("an error within 30 s, not a hang");
     let text = match msg.view() {
         gst::MessageView::Error(e) => format!("{} {:?}", e.error(), e.debug()),
@@ -216,8 +219,14 @@ fn error_of(desc: &str) -> String {
 #[test]
 fn unreachable_or_wrong_channel_is_a_clear_error() {
     // Nothing listens on a port we just freed.
-    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-    let e = error_of(&format!("crumbsrc location=http://127.0.0.1:{port}/live ! fakesink"));
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let e = error_of(&format!(
+        "crumbsrc location=http://127.0.0.1:{port}/live ! fakesink"
+    ));
     assert!(e.contains("Cannot join channel"), "{e}");
     let e = error_of("crumbsrc location=not-a-url ! fakesink");
     assert!(e.contains("is not a URL"), "{e}");

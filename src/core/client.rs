@@ -28,19 +28,8 @@
 use std::collections::BTreeMap;
 
 use super::api::{API_VERSION, ReportDoc, SegmentDoc, WindowDoc};
-use super::rate::RateEstimator;
-
-/// How D, the number of crumbs to fetch, is chosen per Segment.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub enum Adaptation {
-    /// The paper: eq. 3 in the initial stage, then D+1 after a complete Segment, D-1
-    /// otherwise.
-    #[default]
-    Paper,
-    /// Each Segment, D from the measured rate against |s| alone (not TE), with a
-    /// hysteresis band; see [`ClientEngine`]'s `choose_d`.
-    RateBased,
-}
+pub use super::rate::{Adaptation, fit_prefix};
+use super::rate::{RateEstimator, choose_d};
 
 /// Settings of a client engine, as crumbsrc's properties set them.
 #[derive(Clone, Debug, PartialEq)]
@@ -181,22 +170,6 @@ pub enum ClientError {
     Version(u32),
 }
 
-/// Largest d (at least 1) with bytes(crumbs 1..=d) / `rate` <= `budget_ns`: the
-/// paper's eq. 3. `sizes` are crumbs 1..=N; the caller applies caps.
-pub fn fit_prefix(sizes: &[u64], rate: f64, budget_ns: u64) -> u16 {
-    let allowed = rate * budget_ns as f64 / 1e9;
-    let mut sum = 0u64;
-    let mut d = 0u16;
-    for &size in sizes.iter().take(usize::from(u16::MAX)) {
-        sum = sum.saturating_add(size);
-        if sum as f64 > allowed {
-            break;
-        }
-        d += 1;
-    }
-    d.max(1)
-}
-
 #[derive(Clone, Debug)]
 struct SegmentMeta {
     duration: u64,
@@ -220,6 +193,11 @@ impl SegmentMeta {
             sizes: crumbs.into_iter().map(|c| c.1).collect(),
         })
     }
+}
+
+/// A crumb count or index as u16 (Segments hold at most u16::MAX crumbs).
+fn count(n: usize) -> u16 {
+    u16::try_from(n).unwrap_or(u16::MAX)
 }
 
 /// The window as last seen.
@@ -249,8 +227,7 @@ impl Current {
     }
 
     fn prefix(&self, cap: u16) -> u16 {
-        let run = self.done.iter().take_while(|d| **d).count();
-        u16::try_from(run).unwrap_or(u16::MAX).min(cap)
+        count(self.done.iter().take_while(|d| **d).count()).min(cap)
     }
 }
 
@@ -382,9 +359,10 @@ impl ClientEngine {
         self.advance(now, true);
     }
 
-    /// Progress of a crumb (informational: the rate comes from `on_bytes_received`).
-    pub fn on_crumb_progress(&mut self, now: u64, seq: u64, index: u16, have_bytes: u64) {
-        let _ = (seq, index, have_bytes);
+    /// Progress of a crumb. Only a clock reading for now: R comes from
+    /// `on_bytes_received` (all bytes, whichever crumb), and a partial crumb is no use
+    /// to a prefix.
+    pub fn on_crumb_progress(&mut self, now: u64, _seq: u64, _index: u16, _have_bytes: u64) {
         self.advance(now, true);
     }
 
@@ -470,7 +448,7 @@ impl ClientEngine {
     }
 
     fn cap(&self, n: usize) -> u16 {
-        let n = u16::try_from(n).unwrap_or(u16::MAX).max(1);
+        let n = count(n).max(1);
         match self.config.max_crumbs {
             0 => n,
             m => n.min(m),
@@ -575,9 +553,9 @@ impl ClientEngine {
         let known: Vec<(u64, u16)> = self
             .segments
             .range(from..to)
-            .map(|(s, m)| (*s, u16::try_from(m.sizes.len()).unwrap_or(u16::MAX)))
+            .map(|(s, m)| (*s, count(m.sizes.len())))
             .collect();
-        for (seq, n) in known {
+        for (seq, crumbs_total) in known {
             let record = SegmentRecord {
                 seq,
                 skipped: true,
@@ -586,7 +564,7 @@ impl ClientEngine {
                 d: 0,
                 d_target: 0,
                 crumbs_done: 0,
-                crumbs_total: n,
+                crumbs_total,
                 time_extension: 0,
                 rate: self.rate.rate(at),
                 started_at: at,
@@ -607,9 +585,12 @@ impl ClientEngine {
         let te = self.prev_deadline.map_or(0, |d| d.saturating_sub(at));
         let budget = meta.duration.saturating_add(te);
         let cap = self.cap(meta.sizes.len());
-        let d = self
-            .choose_d(&meta.sizes, meta.duration, budget, at)
-            .clamp(1, cap);
+        let usable = |r: &f64| r.is_finite() && *r > 0.0;
+        let rate = self.rate.rate(at).filter(usable);
+        let rate = rate.or(self.config.initial_rate.filter(usable));
+        let (adaptation, safety) = (self.config.adaptation, self.config.safety);
+        let d = choose_d(adaptation, safety, self.last, rate, &meta.sizes, budget);
+        let d = d.clamp(1, cap);
         let n = meta.sizes.len();
         let mut cur = Current {
             seq,
@@ -633,50 +614,6 @@ impl ClientEngine {
         true
     }
 
-    /// D for a Segment with crumb `sizes`, duration and budget |s| + TE.
-    ///
-    /// Paper: eq. 3 on |s| + TE in the initial stage, then the D±1 rule.
-    ///
-    /// RateBased, with R̂ the windowed rate of active download time: `up` = largest d
-    /// with bytes(1..d) <= safety·R̂·|s|, `keep` = the same with no margin; D = the
-    /// previous D clamped into [up, keep], minus one after an incomplete Segment.
-    /// Why it beats the paper's rule: (1) it moves to the right D in one Segment after
-    /// a rate change instead of one step per Segment (N = 15 crumbs of 20 s Segments
-    /// would take five minutes to climb); (2) it does not probe: the paper asks for
-    /// D+1 after every complete Segment, so at a steady rate every other Segment
-    /// overcommits, wastes its partial crumb and ends at its deadline; (3) it sizes D
-    /// on |s| alone, what the link sustains, and leaves TE alone, so TE stays as a
-    /// buffer that carries crumb 1 through a dip of the rate, where the paper spends
-    /// TE on quality and runs at TE ≈ 0; (4) the band [up, keep] keeps D still while R
-    /// wanders near a threshold, so quality does not flap.
-    fn choose_d(&self, sizes: &[u64], duration: u64, budget: u64, now: u64) -> u16 {
-        let measured = self.rate.rate(now).filter(|r| r.is_finite() && *r > 0.0);
-        let initial = self
-            .config
-            .initial_rate
-            .filter(|r| r.is_finite() && *r > 0.0);
-        let rate = measured.or(initial);
-        match (self.config.adaptation, self.last, rate) {
-            (Adaptation::Paper, None, Some(r)) => fit_prefix(sizes, r, budget),
-            (_, None, None) => 1,
-            (Adaptation::Paper, Some((d, true)), _)
-            | (Adaptation::RateBased, Some((d, true)), None) => d.saturating_add(1),
-            (_, Some((d, false)), None) | (Adaptation::Paper, Some((d, false)), _) => {
-                d.saturating_sub(1)
-            }
-            (Adaptation::RateBased, last, Some(r)) => {
-                let up = fit_prefix(sizes, self.config.safety * r, duration);
-                let keep = fit_prefix(sizes, r, duration);
-                let (lo, hi) = (up.min(keep), up.max(keep));
-                match last {
-                    None => lo,
-                    Some((d, true)) => d.clamp(lo, hi),
-                    Some((d, false)) => d.clamp(lo, hi).min(d.saturating_sub(1)),
-                }
-            }
-        }
-    }
-
     /// Requests the next crumbs of the current Segment in index order, crumb 1 alone
     /// first, at most `max_in_flight` at once, up to D.
     fn request_more(&mut self) {
@@ -696,7 +633,7 @@ impl ClientEngine {
             if !cur.requested[i] && !cur.done[i] {
                 cur.requested[i] = true;
                 in_flight += 1;
-                let index = u16::try_from(i + 1).unwrap_or(u16::MAX);
+                let index = count(i + 1);
                 self.actions.push(Action::Download {
                     seq: cur.seq,
                     index,
@@ -708,7 +645,7 @@ impl ClientEngine {
     fn cancel_in_flight(&mut self, cur: &Current) {
         for i in 0..cur.done.len() {
             if cur.requested[i] && !cur.done[i] {
-                let index = u16::try_from(i + 1).unwrap_or(u16::MAX);
+                let index = count(i + 1);
                 self.actions.push(Action::Cancel {
                     seq: cur.seq,
                     index,
@@ -739,8 +676,8 @@ impl ClientEngine {
             complete,
             d,
             d_target: cur.d,
-            crumbs_done: u16::try_from(cur.done.iter().filter(|d| **d).count()).unwrap_or(u16::MAX),
-            crumbs_total: u16::try_from(cur.sizes.len()).unwrap_or(u16::MAX),
+            crumbs_done: count(cur.done.iter().filter(|d| **d).count()),
+            crumbs_total: count(cur.sizes.len()),
             time_extension: cur.te,
             rate,
             started_at: cur.started_at,
