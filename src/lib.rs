@@ -123,4 +123,76 @@ pub const MESSAGES: &[MessageDoc] = &[
             ("access-units", "guint", "access units output"),
         ],
     },
+    MessageDoc {
+        element: "crumbsink",
+        name: "crumbsink-listening",
+        when: "once the HTTP API, tracker and super seed listen",
+        fields: &[
+            ("url", "gchararray", "the URL clients join"),
+            ("http-port", "guint", "bound HTTP port"),
+            ("p2p-port", "guint", "the super seed's BitTorrent port"),
+            ("spool-dir", "gchararray", "where crumb files are kept"),
+        ],
+    },
+    MessageDoc {
+        element: "crumbsink",
+        name: "crumbsink-segment",
+        when: "once per published Segment",
+        fields: &[
+            ("seq", "guint64", "Segment number"),
+            (
+                "crumbs",
+                "guint",
+                "crumbs published (torrents made and seeded)",
+            ),
+            ("bytes", "guint64", "bytes of those crumbs"),
+            (
+                "rho",
+                "gdouble",
+                "last success ratio sent upstream (-1 = none yet)",
+            ),
+            ("window-first", "guint64", "oldest live Segment"),
+            ("window-last", "guint64", "newest live Segment"),
+            (
+                "expired",
+                "GstValueArray of guint64",
+                "Segments that left the window now",
+            ),
+        ],
+    },
+    MessageDoc {
+        element: "crumbsrc",
+        name: "crumbsrc-segment",
+        when: "once per Segment done, failed or skipped",
+        fields: &[
+            ("seq", "guint64", "Segment number"),
+            ("success", "gboolean", "crumb 1 complete by the deadline"),
+            (
+                "complete",
+                "gboolean",
+                "all D crumbs complete by the deadline",
+            ),
+            (
+                "skipped",
+                "gboolean",
+                "left the window before the client got to it",
+            ),
+            ("d", "guint", "crumbs output (longest complete prefix)"),
+            ("d-target", "guint", "D, the crumbs aimed for"),
+            ("crumbs-done", "guint", "crumbs complete"),
+            ("crumbs-total", "guint", "crumbs N of the Segment"),
+            ("time-extension", "guint64", "time extension granted (ns)"),
+            ("rate", "gdouble", "measured download rate R (bytes/s)"),
+            (
+                "bytes-from-super-seed",
+                "guint64",
+                "bytes of this Segment fetched from the super seed",
+            ),
+            (
+                "bytes-from-peers",
+                "guint64",
+                "bytes of this Segment fetched from other clients",
+            ),
+        ],
+    },
 ];

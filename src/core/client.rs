@@ -4,7 +4,10 @@
 //!
 //! Sans-IO, like quinn-proto: the caller (crumbsrc, or a swarm simulator) feeds events
 //! with an explicit `now` (ns, any monotonic origin) and carries out the [`Action`]s
-//! from [`ClientEngine::poll_actions`]. No clock, socket or runtime in here.
+//! from [`ClientEngine::poll_actions`]. No clock, socket or runtime in here. Driving
+//! it: after any event call `poll_actions(now)`, and call `tick` (or `poll_actions`)
+//! again by [`ClientEngine::next_wakeup`]. How many crumbs (D) is decided in
+//! [`super::rate::choose_d`], when to fetch them here.
 //!
 //! Semantics chosen (the paper leaves them open):
 //! - A Segment s is begun at t_s; its deadline is t_s + |s| + TE_s. It is *successful*
@@ -589,7 +592,8 @@ impl ClientEngine {
         let rate = self.rate.rate(at).filter(usable);
         let rate = rate.or(self.config.initial_rate.filter(usable));
         let (adaptation, safety) = (self.config.adaptation, self.config.safety);
-        let d = choose_d(adaptation, safety, self.last, rate, &meta.sizes, budget);
+        let (sizes, duration) = (&meta.sizes, meta.duration);
+        let d = choose_d(adaptation, safety, self.last, rate, sizes, duration, budget);
         let d = d.clamp(1, cap);
         let n = meta.sizes.len();
         let mut cur = Current {
@@ -808,17 +812,6 @@ mod tests {
             e.on_crumb_complete(now, seq, index);
         }
         e.poll_actions(now)
-    }
-
-    #[test]
-    fn fit_prefix_is_eq3() {
-        let sizes = [100, 200, 300, 400];
-        assert_eq!(fit_prefix(&sizes, 100.0, 6 * SEC), 3);
-        assert_eq!(fit_prefix(&sizes, 100.0, 6 * SEC - 1), 2);
-        assert_eq!(fit_prefix(&sizes, 100.0, 10 * SEC), 4);
-        assert_eq!(fit_prefix(&sizes, 100.0, 100 * SEC), 4, "never more than N");
-        assert_eq!(fit_prefix(&sizes, 100.0, SEC / 2), 1, "at least 1");
-        assert_eq!(fit_prefix(&sizes, 0.0, SEC), 1);
     }
 
     #[test]
