@@ -235,3 +235,74 @@ fn unreachable_or_wrong_channel_is_a_clear_error() {
     let e = error_of("crumbsrc ! fakesink");
     assert!(e.contains("No location set"), "{e}");
 }
+
+fn channel_url(channel: &Peer) -> String {
+    let end = Instant::now() + Duration::from_secs(20);
+    loop {
+        if let Some(s) = channel.named("crumbsink-listening").first() {
+            return s.get::<String>("url").unwrap();
+        }
+        assert!(Instant::now() < end, "channel did not start");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// A relay fetches and seeds every crumb; an on-demand client plays an archived
+/// channel from Segment 0, long after Segment 0 left the live window.
+#[test]
+fn relay_and_on_demand() {
+    let channel = start(
+        "videotestsrc is-live=true pattern=smpte horizontal-speed=4 ! video/x-raw,width=160,height=120,framerate=30/1 \
+         ! svcvp8enc keyframe-max-dist=15 ! svcsegmenter max-crumb-size=0 \
+         ! crumbsink name=ch window=3 archive=true tracker-interval=1",
+    );
+    let url = channel_url(&channel);
+    let relay = start(&format!(
+        "crumbsrc name=relay location={url} mode=relay ! fakesink"
+    ));
+    while channel.named("crumbsink-segment").len() < 8 {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let vod = start(&format!(
+        "crumbsrc name=vod location={url} start=0 ! vp8dec ! fakesink sync=false"
+    ));
+    let end = Instant::now() + Duration::from_secs(30);
+    while vod.named("crumbsrc-segment").len() < 4 {
+        assert!(Instant::now() < end, "on-demand playback did not progress");
+        assert!(
+            vod.errors.lock().unwrap().is_empty(),
+            "{:?}",
+            vod.errors.lock().unwrap()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let recs = vod.named("crumbsrc-segment");
+    let seqs: Vec<u64> = recs.iter().map(|r| u(r, "seq")).collect();
+    assert_eq!(&seqs[..4], &[0, 1, 2, 3], "plays from the archived start");
+    assert!(
+        recs.iter()
+            .take(4)
+            .all(|r| r.get::<bool>("success").unwrap())
+    );
+    let st = relay
+        .pipeline
+        .by_name("relay")
+        .unwrap()
+        .property::<gst::Structure>("stats");
+    assert!(
+        st.get::<u64>("bytes-downloaded").unwrap() > 0,
+        "relay fetched crumbs"
+    );
+    assert!(
+        st.get::<u64>("torrents-seeding").unwrap() > 0,
+        "relay seeds what it fetched"
+    );
+    for p in [&vod, &relay, &channel] {
+        assert!(
+            p.errors.lock().unwrap().is_empty(),
+            "{:?}",
+            p.errors.lock().unwrap()
+        );
+        p.pipeline.set_state(gst::State::Null).unwrap();
+    }
+}
