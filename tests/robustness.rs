@@ -389,3 +389,34 @@ fn lost_segment_gives_a_gap_and_a_clean_decode() {
         "a Segment never seen is a gap, not a skipped Segment message"
     );
 }
+
+/// A raw elementary stream without timestamps is timed from the caps' framerate, so its
+/// Segments have durations (a channel needs them for deadlines).
+#[test]
+fn stream_without_timestamps_is_timed_from_the_framerate() {
+    let Some(file) = testdata("h264-svc-s3t3-640x360.264") else {
+        return;
+    };
+    let pipeline = launch(&format!(
+        "filesrc location={} ! h264parse ! capssetter caps=\"video/x-h264,framerate=(fraction)30/1\" ! svcsegmenter name=seg ! fakesink",
+        file.display()
+    ));
+    let res = run(&pipeline, T);
+    assert!(res.error.is_none(), "{:?}", res.error);
+    let segs = res.messages("svcsegmenter-segment");
+    assert_eq!(segs.len(), 5);
+    for (k, s) in segs.iter().enumerate() {
+        // 60 frames at 30 fps per GOP (integer ns per frame).
+        assert_eq!(
+            s.get::<u64>("duration").unwrap(),
+            60 * 33_333_333,
+            "Segment {k}"
+        );
+        assert_eq!(s.get::<u64>("pts").unwrap(), k as u64 * 60 * 33_333_333);
+    }
+    let st = pipeline
+        .by_name("seg")
+        .unwrap()
+        .property::<gst::Structure>("stats");
+    assert_eq!(st.get::<u64>("timestamps-interpolated").unwrap(), 300);
+}

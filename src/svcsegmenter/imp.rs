@@ -82,6 +82,11 @@ struct State {
     segmenter: Segmenter,
     codec: Option<Codec>,
     src_caps_sent: bool,
+    /// Frame duration from the caps' framerate, to timestamp streams without
+    /// timestamps (raw elementary-stream files): Segments need durations.
+    frame_duration: Option<u64>,
+    frames_interpolated: u64,
+    interpolated_next: u64,
     counters: Counters,
 }
 
@@ -91,6 +96,9 @@ impl State {
             segmenter: Segmenter::new(settings.segmenter_config()),
             codec: None,
             src_caps_sent: false,
+            frame_duration: None,
+            frames_interpolated: 0,
+            interpolated_next: 0,
             counters: Counters::default(),
         }
     }
@@ -160,11 +168,24 @@ impl SvcSegmenter {
         let keyframe = classified
             .keyframe
             .unwrap_or(!buffer.flags().contains(gst::BufferFlags::DELTA_UNIT));
+        let (mut pts, mut dts) = (
+            buffer.pts().map(|t| t.nseconds()),
+            buffer.dts().map(|t| t.nseconds()),
+        );
+        let mut duration = buffer.duration().map(|t| t.nseconds());
+        if let (None, Some(d)) = (pts, state.frame_duration) {
+            // No presentation time (raw elementary streams): one access unit per frame
+            // at the caps' framerate, in decode order.
+            let t = state.interpolated_next;
+            state.interpolated_next += d;
+            state.frames_interpolated += 1;
+            (pts, dts, duration) = (Some(t), Some(t), duration.or(Some(d)));
+        }
         let au = AccessUnit {
             data: map.as_slice().to_vec(),
-            pts: buffer.pts().map(|t| t.nseconds()),
-            dts: buffer.dts().map(|t| t.nseconds()),
-            duration: buffer.duration().map(|t| t.nseconds()),
+            pts,
+            dts,
+            duration,
             keyframe,
             classified,
         };
@@ -334,6 +355,11 @@ impl SvcSegmenter {
                 };
                 let mut state = self.state.lock().unwrap();
                 state.codec = Some(codec);
+                state.frame_duration = caps
+                    .structure(0)
+                    .and_then(|s| s.get::<gst::Fraction>("framerate").ok())
+                    .filter(|f| f.numer() > 0 && f.denom() > 0)
+                    .map(|f| 1_000_000_000u64 * f.denom() as u64 / f.numer() as u64);
                 let closed = state.segmenter.set_caps(codec, caps.to_string());
                 drop(state);
                 self.ensure_src_caps();
@@ -363,9 +389,11 @@ impl SvcSegmenter {
                 let mut state = self.state.lock().unwrap();
                 let codec = state.codec;
                 let caps_sent = state.src_caps_sent;
+                let frame_duration = state.frame_duration;
                 let caps = state.segmenter.caps();
                 *state = State::new(&settings);
                 state.src_caps_sent = caps_sent;
+                state.frame_duration = frame_duration;
                 if let (Some(c), Some(caps)) = (codec, caps) {
                     state.codec = Some(c);
                     state.segmenter.set_caps(c, caps);
@@ -417,6 +445,7 @@ impl SvcSegmenter {
             .field("crumbs", state.counters.crumbs)
             .field("bytes", state.counters.bytes)
             .field("current-gops", state.segmenter.target_gops() as u32)
+            .field("timestamps-interpolated", state.frames_interpolated)
             .field("last-success-ratio", s.last_success_ratio.unwrap_or(-1.0))
             .build()
     }
@@ -521,7 +550,7 @@ impl ObjectImpl for SvcSegmenter {
                     .build(),
                 glib::ParamSpecBoxed::builder::<gst::Structure>("stats")
                     .nick("Statistics")
-                    .blurb("Running counters: access-units, dropped-before-keyframe, malformed, segments, forced-cuts, parameter-sets-inserted, crumbs, bytes, current-gops, last-success-ratio (-1 = none yet)")
+                    .blurb("Running counters: access-units, dropped-before-keyframe, malformed, segments, forced-cuts, parameter-sets-inserted, crumbs, bytes, current-gops, last-success-ratio (-1 = none yet), timestamps-interpolated (access units without timestamps, timed from the caps' framerate)")
                     .read_only()
                     .build(),
             ]
