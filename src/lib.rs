@@ -13,6 +13,7 @@ pub mod crumbjoin;
 pub mod crumbsink;
 pub mod crumbsrc;
 pub mod p2p;
+pub mod sim;
 pub mod svcsegmenter;
 pub mod svcvp8enc;
 

@@ -121,6 +121,14 @@ impl Shared {
         }
     }
 
+    /// The stats document with the figures computed on demand filled in.
+    pub fn stats_doc(&self) -> StatsDoc {
+        let mut st = self.stats.clone();
+        st.peers_known = self.tracker.peers_known(self.now());
+        st.clients_reporting = self.feedback.clients_reporting(&self.scheduler);
+        st
+    }
+
     pub fn one_segment(&self, seq: u64) -> Option<SegmentDoc> {
         self.segment_doc(seq, self.now())
     }
@@ -327,6 +335,9 @@ impl Channel {
             shared.caps = caps;
         }
         shared.stats.segments_published += 1;
+        // The HTTP stats document reads this; it is refreshed once per Segment.
+        shared.stats.bytes_uploaded = self.session.total_uploaded();
+        shared.stats.torrents_seeded = self.seeded.len();
         shared.stats.crumbs_published += crumbs.len() as u64;
         shared.stats.bytes_published += bytes;
         let mut expired_seqs = Vec::new();
@@ -383,20 +394,10 @@ impl Channel {
     }
 
     pub fn stats(&self) -> StatsDoc {
-        let mut shared = self.shared.lock().unwrap();
-        let now = shared.now();
-        let Shared {
-            tracker,
-            feedback,
-            scheduler,
-            stats,
-            ..
-        } = &mut *shared;
-        stats.peers_known = tracker.peers_known(now);
-        stats.clients_reporting = feedback.clients_reporting(scheduler);
-        stats.bytes_uploaded = self.session.total_uploaded();
-        stats.torrents_seeded = self.seeded.len();
-        stats.clone()
+        let mut st = self.shared.lock().unwrap().stats_doc();
+        st.bytes_uploaded = self.session.total_uploaded();
+        st.torrents_seeded = self.seeded.len();
+        st
     }
 
     /// Stops the server and the super seed; removes the private spool.

@@ -14,7 +14,6 @@ use axum::routing::{get, post};
 
 use super::Shared;
 use crate::core::api::ReportDoc;
-use crate::core::feedback::Report;
 
 type S = Arc<Mutex<Shared>>;
 
@@ -102,15 +101,7 @@ async fn report(State(s): State<S>, body: axum::body::Bytes) -> Response {
         stats,
         ..
     } = &mut *shared;
-    let r = Report {
-        client_id: doc.client_id,
-        seq: doc.seq,
-        successful: doc.successful,
-        complete: doc.complete,
-        d: doc.d,
-        rate: doc.rate,
-    };
-    match feedback.record(r, now, scheduler) {
+    match feedback.record(doc, now, scheduler) {
         Ok(()) => {
             stats.reports_accepted += 1;
             StatusCode::NO_CONTENT.into_response()
@@ -123,12 +114,7 @@ async fn report(State(s): State<S>, body: axum::body::Bytes) -> Response {
 }
 
 async fn stats(State(s): State<S>) -> Response {
-    let shared = s.lock().unwrap();
-    let mut st = shared.stats.clone();
-    let now = shared.now();
-    st.peers_known = shared.tracker.peers_known(now);
-    st.clients_reporting = shared.feedback.clients_reporting(&shared.scheduler);
-    Json(st).into_response()
+    Json(s.lock().unwrap().stats_doc()).into_response()
 }
 
 async fn index(State(s): State<S>) -> Html<String> {

@@ -44,21 +44,9 @@ impl Default for FeedbackConfig {
     }
 }
 
-/// A client's report on one Segment, as posted to the channel's HTTP API.
-#[derive(Clone, Debug, PartialEq)]
-pub struct Report {
-    /// Any stable id the client picks (its peer id, a UUID...).
-    pub client_id: String,
-    pub seq: u64,
-    /// Crumb 1 complete by the deadline.
-    pub successful: bool,
-    /// All D crumbs complete by the deadline.
-    pub complete: bool,
-    /// D, the crumbs the client aimed for (1..=N).
-    pub d: u16,
-    /// The client's measured download rate R, bytes/s.
-    pub rate: f64,
-}
+/// A client's report on one Segment: the HTTP API's document itself (client_id, seq,
+/// successful = crumb 1 by the deadline, complete = all D crumbs, d, rate R in bytes/s).
+pub use super::api::ReportDoc as Report;
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum FeedbackError {

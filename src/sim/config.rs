@@ -1,0 +1,127 @@
+// SPDX-License-Identifier: MPL-2.0
+//! Settings of a simulated swarm: the channel's layer ladder, the peers' profiles.
+
+use crate::core::client::Adaptation;
+
+pub const SEC: u64 = 1_000_000_000;
+pub const MS: u64 = 1_000_000;
+
+/// One class of peer link, capacities in kbit/s.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Profile {
+    pub name: String,
+    pub down_kbps: f64,
+    pub up_kbps: f64,
+    /// Relative share of peers with this profile.
+    pub weight: f64,
+}
+
+impl Profile {
+    pub fn new(name: &str, down_kbps: f64, up_kbps: f64, weight: f64) -> Self {
+        Profile {
+            name: name.to_owned(),
+            down_kbps,
+            up_kbps,
+            weight,
+        }
+    }
+}
+
+/// Everything a run depends on (with the seed, the run is a pure function of it).
+#[derive(Clone, Debug)]
+pub struct SimConfig {
+    pub peers: usize,
+    /// Virtual seconds simulated.
+    pub seconds: u64,
+    pub seed: u64,
+    pub adaptation: Adaptation,
+    /// |s|, ns.
+    pub segment_duration: u64,
+    /// Layer rates of the ladder, kbit/s, base first; each layer is cut in crumbs of
+    /// at most `max_crumb` bytes.
+    pub layers_kbps: Vec<f64>,
+    pub max_crumb: u64,
+    pub piece_size: u64,
+    /// u_s, the super seed's upload, kbit/s.
+    pub super_seed_kbps: f64,
+    pub profiles: Vec<Profile>,
+    /// Peers join uniformly over [0, join_spread] after the first Segment.
+    pub join_spread: u64,
+    /// Mean lifetime (s) of a peer; when set, a leaving peer is replaced by a fresh one
+    /// of the same profile (constant population, churn). `None`: no churn.
+    pub mean_lifetime_s: Option<f64>,
+    /// Fluid model step, ns.
+    pub step: u64,
+    /// Delay between a Download action and the first piece request (tracker announce,
+    /// handshakes), ns.
+    pub crumb_setup: u64,
+    /// Upload slots (unchoked transfers at once) per `slot_kbps` of upload, at least 1,
+    /// at most `max_slots`, for peers and super seed alike.
+    pub slot_kbps: f64,
+    pub max_slots: u32,
+    /// A source is not asked for a piece unless its share would be at least this.
+    pub min_source_kbps: f64,
+    /// Holders sampled (besides the super seed) when picking a piece's source.
+    pub sample_holders: usize,
+    /// Only the first this many peers post reports to the channel's Feedback (its
+    /// bookkeeping is O(clients) per report).
+    pub feedback_clients: usize,
+    /// Metrics ignore Segments begun before this (ns of virtual time).
+    pub warmup: u64,
+}
+
+impl SimConfig {
+    /// The paper's setting: base 128, enh1 512, enh2 2048 kbit/s, 2 s Segments,
+    /// crumbs <= 64 KiB, 16 KiB pieces, four access profiles in equal shares.
+    pub fn paper(peers: usize) -> Self {
+        SimConfig {
+            peers,
+            seconds: 120,
+            seed: 1,
+            adaptation: Adaptation::Paper,
+            segment_duration: 2 * SEC,
+            layers_kbps: vec![128.0, 512.0, 2048.0],
+            max_crumb: 64 * 1024,
+            piece_size: 16 * 1024,
+            super_seed_kbps: 10_000.0,
+            profiles: vec![
+                Profile::new("adsl-256/64", 256.0, 64.0, 1.0),
+                Profile::new("dsl-600", 600.0, 600.0, 1.0),
+                Profile::new("cable-3M", 3_000.0, 3_000.0, 1.0),
+                Profile::new("fibre-20M", 20_000.0, 20_000.0, 1.0),
+            ],
+            join_spread: 20 * SEC,
+            mean_lifetime_s: None,
+            step: 50 * MS,
+            crumb_setup: 100 * MS,
+            slot_kbps: 512.0,
+            max_slots: 32,
+            min_source_kbps: 128.0,
+            sample_holders: 8,
+            feedback_clients: 1000,
+            warmup: 30 * SEC,
+        }
+    }
+
+    /// Upload slots of a link of `up_kbps`.
+    pub fn slots(&self, up_kbps: f64) -> u32 {
+        ((up_kbps / self.slot_kbps.max(1e-9)).round() as u32).clamp(1, self.max_slots.max(1))
+    }
+
+    /// Crumb sizes of one Segment: each layer's bytes per Segment cut in equal crumbs
+    /// of at most `max_crumb` bytes.
+    pub fn crumb_sizes(&self) -> Vec<u64> {
+        let secs = self.segment_duration as f64 / 1e9;
+        let mut sizes = Vec::new();
+        for kbps in &self.layers_kbps {
+            let bytes = (kbps * 1000.0 / 8.0 * secs).round() as u64;
+            let n = bytes.div_ceil(self.max_crumb.max(1)).max(1);
+            for i in 0..n {
+                let lo = bytes * i / n;
+                let hi = bytes * (i + 1) / n;
+                sizes.push((hi - lo).max(1));
+            }
+        }
+        sizes
+    }
+}

@@ -1,0 +1,119 @@
+// SPDX-License-Identifier: MPL-2.0
+//! What a run measured, with the same names as the real bench.
+
+use serde::Serialize;
+
+/// Per-peer running sums, folded into [`Summary`]s at the end.
+#[derive(Clone, Debug, Default)]
+pub struct PeerAcc {
+    /// Output records counted (after warm-up), skipped ones included.
+    pub segments: u64,
+    pub successful: u64,
+    /// Sum of d / N.
+    pub completeness: f64,
+    /// Bytes of the output prefixes.
+    pub delivered_bytes: u64,
+    pub latency_sum: f64,
+    pub latency_n: u64,
+    pub switches: u64,
+    pub last_d: Option<u16>,
+}
+
+/// Figures for a group of clients (all, or one profile).
+#[derive(Clone, Debug, Default, Serialize, PartialEq)]
+pub struct Summary {
+    pub clients: usize,
+    pub continuity: f64,
+    pub completeness: f64,
+    pub delivered_kbps: f64,
+    pub startup_s: f64,
+    pub latency_s: f64,
+    pub quality_switches_per_client: f64,
+    pub down_kbps: f64,
+    pub up_kbps: f64,
+}
+
+/// One client's contribution: its accumulator, startup delay and capacities.
+pub struct ClientFigures<'a> {
+    pub acc: &'a PeerAcc,
+    pub startup_s: Option<f64>,
+    pub segment_s: f64,
+    pub down_kbps: f64,
+    pub up_kbps: f64,
+}
+
+impl Summary {
+    /// Means over clients that have at least one counted Segment.
+    pub fn of<'a>(clients: impl IntoIterator<Item = ClientFigures<'a>>) -> Summary {
+        let mut s = Summary::default();
+        let (mut startup, mut startup_n, mut lat, mut lat_n) = (0.0, 0usize, 0.0, 0u64);
+        for c in clients {
+            let a = c.acc;
+            if a.segments == 0 {
+                continue;
+            }
+            s.clients += 1;
+            let n = a.segments as f64;
+            s.continuity += a.successful as f64 / n;
+            s.completeness += a.completeness / n;
+            s.delivered_kbps += a.delivered_bytes as f64 * 8.0 / 1000.0 / (n * c.segment_s);
+            s.quality_switches_per_client += a.switches as f64;
+            s.down_kbps += c.down_kbps;
+            s.up_kbps += c.up_kbps;
+            if let Some(t) = c.startup_s {
+                startup += t;
+                startup_n += 1;
+            }
+            lat += a.latency_sum;
+            lat_n += a.latency_n;
+        }
+        if s.clients > 0 {
+            let k = s.clients as f64;
+            s.continuity /= k;
+            s.completeness /= k;
+            s.delivered_kbps /= k;
+            s.quality_switches_per_client /= k;
+            s.down_kbps /= k;
+            s.up_kbps /= k;
+        }
+        if startup_n > 0 {
+            s.startup_s = startup / startup_n as f64;
+        }
+        if lat_n > 0 {
+            s.latency_s = lat / lat_n as f64;
+        }
+        s
+    }
+}
+
+/// The whole run.
+#[derive(Clone, Debug, Default, Serialize, PartialEq)]
+pub struct SimResult {
+    pub peers: usize,
+    pub seconds: u64,
+    pub seed: u64,
+    pub adaptation: String,
+    /// Peer sessions (joins, churn replacements included).
+    pub sessions: usize,
+    pub clients: usize,
+    pub continuity: f64,
+    pub completeness: f64,
+    pub delivered_kbps: f64,
+    pub full_quality_kbps: f64,
+    pub r_max_kbps: f64,
+    pub ratio_to_r_max: f64,
+    pub super_seed_share: f64,
+    pub super_seed_uploaded_bytes: u64,
+    pub clients_received_bytes: u64,
+    pub startup_s: f64,
+    pub latency_s: f64,
+    pub quality_switches_per_client: f64,
+    pub segments_published: u64,
+    pub crumbs_per_segment: usize,
+    pub reports_accepted: u64,
+    pub reports_rejected: u64,
+    pub last_rho: Option<f64>,
+    pub mean_rho: Option<f64>,
+    pub events: u64,
+    pub profiles: Vec<(String, Summary)>,
+}

@@ -1,0 +1,532 @@
+// SPDX-License-Identifier: MPL-2.0
+//! The discrete-event loop: events in virtual time (joins, leaves, publishes, engine
+//! wake-ups, fluid steps), peers running the real [`ClientEngine`], and the piece
+//! exchange as a fluid model.
+
+use std::cmp::Reverse;
+use std::collections::BinaryHeap;
+
+use crate::core::client::{Action, ClientConfig, ClientEngine};
+use crate::core::feedback::Report;
+
+use super::channel::Channel;
+use super::config::SimConfig;
+use super::metrics::PeerAcc;
+use super::rng::Rng;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+enum Event {
+    Publish,
+    Step,
+    Join(u32),
+    Leave(u32),
+    Wake(u32),
+}
+
+/// A crumb a peer is fetching.
+struct Download {
+    seq: u64,
+    index: u16,
+    /// Pieces held / requested, one bit each.
+    have: u64,
+    inflight: u64,
+    pieces: usize,
+    /// No piece is requested before this (torrent start-up).
+    ready_at: u64,
+}
+
+/// One piece on its way from `up` to `down`.
+struct Transfer {
+    down: u32,
+    up: u32,
+    seq: u64,
+    index: u16,
+    piece: u8,
+    remaining: f64,
+}
+
+pub struct Peer {
+    pub profile: usize,
+    pub down: f64,
+    pub up: f64,
+    /// Upload slots.
+    pub slots: u32,
+    pub joined_at: u64,
+    pub alive: bool,
+    pub engine: Option<ClientEngine>,
+    downloads: Vec<Download>,
+    wake: Option<u64>,
+    pub received: f64,
+    pub from_super_seed: f64,
+    pub uploaded: f64,
+    pub acc: PeerAcc,
+    pub startup: Option<u64>,
+}
+
+pub struct Swarm {
+    pub config: SimConfig,
+    pub channel: Channel,
+    pub peers: Vec<Peer>,
+    rng: Rng,
+    queue: BinaryHeap<Reverse<(u64, u64, Event)>>,
+    order: u64,
+    transfers: Vec<Transfer>,
+    /// Active uploads per uploader; the super seed is index `peers.len()`'s slot 0.
+    load: Vec<u32>,
+    super_load: u32,
+    super_slots: u32,
+    /// u_s, bytes/s.
+    super_up: f64,
+    pub super_uploaded: f64,
+    pub events: u64,
+    pub now: u64,
+    engine_config: ClientConfig,
+}
+
+const SUPER: u32 = u32::MAX;
+
+impl Swarm {
+    pub fn new(config: SimConfig) -> Self {
+        let sizes = config.crumb_sizes();
+        let channel = Channel::new(sizes, config.piece_size, config.segment_duration);
+        let engine_config = ClientConfig {
+            adaptation: config.adaptation,
+            ..Default::default()
+        };
+        let mut s = Swarm {
+            rng: Rng::new(config.seed),
+            channel,
+            peers: Vec::new(),
+            queue: BinaryHeap::new(),
+            order: 0,
+            transfers: Vec::new(),
+            load: Vec::new(),
+            super_load: 0,
+            super_slots: config.slots(config.super_seed_kbps),
+            super_up: config.super_seed_kbps * 1000.0 / 8.0,
+            super_uploaded: 0.0,
+            events: 0,
+            now: 0,
+            engine_config,
+            config,
+        };
+        let dur = s.config.segment_duration;
+        s.push(dur, Event::Publish);
+        s.push(dur + s.config.step, Event::Step);
+        let weights: f64 = s.config.profiles.iter().map(|p| p.weight).sum();
+        for i in 0..s.config.peers {
+            // Profiles in proportion to their weights, interleaved by a golden-ratio sequence
+            // (deterministic, and any prefix of the peers is a fair mix).
+            let x = ((i as f64 * 0.618_033_988_749_895 + 0.5) % 1.0) * weights;
+            let mut acc = 0.0;
+            let mut profile = s.config.profiles.len() - 1;
+            for (k, p) in s.config.profiles.iter().enumerate() {
+                acc += p.weight;
+                if x < acc {
+                    profile = k;
+                    break;
+                }
+            }
+            let at = dur + (s.rng.unit() * s.config.join_spread as f64) as u64;
+            s.add_peer(profile, at);
+        }
+        s
+    }
+
+    fn push(&mut self, at: u64, e: Event) {
+        self.order += 1;
+        self.queue.push(Reverse((at, self.order, e)));
+    }
+
+    fn add_peer(&mut self, profile: usize, at: u64) {
+        let p = &self.config.profiles[profile];
+        let id = self.peers.len() as u32;
+        self.peers.push(Peer {
+            profile,
+            down: p.down_kbps * 1000.0 / 8.0,
+            up: p.up_kbps * 1000.0 / 8.0,
+            slots: self.config.slots(p.up_kbps),
+            joined_at: at,
+            alive: false,
+            engine: None,
+            downloads: Vec::new(),
+            wake: None,
+            received: 0.0,
+            from_super_seed: 0.0,
+            uploaded: 0.0,
+            acc: PeerAcc::default(),
+            startup: None,
+        });
+        self.load.push(0);
+        self.push(at, Event::Join(id));
+    }
+
+    /// Runs to the configured end.
+    pub fn run(&mut self) {
+        let end = self.config.seconds * 1_000_000_000;
+        while let Some(Reverse((t, _, e))) = self.queue.pop() {
+            if t > end {
+                break;
+            }
+            self.now = t;
+            self.events += 1;
+            match e {
+                Event::Publish => {
+                    self.channel.publish(t);
+                    self.push(t + self.config.segment_duration, Event::Publish);
+                }
+                Event::Step => {
+                    self.step(t);
+                    self.push(t + self.config.step, Event::Step);
+                }
+                Event::Join(p) => self.join(p, t),
+                Event::Leave(p) => self.leave(p, t),
+                Event::Wake(p) => {
+                    let peer = &mut self.peers[p as usize];
+                    if peer.alive && peer.wake == Some(t) {
+                        peer.wake = None;
+                        if let Some(e) = peer.engine.as_mut() {
+                            e.tick(t);
+                        }
+                        self.drive(p, t);
+                    }
+                }
+            }
+        }
+        for p in 0..self.peers.len() {
+            self.collect_startup(p);
+        }
+    }
+
+    fn join(&mut self, p: u32, t: u64) {
+        let peer = &mut self.peers[p as usize];
+        peer.alive = true;
+        peer.engine = Some(ClientEngine::new(self.engine_config.clone(), t));
+        if let Some(mean) = self.config.mean_lifetime_s {
+            let life = (self.rng.exp(mean) * 1e9) as u64;
+            self.push(t + life.max(1), Event::Leave(p));
+        }
+        self.drive(p, t);
+    }
+
+    fn leave(&mut self, p: u32, t: u64) {
+        self.collect_startup(p as usize);
+        let peer = &mut self.peers[p as usize];
+        peer.alive = false;
+        peer.engine = None;
+        peer.downloads.clear();
+        let profile = peer.profile;
+        self.add_peer(profile, t);
+    }
+
+    fn collect_startup(&mut self, p: usize) {
+        let peer = &mut self.peers[p];
+        if let Some(e) = &peer.engine {
+            peer.startup = e.stats().startup_delay;
+        }
+    }
+
+    /// Carries out the engine's actions until it has none, then schedules its wake-up.
+    fn drive(&mut self, p: u32, now: u64) {
+        let Some(mut engine) = self.peers[p as usize].engine.take() else {
+            return;
+        };
+        loop {
+            let actions = engine.poll_actions(now);
+            if actions.is_empty() {
+                break;
+            }
+            for a in actions {
+                self.action(p, &mut engine, a, now);
+            }
+        }
+        let peer = &mut self.peers[p as usize];
+        if let Some(w) = engine.next_wakeup() {
+            let w = w.max(now + 1);
+            if peer.wake.is_none_or(|old| w < old || old <= now) {
+                peer.wake = Some(w);
+                self.push(w, Event::Wake(p));
+            }
+        }
+        self.peers[p as usize].engine = Some(engine);
+    }
+
+    fn action(&mut self, p: u32, engine: &mut ClientEngine, a: Action, now: u64) {
+        match a {
+            Action::FetchWindow => {
+                if let Some(w) = self.channel.window.clone() {
+                    let _ = engine.on_window(now, &w);
+                }
+            }
+            Action::FetchSegment { seq } => engine.on_segment_unavailable(now, seq),
+            Action::Download { seq, index } => {
+                if let Some(c) = self.channel.crumbs.get(&(seq, index)) {
+                    let pieces = c.holders.len().min(64);
+                    self.peers[p as usize].downloads.push(Download {
+                        seq,
+                        index,
+                        have: 0,
+                        inflight: 0,
+                        pieces,
+                        ready_at: now + self.config.crumb_setup,
+                    });
+                }
+            }
+            Action::Cancel { seq, index } => {
+                let d = &mut self.peers[p as usize].downloads;
+                d.retain(|d| (d.seq, d.index) != (seq, index));
+            }
+            Action::Output { seq, d, record } => {
+                self.record_output(p, seq, d, &record, now);
+            }
+            Action::Report(r) => {
+                if (p as usize) < self.config.feedback_clients && r.d > 0 {
+                    let report = Report {
+                        client_id: format!("p{p}"),
+                        seq: r.seq,
+                        successful: r.successful,
+                        complete: r.complete,
+                        d: r.d,
+                        rate: r.rate,
+                    };
+                    self.channel.report(report, now);
+                }
+            }
+        }
+    }
+
+    fn record_output(
+        &mut self,
+        p: u32,
+        seq: u64,
+        d: u16,
+        record: &crate::core::client::SegmentRecord,
+        now: u64,
+    ) {
+        let capture = self.channel.capture_start(seq);
+        if capture < self.config.warmup {
+            return;
+        }
+        let bytes: u64 = self.channel.sizes.iter().take(usize::from(d)).sum();
+        let n = self.channel.sizes.len().max(1) as f64;
+        let acc = &mut self.peers[p as usize].acc;
+        acc.segments += 1;
+        if record.successful {
+            acc.successful += 1;
+            acc.latency_sum += now.saturating_sub(capture) as f64 / 1e9;
+            acc.latency_n += 1;
+            if acc.last_d.is_some_and(|l| l != d) {
+                acc.switches += 1;
+            }
+            acc.last_d = Some(d);
+        }
+        acc.completeness += f64::from(d) / n;
+        acc.delivered_bytes += bytes;
+    }
+
+    /// Picks a source for a piece among the super seed and a few sampled holders with a
+    /// free upload slot: the one giving the largest share of its upload (least
+    /// loaded), if that share is at least `min_source_kbps`.
+    fn pick_source(&mut self, p: u32, holders: &[u32]) -> Option<u32> {
+        let min = self.config.min_source_kbps * 1000.0 / 8.0;
+        let mut best = None;
+        let mut best_share = min;
+        if self.super_load < self.super_slots {
+            let share = self.super_up / f64::from(self.super_load + 1);
+            if share >= best_share {
+                best = Some(SUPER);
+                best_share = share;
+            }
+        }
+        let k = self.config.sample_holders.min(holders.len());
+        for _ in 0..k {
+            let h = holders[self.rng.below(holders.len())];
+            let peer = &self.peers[h as usize];
+            let load = self.load[h as usize];
+            if h == p || !peer.alive || load >= peer.slots {
+                continue;
+            }
+            let share = peer.up / f64::from(load + 1);
+            if share > best_share {
+                best = Some(h);
+                best_share = share;
+            }
+        }
+        best
+    }
+
+    /// One fluid step: the bytes moved over (now - step, now], applied at `now`.
+    fn step(&mut self, now: u64) {
+        let dt = self.config.step as f64 / 1e9;
+        // 1. Drop transfers whose ends left or whose download was cancelled; recount.
+        let peers = &self.peers;
+        let mut dropped: Vec<(u32, u64, u16, u8)> = Vec::new();
+        self.transfers.retain(|t| {
+            let down = &peers[t.down as usize];
+            let keep = down.alive
+                && (t.up == SUPER || peers[t.up as usize].alive)
+                && down
+                    .downloads
+                    .iter()
+                    .any(|d| (d.seq, d.index) == (t.seq, t.index));
+            if !keep {
+                dropped.push((t.down, t.seq, t.index, t.piece));
+            }
+            keep
+        });
+        for (p, seq, index, piece) in dropped {
+            if let Some(d) = self.peers[p as usize]
+                .downloads
+                .iter_mut()
+                .find(|d| (d.seq, d.index) == (seq, index))
+            {
+                d.inflight &= !(1u64 << piece);
+            }
+        }
+        self.recount();
+        // 3. Fluid sharing: uploaders split equally, downloaders capped.
+        let us = self.super_up;
+        let mut demand = vec![0.0f64; self.peers.len()];
+        let mut rates = Vec::with_capacity(self.transfers.len());
+        for t in &self.transfers {
+            let r = if t.up == SUPER {
+                us / f64::from(self.super_load.max(1))
+            } else {
+                let u = &self.peers[t.up as usize];
+                u.up / f64::from(self.load[t.up as usize].max(1))
+            };
+            demand[t.down as usize] += r;
+            rates.push(r);
+        }
+        let mut completed: Vec<(u32, u64, u16, u8)> = Vec::new();
+        let mut got = vec![false; self.peers.len()];
+        for (t, r) in self.transfers.iter_mut().zip(rates) {
+            let down = &mut self.peers[t.down as usize];
+            let scale = (down.down / demand[t.down as usize].max(1e-9)).min(1.0);
+            let bytes = (r * scale * dt).min(t.remaining);
+            t.remaining -= bytes;
+            down.received += bytes;
+            got[t.down as usize] = true;
+            if t.up == SUPER {
+                down.from_super_seed += bytes;
+                self.super_uploaded += bytes;
+            } else {
+                self.peers[t.up as usize].uploaded += bytes;
+            }
+            if t.remaining <= 1e-6 {
+                completed.push((t.down, t.seq, t.index, t.piece));
+            }
+        }
+        self.transfers.retain(|t| t.remaining > 1e-6);
+        // 4. Pieces and crumbs done; engines learn at the end of the step.
+        let at = now;
+        let mut crumbs_done: Vec<(u32, u64, u16)> = Vec::new();
+        for (p, seq, index, piece) in completed {
+            let peer = &mut self.peers[p as usize];
+            let Some(d) = peer
+                .downloads
+                .iter_mut()
+                .find(|d| (d.seq, d.index) == (seq, index))
+            else {
+                continue;
+            };
+            d.have |= 1u64 << piece;
+            d.inflight &= !(1u64 << piece);
+            if let Some(c) = self.channel.crumbs.get_mut(&(seq, index)) {
+                c.holders[usize::from(piece)].push(p);
+            }
+            if d.have.count_ones() as usize == d.pieces {
+                crumbs_done.push((p, seq, index));
+                peer.downloads.retain(|d| (d.seq, d.index) != (seq, index));
+            }
+        }
+        for (peer, _) in self.peers.iter_mut().zip(&got).filter(|g| *g.1) {
+            if let Some(e) = peer.engine.as_mut() {
+                e.on_bytes_received(at, peer.received as u64);
+            }
+        }
+        for (p, seq, index) in crumbs_done {
+            if let Some(e) = self.peers[p as usize].engine.as_mut() {
+                e.on_crumb_complete(at, seq, index);
+            }
+        }
+        for (p, _) in got.iter().enumerate().filter(|g| *g.1) {
+            self.drive(p as u32, at);
+        }
+        self.request(now);
+    }
+
+    fn recount(&mut self) {
+        self.load.iter_mut().for_each(|l| *l = 0);
+        self.super_load = 0;
+        for t in &self.transfers {
+            if t.up == SUPER {
+                self.super_load += 1;
+            } else {
+                self.load[t.up as usize] += 1;
+            }
+        }
+    }
+
+    /// Requests, sent at `now`: every missing piece not in flight, rarest first.
+    fn request(&mut self, now: u64) {
+        self.recount();
+        for p in 0..self.peers.len() as u32 {
+            if !self.peers[p as usize].alive || self.peers[p as usize].downloads.is_empty() {
+                continue;
+            }
+            let mut downloads = std::mem::take(&mut self.peers[p as usize].downloads);
+            for d in downloads.iter_mut().filter(|d| d.ready_at <= now) {
+                let Some(crumb) = self.channel.crumbs.get(&(d.seq, d.index)) else {
+                    continue;
+                };
+                let mut wanted: Vec<(usize, usize)> = (0..d.pieces)
+                    .filter(|&i| (d.have | d.inflight) & (1u64 << i) == 0)
+                    .map(|i| (crumb.holders[i].len(), i))
+                    .collect();
+                if wanted.is_empty() {
+                    continue;
+                }
+                wanted.sort_unstable();
+                let size = crumb.size;
+                let piece_size = self.channel.piece_size;
+                for (_, i) in wanted {
+                    let holders = std::mem::take(
+                        &mut self
+                            .channel
+                            .crumbs
+                            .get_mut(&(d.seq, d.index))
+                            .expect("present")
+                            .holders[i],
+                    );
+                    let up = self.pick_source(p, &holders);
+                    self.channel
+                        .crumbs
+                        .get_mut(&(d.seq, d.index))
+                        .expect("present")
+                        .holders[i] = holders;
+                    let Some(up) = up else {
+                        continue;
+                    };
+                    if up == SUPER {
+                        self.super_load += 1;
+                    } else {
+                        self.load[up as usize] += 1;
+                    }
+                    let lo = i as u64 * piece_size;
+                    let bytes = size.min(lo + piece_size) - lo;
+                    d.inflight |= 1u64 << i;
+                    self.transfers.push(Transfer {
+                        down: p,
+                        up,
+                        seq: d.seq,
+                        index: d.index,
+                        piece: i as u8,
+                        remaining: bytes as f64,
+                    });
+                }
+            }
+            self.peers[p as usize].downloads = downloads;
+        }
+    }
+}

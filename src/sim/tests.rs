@@ -1,0 +1,31 @@
+// SPDX-License-Identifier: MPL-2.0
+use super::*;
+
+fn small(seed: u64) -> SimConfig {
+    let mut c = SimConfig::paper(20);
+    c.seconds = 60;
+    c.seed = seed;
+    c.join_spread = 5 * config::SEC;
+    c.warmup = 20 * config::SEC;
+    c
+}
+
+#[test]
+fn small_swarm_is_sane_and_deterministic() {
+    let r = run(small(7));
+    assert_eq!(r.clients, 20, "{r:#?}");
+    let profile = |name: &str| &r.profiles.iter().find(|p| p.0.starts_with(name)).unwrap().1;
+    let adsl = profile("adsl");
+    let fibre = profile("fibre");
+    let cable = profile("cable");
+    assert!(adsl.continuity >= 0.95, "{r:#?}");
+    assert!(adsl.delivered_kbps >= 120.0, "{r:#?}");
+    assert!(fibre.completeness >= 0.75, "{r:#?}");
+    assert!(cable.completeness >= 0.5, "{r:#?}");
+    assert!(
+        r.super_seed_share < 1.0 && r.super_seed_share > 0.0,
+        "{r:#?}"
+    );
+    assert!(r.reports_accepted > 0);
+    assert_eq!(run(small(7)), r);
+}
