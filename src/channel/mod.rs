@@ -14,7 +14,7 @@ use std::time::Instant;
 
 use anyhow::{Context, bail};
 
-use crate::core::api::{self, CrumbDoc, SegmentDoc, StatsDoc, WindowDoc};
+use crate::core::api::{self, SegmentDoc, StatsDoc, WindowDoc};
 use crate::core::crumb::Crumb;
 use crate::core::feedback::{Feedback, FeedbackConfig};
 use crate::core::scheduler::{PublishedCrumb, PublishedSegment, Scheduler, SchedulerConfig};
@@ -79,25 +79,7 @@ impl Shared {
     }
 
     fn segment_doc(&self, seq: u64, now: u64) -> Option<SegmentDoc> {
-        let e = self.scheduler.get(seq)?;
-        Some(SegmentDoc {
-            seq,
-            pts: e.pts,
-            duration: e.duration,
-            age_ms: now.saturating_sub(e.published_at) / 1_000_000,
-            crumbs: e
-                .crumbs
-                .iter()
-                .map(|c| CrumbDoc {
-                    index: c.index,
-                    info_hash: api::hex(&c.info_hash),
-                    size: c.size,
-                    layer: [c.layer.0, c.layer.1, c.layer.2],
-                    piece_length: c.piece_length,
-                    torrent: format!("/{}/torrents/{}/{}.torrent", self.name, seq, c.index),
-                })
-                .collect(),
-        })
+        Some(self.scheduler.get(seq)?.to_doc(&self.name, now))
     }
 
     pub fn window_doc(&self) -> WindowDoc {

@@ -107,6 +107,28 @@ impl SegmentEntry {
     /// channel (HTTP, retries, the client's own polling). Clients that run a few
     /// Segments behind report later; waiting for them would delay |G|'s reaction by up
     /// to |w| Segments, so their late reports only feed the per-client statistics.
+    /// The API document of this Segment for channel `channel` at `now`.
+    pub fn to_doc(&self, channel: &str, now: u64) -> super::api::SegmentDoc {
+        super::api::SegmentDoc {
+            seq: self.seq,
+            pts: self.pts,
+            duration: self.duration,
+            age_ms: now.saturating_sub(self.published_at) / 1_000_000,
+            crumbs: self
+                .crumbs
+                .iter()
+                .map(|c| super::api::CrumbDoc {
+                    index: c.index,
+                    info_hash: super::api::hex(&c.info_hash),
+                    size: c.size,
+                    layer: [c.layer.0, c.layer.1, c.layer.2],
+                    piece_length: c.piece_length,
+                    torrent: format!("/{channel}/torrents/{}/{}.torrent", self.seq, c.index),
+                })
+                .collect(),
+        }
+    }
+
     pub fn deadline(&self, grace: u64) -> u64 {
         self.published_at
             .saturating_add(self.duration)

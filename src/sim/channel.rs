@@ -5,7 +5,7 @@
 use std::collections::HashMap;
 use std::rc::Rc;
 
-use crate::core::api::{API_VERSION, CrumbDoc, SegmentDoc, WindowDoc, hex};
+use crate::core::api::{API_VERSION, WindowDoc};
 use crate::core::feedback::{Feedback, FeedbackConfig, Report};
 use crate::core::scheduler::{PublishedCrumb, PublishedSegment, Scheduler, SchedulerConfig};
 
@@ -110,24 +110,7 @@ impl Channel {
             .scheduler
             .window()
             .into_iter()
-            .map(|e| SegmentDoc {
-                seq: e.seq,
-                pts: e.pts,
-                duration: e.duration,
-                age_ms: now.saturating_sub(e.published_at) / 1_000_000,
-                crumbs: e
-                    .crumbs
-                    .iter()
-                    .map(|c| CrumbDoc {
-                        index: c.index,
-                        info_hash: hex(&c.info_hash),
-                        size: c.size,
-                        layer: [c.layer.0, c.layer.1, c.layer.2],
-                        piece_length: c.piece_length,
-                        torrent: String::new(),
-                    })
-                    .collect(),
-            })
+            .map(|e| e.to_doc("sim", now))
             .collect();
         WindowDoc {
             version: API_VERSION,
