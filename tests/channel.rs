@@ -504,29 +504,24 @@ fn start_stop_cycles_leak_nothing() {
     cycle();
     cycle();
     let fds = open_fds();
-    let tmp_before = std::fs::read_dir(std::env::temp_dir())
-        .unwrap()
-        .filter(|e| {
-            e.as_ref()
-                .unwrap()
-                .file_name()
-                .to_string_lossy()
-                .starts_with("crumbs-cycle-")
-        })
-        .count();
+    // Private spool directories of this test's channel.
+    let spools = || {
+        std::fs::read_dir(std::env::temp_dir())
+            .unwrap()
+            .filter(|e| {
+                e.as_ref()
+                    .unwrap()
+                    .file_name()
+                    .to_string_lossy()
+                    .starts_with("crumbs-cycle-")
+            })
+            .count()
+    };
+    let tmp_before = spools();
     for _ in 0..15 {
         cycle();
     }
-    let tmp_after = std::fs::read_dir(std::env::temp_dir())
-        .unwrap()
-        .filter(|e| {
-            e.as_ref()
-                .unwrap()
-                .file_name()
-                .to_string_lossy()
-                .starts_with("crumbs-cycle-")
-        })
-        .count();
+    let tmp_after = spools();
     assert!(
         open_fds() <= fds + 2,
         "file descriptors grew from {fds} to {}",
