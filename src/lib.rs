@@ -38,6 +38,18 @@ gst::plugin_define!(
     env!("BUILD_REL_DATE")
 );
 
+/// Caps of crumbs between elements (one crumb per buffer, format in docs/crumb-format.md).
+pub(crate) fn crumb_caps() -> gst::Caps {
+    gst::Caps::builder("application/x-crumb").build()
+}
+
+/// A number unique in this process, for private temporary directory names.
+pub(crate) fn unique() -> u64 {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static N: AtomicU64 = AtomicU64::new(0);
+    N.fetch_add(1, Ordering::Relaxed)
+}
+
 /// The layered video formats svcsegmenter takes and crumbjoin gives back.
 pub(crate) fn video_caps() -> gst::Caps {
     let mut caps = gst::Caps::new_empty();

@@ -155,7 +155,7 @@ impl Channel {
                     "crumbs-{}-{}-{}",
                     config.name,
                     std::process::id(),
-                    unique()
+                    crate::unique()
                 ));
                 std::fs::create_dir_all(&d)
                     .with_context(|| format!("cannot create {}", d.display()))?;
@@ -413,10 +413,4 @@ fn fmt_addr(a: SocketAddr) -> String {
         SocketAddr::V4(v) => v.to_string(),
         SocketAddr::V6(v) => format!("[{}]:{}", v.ip(), v.port()),
     }
-}
-
-fn unique() -> u64 {
-    use std::sync::atomic::{AtomicU64, Ordering};
-    static N: AtomicU64 = AtomicU64::new(0);
-    N.fetch_add(1, Ordering::Relaxed)
 }

@@ -100,8 +100,11 @@ impl Client {
                 settings.url
             );
         }
-        let spool =
-            std::env::temp_dir().join(format!("crumbsrc-{}-{}", std::process::id(), unique()));
+        let spool = std::env::temp_dir().join(format!(
+            "crumbsrc-{}-{}",
+            std::process::id(),
+            crate::unique()
+        ));
         let session = RUNTIME.block_on(P2pSession::new(SessionConfig {
             listen_addr: settings.listen_address,
             listen_port: 0,
@@ -497,9 +500,3 @@ pub(crate) static CAT: once_cell::sync::Lazy<gst::DebugCategory> =
             Some("crumbs client IO"),
         )
     });
-
-fn unique() -> u64 {
-    use std::sync::atomic::AtomicU64;
-    static N: AtomicU64 = AtomicU64::new(0);
-    N.fetch_add(1, Ordering::Relaxed)
-}

@@ -300,25 +300,12 @@ impl Segmenter {
     }
 }
 
-/// Ranges of the NAL units of an Annex B buffer, each with its start code.
+/// Ranges of the NAL units of an Annex B buffer, each with its start code (none for a
+/// buffer that is not Annex B: the classifier already refused those).
 fn annexb_nals(data: &[u8]) -> Vec<Range<usize>> {
-    let mut starts = Vec::new();
-    let mut i = 0;
-    while i + 2 < data.len() {
-        if data[i] == 0 && data[i + 1] == 0 && data[i + 2] == 1 {
-            let s = if i > 0 && data[i - 1] == 0 { i - 1 } else { i };
-            starts.push(s);
-            i += 3;
-        } else {
-            i += 1;
-        }
-    }
-    let mut out = Vec::with_capacity(starts.len());
-    for (k, &s) in starts.iter().enumerate() {
-        let e = starts.get(k + 1).copied().unwrap_or(data.len());
-        out.push(s..e);
-    }
-    out
+    super::nal::split_annex_b(data)
+        .map(|nals| nals.into_iter().map(|n| n.range).collect())
+        .unwrap_or_default()
 }
 
 /// The first byte of the NAL header after the start code (0 if there is none).

@@ -121,21 +121,7 @@ impl CrumbJoin {
                     self.srcpad.push_event(ev);
                 }
                 Output::Au { au, discont } => {
-                    let mut buf = gst::Buffer::from_mut_slice(au.data);
-                    {
-                        let b = buf.get_mut().unwrap();
-                        b.set_pts(au.pts.map(gst::ClockTime::from_nseconds));
-                        b.set_dts(au.dts.map(gst::ClockTime::from_nseconds));
-                        b.set_duration(au.duration.map(gst::ClockTime::from_nseconds));
-                        let mut flags = gst::BufferFlags::empty();
-                        if !au.keyframe {
-                            flags |= gst::BufferFlags::DELTA_UNIT;
-                        }
-                        if discont {
-                            flags |= gst::BufferFlags::DISCONT;
-                        }
-                        b.set_flags(flags);
-                    }
+                    let buf = super::au_buffer(au, discont, gst::ClockTime::from_nseconds);
                     self.srcpad.push(buf)?;
                 }
             }
@@ -326,7 +312,7 @@ impl ElementImpl for CrumbJoin {
                     "sink",
                     gst::PadDirection::Sink,
                     gst::PadPresence::Always,
-                    &gst::Caps::builder("application/x-crumb").build(),
+                    &crate::crumb_caps(),
                 )
                 .unwrap(),
                 gst::PadTemplate::new(

@@ -47,3 +47,28 @@ pub fn output_caps(caps: &str) -> Result<gst::Caps, glib::BoolError> {
     }
     Ok(caps)
 }
+
+/// A reassembled access unit as a buffer; `time` maps the channel's timestamps (ns) to
+/// the output timeline (identity for crumbjoin, running time for the live crumbsrc).
+pub fn au_buffer(
+    au: crate::core::reassembly::OutputAu,
+    discont: bool,
+    time: impl Fn(u64) -> gst::ClockTime,
+) -> gst::Buffer {
+    let mut buf = gst::Buffer::from_mut_slice(au.data);
+    {
+        let b = buf.get_mut().unwrap();
+        b.set_pts(au.pts.map(&time));
+        b.set_dts(au.dts.map(&time));
+        b.set_duration(au.duration.map(gst::ClockTime::from_nseconds));
+        let mut flags = gst::BufferFlags::empty();
+        if !au.keyframe {
+            flags |= gst::BufferFlags::DELTA_UNIT;
+        }
+        if discont {
+            flags |= gst::BufferFlags::DISCONT;
+        }
+        b.set_flags(flags);
+    }
+    buf
+}

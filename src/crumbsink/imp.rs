@@ -415,7 +415,7 @@ impl ElementImpl for CrumbSink {
                     "sink",
                     gst::PadDirection::Sink,
                     gst::PadPresence::Always,
-                    &gst::Caps::builder("application/x-crumb").build(),
+                    &crate::crumb_caps(),
                 )
                 .unwrap(),
             ]

@@ -131,25 +131,9 @@ impl CrumbSrc {
             };
             running + latency - au.pts.or(au.dts).unwrap_or(0) as i128
         });
-        let map = |t: Option<u64>| {
-            t.map(|t| gst::ClockTime::from_nseconds((t as i128 + offset).max(0) as u64))
-        };
-        let mut buf = gst::Buffer::from_mut_slice(au.data);
-        {
-            let b = buf.get_mut().unwrap();
-            b.set_pts(map(au.pts));
-            b.set_dts(map(au.dts));
-            b.set_duration(au.duration.map(gst::ClockTime::from_nseconds));
-            let mut flags = gst::BufferFlags::empty();
-            if !au.keyframe {
-                flags |= gst::BufferFlags::DELTA_UNIT;
-            }
-            if discont {
-                flags |= gst::BufferFlags::DISCONT;
-            }
-            b.set_flags(flags);
-        }
-        buf
+        crate::crumbjoin::au_buffer(au, discont, |t| {
+            gst::ClockTime::from_nseconds((t as i128 + offset).max(0) as u64)
+        })
     }
 
     fn post_segment(

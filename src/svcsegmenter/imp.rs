@@ -636,7 +636,7 @@ impl ElementImpl for SvcSegmenter {
     fn pad_templates() -> &'static [gst::PadTemplate] {
         static PAD_TEMPLATES: Lazy<Vec<gst::PadTemplate>> = Lazy::new(|| {
             let sink_caps = crate::video_caps();
-            let src_caps = gst::Caps::builder("application/x-crumb").build();
+            let src_caps = crate::crumb_caps();
             vec![
                 gst::PadTemplate::new(
                     "sink",
