@@ -206,6 +206,21 @@ pub const MESSAGES: &[MessageDoc] = &[
                 "guint64",
                 "bytes of this Segment fetched from other clients",
             ),
+            (
+                "bytes-output",
+                "guint64",
+                "bytes of the crumbs output (1..d)",
+            ),
+            (
+                "duration",
+                "guint64",
+                "playback duration |s| (ns; 0 = unknown)",
+            ),
+            (
+                "deadline-margin",
+                "gint64",
+                "deadline minus finish time (ns; negative = late)",
+            ),
         ],
     },
 ];

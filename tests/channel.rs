@@ -262,6 +262,20 @@ fn live_channel_window_download_expiry_and_tracker() {
     assert!(w.caps.as_deref().unwrap().starts_with("video/x-vp8"));
     let seg = w.segments.last().unwrap().clone();
     assert!(seg.crumbs.len() >= 3, "3 layers: at least 3 crumbs");
+    assert_eq!(w.oldest, Some(latest - 3));
+
+    // `?after=SEQ` lists only the newer Segments (the poll of a client that has the
+    // rest); a later Segment may have arrived meanwhile.
+    let delta = window(&format!("{url}?after={}", latest - 2));
+    let seqs: Vec<u64> = delta.segments.iter().map(|s| s.seq).collect();
+    assert!(
+        seqs.len() >= 2 && seqs[..2] == [latest - 1, latest],
+        "{seqs:?}"
+    );
+    assert!(delta.oldest.unwrap() >= latest - 3);
+    assert_eq!(delta.window_size, 4);
+    let (status, body) = get(&format!("{url}?after=soon"));
+    assert_eq!(status, 400, "{}", String::from_utf8_lossy(&body));
 
     // A plain librqbit session downloads every crumb of the newest Segment by its
     // torrent, finding the super seed through the tracker, byte for byte.

@@ -82,7 +82,10 @@ impl Shared {
         Some(self.scheduler.get(seq)?.to_doc(&self.name, now))
     }
 
-    pub fn window_doc(&self) -> WindowDoc {
+    /// The window; with `after`, only the Segments newer than it are listed (a client
+    /// polling every second need not download the whole window each time: on a
+    /// 256 kbit/s link that was a fifth of the line).
+    pub fn window_doc(&self, after: Option<u64>) -> WindowDoc {
         let now = self.now();
         WindowDoc {
             version: api::API_VERSION,
@@ -94,10 +97,12 @@ impl Shared {
             archive: self.scheduler.config().archive,
             tracker: self.tracker_url.clone(),
             super_seed: self.super_seed.clone(),
+            oldest: self.scheduler.window().first().map(|e| e.seq),
             segments: self
                 .scheduler
                 .window()
                 .iter()
+                .filter(|e| after.is_none_or(|a| e.seq > a))
                 .filter_map(|e| self.segment_doc(e.seq, now))
                 .collect(),
         }

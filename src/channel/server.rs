@@ -7,7 +7,7 @@ use std::sync::{Arc, Mutex};
 
 use axum::Json;
 use axum::Router;
-use axum::extract::{ConnectInfo, Path, RawQuery, State};
+use axum::extract::{ConnectInfo, Path, Query, RawQuery, State};
 use axum::http::{StatusCode, header};
 use axum::response::{Html, IntoResponse, Response};
 use axum::routing::{get, post};
@@ -35,8 +35,13 @@ pub(super) async fn serve(listener: tokio::net::TcpListener, shared: S) {
     .await;
 }
 
-async fn window(State(s): State<S>) -> Response {
-    Json(s.lock().unwrap().window_doc()).into_response()
+#[derive(serde::Deserialize)]
+struct WindowQuery {
+    after: Option<u64>,
+}
+
+async fn window(State(s): State<S>, Query(q): Query<WindowQuery>) -> Response {
+    Json(s.lock().unwrap().window_doc(q.after)).into_response()
 }
 
 async fn segment(State(s): State<S>, Path(seq): Path<u64>) -> Response {
@@ -119,7 +124,7 @@ async fn stats(State(s): State<S>) -> Response {
 
 async fn index(State(s): State<S>) -> Html<String> {
     let shared = s.lock().unwrap();
-    let w = shared.window_doc();
+    let w = shared.window_doc(None);
     let rows: String = w
         .segments
         .iter()

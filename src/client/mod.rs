@@ -54,6 +54,10 @@ pub enum ClientEvent {
         record: SegmentRecord,
         bytes_from_super_seed: u64,
         bytes_from_peers: u64,
+        /// Bytes of the crumbs output (1..=d).
+        bytes_output: u64,
+        /// |s| in ns (0 when the Segment's document never arrived).
+        duration: u64,
     },
     /// Fatal: the text names the problem (unreachable channel, wrong URL...).
     Error(String),
@@ -281,7 +285,12 @@ impl Runner {
         // Counted before the attempt: a refused or timed-out fetch is not retried at
         // once by the one-second liveness check.
         self.last_window = Instant::now();
-        let body = self.get(&self.settings.url.clone()).await?.bytes().await?;
+        // Only the Segments newer than the newest one known: the rest is unchanged.
+        let url = match self.docs.keys().max() {
+            Some(k) => format!("{}?after={k}", self.settings.url),
+            None => self.settings.url.clone(),
+        };
+        let body = self.get(&url).await?.bytes().await?;
         let doc: WindowDoc =
             serde_json::from_slice(&body).context("the channel's window is not valid JSON")?;
         self.window_ok_once = true;
@@ -294,7 +303,7 @@ impl Runner {
             self.docs.insert(s.seq, s.clone());
         }
         // Sharing: crumbs of Segments that left the window are no use to anyone.
-        if let Some(first) = doc.segments.first().map(|s| s.seq) {
+        if let Some(first) = doc.oldest.or(doc.segments.first().map(|s| s.seq)) {
             let old: Vec<(u64, u16)> = self
                 .active
                 .keys()
@@ -403,10 +412,21 @@ impl Runner {
                 for o in outputs {
                     let _ = self.tx.send(ClientEvent::Output(o));
                 }
+                let (bytes_output, duration) = self.docs.get(&seq).map_or((0, 0), |doc| {
+                    let bytes = doc
+                        .crumbs
+                        .iter()
+                        .filter(|c| c.index <= record.d)
+                        .map(|c| c.size)
+                        .sum();
+                    (bytes, doc.duration)
+                });
                 let _ = self.tx.send(ClientEvent::Segment {
                     record,
                     bytes_from_super_seed: from_seed,
                     bytes_from_peers: from_peers,
+                    bytes_output,
+                    duration,
                 });
             }
             Action::Report(r) => {
@@ -475,17 +495,20 @@ impl Runner {
 
     /// Relay: fetch every crumb of every Segment in the window.
     async fn relay_round(&mut self) -> anyhow::Result<()> {
-        let doc = self.fetch_window().await?;
-        for s in &doc.segments {
-            for c in &s.crumbs {
-                if let Err(e) = self.start_download(s.seq, c.index).await {
-                    gst::debug!(
-                        crate::client::CAT,
-                        "relay: crumb {} of Segment {}: {e:#}",
-                        c.index,
-                        s.seq
-                    );
-                }
+        self.fetch_window().await?;
+        // Every crumb of every Segment known (and still in the window), so a download
+        // that could not start is tried again next round.
+        let all: Vec<(u64, u16)> = self
+            .docs
+            .values()
+            .flat_map(|s| s.crumbs.iter().map(move |c| (s.seq, c.index)))
+            .collect();
+        for (seq, index) in all {
+            if let Err(e) = self.start_download(seq, index).await {
+                gst::debug!(
+                    crate::client::CAT,
+                    "relay: crumb {index} of Segment {seq}: {e:#}"
+                );
             }
         }
         Ok(())

@@ -27,7 +27,11 @@ pub struct WindowDoc {
     /// The super seed's BitTorrent address (so clients can tell its bytes from peers').
     #[serde(default)]
     pub super_seed: Option<String>,
-    /// Segments x-|w|+1 ..= x, oldest first.
+    /// The oldest Segment still in the window (the list may start later when the
+    /// client asked only for Segments after one it has).
+    #[serde(default)]
+    pub oldest: Option<u64>,
+    /// Segments x-|w|+1 ..= x, oldest first; with `?after=K`, only those after K.
     pub segments: Vec<SegmentDoc>,
 }
 
@@ -152,6 +156,7 @@ mod tests {
             archive: false,
             tracker: "http://127.0.0.1:1/live/announce".into(),
             super_seed: Some("127.0.0.1:2".into()),
+            oldest: None,
             segments: vec![SegmentDoc {
                 seq: 9,
                 pts: None,

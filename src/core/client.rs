@@ -327,7 +327,9 @@ impl ClientEngine {
         let newest = doc.segments.iter().map(|s| s.seq).max();
         if let Some(latest) = doc.latest.or(newest) {
             let size = u64::from(doc.window_size.max(1));
-            let oldest = doc.segments.iter().map(|s| s.seq).min();
+            let oldest = doc
+                .oldest
+                .or_else(|| doc.segments.iter().map(|s| s.seq).min());
             let oldest = oldest.unwrap_or_else(|| latest.saturating_sub(size - 1));
             let start = doc
                 .start_index
@@ -771,6 +773,7 @@ mod tests {
             archive: false,
             tracker: String::new(),
             super_seed: None,
+            oldest: None,
             segments,
         }
     }

@@ -141,7 +141,12 @@ impl CrumbSrc {
         record: crate::core::client::SegmentRecord,
         from_seed: u64,
         from_peers: u64,
+        bytes_output: u64,
+        duration: u64,
     ) {
+        // Deadline minus finish time; negative when the Segment was late (failed).
+        let margin = record.deadline as i128 - record.finished_at as i128;
+        let margin = margin.clamp(i64::MIN as i128, i64::MAX as i128) as i64;
         let msg = gst::message::Element::builder(
             gst::Structure::builder("crumbsrc-segment")
                 .field("seq", record.seq)
@@ -156,6 +161,9 @@ impl CrumbSrc {
                 .field("rate", record.rate.unwrap_or(0.0))
                 .field("bytes-from-super-seed", from_seed)
                 .field("bytes-from-peers", from_peers)
+                .field("bytes-output", bytes_output)
+                .field("duration", duration)
+                .field("deadline-margin", margin)
                 .build(),
         )
         .src(&*self.obj())
@@ -505,9 +513,17 @@ impl PushSrcImpl for CrumbSrc {
                     record,
                     bytes_from_super_seed,
                     bytes_from_peers,
+                    bytes_output,
+                    duration,
                 } => {
                     self.state.lock().unwrap().segments += 1;
-                    self.post_segment(record, bytes_from_super_seed, bytes_from_peers);
+                    self.post_segment(
+                        record,
+                        bytes_from_super_seed,
+                        bytes_from_peers,
+                        bytes_output,
+                        duration,
+                    );
                 }
                 ClientEvent::Error(text) => {
                     gst::element_imp_error!(self, gst::ResourceError::Read, ("{}", text));

@@ -122,6 +122,7 @@ impl Channel {
             archive: false,
             tracker: String::new(),
             super_seed: None,
+            oldest: None,
             segments,
         }
     }

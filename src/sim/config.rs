@@ -68,6 +68,9 @@ pub struct SimConfig {
     pub feedback_clients: usize,
     /// Metrics ignore Segments begun before this (ns of virtual time).
     pub warmup: u64,
+    /// Peers per profile whose every Segment is traced (the first ones of each
+    /// profile to be created), for the report's time series.
+    pub trace_per_profile: usize,
 }
 
 impl SimConfig {
@@ -100,6 +103,7 @@ impl SimConfig {
             sample_holders: 8,
             feedback_clients: 1000,
             warmup: 30 * SEC,
+            trace_per_profile: 2,
         }
     }
 

@@ -86,6 +86,46 @@ impl Summary {
     }
 }
 
+/// One Segment of a traced peer.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct TracePoint {
+    /// Virtual time the peer was done with the Segment, s.
+    pub t: f64,
+    pub seq: u64,
+    /// Crumbs output (0: failed or skipped) and N.
+    pub d: u16,
+    pub n: u16,
+    /// Deadline minus done, s (0 for a failed Segment: it ends at its deadline).
+    pub margin_s: f64,
+    pub success: bool,
+    /// Delivered quality rate: bytes of crumbs 1..=d over |s|, kbit/s.
+    pub kbps: f64,
+    /// The peer's rate estimate R when done with the Segment, kbit/s (0: none yet).
+    pub rate_kbps: f64,
+    /// Before the warm-up ended (not counted in the figures).
+    pub warmup: bool,
+}
+
+/// A traced peer session.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct TracePeer {
+    pub id: u32,
+    pub profile: usize,
+    pub points: Vec<TracePoint>,
+}
+
+/// Time series of a run, for plots; bounded in size (a few peers, 1 s bins).
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Trace {
+    pub peers: Vec<TracePeer>,
+    /// The super seed's upload in 1 s bins of virtual time (bin k = [k, k+1) s), kbit/s.
+    pub super_upload_kbps: Vec<f64>,
+    /// Per profile, counted Segments (all peers, after warm-up) by output d (index d).
+    pub d_counts: Vec<Vec<u64>>,
+    /// Delivered quality rate of an output of d crumbs (index d), kbit/s.
+    pub d_kbps: Vec<f64>,
+}
+
 /// The whole run.
 #[derive(Clone, Debug, Default, Serialize, PartialEq)]
 pub struct SimResult {
@@ -100,8 +140,14 @@ pub struct SimResult {
     pub completeness: f64,
     pub delivered_kbps: f64,
     pub full_quality_kbps: f64,
+    /// The fluid bound min(u_s, (u_s + sum u_i) / n) over the peers present at the end.
     pub r_max_kbps: f64,
     pub ratio_to_r_max: f64,
+    /// Mean over counted clients of min(r_max, full quality, own download): what each
+    /// client could get at best (r_max alone exceeds the full quality rate when peers
+    /// upload a lot).
+    pub bound_kbps: f64,
+    pub ratio_to_bound: f64,
     pub super_seed_share: f64,
     pub super_seed_uploaded_bytes: u64,
     pub clients_received_bytes: u64,
@@ -116,4 +162,7 @@ pub struct SimResult {
     pub mean_rho: Option<f64>,
     pub events: u64,
     pub profiles: Vec<(String, Summary)>,
+    /// Time series for the report (not in the JSON).
+    #[serde(skip)]
+    pub trace: Trace,
 }

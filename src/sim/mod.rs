@@ -22,7 +22,7 @@ pub mod swarm;
 mod tests;
 
 pub use config::{Profile, SimConfig};
-pub use metrics::{ClientFigures, SimResult, Summary};
+pub use metrics::{ClientFigures, SimResult, Summary, Trace, TracePeer, TracePoint};
 
 use crate::core::client::Adaptation;
 use swarm::Swarm;
@@ -59,6 +59,15 @@ fn measure(s: &Swarm) -> SimResult {
     let r_max = c.super_seed_kbps.min((c.super_seed_kbps + sum_u) / n);
     let received: f64 = s.peers.iter().map(|p| p.received).sum();
     let full: u64 = s.channel.sizes.iter().sum();
+    let full_kbps = full as f64 * 8.0 / 1000.0 / seg_s;
+    // What each counted client could get at best: min(r_max, full quality, own down).
+    let bounds: Vec<f64> = s
+        .peers
+        .iter()
+        .filter(|p| p.acc.segments > 0)
+        .map(|p| r_max.min(full_kbps).min(p.down * 8.0 / 1000.0))
+        .collect();
+    let bound = bounds.iter().sum::<f64>() / bounds.len().max(1) as f64;
     let rhos = &s.channel.rhos;
     SimResult {
         peers: c.peers,
@@ -73,10 +82,16 @@ fn measure(s: &Swarm) -> SimResult {
         continuity: all.continuity,
         completeness: all.completeness,
         delivered_kbps: all.delivered_kbps,
-        full_quality_kbps: full as f64 * 8.0 / 1000.0 / seg_s,
+        full_quality_kbps: full_kbps,
         r_max_kbps: r_max,
         ratio_to_r_max: if r_max > 0.0 {
             all.delivered_kbps / r_max
+        } else {
+            0.0
+        },
+        bound_kbps: bound,
+        ratio_to_bound: if bound > 0.0 {
+            all.delivered_kbps / bound
         } else {
             0.0
         },
@@ -104,5 +119,6 @@ fn measure(s: &Swarm) -> SimResult {
             .enumerate()
             .map(|(k, p)| (p.name.clone(), figures(Some(k))))
             .collect(),
+        trace: s.trace.clone(),
     }
 }

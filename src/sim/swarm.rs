@@ -11,7 +11,7 @@ use crate::core::feedback::Report;
 
 use super::channel::Channel;
 use super::config::SimConfig;
-use super::metrics::PeerAcc;
+use super::metrics::{PeerAcc, Trace, TracePeer, TracePoint};
 use super::rng::Rng;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
@@ -61,6 +61,8 @@ pub struct Peer {
     pub uploaded: f64,
     pub acc: PeerAcc,
     pub startup: Option<u64>,
+    /// Index in `trace.peers` when this peer's Segments are traced.
+    pub traced: Option<usize>,
 }
 
 pub struct Swarm {
@@ -81,6 +83,7 @@ pub struct Swarm {
     pub events: u64,
     pub now: u64,
     engine_config: ClientConfig,
+    pub trace: Trace,
 }
 
 const SUPER: u32 = u32::MAX;
@@ -108,6 +111,7 @@ impl Swarm {
             events: 0,
             now: 0,
             engine_config,
+            trace: Trace::default(),
             config,
         };
         let dur = s.config.segment_duration;
@@ -130,7 +134,31 @@ impl Swarm {
             let at = dur + (s.rng.unit() * s.config.join_spread as f64) as u64;
             s.add_peer(profile, at);
         }
+        s.start_trace();
         s
+    }
+
+    /// Picks the traced peers (the first `trace_per_profile` of each profile) and sizes
+    /// the per-profile counters.
+    fn start_trace(&mut self) {
+        let sizes = &self.channel.sizes;
+        let seg_s = self.config.segment_duration as f64 / 1e9;
+        self.trace.d_kbps = (0..=sizes.len())
+            .map(|d| sizes.iter().take(d).sum::<u64>() as f64 * 8.0 / 1000.0 / seg_s)
+            .collect();
+        self.trace.d_counts = vec![vec![0; sizes.len() + 1]; self.config.profiles.len()];
+        let mut per_profile = vec![0usize; self.config.profiles.len()];
+        for (id, peer) in self.peers.iter_mut().enumerate() {
+            if per_profile[peer.profile] < self.config.trace_per_profile {
+                per_profile[peer.profile] += 1;
+                peer.traced = Some(self.trace.peers.len());
+                self.trace.peers.push(TracePeer {
+                    id: id as u32,
+                    profile: peer.profile,
+                    points: Vec::new(),
+                });
+            }
+        }
     }
 
     fn push(&mut self, at: u64, e: Event) {
@@ -156,6 +184,7 @@ impl Swarm {
             uploaded: 0.0,
             acc: PeerAcc::default(),
             startup: None,
+            traced: None,
         });
         self.load.push(0);
         self.push(at, Event::Join(id));
@@ -304,8 +333,32 @@ impl Swarm {
         now: u64,
     ) {
         let capture = self.channel.capture_start(seq);
-        if capture < self.config.warmup {
+        let warmup = capture < self.config.warmup;
+        let peer = &self.peers[p as usize];
+        if let Some(k) = peer.traced {
+            let margin = record.deadline as f64 - record.finished_at as f64;
+            self.trace.peers[k].points.push(TracePoint {
+                t: now as f64 / 1e9,
+                seq,
+                d,
+                n: record.crumbs_total,
+                margin_s: margin / 1e9,
+                success: record.successful,
+                kbps: self
+                    .trace
+                    .d_kbps
+                    .get(usize::from(d))
+                    .copied()
+                    .unwrap_or(0.0),
+                rate_kbps: record.rate.map_or(0.0, |r| r * 8.0 / 1000.0),
+                warmup,
+            });
+        }
+        if warmup {
             return;
+        }
+        if let Some(c) = self.trace.d_counts[peer.profile].get_mut(usize::from(d)) {
+            *c += 1;
         }
         let bytes: u64 = self.channel.sizes.iter().take(usize::from(d)).sum();
         let n = self.channel.sizes.len().max(1) as f64;
@@ -400,6 +453,7 @@ impl Swarm {
         }
         let mut completed: Vec<(u32, u64, u16, u8)> = Vec::new();
         let mut got = vec![false; self.peers.len()];
+        let super_before = self.super_uploaded;
         for (t, r) in self.transfers.iter_mut().zip(rates) {
             let down = &mut self.peers[t.down as usize];
             let scale = (down.down / demand[t.down as usize].max(1e-9)).min(1.0);
@@ -418,6 +472,13 @@ impl Swarm {
             }
         }
         self.transfers.retain(|t| t.remaining > 1e-6);
+        // The bytes moved over (now - step, now] go to the 1 s bin of that interval.
+        let bin = (now.saturating_sub(1) / 1_000_000_000) as usize;
+        let bins = &mut self.trace.super_upload_kbps;
+        if bins.len() <= bin {
+            bins.resize(bin + 1, 0.0);
+        }
+        bins[bin] += (self.super_uploaded - super_before) * 8.0 / 1000.0;
         // 4. Pieces and crumbs done; engines learn at the end of the step.
         let at = now;
         let mut crumbs_done: Vec<(u32, u64, u16)> = Vec::new();
