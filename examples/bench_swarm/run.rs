@@ -254,7 +254,9 @@ pub fn run(
                 log.channel_error = Some(text);
                 break None;
             }
-            Ok((_, Event::Note { text, .. })) => log.notes.push(format!("channel: {text}")),
+            Ok((_, Event::Note { text, .. })) => log
+                .notes
+                .push(format!("channel: {}", text.trim_start_matches("channel: "))),
             Ok(_) => {}
             Err(_) => {
                 log.channel_error = Some("the channel did not listen within 30 s".into());
@@ -399,7 +401,9 @@ fn absorb(log: &mut RunLog, idx: usize, ev: Event, shaped: bool) {
             }
             Event::Upload { t, bytes } if !shaped => log.upload.push((t, bytes)),
             Event::Error { text, .. } => log.channel_error = Some(text),
-            Event::Note { text, .. } => log.notes.push(format!("channel: {text}")),
+            Event::Note { text, .. } => log
+                .notes
+                .push(format!("channel: {}", text.trim_start_matches("channel: "))),
             e @ Event::End { .. } => log.channel_end = Some(e),
             _ => {}
         }

@@ -207,6 +207,13 @@ pub fn finish(o: &Options, profile: &Profile, done: &[Done]) -> Result<(), Strin
         "super_seed_share_by_clients": by_n("crumbs", &|f| f.super_seed_share),
         "http_continuity_by_clients": by_n("http", &|f| f.continuity),
         "crumbs_continuity_by_clients": by_n("crumbs", &|f| f.continuity),
+        "http_delivered_kbps_by_clients": by_n("http", &|f| f.delivered_kbps),
+        "crumbs_delivered_kbps_by_clients": by_n("crumbs", &|f| f.delivered_kbps),
+        "tight": done
+            .iter()
+            .filter(|d| d.0.starts_with("tight-"))
+            .map(|d| (d.0.clone(), serde_json::to_value(&d.3).unwrap_or_default()))
+            .collect::<serde_json::Map<_, _>>(),
         "min_watchable_kbps_layered": layered,
         "min_watchable_kbps_one_layer": one_layer,
         "sim_check": sim,
@@ -307,7 +314,15 @@ pub fn finish(o: &Options, profile: &Profile, done: &[Done]) -> Result<(), Strin
     }
     let scale_table = report::Table {
         title: "Channel upload per client: crumbs beside HLS".into(),
-        header: header(&["clients", "crumbs kbit/s per client", "HLS kbit/s per client", "crumbs continuity", "HLS continuity"]),
+        header: header(&[
+            "clients",
+            "crumbs kbit/s per client",
+            "HLS kbit/s per client",
+            "crumbs continuity",
+            "HLS continuity",
+            "crumbs delivered kbit/s",
+            "HLS delivered kbit/s",
+        ]),
         rows: o
             .sweep
             .iter()
@@ -321,6 +336,8 @@ pub fn finish(o: &Options, profile: &Profile, done: &[Done]) -> Result<(), Strin
                     cell(&out["http_upload_per_client_kbps"]),
                     cell3(&out["crumbs_continuity_by_clients"]),
                     cell3(&out["http_continuity_by_clients"]),
+                    cell(&out["crumbs_delivered_kbps_by_clients"]),
+                    cell(&out["http_delivered_kbps_by_clients"]),
                 ]
             })
             .collect(),
@@ -426,6 +443,11 @@ pub fn finish(o: &Options, profile: &Profile, done: &[Done]) -> Result<(), Strin
     }
     if let Some((_, spec, log, _)) = o.sweep.iter().max().and_then(|n| get(&format!("http-{n}"))) {
         runs.push(run_data(spec, log));
+    }
+    for (key, spec, log, _) in done {
+        if key.starts_with("tight-") {
+            runs.push(run_data(spec, log));
+        }
     }
     let rep = report::Report {
         title: "crumbs swarm bench".into(),
