@@ -467,7 +467,7 @@ pub fn finish(o: &Options, profile: &Profile, done: &[Done]) -> Result<(), Strin
     // The summary, last.
     println!();
     println!(
-        "{:<28} {:>7} {:>10} {:>12} {:>9} {:>6} {:>9} {:>9} {:>7} {:>7} {:>7} {:>6}",
+        "{:<38} {:>7} {:>10} {:>12} {:>9} {:>6} {:>9} {:>9} {:>7} {:>7} {:>7} {:>6}",
         "run",
         "clients",
         "continuity",
@@ -483,7 +483,7 @@ pub fn finish(o: &Options, profile: &Profile, done: &[Done]) -> Result<(), Strin
     );
     for (_, _, _, f) in done {
         println!(
-            "{:<28} {:>7} {:>10.3} {:>12.3} {:>9.0} {:>6.2} {:>9.0} {:>9.3} {:>6.1}s {:>6.1}s {:>7.1} {:>6.1}",
+            "{:<38} {:>7} {:>10.3} {:>12.3} {:>9.0} {:>6.2} {:>9.0} {:>9.3} {:>6.1}s {:>6.1}s {:>7.1} {:>6.1}",
             f.label,
             f.clients,
             f.continuity,
