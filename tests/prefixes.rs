@@ -171,6 +171,26 @@ fn vp8_layers_one_crumb_each() {
     assert_eq!(o.get(3).len(), 96);
 }
 
+/// `layers=1` makes a one-layer stream: one crumb per Segment however large (the
+/// bin first configured for its default 3 layers must not keep marking frames T1/T2).
+#[test]
+fn vp8_one_layer_is_one_crumb() {
+    let o = run_case(&Case {
+        source: format!(
+            "{} ! svcvp8enc layers=1 layer-bitrates=<400> keyframe-max-dist=32",
+            test_src(96)
+        ),
+        decoder: "vp8dec",
+        reference_decoder: None,
+        max_crumb_size: 1000,
+        prefixes: vec![1],
+        gops: 1,
+    });
+    o.check_common(true);
+    assert_eq!(o.get(1).len(), 96, "crumb 1 is the whole stream");
+    assert!(o.crumbs_per_segment().iter().all(|&n| n == 1));
+}
+
 #[test]
 fn h265_temporal_sub_layers() {
     let o = run_case(&Case {

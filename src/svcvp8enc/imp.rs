@@ -64,7 +64,9 @@ impl SvcVp8Enc {
         enc.set_property("keyframe-max-dist", s.keyframe_max_dist);
         enc.set_property("target-bitrate", sum);
         enc.set_property("temporal-scalability-number-layers", layers as i32);
-        if layers > 1 {
+        // Always set the whole pattern: a bin configured for 3 layers and then set to
+        // 1 would otherwise keep the 3-layer ids and keep marking frames T1/T2.
+        {
             let arr = |v: &[i32]| glib::ValueArray::new(v.iter().map(|x| x.to_value()));
             enc.set_property("temporal-scalability-periodicity", ids.len() as i32);
             enc.set_property("temporal-scalability-layer-id", arr(&ids));
