@@ -18,7 +18,7 @@ use std::time::Instant;
 use gstcrumbs::core::client::Adaptation;
 use gstcrumbs::sim::{self, SimConfig};
 
-#[allow(dead_code)] // assign and r_max_kbps are for the swarm bench
+#[allow(dead_code)] // assign is for the swarm bench
 #[path = "common/profile.rs"]
 mod profile;
 #[path = "common/report.rs"]

@@ -5,7 +5,8 @@
 use serde::Serialize;
 
 use crate::events::Event;
-use crate::profile::Profile;
+use gstcrumbs::sim::metrics as sim;
+
 use crate::run::{ClientLog, RunLog};
 
 #[derive(Clone, Debug, Default, Serialize)]
@@ -223,13 +224,10 @@ pub fn swarm(
 ) -> SwarmFigures {
     let per_client: Vec<ClientFigures> = log.clients.iter().map(|c| client(log, c)).collect();
     let active: Vec<&ClientFigures> = per_client.iter().filter(|c| c.segments > 0).collect();
-    let links: Vec<_> = log.clients.iter().map(|c| c.link.clone()).collect();
-    let r_max = Profile::r_max_kbps(channel_up_kbps, &links);
-    let bound = mean(
-        links
-            .iter()
-            .map(|l| r_max.min(l.down_kbps).min(full_quality_kbps)),
-    );
+    let uploads: Vec<f64> = log.clients.iter().map(|c| c.link.up_kbps).collect();
+    let downloads: Vec<f64> = log.clients.iter().map(|c| c.link.down_kbps).collect();
+    let r_max = sim::r_max_kbps(channel_up_kbps, &uploads);
+    let bound = sim::bound_kbps(r_max, full_quality_kbps, &downloads);
     let delivered = mean(active.iter().map(|c| c.delivered_kbps));
     let downloaded: u64 = log
         .clients
@@ -263,9 +261,9 @@ pub fn swarm(
         delivered_kbps: delivered,
         full_quality_kbps,
         r_max_kbps: r_max,
-        ratio_to_r_max: if r_max > 0.0 { delivered / r_max } else { 0.0 },
+        ratio_to_r_max: sim::ratio(delivered, r_max),
         bound_kbps: bound,
-        ratio_to_bound: if bound > 0.0 { delivered / bound } else { 0.0 },
+        ratio_to_bound: sim::ratio(delivered, bound),
         super_seed_share: if downloaded > 0 {
             channel_sent as f64 / downloaded as f64
         } else {

@@ -29,6 +29,16 @@ pub enum System {
     Http { ladder: Vec<u32> },
 }
 
+impl System {
+    /// The binary that plays this system's channel and client roles.
+    fn program<'a>(&self, programs: &'a Programs) -> &'a Path {
+        match self {
+            System::Crumbs { .. } => &programs.crumbs,
+            System::Http { .. } => &programs.http,
+        }
+    }
+}
+
 #[derive(Clone, Debug)]
 pub struct RunSpec {
     pub label: String,
@@ -69,19 +79,6 @@ pub struct RunLog {
     pub channel_end: Option<Event>,
     pub channel_error: Option<String>,
     pub clients: Vec<ClientLog>,
-}
-
-impl Default for Link {
-    fn default() -> Self {
-        Link {
-            name: String::new(),
-            down_kbps: 0.0,
-            up_kbps: 0.0,
-            delay_ms: 0.0,
-            loss_pct: 0.0,
-            weight: 1.0,
-        }
-    }
 }
 
 struct Proc {
@@ -187,54 +184,39 @@ pub fn run(
         ..Default::default()
     };
     let (tx, rx) = mpsc::channel();
-    let kbps = |x: f64| format!("{}", x.round() as u64);
-    let (channel_program, channel_args) = match &spec.system {
-        System::Crumbs { layers, .. } => {
-            let mut a = vec![
-                "channel".to_string(),
-                "--address".into(),
-                nodes[0].ip.to_string(),
-                "--layers".into(),
-                layers
-                    .iter()
-                    .map(u32::to_string)
-                    .collect::<Vec<_>>()
-                    .join(","),
-            ];
-            if !shaped {
-                a.extend(["--max-upload-kbps".into(), kbps(spec.channel_up_kbps)]);
-            }
-            (&programs.crumbs, a)
-        }
+    let list = |v: &[u32]| v.iter().map(u32::to_string).collect::<Vec<_>>().join(",");
+    let mut channel_args = vec![
+        "channel".to_string(),
+        "--address".into(),
+        nodes[0].ip.to_string(),
+    ];
+    match &spec.system {
+        System::Crumbs { layers, .. } => channel_args.extend(["--layers".into(), list(layers)]),
         System::Http { ladder } => {
             let dir = logs.join("hls");
             let _ = std::fs::remove_dir_all(&dir);
             let _ = std::fs::create_dir_all(&dir);
-            let mut a = vec![
-                "channel".to_string(),
-                "--address".into(),
-                nodes[0].ip.to_string(),
+            channel_args.extend([
                 "--port".into(),
                 "8080".into(),
                 "--dir".into(),
                 dir.display().to_string(),
                 "--ladder-kbps".into(),
-                ladder
-                    .iter()
-                    .map(u32::to_string)
-                    .collect::<Vec<_>>()
-                    .join(","),
-            ];
-            if !shaped {
-                a.extend(["--max-upload-kbps".into(), kbps(spec.channel_up_kbps)]);
-            }
-            (&programs.http, a)
+                list(ladder),
+            ]);
         }
-    };
+    }
+    if !shaped {
+        channel_args.extend([
+            "--max-upload-kbps".into(),
+            format!("{}", spec.channel_up_kbps.round() as u64),
+        ]);
+    }
+    let program = spec.system.program(programs);
     log.t0 = now_s();
     let channel = match Proc::spawn(
         &nodes[0],
-        channel_program,
+        program,
         &channel_args,
         &logs.join("channel.log"),
         0,
@@ -294,10 +276,6 @@ pub fn run(
             let node = &nodes[i + 1];
             let c = &mut log.clients[i];
             let args = client_args(spec, &url, node, c, shaped);
-            let program = match spec.system {
-                System::Crumbs { .. } => &programs.crumbs,
-                System::Http { .. } => &programs.http,
-            };
             c.started_t = now_s();
             match Proc::spawn(
                 node,

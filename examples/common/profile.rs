@@ -27,6 +27,20 @@ fn one() -> f64 {
     1.0
 }
 
+/// No link yet (a weight of one, like a `[[link]]` without one).
+impl Default for Link {
+    fn default() -> Self {
+        Link {
+            name: String::new(),
+            down_kbps: 0.0,
+            up_kbps: 0.0,
+            delay_ms: 0.0,
+            loss_pct: 0.0,
+            weight: 1.0,
+        }
+    }
+}
+
 #[derive(Clone, Debug, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct Profile {
@@ -77,16 +91,5 @@ impl Profile {
                 self.links[best].clone()
             })
             .collect()
-    }
-
-    /// The fluid bound on the rate every client can get: r_max = min(u_s, (u_s + sum
-    /// u_i) / n). (A client also gets no more than its own download; the bench's
-    /// `bound_kbps` applies that.)
-    pub fn r_max_kbps(channel_up_kbps: f64, links: &[Link]) -> f64 {
-        if links.is_empty() {
-            return 0.0;
-        }
-        let up: f64 = links.iter().map(|l| l.up_kbps).sum();
-        channel_up_kbps.min((channel_up_kbps + up) / links.len() as f64)
     }
 }

@@ -166,3 +166,33 @@ pub struct SimResult {
     #[serde(skip)]
     pub trace: Trace,
 }
+
+/// The fluid limit on the rate every client can get, r_max = min(u_s, (u_s + sum u_i)
+/// / n), kbit/s, for clients with uploads `uploads_kbps` (0 without clients). The
+/// simulator and the swarm bench both quote it.
+pub fn r_max_kbps(u_s_kbps: f64, uploads_kbps: &[f64]) -> f64 {
+    if uploads_kbps.is_empty() {
+        return 0.0;
+    }
+    let sum: f64 = uploads_kbps.iter().sum();
+    u_s_kbps.min((u_s_kbps + sum) / uploads_kbps.len() as f64)
+}
+
+/// What the clients could get at best, on average: min(r_max, full quality, own
+/// download) per client (r_max alone exceeds the full quality rate when peers upload a
+/// lot), kbit/s.
+pub fn bound_kbps(r_max_kbps: f64, full_quality_kbps: f64, downloads_kbps: &[f64]) -> f64 {
+    if downloads_kbps.is_empty() {
+        return 0.0;
+    }
+    downloads_kbps
+        .iter()
+        .map(|d| r_max_kbps.min(full_quality_kbps).min(*d))
+        .sum::<f64>()
+        / downloads_kbps.len() as f64
+}
+
+/// a / b, 0 when b is not positive.
+pub fn ratio(a: f64, b: f64) -> f64 {
+    if b > 0.0 { a / b } else { 0.0 }
+}

@@ -53,21 +53,23 @@ fn measure(s: &Swarm) -> SimResult {
     };
     let all = figures(None);
     // r_max for the population present at the end (constant with churn).
-    let present: Vec<_> = s.peers.iter().filter(|p| p.alive).collect();
-    let n = present.len().max(1) as f64;
-    let sum_u: f64 = present.iter().map(|p| p.up * 8.0 / 1000.0).sum();
-    let r_max = c.super_seed_kbps.min((c.super_seed_kbps + sum_u) / n);
+    let uploads: Vec<f64> = s
+        .peers
+        .iter()
+        .filter(|p| p.alive)
+        .map(|p| p.up * 8.0 / 1000.0)
+        .collect();
+    let r_max = metrics::r_max_kbps(c.super_seed_kbps, &uploads);
     let received: f64 = s.peers.iter().map(|p| p.received).sum();
     let full: u64 = s.channel.sizes.iter().sum();
     let full_kbps = full as f64 * 8.0 / 1000.0 / seg_s;
-    // What each counted client could get at best: min(r_max, full quality, own down).
-    let bounds: Vec<f64> = s
+    let downloads: Vec<f64> = s
         .peers
         .iter()
         .filter(|p| p.acc.segments > 0)
-        .map(|p| r_max.min(full_kbps).min(p.down * 8.0 / 1000.0))
+        .map(|p| p.down * 8.0 / 1000.0)
         .collect();
-    let bound = bounds.iter().sum::<f64>() / bounds.len().max(1) as f64;
+    let bound = metrics::bound_kbps(r_max, full_kbps, &downloads);
     let rhos = &s.channel.rhos;
     SimResult {
         peers: c.peers,
@@ -84,17 +86,9 @@ fn measure(s: &Swarm) -> SimResult {
         delivered_kbps: all.delivered_kbps,
         full_quality_kbps: full_kbps,
         r_max_kbps: r_max,
-        ratio_to_r_max: if r_max > 0.0 {
-            all.delivered_kbps / r_max
-        } else {
-            0.0
-        },
+        ratio_to_r_max: metrics::ratio(all.delivered_kbps, r_max),
         bound_kbps: bound,
-        ratio_to_bound: if bound > 0.0 {
-            all.delivered_kbps / bound
-        } else {
-            0.0
-        },
+        ratio_to_bound: metrics::ratio(all.delivered_kbps, bound),
         super_seed_share: if received > 0.0 {
             s.super_uploaded / received
         } else {

@@ -29,3 +29,18 @@ fn small_swarm_is_sane_and_deterministic() {
     assert!(r.reports_accepted > 0);
     assert_eq!(run(small(7)), r);
 }
+
+#[test]
+fn fluid_limit_and_bound() {
+    use metrics::{bound_kbps, r_max_kbps, ratio};
+    // The channel limits a small audience; the peers' uploads a large one.
+    assert_eq!(r_max_kbps(1000.0, &[100.0]), 1000.0);
+    assert_eq!(r_max_kbps(1000.0, &[200.0; 10]), 300.0);
+    assert_eq!(r_max_kbps(1000.0, &[]), 0.0);
+    // Each client is also held to its own download and to full quality.
+    assert_eq!(bound_kbps(300.0, 2688.0, &[256.0, 20_000.0]), 278.0);
+    assert_eq!(bound_kbps(5000.0, 2688.0, &[20_000.0]), 2688.0);
+    assert_eq!(bound_kbps(300.0, 2688.0, &[]), 0.0);
+    assert_eq!(ratio(1.0, 0.0), 0.0);
+    assert_eq!(ratio(1.0, 4.0), 0.25);
+}
