@@ -78,7 +78,7 @@ impl Default for SessionConfig {
 }
 
 /// A torrent in a [`P2pSession`], named by its info hash (stable across
-/// [`P2pSession::add_peers`], and what the channel's window lists).
+/// [`P2pSession::remove`] and adding again, and what the channel's window lists).
 #[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct TorrentId(pub [u8; 20]);
 
@@ -119,6 +119,7 @@ pub struct Progress {
 pub struct P2pSession {
     session: Arc<Session>,
     listen_addr: SocketAddr,
+    peer_id: [u8; 20],
     tracker_interval: Option<Duration>,
     stopped: AtomicBool,
 }
@@ -153,6 +154,19 @@ fn free_port(ip: IpAddr) -> anyhow::Result<u16> {
     Ok(l.local_addr()?.port())
 }
 
+/// A fresh BitTorrent peer id in Azureus style, `-CB0100-` then 12 bytes unique to
+/// this process and session (a tracker tells the super seed apart by it).
+fn new_peer_id() -> [u8; 20] {
+    let mut id = *b"-CB0100-000000000000";
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos() as u64);
+    let mix = nanos ^ (u64::from(std::process::id()) << 32) ^ crate::unique();
+    let tail = format!("{:012x}", mix & 0xffff_ffff_ffff);
+    id[8..].copy_from_slice(tail.as_bytes());
+    id
+}
+
 fn port_is_free(addr: SocketAddr) -> bool {
     std::net::TcpListener::bind(addr).is_ok()
 }
@@ -177,7 +191,9 @@ impl P2pSession {
                 p => p,
             };
             let listen_addr = SocketAddr::new(cfg.listen_addr, port);
+            let peer_id = new_peer_id();
             let opts = SessionOptions {
+                peer_id: Some(librqbit_core::Id20::new(peer_id)),
                 dht: None,
                 persistence: None,
                 fastresume: false,
@@ -220,6 +236,7 @@ impl P2pSession {
                     return Ok(Self {
                         session,
                         listen_addr: bound,
+                        peer_id,
                         tracker_interval: cfg.tracker_interval,
                         stopped: AtomicBool::new(false),
                     });
@@ -238,6 +255,11 @@ impl P2pSession {
     /// The address peers reach this session on.
     pub fn listen_addr(&self) -> SocketAddr {
         self.listen_addr
+    }
+
+    /// The peer id this session gives in handshakes and announces.
+    pub fn peer_id(&self) -> [u8; 20] {
+        self.peer_id
     }
 
     fn add_options(
@@ -351,20 +373,17 @@ impl P2pSession {
         Ok(TorrentId(handle.info_hash().0))
     }
 
-    /// Makes a running download connect to `peers`. librqbit 9.1 has no public call
-    /// to add a peer to a live torrent (peers come only when a torrent is added or
-    /// unpaused, from trackers, or by connecting in), so this removes the torrent
-    /// (keeping its file) and adds it again with `peers` as initial peers: verified
-    /// pieces survive the re-check, pieces in flight are fetched again.
-    pub async fn add_peers(&self, id: TorrentId, peers: Vec<SocketAddr>) -> anyhow::Result<()> {
-        let handle = self.handle(id)?;
-        let torrent_bytes = handle.with_metadata(|m| m.torrent_bytes.clone())?.to_vec();
-        let folder = handle.output_folder().to_owned();
-        drop(handle);
-        self.remove(id, false).await?;
-        let opts = self.add_options(&folder, peers)?;
-        self.add(torrent_bytes, opts).await?;
-        Ok(())
+    /// Makes a running torrent connect to `peer` (no-op when it knows the peer
+    /// already; returns whether the peer was new). Goes through librqbit's
+    /// `add_peer_if_not_seen`, made public by the patch in `vendor/librqbit`; fails
+    /// when the torrent is not live (still checking, or gone).
+    pub fn add_peer(&self, id: TorrentId, peer: SocketAddr) -> anyhow::Result<bool> {
+        let live = self
+            .handle(id)?
+            .live()
+            .with_context(|| format!("torrent {id} is not live"))?;
+        live.add_peer_if_not_seen(peer)
+            .with_context(|| format!("adding peer {peer} to torrent {id}"))
     }
 
     fn handle(&self, id: TorrentId) -> anyhow::Result<Arc<ManagedTorrent>> {
@@ -376,8 +395,11 @@ impl P2pSession {
     /// Byte counts of a torrent, straight from librqbit's counters.
     pub fn progress(&self, id: TorrentId) -> anyhow::Result<Progress> {
         let s = self.handle(id)?.stats();
+        // While a torrent initializes, librqbit's progress counts the bytes its hash
+        // check has read, verified or not: nothing is had yet.
+        let checking = matches!(s.state, TorrentStatsState::Initializing { .. });
         Ok(Progress {
-            have_bytes: s.progress_bytes,
+            have_bytes: if checking { 0 } else { s.progress_bytes },
             total_bytes: s.total_bytes,
             finished: s.finished,
             uploaded_bytes: s.uploaded_bytes,
@@ -405,7 +427,7 @@ impl P2pSession {
     /// The counters live as long as the torrent is live, which a complete torrent
     /// stays while it seeds. When it is not live (still hash-checking, paused, or
     /// failed) there are none and the map is empty; they start from 0 again when the
-    /// torrent goes live again, e.g. after [`Self::add_peers`] re-adds it. Fails only
+    /// torrent goes live again, e.g. after it is removed and added again. Fails only
     /// when the torrent is not in the session.
     pub fn fetched_by_peer(&self, id: TorrentId) -> anyhow::Result<HashMap<SocketAddr, u64>> {
         let Some(live) = self.handle(id)?.live() else {

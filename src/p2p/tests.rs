@@ -370,7 +370,7 @@ fn remove_deletes_files() {
 }
 
 #[test]
-fn add_peers_to_a_running_download() {
+fn add_a_peer_to_a_running_download() {
     let _g = LEAK_LOCK.read().unwrap_or_else(|e| e.into_inner());
     let dir = TempDir::new("addpeer");
     run(Duration::from_secs(60), async {
@@ -390,13 +390,56 @@ fn add_peers_to_a_running_download() {
         );
 
         let start = Instant::now();
-        b.add_peers(idb, peer(&a)).await?;
+        assert!(b.add_peer(idb, a.listen_addr())?, "a new peer");
+        assert!(!b.add_peer(idb, a.listen_addr())?, "known already");
         b.wait_finished(idb, Duration::from_secs(30)).await?;
-        eprintln!("finished {:?} after add_peers", start.elapsed());
+        eprintln!("finished {:?} after add_peer", start.elapsed());
         assert_eq!(b.read_file(idb).await?, data);
+        assert!(b.add_peer(TorrentId([9; 20]), a.listen_addr()).is_err());
 
         b.shutdown().await?;
         a.shutdown().await?;
+        Ok(())
+    });
+}
+
+/// The librqbit patch (vendor/librqbit): pieces reserved on a stalled peer are
+/// re-requested from another one that has them. Upstream never let a connection
+/// without a finished piece take over, so B would wait for the starved seed A
+/// (16 KiB/s) for every piece and take nothing from C.
+#[test]
+fn pieces_pinned_on_a_stalled_seed_move_to_a_fast_one() {
+    let _g = LEAK_LOCK.read().unwrap_or_else(|e| e.into_inner());
+    let dir = TempDir::new("steal");
+    run(Duration::from_secs(60), async {
+        let data = random_bytes(256 * 1024, 11);
+        let (t, path) = write_crumb(dir.path(), "crumb-11", &data, 16 * 1024);
+        let mut slow = config(&dir.path().join("a"));
+        slow.upload_limit_bps = Some(16 * 1024);
+        let a = P2pSession::new(slow).await?;
+        let c = P2pSession::new(config(&dir.path().join("c"))).await?;
+        let b = P2pSession::new(config(&dir.path().join("b"))).await?;
+        a.seed(&t, &path, vec![]).await?;
+        c.seed(&t, &path, vec![]).await?;
+        // A first, alone: every piece is reserved on its connection.
+        let idb = b
+            .download(&t.bytes, &dir.path().join("b"), peer(&a))
+            .await?;
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        while b.add_peer(idb, c.listen_addr()).is_err() {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        b.wait_finished(idb, Duration::from_secs(40)).await?;
+        assert_eq!(b.read_file(idb).await?, data);
+        let by_peer = b.fetched_by_peer(idb)?;
+        let from_a = by_peer.get(&a.listen_addr()).copied().unwrap_or(0);
+        let from_c = by_peer.get(&c.listen_addr()).copied().unwrap_or(0);
+        eprintln!("from the stalled seed {from_a} B, from the fast one {from_c} B");
+        // At 16 KiB/s A could have sent a few pieces at most in the time it took.
+        assert!(from_c >= data.len() as u64 / 2, "{by_peer:?}");
+        for s in [&b, &c, &a] {
+            s.shutdown().await?;
+        }
         Ok(())
     });
 }
