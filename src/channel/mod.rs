@@ -40,6 +40,9 @@ pub struct ChannelConfig {
     pub announce_urls: Vec<String>,
     /// Tracker `interval` (s) told to peers.
     pub tracker_interval: u32,
+    /// Peers per crumb told the super seed's address by the tracker (0 = all); see
+    /// `TrackerConfig::super_seed_fanout`.
+    pub super_seed_fanout: u32,
 }
 
 /// One crumb as it arrives from svcsegmenter: its header and its exact bytes.
@@ -112,6 +115,7 @@ impl Shared {
     pub fn stats_doc(&self) -> StatsDoc {
         let mut st = self.stats.clone();
         st.peers_known = self.tracker.peers_known(self.now());
+        st.super_seed_grants = self.tracker.super_seed_grants();
         st.clients_reporting = self.feedback.clients_reporting(&self.scheduler);
         st
     }
@@ -201,6 +205,14 @@ impl Channel {
         })
         .await
         .context("cannot start the super seed's BitTorrent session")?;
+        let mut tracker = Tracker::new(TrackerConfig {
+            interval_s: config.tracker_interval.max(1),
+            min_interval_s: (config.tracker_interval / 2).max(1),
+            peer_ttl_ns: 4 * config.tracker_interval.max(1) as u64 * 1_000_000_000,
+            super_seed_fanout: config.super_seed_fanout,
+            ..Default::default()
+        });
+        tracker.set_super_seed(session.listen_addr(), session.peer_id());
         let shared = Arc::new(Mutex::new(Shared {
             name: config.name.clone(),
             origin: Instant::now(),
@@ -211,12 +223,7 @@ impl Channel {
                 ..Default::default()
             }),
             feedback: Feedback::new(FeedbackConfig::default()),
-            tracker: Tracker::new(TrackerConfig {
-                interval_s: config.tracker_interval.max(1),
-                min_interval_s: (config.tracker_interval / 2).max(1),
-                peer_ttl_ns: 4 * config.tracker_interval.max(1) as u64 * 1_000_000_000,
-                ..Default::default()
-            }),
+            tracker,
             torrents: HashMap::new(),
             caps: None,
             tracker_url,

@@ -93,6 +93,9 @@ pub struct StatsDoc {
     pub reports_accepted: u64,
     pub reports_rejected: u64,
     pub announces: u64,
+    /// Announce replies that named the super seed (initial seeding grants).
+    #[serde(default)]
+    pub super_seed_grants: u64,
     pub last_rho: Option<f64>,
     pub last_rho_seq: Option<u64>,
     pub torrents_seeded: usize,

@@ -12,7 +12,7 @@
 //! Peers expire by age: librqbit re-announces after `interval` and never sends
 //! `completed` or `stopped`, so a peer not heard from for `peer_ttl_ns` is dropped.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::net::{IpAddr, SocketAddr};
 
 /// Settings of the tracker.
@@ -30,6 +30,12 @@ pub struct TrackerConfig {
     /// Peers kept at most per torrent; a new peer beyond it still gets an answer but is
     /// not handed out to others. Bounds memory against peer-id floods.
     pub max_peers_per_torrent: usize,
+    /// Initial seeding: how many peers of a torrent are told the super seed's address
+    /// (the first to announce, while no other seed has announced the torrent); the
+    /// others get only peers, so each piece leaves the channel about this many times
+    /// and then spreads between peers. A peer alone with the super seed always gets
+    /// it. 0 = every peer gets it.
+    pub super_seed_fanout: u32,
 }
 
 impl Default for TrackerConfig {
@@ -40,6 +46,7 @@ impl Default for TrackerConfig {
             peer_ttl_ns: 45_000_000_000,
             max_peers_per_reply: 50,
             max_peers_per_torrent: 10_000,
+            super_seed_fanout: 0,
         }
     }
 }
@@ -252,6 +259,9 @@ struct Peer {
 struct Swarm {
     /// By peer id; a BTreeMap so replies depend only on the inputs (tests, simulator).
     peers: BTreeMap<[u8; 20], Peer>,
+    /// Peer ids told the super seed's address (initial seeding); at most
+    /// `max_peers_per_torrent`.
+    granted: BTreeSet<[u8; 20]>,
 }
 
 impl Peer {
@@ -273,11 +283,24 @@ impl Swarm {
     }
 }
 
+/// Whether `addr` is the peer at `known` (whose IP may be unspecified: then the port
+/// alone tells).
+fn same_peer(known: Option<SocketAddr>, addr: SocketAddr) -> bool {
+    known.is_some_and(|k| {
+        k.port() == addr.port() && (k.ip().is_unspecified() || k.ip() == addr.ip().to_canonical())
+    })
+}
+
 /// The tracker: registered torrents and their peers.
 #[derive(Debug)]
 pub struct Tracker {
     config: TrackerConfig,
     swarms: HashMap<[u8; 20], Swarm>,
+    /// The channel's own seed (address, peer id): a seed of every registered torrent
+    /// from the start (it need not announce), handed out as `super_seed_fanout` says.
+    super_seed: Option<(SocketAddr, [u8; 20])>,
+    /// Times the super seed's address was handed out (initial seeding grants).
+    super_seed_grants: u64,
     /// xorshift64 state for sampling peers: deterministic, no system randomness.
     rng: u64,
 }
@@ -287,12 +310,26 @@ impl Tracker {
         Tracker {
             config,
             swarms: HashMap::new(),
+            super_seed: None,
+            super_seed_grants: 0,
             rng: 0x9E37_79B9_7F4A_7C15,
         }
     }
 
     pub fn config(&self) -> &TrackerConfig {
         &self.config
+    }
+
+    /// The super seed's address as peers dial it (its IP may be unspecified, then
+    /// only the port tells it apart) and its peer id. Every registered torrent has it
+    /// as a seed from then on; see [`TrackerConfig::super_seed_fanout`].
+    pub fn set_super_seed(&mut self, addr: SocketAddr, peer_id: [u8; 20]) {
+        self.super_seed = Some((addr, peer_id));
+    }
+
+    /// How many times the super seed's address was handed out so far.
+    pub fn super_seed_grants(&self) -> u64 {
+        self.super_seed_grants
     }
 
     /// Starts tracking a torrent (a crumb just published). False if it already was.
@@ -400,19 +437,50 @@ impl Tracker {
                 },
             );
         }
-        let (complete, incomplete) = swarm.counts(now, ttl);
+        let (mut complete, incomplete) = swarm.counts(now, ttl);
+        if let Some((ss, _)) = self.super_seed
+            && !swarm.peers.values().any(|p| same_peer(Some(ss), p.addr))
+        {
+            complete += 1; // the super seed, before its own first announce
+        }
         // Candidates: everyone but the peer itself (by id, or by address after a
         // restart under a new id); a seed gets no seeds, it has nothing to fetch.
-        let mut candidates: Vec<([u8; 20], SocketAddr)> = if req.event == Event::Stopped {
+        let super_seed = self.super_seed;
+        let stopped = req.event == Event::Stopped;
+        let mut candidates: Vec<([u8; 20], SocketAddr)> = if stopped {
             Vec::new()
         } else {
             swarm
                 .peers
                 .iter()
                 .filter(|(id, p)| **id != req.peer_id && p.addr != addr && !(seed && p.seed))
+                .filter(|(_, p)| !same_peer(super_seed.map(|s| s.0), p.addr))
                 .map(|(id, p)| (*id, p.addr))
                 .collect()
         };
+        // Initial seeding: the super seed goes first to the first `fanout` peers while
+        // no other seed has the torrent (and to a peer nobody else could serve);
+        // everyone else is sent to them.
+        let fanout = self.config.super_seed_fanout as usize;
+        let mut granted = false;
+        if let Some((ss_addr, ss_id)) = super_seed.filter(|s| !stopped && !seed && s.0 != addr) {
+            let other_seed = swarm
+                .peers
+                .iter()
+                .any(|(id, p)| p.seed && *id != req.peer_id && !same_peer(Some(ss_addr), p.addr));
+            let grant = fanout == 0
+                || swarm.granted.contains(&req.peer_id)
+                || (swarm.granted.len() < fanout && !other_seed)
+                || candidates.is_empty();
+            if grant {
+                if swarm.granted.len() < max_per_torrent {
+                    swarm.granted.insert(req.peer_id);
+                }
+                granted = true;
+                // First in the reply, whatever the sample below picks.
+                candidates.insert(0, (ss_id, ss_addr));
+            }
+        }
         let want = req
             .numwant
             .unwrap_or(self.config.max_peers_per_reply)
@@ -420,12 +488,16 @@ impl Tracker {
         // Partial Fisher-Yates: a uniform sample, so load spreads over the swarm
         // instead of every client getting the same first peers (e.g. the super seed).
         let take = want.min(candidates.len());
-        for i in 0..take {
+        let fixed = usize::from(granted).min(take);
+        for i in fixed..take {
             let span = (candidates.len() - i) as u64;
             let j = i + (self.next_random() % span) as usize;
             candidates.swap(i, j);
         }
         candidates.truncate(take);
+        if granted && take > 0 {
+            self.super_seed_grants += 1;
+        }
         Ok(self.reply(req, complete, incomplete, &candidates))
     }
 
@@ -538,6 +610,7 @@ mod tests {
             peer_ttl_ns: 30 * SEC,
             max_peers_per_reply: 4,
             max_peers_per_torrent: 100,
+            super_seed_fanout: 0,
         });
         assert!(t.register(hash(1)));
         t
@@ -961,5 +1034,89 @@ mod tests {
         // The third peer is answered, just not stored.
         let body = announce(&mut t, &query(hash(1), 3, 6000, ""), "10.0.0.3:1", 0);
         assert_eq!(compact_count(&body), 2);
+    }
+
+    /// The IPv4 peers of a compact reply, in order.
+    fn compact_peers(body: &[u8]) -> Vec<SocketAddr> {
+        let at = body.windows(7).position(|w| w == b"5:peers").unwrap() + 7;
+        let colon = body[at..].iter().position(|&b| b == b':').unwrap();
+        let start = at + colon + 1;
+        body[start..start + 6 * compact_count(body)]
+            .chunks(6)
+            .map(|c| {
+                let ip = std::net::Ipv4Addr::new(c[0], c[1], c[2], c[3]);
+                SocketAddr::from((ip, u16::from_be_bytes([c[4], c[5]])))
+            })
+            .collect()
+    }
+
+    #[test]
+    fn initial_seeding_hands_out_the_super_seed_to_the_first_peers_only() {
+        let mut t = Tracker::new(TrackerConfig {
+            super_seed_fanout: 2,
+            max_peers_per_reply: 50,
+            ..Default::default()
+        });
+        t.register(hash(1));
+        let seed = src("10.0.0.100:7000");
+        t.set_super_seed(seed, [100; 20]);
+        // Its own announce changes nothing: it is listed once.
+        announce(
+            &mut t,
+            &query(hash(1), 100, 7000, "&left=0"),
+            "10.0.0.100:1",
+            0,
+        );
+        let ask = |t: &mut Tracker, p: u8| {
+            let body = announce(
+                t,
+                &query(hash(1), p, 6000, "&left=5"),
+                &format!("10.0.0.{p}:1"),
+                0,
+            );
+            compact_peers(&body)
+        };
+        // The first two get the super seed, first in the list.
+        assert_eq!(ask(&mut t, 1), vec![seed]);
+        assert_eq!(ask(&mut t, 2)[0], seed);
+        // The third and later get the peers only.
+        for p in 3..=6 {
+            let peers = ask(&mut t, p);
+            assert!(!peers.contains(&seed), "peer {p} got the super seed");
+            assert_eq!(peers.len(), usize::from(p) - 1);
+        }
+        // A granted peer keeps getting it on re-announce.
+        assert_eq!(ask(&mut t, 1)[0], seed);
+        // Where another seed has the torrent, nobody new gets the super seed.
+        t.register(hash(3));
+        let other = announce(
+            &mut t,
+            &query(hash(3), 50, 6050, "&left=0"),
+            "10.0.0.50:1",
+            0,
+        );
+        assert!(compact_peers(&other).is_empty(), "a seed gets no seeds");
+        let body = announce(&mut t, &query(hash(3), 7, 6000, "&left=5"), "10.0.0.7:1", 0);
+        assert_eq!(compact_peers(&body), vec![src("10.0.0.50:6050")]);
+        assert_eq!(t.super_seed_grants(), 3);
+        t.remove_torrent(&hash(3));
+        assert_eq!(t.swarm_counts(&hash(1), 0), Some((1, 6)));
+        // A peer alone with the super seed gets it whatever the fanout: here the
+        // only other peers left.
+        for p in 1..=6u8 {
+            let q = query(hash(1), p, 6000, "&event=stopped");
+            announce(&mut t, &q, &format!("10.0.0.{p}:1"), 0);
+        }
+        assert_eq!(ask(&mut t, 9), vec![seed]);
+        // Fanout 0: everyone gets it (and the sample may put it anywhere), even
+        // before the super seed's own first announce.
+        let mut t = tracker();
+        t.set_super_seed(seed, [100; 20]);
+        for p in 1..=3 {
+            assert!(ask(&mut t, p).contains(&seed));
+        }
+        // Seeds get no super seed.
+        let body = announce(&mut t, &query(hash(1), 8, 6000, "&left=0"), "10.0.0.8:1", 0);
+        assert!(!compact_peers(&body).contains(&seed));
     }
 }

@@ -32,7 +32,8 @@ const DEFAULT_START_OFFSET: u32 = 3;
 const DEFAULT_PIECE_SIZE: u32 = 16384;
 const DEFAULT_MAX_UPLOAD_RATE: u32 = 0;
 const DEFAULT_ARCHIVE: bool = false;
-const DEFAULT_TRACKER_INTERVAL: u32 = 2;
+const DEFAULT_TRACKER_INTERVAL: u32 = 15;
+const DEFAULT_SUPER_SEED_FANOUT: u32 = 2;
 
 #[derive(Debug, Clone)]
 struct Settings {
@@ -47,6 +48,7 @@ struct Settings {
     archive: bool,
     announce_urls: Vec<String>,
     tracker_interval: u32,
+    super_seed_fanout: u32,
 }
 
 impl Default for Settings {
@@ -63,6 +65,7 @@ impl Default for Settings {
             archive: DEFAULT_ARCHIVE,
             announce_urls: Vec::new(),
             tracker_interval: DEFAULT_TRACKER_INTERVAL,
+            super_seed_fanout: DEFAULT_SUPER_SEED_FANOUT,
         }
     }
 }
@@ -119,6 +122,7 @@ impl CrumbSink {
             spool_dir: s.spool_dir.map(PathBuf::from),
             announce_urls: s.announce_urls,
             tracker_interval: s.tracker_interval,
+            super_seed_fanout: s.super_seed_fanout,
         })
     }
 
@@ -217,7 +221,8 @@ impl CrumbSink {
                 .field("reports-accepted", s.reports_accepted)
                 .field("reports-rejected", s.reports_rejected)
                 .field("torrents-seeded", s.torrents_seeded as u64)
-                .field("last-rho", s.last_rho.unwrap_or(-1.0));
+                .field("last-rho", s.last_rho.unwrap_or(-1.0))
+                .field("super-seed-grants", s.super_seed_grants);
         }
         b.build()
     }
@@ -300,10 +305,17 @@ impl ObjectImpl for CrumbSink {
                     .build(),
                 glib::ParamSpecUInt::builder("tracker-interval")
                     .nick("Tracker interval")
-                    .blurb("Announce interval in seconds the built-in tracker tells peers (crumbs live seconds, so short)")
+                    .blurb("Announce interval in seconds the built-in tracker tells peers. Peers are found by the announce a client makes when it starts a crumb; re-announces only keep it listed, so this is long (each client announces every crumb it seeds this often)")
                     .minimum(1)
                     .maximum(3600)
                     .default_value(DEFAULT_TRACKER_INTERVAL)
+                    .mutable_ready()
+                    .build(),
+                glib::ParamSpecUInt::builder("super-seed-fanout")
+                    .nick("Super seed fanout")
+                    .blurb("Initial seeding: peers per crumb the tracker gives the super seed's address to (the first to announce); the others are sent to peers, so each piece leaves the channel about this many times. crumbsrc falls back to the super seed by itself when peers are too slow for its deadline. 0 = give it to every peer")
+                    .maximum(10_000)
+                    .default_value(DEFAULT_SUPER_SEED_FANOUT)
                     .mutable_ready()
                     .build(),
                 glib::ParamSpecString::builder("url")
@@ -313,7 +325,7 @@ impl ObjectImpl for CrumbSink {
                     .build(),
                 glib::ParamSpecBoxed::builder::<gst::Structure>("stats")
                     .nick("Statistics")
-                    .blurb("segments-published, segments-expired, crumbs-published, bytes-published, bytes-uploaded (by the super seed), peers-known, clients-reporting, reports-accepted, reports-rejected, torrents-seeded, last-rho (-1 = none), crumbs-malformed, segments-incomplete")
+                    .blurb("segments-published, segments-expired, crumbs-published, bytes-published, bytes-uploaded (by the super seed), peers-known, clients-reporting, reports-accepted, reports-rejected, torrents-seeded, last-rho (-1 = none), crumbs-malformed, segments-incomplete, super-seed-grants (announce replies that named the super seed)")
                     .read_only()
                     .build(),
             ]
@@ -359,6 +371,7 @@ impl ObjectImpl for CrumbSink {
                     .collect()
             }
             "tracker-interval" => s.tracker_interval = value.get().unwrap(),
+            "super-seed-fanout" => s.super_seed_fanout = value.get().unwrap(),
             _ => unimplemented!(),
         }
     }
@@ -377,6 +390,7 @@ impl ObjectImpl for CrumbSink {
             "archive" => s.archive.to_value(),
             "announce-urls" => s.announce_urls.join(",").to_value(),
             "tracker-interval" => s.tracker_interval.to_value(),
+            "super-seed-fanout" => s.super_seed_fanout.to_value(),
             "url" => self.url.lock().unwrap().to_value(),
             "stats" => {
                 drop(s);
