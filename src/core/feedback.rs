@@ -58,8 +58,10 @@ pub enum FeedbackError {
     UnknownSegment(u64),
     #[error("Segment {0} has left the live window")]
     OutOfWindow(u64),
-    #[error("d = {d} outside 1..={n}")]
-    BadD { d: u16, n: usize },
+    #[error(
+        "d = {d} does not fit N = {n} (successful: {successful}; d is 0 exactly when the Segment failed)"
+    )]
+    BadD { d: u16, n: usize, successful: bool },
     #[error("rate must be a finite number >= 0")]
     BadRate,
     #[error("a Segment cannot be complete without being successful")]
@@ -94,7 +96,7 @@ pub struct SegmentFeedback {
     pub complete: usize,
     /// Clients that jumped over it (counted as unsuccessful).
     pub skipped: usize,
-    /// Mean D over reporters (0 with none).
+    /// Mean d over reporters, a failure counting d = 0 (0 with no reporter).
     pub mean_d: f64,
 }
 
@@ -162,8 +164,14 @@ impl Feedback {
             return Err(FeedbackError::UnknownSegment(report.seq));
         };
         let n = entry.crumb_count();
-        if report.d == 0 || usize::from(report.d) > n {
-            return Err(FeedbackError::BadD { d: report.d, n });
+        // d counts crumbs output: 0 exactly when the Segment failed (crumb 1 missing),
+        // which is the report rho most needs to hear.
+        if usize::from(report.d) > n || (report.d == 0) == report.successful {
+            return Err(FeedbackError::BadD {
+                d: report.d,
+                n,
+                successful: report.successful,
+            });
         }
         if !report.rate.is_finite() || report.rate < 0.0 {
             return Err(FeedbackError::BadRate);
@@ -346,7 +354,7 @@ mod tests {
             seq,
             successful,
             complete: false,
-            d: 2,
+            d: if successful { 2 } else { 0 },
             rate: 50_000.0,
         }
     }
@@ -366,7 +374,7 @@ mod tests {
         assert_eq!(f.last_rho(), Some((2, 0.75)));
         let sum = f.summary(2);
         assert_eq!((sum.reporters, sum.successful, sum.skipped), (4, 3, 0));
-        assert_eq!(sum.mean_d, 2.0);
+        assert_eq!(sum.mean_d, 1.5, "three d = 2, one failure d = 0");
     }
 
     #[test]
@@ -447,12 +455,18 @@ mod tests {
         );
         let mut r = report("a", 5, true);
         r.d = 0;
-        assert_eq!(
-            f.record(r.clone(), 0, &s),
-            Err(FeedbackError::BadD { d: 0, n: 3 })
-        );
+        let bad = |d, successful| FeedbackError::BadD {
+            d,
+            n: 3,
+            successful,
+        };
+        assert_eq!(f.record(r.clone(), 0, &s), Err(bad(0, true)));
         r.d = 4;
-        assert_eq!(f.record(r, 0, &s), Err(FeedbackError::BadD { d: 4, n: 3 }));
+        assert_eq!(f.record(r, 0, &s), Err(bad(4, true)));
+        // A failure has no crumb output.
+        let mut r = report("a", 5, false);
+        r.d = 1;
+        assert_eq!(f.record(r, 0, &s), Err(bad(1, false)));
         for rate in [f64::NAN, f64::INFINITY, -1.0] {
             let mut r = report("a", 5, true);
             r.rate = rate;
