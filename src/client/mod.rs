@@ -115,7 +115,9 @@ impl Client {
             spool_dir: spool.clone(),
             upload_limit_bps: settings.max_upload_rate,
             download_limit_bps: settings.max_download_rate,
-            tracker_interval: Some(Duration::from_secs(1)),
+            // The channel's tracker interval: peers are found by the announce made
+            // when a crumb starts; re-announces only keep a seeding crumb listed.
+            tracker_interval: None,
             ..Default::default()
         }))?;
         let p2p_port = session.listen_port();
@@ -136,6 +138,7 @@ impl Client {
             docs: HashMap::new(),
             active: HashMap::new(),
             done: HashSet::new(),
+            fallback_pending: HashSet::new(),
             super_seed: None,
             reassembler: Reassembler::new(0),
             window_ok_once: false,
@@ -183,6 +186,8 @@ struct Runner {
     active: HashMap<(u64, u16), TorrentId>,
     /// Crumbs complete (reported to the engine once).
     done: HashSet<(u64, u16)>,
+    /// Crumbs whose torrent is to get the super seed as a peer once it is live.
+    fallback_pending: HashSet<(u64, u16)>,
     super_seed: Option<SocketAddr>,
     reassembler: Reassembler,
     window_ok_once: bool,
@@ -339,10 +344,32 @@ impl Runner {
         };
         let torrent = self.get(&doc.torrent).await?.bytes().await?;
         let dir = self.spool.join(seq.to_string());
-        let peers = self.super_seed.into_iter().collect();
+        // Peers first: the tracker hands out the super seed to a crumb's first
+        // downloaders only; the engine asks for it when peers are too slow. A relay is
+        // an extra super seed and goes to the source at once.
+        let peers = match self.settings.mode {
+            Mode::Relay => self.super_seed.into_iter().collect(),
+            Mode::Play => Vec::new(),
+        };
         let id = self.session.download(&torrent, &dir, peers).await?;
         self.active.insert((seq, index), id);
         Ok(())
+    }
+
+    /// Connects the pending crumbs' torrents to the super seed (a torrent still
+    /// starting is tried again next round).
+    fn add_super_seed(&mut self) {
+        let Some(seed) = self.super_seed else {
+            return;
+        };
+        let session = &self.session;
+        let active = &self.active;
+        self.fallback_pending.retain(|key| match active.get(key) {
+            Some(&id) if !session.progress(id).is_ok_and(|p| p.finished) => {
+                session.add_peer(id, seed).is_err()
+            }
+            _ => false,
+        });
     }
 
     async fn act(
@@ -378,7 +405,12 @@ impl Runner {
                     gst::debug!(crate::client::CAT, "crumb {index} of Segment {seq}: {e:#}");
                 }
             }
+            Action::UseSuperSeed { seq, index } => {
+                self.fallback_pending.insert((seq, index));
+                self.add_super_seed();
+            }
             Action::Cancel { seq, index } => {
+                self.fallback_pending.remove(&(seq, index));
                 if !self.done.contains(&(seq, index))
                     && let Some(id) = self.active.remove(&(seq, index))
                 {
@@ -466,6 +498,9 @@ impl Runner {
     }
 
     fn poll_progress(&mut self, mut engine: Option<&mut ClientEngine>, now: u64) {
+        if !self.fallback_pending.is_empty() {
+            self.add_super_seed();
+        }
         for (&(seq, index), &id) in &self.active {
             if self.done.contains(&(seq, index)) {
                 continue;

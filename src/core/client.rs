@@ -31,8 +31,16 @@
 use std::collections::BTreeMap;
 
 use super::api::{API_VERSION, ReportDoc, SegmentDoc, WindowDoc};
-pub use super::rate::{Adaptation, fit_prefix};
+pub use super::rate::{Adaptation, LastSegment, fit_prefix};
 use super::rate::{RateEstimator, choose_d};
+
+/// Default [`ClientConfig::peer_patience`]: a tracker round trip, a BitTorrent
+/// handshake and a piece from a peer that is itself fetching it.
+pub const DEFAULT_PEER_PATIENCE: u64 = 300_000_000;
+
+/// Share of the time left to the deadline a crumb may need at its pace before the
+/// super seed is asked (the rest is a margin for the pace to drop).
+const FALLBACK_PACE_SHARE: f64 = 0.75;
 
 /// Settings of a client engine, as crumbsrc's properties set them.
 #[derive(Clone, Debug, PartialEq)]
@@ -54,6 +62,12 @@ pub struct ClientConfig {
     pub poll_interval: u64,
     /// Window of the rate estimate, ns of active download time.
     pub rate_window: u64,
+    /// Peers first, the super seed as the deadline's fallback: a crumb is fetched
+    /// from peers alone for at least this long (ns; at most half the time to its
+    /// deadline), then [`Action::UseSuperSeed`] asks for the super seed when the
+    /// crumb has no byte yet or its pace would miss the deadline. `None`: never (the
+    /// super seed is only what the tracker hands out).
+    pub peer_patience: Option<u64>,
 }
 
 impl Default for ClientConfig {
@@ -66,6 +80,7 @@ impl Default for ClientConfig {
             max_in_flight: 2,
             poll_interval: 500_000_000,
             rate_window: 10_000_000_000,
+            peer_patience: Some(DEFAULT_PEER_PATIENCE),
         }
     }
 }
@@ -82,6 +97,9 @@ pub enum Action {
     Download { seq: u64, index: u16 },
     /// Stop fetching this crumb: its Segment is over (keep seeding what is complete).
     Cancel { seq: u64, index: u16 },
+    /// Peers are too slow for this crumb's deadline: connect it to the super seed
+    /// (see [`ClientConfig::peer_patience`]). Once per crumb.
+    UseSuperSeed { seq: u64, index: u16 },
     /// Hand crumbs 1..=d of Segment `seq` to reassembly; d = 0: the Segment is skipped.
     Output {
         seq: u64,
@@ -160,6 +178,8 @@ pub struct ClientStats {
     pub startup_delay: Option<u64>,
     /// TE of the Segment begun last, ns.
     pub time_extension_last: u64,
+    /// Crumbs for which the super seed was asked (peers too slow).
+    pub super_seed_fallbacks: u64,
     /// D of the current (or last) Segment.
     pub d_current: u16,
     pub rate: Option<f64>,
@@ -219,9 +239,16 @@ struct Current {
     deadline: u64,
     te: u64,
     d: u16,
+    duration: u64,
     sizes: Vec<u64>,
     requested: Vec<bool>,
     done: Vec<bool>,
+    /// When each crumb was requested.
+    requested_at: Vec<u64>,
+    /// Verified bytes of each crumb so far.
+    have: Vec<u64>,
+    /// The super seed was asked for this crumb.
+    fell_back: Vec<bool>,
 }
 
 impl Current {
@@ -253,8 +280,8 @@ pub struct ClientEngine {
     last_done: Option<u64>,
     /// Deadline of the previous successful Segment: TE of the next is measured to it.
     prev_deadline: Option<u64>,
-    /// D and completeness of the previous Segment; `None` in the initial stage.
-    last: Option<(u16, bool)>,
+    /// The previous Segment's D; `None` in the initial stage.
+    last: Option<LastSegment>,
     last_fetch: Option<u64>,
     last_output_d: Option<u16>,
     sum_d: u64,
@@ -364,10 +391,17 @@ impl ClientEngine {
         self.advance(now, true);
     }
 
-    /// Progress of a crumb. Only a clock reading for now: R comes from
-    /// `on_bytes_received` (all bytes, whichever crumb), and a partial crumb is no use
-    /// to a prefix.
-    pub fn on_crumb_progress(&mut self, now: u64, _seq: u64, _index: u16, _have_bytes: u64) {
+    /// Progress of a crumb: verified bytes so far. R comes from `on_bytes_received`
+    /// (all bytes, whichever crumb); this paces the super seed fallback.
+    pub fn on_crumb_progress(&mut self, now: u64, seq: u64, index: u16, have_bytes: u64) {
+        self.advance(now, false);
+        if let Some(cur) = self.current.as_mut().filter(|c| c.seq == seq)
+            && let Some(have) = usize::from(index)
+                .checked_sub(1)
+                .and_then(|i| cur.have.get_mut(i))
+        {
+            *have = (*have).max(have_bytes);
+        }
         self.advance(now, true);
     }
 
@@ -408,12 +442,64 @@ impl ClientEngine {
         std::mem::take(&mut self.actions)
     }
 
-    /// When `tick` should be called next at the latest (a deadline or a poll timer).
+    /// When `tick` should be called next at the latest (a deadline, the end of a
+    /// crumb's peer patience, or a poll timer).
     pub fn next_wakeup(&self) -> Option<u64> {
         match (&self.current, self.last_fetch) {
-            (Some(cur), _) => Some(cur.deadline),
+            (Some(cur), _) => {
+                let patience = self
+                    .config
+                    .peer_patience
+                    .map(|p| self.patience_ends(cur, p));
+                Some(patience.into_iter().flatten().fold(cur.deadline, u64::min))
+            }
             (None, Some(f)) => Some(f.saturating_add(self.config.poll_interval)),
             (None, None) => None,
+        }
+    }
+
+    /// The earliest end of peer patience among crumbs still waiting for it.
+    fn patience_ends(&self, cur: &Current, patience: u64) -> Option<u64> {
+        (0..cur.sizes.len())
+            .filter(|&i| cur.requested[i] && !cur.done[i] && !cur.fell_back[i])
+            .map(|i| Self::patience_end(cur, i, patience))
+            .filter(|&t| t > self.last_now)
+            .min()
+    }
+
+    fn patience_end(cur: &Current, i: usize, patience: u64) -> u64 {
+        let t0 = cur.requested_at[i];
+        t0.saturating_add(patience.min(cur.deadline.saturating_sub(t0) / 2))
+    }
+
+    /// Peers first: asks for the super seed for each crumb in flight whose patience
+    /// is over and that has no byte yet or whose pace would miss the deadline.
+    fn check_fallbacks(&mut self, now: u64) {
+        let Some(patience) = self.config.peer_patience else {
+            return;
+        };
+        let Some(cur) = self.current.as_mut() else {
+            return;
+        };
+        for i in 0..cur.sizes.len() {
+            if !cur.requested[i] || cur.done[i] || cur.fell_back[i] {
+                continue;
+            }
+            if now < Self::patience_end(cur, i, patience) {
+                continue;
+            }
+            let (have, size) = (cur.have[i], cur.sizes[i]);
+            let elapsed = now.saturating_sub(cur.requested_at[i]).max(1) as f64;
+            let left = cur.deadline.saturating_sub(now) as f64;
+            let needs = size.saturating_sub(have) as f64 * elapsed / have.max(1) as f64;
+            if have == 0 || needs > FALLBACK_PACE_SHARE * left {
+                cur.fell_back[i] = true;
+                self.stats.super_seed_fallbacks += 1;
+                self.actions.push(Action::UseSuperSeed {
+                    seq: cur.seq,
+                    index: count(i + 1),
+                });
+            }
         }
     }
 
@@ -468,6 +554,9 @@ impl ClientEngine {
         self.last_now = now;
         while let Some(deadline) = self.current.as_ref().map(|c| c.deadline) {
             if deadline > now || (deadline == now && !inclusive) {
+                if inclusive {
+                    self.check_fallbacks(now);
+                }
                 return;
             }
             self.finish(deadline);
@@ -604,9 +693,13 @@ impl ClientEngine {
             deadline: at.saturating_add(budget),
             te,
             d,
+            duration,
             sizes: meta.sizes.clone(),
             requested: vec![false; n],
             done: vec![false; n],
+            requested_at: vec![at; n],
+            have: vec![0; n],
+            fell_back: vec![false; n],
         };
         if let Some(first) = cur.requested.first_mut() {
             *first = true;
@@ -623,6 +716,7 @@ impl ClientEngine {
     /// Requests the next crumbs of the current Segment in index order, crumb 1 alone
     /// first, at most `max_in_flight` at once, up to D.
     fn request_more(&mut self) {
+        let now = self.last_now;
         let limit = usize::from(self.config.max_in_flight);
         let Some(cur) = self.current.as_mut() else {
             return;
@@ -638,6 +732,7 @@ impl ClientEngine {
             }
             if !cur.requested[i] && !cur.done[i] {
                 cur.requested[i] = true;
+                cur.requested_at[i] = now;
                 in_flight += 1;
                 let index = count(i + 1);
                 self.actions.push(Action::Download {
@@ -719,7 +814,18 @@ impl ClientEngine {
                 self.stats.startup_delay = Some(t.saturating_sub(self.created_at));
             }
             self.prev_deadline = Some(cur.deadline);
-            self.last = Some((cur.d, complete));
+            // Of its own |s|, not of TE: TE stays a buffer.
+            let spare = cur
+                .started_at
+                .saturating_add(cur.duration)
+                .saturating_sub(t);
+            self.last = Some(LastSegment::new(
+                cur.d,
+                complete,
+                &cur.sizes,
+                cur.duration,
+                spare,
+            ));
         } else {
             // Back to the initial stage: TE forgotten, D re-estimated, fresh x'.
             self.stats.segments_failed += 1;
@@ -803,6 +909,16 @@ mod tests {
             .collect()
     }
 
+    /// The engine as these tests were written for: the paper's rule, and the super
+    /// seed only from the tracker (no fallback actions). Tests of the defaults say so.
+    fn base() -> ClientConfig {
+        ClientConfig {
+            adaptation: Adaptation::Paper,
+            peer_patience: None,
+            ..ClientConfig::default()
+        }
+    }
+
     fn engine(config: ClientConfig) -> ClientEngine {
         let mut e = ClientEngine::new(config, 0);
         assert_eq!(e.poll_actions(0), vec![Action::FetchWindow]);
@@ -824,7 +940,7 @@ mod tests {
             let mut e = engine(ClientConfig {
                 initial_rate: Some(rate),
                 max_crumbs,
-                ..Default::default()
+                ..base()
             });
             // |s| = 4 s, TE = 0: 400 bytes at 100 B/s are crumbs 1..2.
             let w = window(vec![seg(7, 4 * SEC, &sizes)], Some(7));
@@ -833,7 +949,7 @@ mod tests {
             assert_eq!(e.stats().d_current, want);
         }
         // No rate and no initial_rate: D = 1.
-        let mut e = engine(ClientConfig::default());
+        let mut e = engine(base());
         e.on_window(0, &win(1..=5, &sizes, 2)).unwrap();
         assert_eq!(e.stats().d_current, 1);
     }
@@ -842,7 +958,7 @@ mod tests {
     fn crumb_one_first_then_in_order() {
         let mut e = engine(ClientConfig {
             initial_rate: Some(1e9),
-            ..Default::default()
+            ..base()
         });
         e.on_window(0, &win(1..=5, &[10, 10, 10, 10, 10], 2))
             .unwrap();
@@ -877,9 +993,80 @@ mod tests {
         assert_eq!(e.stats().startup_delay, Some(5 * MS));
     }
 
+    fn fallbacks(actions: &[Action]) -> Vec<(u64, u16)> {
+        actions
+            .iter()
+            .filter_map(|a| match a {
+                Action::UseSuperSeed { seq, index } => Some((*seq, *index)),
+                _ => None,
+            })
+            .collect()
+    }
+
+    /// Peers first: the super seed is asked for a crumb with no byte after the peer
+    /// patience, or whose pace would miss the deadline; once per crumb; never for a
+    /// crumb on time.
+    #[test]
+    fn super_seed_fallback_after_peer_patience() {
+        let mut e = engine(ClientConfig {
+            peer_patience: Some(300 * MS),
+            initial_rate: Some(1e9),
+            ..base()
+        });
+        // |s| = 8 s: patience 300 ms (half the time to the deadline is more).
+        let sizes = [100_000, 100_000, 100_000];
+        e.on_window(0, &window(vec![seg(2, 8 * SEC, &sizes)], Some(2)))
+            .unwrap();
+        assert_eq!(downloads(&e.poll_actions(0)), vec![(2, 1)]);
+        assert_eq!(
+            e.next_wakeup(),
+            Some(300 * MS),
+            "wake at the end of patience"
+        );
+        e.tick(299 * MS);
+        assert!(fallbacks(&e.poll_actions(299 * MS)).is_empty());
+        e.tick(300 * MS);
+        assert_eq!(
+            fallbacks(&e.poll_actions(300 * MS)),
+            vec![(2, 1)],
+            "no byte yet"
+        );
+        e.tick(SEC);
+        assert!(fallbacks(&e.poll_actions(SEC)).is_empty(), "once per crumb");
+        assert_eq!(e.next_wakeup(), Some(8 * SEC), "then only the deadline");
+        e.on_crumb_complete(SEC, 2, 1);
+        assert_eq!(downloads(&e.poll_actions(SEC)), vec![(2, 2), (2, 3)]);
+        // Crumb 2 at a pace that makes it (half in 0.5 s, 6.5 s left); crumb 3 at one
+        // that would not (a twentieth in 0.5 s: 9.5 s more needed).
+        e.on_crumb_progress(1500 * MS, 2, 2, 50_000);
+        e.on_crumb_progress(1500 * MS, 2, 3, 5_000);
+        assert_eq!(fallbacks(&e.poll_actions(1500 * MS)), vec![(2, 3)]);
+        e.on_crumb_complete(2 * SEC, 2, 2);
+        assert!(fallbacks(&e.poll_actions(2 * SEC)).is_empty());
+        assert_eq!(e.stats().super_seed_fallbacks, 2);
+
+        // A short budget shortens the patience: half the time to the deadline.
+        let mut e = engine(ClientConfig {
+            peer_patience: Some(300 * MS),
+            ..base()
+        });
+        e.on_window(0, &window(vec![seg(2, 400 * MS, &[10_000])], Some(2)))
+            .unwrap();
+        e.poll_actions(0);
+        assert_eq!(e.next_wakeup(), Some(200 * MS));
+        e.tick(200 * MS);
+        assert_eq!(fallbacks(&e.poll_actions(200 * MS)), vec![(2, 1)]);
+        // None: never.
+        let mut e = engine(base());
+        e.on_window(0, &win(1..=5, &[10_000], 2)).unwrap();
+        e.poll_actions(0);
+        e.tick(1900 * MS);
+        assert!(fallbacks(&e.poll_actions(1900 * MS)).is_empty());
+    }
+
     #[test]
     fn time_extension_accumulates_over_early_segments() {
-        let mut e = engine(ClientConfig::default());
+        let mut e = engine(base());
         e.on_window(0, &win(1..=6, &[10], 3)).unwrap();
         e.poll_actions(0);
         // Segment 3: deadline 2 s. Done at 0.5 s: Segment 4 gets TE 1.5 s.
@@ -903,7 +1090,7 @@ mod tests {
 
     #[test]
     fn races_to_x_then_waits_for_new_segments() {
-        let mut e = engine(ClientConfig::default());
+        let mut e = engine(base());
         e.on_window(0, &win(1..=5, &[10], 4)).unwrap();
         e.poll_actions(0);
         complete(&mut e, 100 * MS, 4, 1);
@@ -929,7 +1116,7 @@ mod tests {
     fn failure_goes_back_to_the_initial_stage() {
         let mut e = engine(ClientConfig {
             initial_rate: Some(1e9),
-            ..Default::default()
+            ..base()
         });
         let sizes = [10, 10, 10];
         e.on_window(0, &win(1..=5, &sizes, 2)).unwrap();
@@ -960,7 +1147,7 @@ mod tests {
 
     #[test]
     fn failure_never_goes_back() {
-        let mut e = engine(ClientConfig::default());
+        let mut e = engine(base());
         e.on_window(0, &win(1..=5, &[10], 4)).unwrap();
         e.poll_actions(0);
         e.tick(2 * SEC); // Segment 4 failed
@@ -972,7 +1159,7 @@ mod tests {
 
     #[test]
     fn event_at_the_deadline_counts() {
-        let mut e = engine(ClientConfig::default());
+        let mut e = engine(base());
         e.on_window(0, &win(1..=5, &[10, 10], 3)).unwrap();
         e.poll_actions(0);
         e.on_crumb_complete(2 * SEC, 3, 1);
@@ -985,7 +1172,7 @@ mod tests {
         let mut e = engine(ClientConfig {
             initial_rate: Some(1e9),
             max_in_flight: 4,
-            ..Default::default()
+            ..base()
         });
         e.on_window(0, &win(1..=5, &[10; 5], 3)).unwrap();
         e.poll_actions(0);
@@ -1015,7 +1202,7 @@ mod tests {
 
     #[test]
     fn paper_d_plus_minus_rule_and_bounds() {
-        let mut e = engine(ClientConfig::default());
+        let mut e = engine(base());
         let w = window(
             vec![
                 seg(1, 2 * SEC, &[1; 3]),
@@ -1056,7 +1243,7 @@ mod tests {
         // max_crumbs caps the climb.
         let mut e = engine(ClientConfig {
             max_crumbs: 2,
-            ..Default::default()
+            ..base()
         });
         e.on_window(0, &win(1..=5, &[1; 4], 1)).unwrap();
         for seq in 1..=4 {
@@ -1069,7 +1256,7 @@ mod tests {
 
     #[test]
     fn skips_segments_that_left_the_window() {
-        let mut e = engine(ClientConfig::default());
+        let mut e = engine(base());
         e.on_window(0, &win(1..=5, &[10], 5)).unwrap();
         e.poll_actions(0);
         complete(&mut e, 100 * MS, 5, 1); // waiting for 6
@@ -1103,7 +1290,7 @@ mod tests {
 
     #[test]
     fn refuses_other_versions_and_ignores_bad_segments() {
-        let mut e = engine(ClientConfig::default());
+        let mut e = engine(base());
         let mut w = win(1..=2, &[10], 1);
         w.version = API_VERSION + 1;
         assert_eq!(
@@ -1119,7 +1306,7 @@ mod tests {
 
     #[test]
     fn on_demand_from_an_archived_segment() {
-        let mut e = ClientEngine::new(ClientConfig::default(), 0);
+        let mut e = ClientEngine::new(base(), 0);
         e.start_at(0, 40);
         assert_eq!(e.poll_actions(0), vec![Action::FetchSegment { seq: 40 }]);
         e.on_segment(MS, &seg(40, 2 * SEC, &[10]));
@@ -1182,7 +1369,7 @@ mod tests {
                             queue.retain(|q| (q.0, q.1) != (seq, index))
                         }
                         Action::Output { record, .. } => out.push(record),
-                        Action::Report(_) => {}
+                        Action::Report(_) | Action::UseSuperSeed { .. } => {}
                         Action::FetchSegment { .. } => panic!("live client"),
                     }
                 }
@@ -1216,7 +1403,7 @@ mod tests {
     fn config(adaptation: Adaptation) -> ClientConfig {
         ClientConfig {
             adaptation,
-            ..Default::default()
+            ..base()
         }
     }
 

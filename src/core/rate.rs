@@ -201,11 +201,57 @@ impl RateEstimator {
 pub enum Adaptation {
     /// The paper: eq. 3 in the initial stage, then D+1 after a complete Segment, D-1
     /// otherwise.
-    #[default]
     Paper,
     /// Each Segment, D from the measured rate against |s| alone (not TE), with a
-    /// hysteresis band; see [`choose_d`].
+    /// hysteresis band; see [`choose_d`]. The default: on the swarm bench's links it
+    /// plays every Segment where the paper's probe fails some (docs/swarm.md).
+    #[default]
     RateBased,
+}
+
+/// What the previous Segment asked for, as [`choose_d`] needs it.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct LastSegment {
+    /// D of that Segment.
+    pub d: u16,
+    /// All D crumbs arrived in time.
+    pub complete: bool,
+    /// Bytes of its crumbs 1..=D over its duration |s|, bytes/s: the quality D stood
+    /// for. Crumbs are cut by size, so N and the crumb sizes change with |G|; the
+    /// next Segment's D starts from the prefix carrying this rate, not from the index.
+    pub prefix_rate: f64,
+    /// Time left of its |s| (from its start, TE not counted) when its D crumbs were
+    /// done, ns (0 when incomplete): what a probe of one more crumb may spend.
+    pub spare: u64,
+}
+
+impl LastSegment {
+    /// `d` crumbs of a Segment of `sizes` lasting `duration` ns, done `spare` ns
+    /// before its deadline.
+    pub fn new(d: u16, complete: bool, sizes: &[u64], duration: u64, spare: u64) -> Self {
+        let bytes: u64 = sizes.iter().take(usize::from(d)).sum();
+        let prefix_rate = if duration == 0 {
+            0.0
+        } else {
+            bytes as f64 * 1e9 / duration as f64
+        };
+        LastSegment {
+            d,
+            complete,
+            prefix_rate,
+            spare: if complete { spare.min(duration) } else { 0 },
+        }
+    }
+
+    /// The D of a Segment of `sizes` and `duration` that carries what D carried last
+    /// time (the same D when the Segments are alike).
+    fn carried(&self, sizes: &[u64], duration: u64) -> u16 {
+        if !(self.prefix_rate.is_finite() && self.prefix_rate > 0.0) || duration == 0 {
+            return self.d;
+        }
+        // A hair of tolerance: the same sizes must give back the same D.
+        fit_prefix(sizes, self.prefix_rate * (1.0 + 1e-9), duration)
+    }
 }
 
 /// Largest d (at least 1) with bytes(crumbs 1..=d) / `rate` <= `budget_ns`: the
@@ -225,21 +271,26 @@ pub fn fit_prefix(sizes: &[u64], rate: f64, budget_ns: u64) -> u16 {
 }
 
 /// D for a Segment of crumb `sizes` and `duration` |s|, with `budget` = |s| + TE,
-/// given the previous Segment's (D, complete) (`None` in the initial stage) and R
-/// (`None` without evidence). The caller clamps the result into 1..=min(N, cap).
+/// given the previous Segment (`None` in the initial stage) and R (`None` without
+/// evidence). The caller clamps the result into 1..=min(N, cap). "The previous D"
+/// below is [`LastSegment::carried`]: the D of this Segment with the bit rate the
+/// previous D had, so a change of N (|G| moved, crumbs are cut by size) neither
+/// climbs one crumb per Segment nor drops quality.
 ///
 /// Paper: eq. 3 on |s| + TE in the initial stage (D = 1 without R), then D+1 after a
 /// complete Segment, D-1 otherwise.
 ///
 /// RateBased: `up` = largest d with bytes(1..d) <= safety·R·|s|, `keep` = the same
 /// with no margin; D = the previous D clamped into [up, keep] (`up` in the initial
-/// stage), and below the previous D after an incomplete Segment. Without R, the
+/// stage), and below the previous D after an incomplete Segment. After a complete
+/// Segment it probes one crumb above the previous D when the time that Segment had to
+/// spare pays for it (bytes(1..D+1) <= safety·R·(|s| + spare)). Without R, the
 /// paper's rule. Why it beats the paper's rule:
 /// 1. It reaches the right D in one Segment after a rate change instead of one step
 ///    per Segment (N = 15 crumbs of 20 s Segments would take five minutes to climb).
-/// 2. It does not probe: the paper asks for D+1 after every complete Segment, so at a
-///    steady rate every other Segment overcommits, wastes its partial crumb, ends at
-///    its deadline, and quality switches all the time.
+/// 2. It probes only with spare time: the paper asks for D+1 after every complete
+///    Segment, so at a steady rate every other Segment overcommits, wastes its partial
+///    crumb, ends at its deadline, and quality switches all the time.
 /// 3. It sizes D on |s| alone, what the link sustains, and leaves TE alone: TE stays a
 ///    buffer that carries crumb 1 through a dip of the rate. The paper spends TE on
 ///    quality and runs at TE ≈ 0, where one dip fails Segments.
@@ -251,12 +302,14 @@ pub fn fit_prefix(sizes: &[u64], rate: f64, budget_ns: u64) -> u16 {
 pub fn choose_d(
     adaptation: Adaptation,
     safety: f64,
-    last: Option<(u16, bool)>,
+    last: Option<LastSegment>,
     rate: Option<f64>,
     sizes: &[u64],
     duration: u64,
     budget: u64,
 ) -> u16 {
+    let spare = last.map_or(0, |l| l.spare);
+    let last = last.map(|l| (l.carried(sizes, duration), l.complete));
     let step = |(d, complete): (u16, bool)| {
         if complete {
             d.saturating_add(1)
@@ -272,9 +325,16 @@ pub fn choose_d(
             let up = fit_prefix(sizes, safety * r, duration);
             let keep = fit_prefix(sizes, r, duration);
             let (lo, hi) = (up.min(keep), up.max(keep));
+            // The probe: one crumb more than the last D when the time the last
+            // Segment had to spare covers it at the same margin. R only knows the
+            // crumbs it was asked for (and their sources): without a probe a client
+            // measured low once (a slow first source, start-up) would stay low. Not
+            // TE: spending the accumulated buffer on quality is the paper's
+            // oscillation.
+            let funded = fit_prefix(sizes, safety * r, duration.saturating_add(spare));
             match last {
                 None => lo,
-                Some((d, true)) => d.clamp(lo, hi),
+                Some((d, true)) => d.clamp(lo, hi).max(funded.min(d.saturating_add(1))),
                 Some((d, false)) => d.clamp(lo, hi).min(d.saturating_sub(1)),
             }
         }
@@ -395,6 +455,12 @@ mod tests {
         assert_eq!(fit_prefix(&sizes, 0.0, SEC), 1);
     }
 
+    /// The previous Segment had the same shape as the test's: 100-byte crumbs, 1 s,
+    /// no time to spare.
+    fn l(d: u16, complete: bool) -> Option<LastSegment> {
+        Some(LastSegment::new(d, complete, &[100; 8], SEC, 0))
+    }
+
     #[test]
     fn paper_rule() {
         let sizes = [100, 100, 100, 100];
@@ -404,9 +470,9 @@ mod tests {
         assert_eq!(d(None, Some(100.0), 3 * SEC), 3);
         assert_eq!(d(None, None, 3 * SEC), 1);
         // Then D+1 / D-1, whatever R says (the caller clamps into 1..=N).
-        assert_eq!(d(Some((2, true)), Some(1e9), SEC), 3);
-        assert_eq!(d(Some((2, false)), Some(1e9), SEC), 1);
-        assert_eq!(d(Some((4, true)), None, SEC), 5);
+        assert_eq!(d(l(2, true), Some(1e9), SEC), 3);
+        assert_eq!(d(l(2, false), Some(1e9), SEC), 1);
+        assert_eq!(d(l(4, true), None, SEC), 5);
     }
 
     #[test]
@@ -420,25 +486,41 @@ mod tests {
                 Some(rate),
                 &sizes,
                 SEC,
-                10 * SEC,
+                SEC,
             )
         };
         // R = 350 B/s, |s| = 1 s: up = 2 (280 B), keep = 3 (350 B). TE is not spent.
         assert_eq!(d(None, 350.0), 2);
-        assert_eq!(d(Some((1, true)), 350.0), 2, "straight up to the band");
-        assert_eq!(d(Some((3, true)), 350.0), 3, "inside the band: held");
-        assert_eq!(d(Some((5, true)), 350.0), 3, "down to the band in one step");
-        assert_eq!(
-            d(Some((3, false)), 350.0),
-            2,
-            "incomplete: below the last D"
-        );
-        assert_eq!(d(Some((1, false)), 350.0), 0, "the caller clamps to 1");
+        assert_eq!(d(l(1, true), 350.0), 2, "straight up to the band");
+        assert_eq!(d(l(3, true), 350.0), 3, "inside the band: held");
+        assert_eq!(d(l(5, true), 350.0), 3, "down to the band in one step");
+        assert_eq!(d(l(3, false), 350.0), 2, "incomplete: below the last D");
+        assert_eq!(d(l(1, false), 350.0), 0, "the caller clamps to 1");
+        // Spare time of the last Segment pays for a probe one crumb up, after a
+        // complete Segment only; TE does not.
+        let probe = |complete, spare| {
+            let last = Some(LastSegment::new(3, complete, &[100; 8], SEC, spare));
+            let rate = Some(350.0);
+            choose_d(
+                Adaptation::RateBased,
+                0.8,
+                last,
+                rate,
+                &sizes,
+                SEC,
+                10 * SEC,
+            )
+        };
+        assert_eq!(probe(true, SEC), 4, "560 B fundable: 4 crumbs");
+        assert_eq!(probe(true, 10 * SEC), 4, "one crumb up, spare at most |s|");
+        assert_eq!(probe(true, 400 * MS), 3, "392 B: not enough for 4");
+        assert_eq!(probe(false, SEC), 2, "not after an incomplete one");
+        assert_eq!(d(l(3, true), 350.0), 3, "no spare, no probe, whatever TE");
         // No R: the paper's rule.
         let no_rate = choose_d(
             Adaptation::RateBased,
             0.8,
-            Some((2, true)),
+            l(2, true),
             None,
             &sizes,
             SEC,
@@ -449,12 +531,37 @@ mod tests {
         let wild = choose_d(
             Adaptation::RateBased,
             3.0,
-            Some((1, true)),
+            l(1, true),
             Some(350.0),
             &sizes,
             SEC,
             SEC,
         );
         assert_eq!(wild, 3);
+    }
+
+    /// |G| doubled: twice the crumbs, each as big. D carries the same bit rate, it
+    /// does not climb (or fall) by the index.
+    #[test]
+    fn d_follows_a_change_of_n() {
+        let short = [100u64; 4];
+        let long = [100u64; 8];
+        for a in [Adaptation::Paper, Adaptation::RateBased] {
+            // 2 crumbs of a 1 s Segment = 200 B/s = 4 crumbs of a 2 s Segment.
+            let last = Some(LastSegment::new(2, true, &short, SEC, 0));
+            let rate = Some(1e9);
+            let d = choose_d(a, 0.8, last, rate, &long, 2 * SEC, 2 * SEC);
+            let want = if a == Adaptation::Paper { 5 } else { 8 };
+            assert_eq!(d, want, "{a:?}: probe one up from 4, or the rate's band");
+            let last = Some(LastSegment::new(4, false, &long, 2 * SEC, 0));
+            let d = choose_d(Adaptation::Paper, 0.8, last, None, &short, SEC, SEC);
+            assert_eq!(d, 1, "back to the short Segments: 2, one down");
+        }
+        // Without a usable rate (duration 0) the index is kept.
+        let last = Some(LastSegment::new(3, true, &short, 0, 0));
+        assert_eq!(
+            choose_d(Adaptation::Paper, 0.8, last, None, &long, SEC, SEC),
+            4
+        );
     }
 }

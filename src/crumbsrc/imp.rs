@@ -32,6 +32,9 @@ const DEFAULT_RATE: u32 = 0;
 const DEFAULT_ADDRESS: &str = "127.0.0.1";
 const DEFAULT_LATENCY: u64 = 3_000_000_000;
 const DEFAULT_START: i64 = -1;
+const DEFAULT_ADAPTATION: AdaptationMode = AdaptationMode::Rate;
+/// ms; -1 = never fall back (the super seed only when the tracker hands it out).
+const DEFAULT_PEER_PATIENCE: i64 = (crate::core::client::DEFAULT_PEER_PATIENCE / 1_000_000) as i64;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, glib::Enum)]
 #[repr(u32)]
@@ -74,6 +77,7 @@ struct Settings {
     mode: SrcMode,
     start: i64,
     client_id: Option<String>,
+    peer_patience: i64,
 }
 
 impl Default for Settings {
@@ -81,7 +85,7 @@ impl Default for Settings {
         Settings {
             location: None,
             max_crumbs: DEFAULT_MAX_CRUMBS,
-            adaptation: AdaptationMode::Paper,
+            adaptation: DEFAULT_ADAPTATION,
             max_upload_rate: DEFAULT_RATE,
             max_download_rate: DEFAULT_RATE,
             address: DEFAULT_ADDRESS.into(),
@@ -89,6 +93,7 @@ impl Default for Settings {
             mode: SrcMode::Play,
             start: DEFAULT_START,
             client_id: None,
+            peer_patience: DEFAULT_PEER_PATIENCE,
         }
     }
 }
@@ -196,6 +201,7 @@ impl CrumbSrc {
             .field("bytes-from-peers", t.bytes_from_peers)
             .field("crumbs-malformed", t.crumbs_malformed)
             .field("torrents-seeding", t.torrents_seeding as u64)
+            .field("super-seed-fallbacks", e.super_seed_fallbacks)
             .field("p2p-port", port)
             .build()
     }
@@ -224,9 +230,9 @@ impl ObjectImpl for CrumbSrc {
                     .default_value(DEFAULT_MAX_CRUMBS)
                     .mutable_ready()
                     .build(),
-                glib::ParamSpecEnum::builder_with_default("adaptation", AdaptationMode::Paper)
+                glib::ParamSpecEnum::builder_with_default("adaptation", DEFAULT_ADAPTATION)
                     .nick("Adaptation")
-                    .blurb("How D, the crumbs fetched per Segment, adapts: the paper's D+1/D-1 rule or a rate-based policy")
+                    .blurb("How D, the crumbs fetched per Segment, adapts: rate-based (default: D from the measured rate each Segment) or the paper's D+1/D-1 rule")
                     .mutable_ready()
                     .build(),
                 glib::ParamSpecUInt::builder("max-upload-rate")
@@ -265,6 +271,14 @@ impl ObjectImpl for CrumbSrc {
                     .default_value(DEFAULT_START)
                     .mutable_ready()
                     .build(),
+                glib::ParamSpecInt64::builder("peer-patience")
+                    .nick("Peer patience")
+                    .blurb("Peers first, the super seed as the deadline's fallback: ms a crumb is fetched from peers alone (at most half the time to its deadline) before the super seed is asked, when the crumb has no byte yet or its pace would miss the deadline; -1 = never ask (use the super seed only when the tracker hands it out)")
+                    .minimum(-1)
+                    .maximum(600_000)
+                    .default_value(DEFAULT_PEER_PATIENCE)
+                    .mutable_ready()
+                    .build(),
                 glib::ParamSpecString::builder("client-id")
                     .nick("Client id")
                     .blurb("Id in the reports to the channel (default: random)")
@@ -272,7 +286,7 @@ impl ObjectImpl for CrumbSrc {
                     .build(),
                 glib::ParamSpecBoxed::builder::<gst::Structure>("stats")
                     .nick("Statistics")
-                    .blurb("segments-successful, segments-failed, segments-skipped, segments-complete, mean-d, d, quality-switches, startup-delay (ns), time-extension (ns), rate (bytes/s), bytes-downloaded, bytes-uploaded, bytes-from-super-seed, bytes-from-peers, crumbs-malformed, torrents-seeding, p2p-port")
+                    .blurb("segments-successful, segments-failed, segments-skipped, segments-complete, mean-d, d, quality-switches, startup-delay (ns), time-extension (ns), rate (bytes/s), bytes-downloaded, bytes-uploaded, bytes-from-super-seed, bytes-from-peers, crumbs-malformed, torrents-seeding, super-seed-fallbacks (crumbs for which the super seed was asked), p2p-port")
                     .read_only()
                     .build(),
             ]
@@ -298,6 +312,7 @@ impl ObjectImpl for CrumbSrc {
             "mode" => s.mode = value.get().unwrap(),
             "start" => s.start = value.get().unwrap(),
             "client-id" => s.client_id = value.get().unwrap(),
+            "peer-patience" => s.peer_patience = value.get().unwrap(),
             _ => unimplemented!(),
         }
     }
@@ -315,6 +330,7 @@ impl ObjectImpl for CrumbSrc {
             "mode" => s.mode.to_value(),
             "start" => s.start.to_value(),
             "client-id" => s.client_id.to_value(),
+            "peer-patience" => s.peer_patience.to_value(),
             "stats" => {
                 drop(s);
                 self.stats().to_value()
@@ -393,6 +409,7 @@ impl BaseSrcImpl for CrumbSrc {
                     AdaptationMode::Rate => Adaptation::RateBased,
                 },
                 max_crumbs: s.max_crumbs.min(u16::MAX as u32) as u16,
+                peer_patience: u64::try_from(s.peer_patience).ok().map(|ms| ms * 1_000_000),
                 ..Default::default()
             },
             mode: match s.mode {

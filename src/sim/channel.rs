@@ -14,6 +14,8 @@ use crate::core::scheduler::{PublishedCrumb, PublishedSegment, Scheduler, Schedu
 pub struct CrumbState {
     pub size: u64,
     pub holders: Vec<Vec<u32>>,
+    /// Downloaders told the super seed's address by the tracker so far.
+    pub granted: u32,
 }
 
 pub struct Channel {
@@ -81,6 +83,7 @@ impl Channel {
                 CrumbState {
                     size: c.size,
                     holders,
+                    granted: 0,
                 },
             );
         }

@@ -61,6 +61,11 @@ pub struct SimConfig {
     pub max_slots: u32,
     /// A source is not asked for a piece unless its share would be at least this.
     pub min_source_kbps: f64,
+    /// Initial seeding, as crumbsink's `super-seed-fanout`: the first this many
+    /// downloaders of a crumb may fetch from the super seed; the others only after
+    /// their engine asks for it ([`crate::core::client::Action::UseSuperSeed`]).
+    /// 0 = every downloader.
+    pub super_seed_fanout: u32,
     /// Holders sampled (besides the super seed) when picking a piece's source.
     pub sample_holders: usize,
     /// Only the first this many peers post reports to the channel's Feedback (its
@@ -81,7 +86,7 @@ impl SimConfig {
             peers,
             seconds: 120,
             seed: 1,
-            adaptation: Adaptation::Paper,
+            adaptation: Adaptation::RateBased,
             segment_duration: 2 * SEC,
             layers_kbps: vec![128.0, 512.0, 2048.0],
             max_crumb: 64 * 1024,
@@ -100,6 +105,7 @@ impl SimConfig {
             slot_kbps: 512.0,
             max_slots: 32,
             min_source_kbps: 128.0,
+            super_seed_fanout: 2,
             sample_holders: 8,
             feedback_clients: 1000,
             warmup: 30 * SEC,

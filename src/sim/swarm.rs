@@ -33,6 +33,8 @@ struct Download {
     pieces: usize,
     /// No piece is requested before this (torrent start-up).
     ready_at: u64,
+    /// The super seed is one of this download's sources (tracker grant or fallback).
+    super_seed: bool,
 }
 
 /// One piece on its way from `up` to `down`.
@@ -289,8 +291,14 @@ impl Swarm {
             }
             Action::FetchSegment { seq } => engine.on_segment_unavailable(now, seq),
             Action::Download { seq, index } => {
-                if let Some(c) = self.channel.crumbs.get(&(seq, index)) {
+                let fanout = self.config.super_seed_fanout;
+                if let Some(c) = self.channel.crumbs.get_mut(&(seq, index)) {
                     let pieces = c.holders.len().min(64);
+                    // The tracker: the first `fanout` downloaders get the super seed, and
+                    // so does one that finds no other peer.
+                    let alone = c.holders.iter().all(|h| h.is_empty()) && c.granted > 0;
+                    let super_seed = fanout == 0 || c.granted < fanout || alone;
+                    c.granted += u32::from(super_seed);
                     self.peers[p as usize].downloads.push(Download {
                         seq,
                         index,
@@ -298,6 +306,7 @@ impl Swarm {
                         inflight: 0,
                         pieces,
                         ready_at: now + self.config.crumb_setup,
+                        super_seed,
                     });
                 }
             }
@@ -305,11 +314,17 @@ impl Swarm {
                 let d = &mut self.peers[p as usize].downloads;
                 d.retain(|d| (d.seq, d.index) != (seq, index));
             }
+            Action::UseSuperSeed { seq, index } => {
+                let d = &mut self.peers[p as usize].downloads;
+                if let Some(d) = d.iter_mut().find(|d| (d.seq, d.index) == (seq, index)) {
+                    d.super_seed = true;
+                }
+            }
             Action::Output { seq, d, record } => {
                 self.record_output(p, seq, d, &record, now);
             }
             Action::Report(r) => {
-                if (p as usize) < self.config.feedback_clients && r.d > 0 {
+                if (p as usize) < self.config.feedback_clients {
                     let report = Report {
                         client_id: format!("p{p}"),
                         seq: r.seq,
@@ -380,11 +395,11 @@ impl Swarm {
     /// Picks a source for a piece among the super seed and a few sampled holders with a
     /// free upload slot: the one giving the largest share of its upload (least
     /// loaded), if that share is at least `min_source_kbps`.
-    fn pick_source(&mut self, p: u32, holders: &[u32]) -> Option<u32> {
+    fn pick_source(&mut self, p: u32, holders: &[u32], super_seed: bool) -> Option<u32> {
         let min = self.config.min_source_kbps * 1000.0 / 8.0;
         let mut best = None;
         let mut best_share = min;
-        if self.super_load < self.super_slots {
+        if super_seed && self.super_load < self.super_slots {
             let share = self.super_up / f64::from(self.super_load + 1);
             if share >= best_share {
                 best = Some(SUPER);
@@ -501,9 +516,14 @@ impl Swarm {
                 peer.downloads.retain(|d| (d.seq, d.index) != (seq, index));
             }
         }
+        let piece_size = self.channel.piece_size;
         for (peer, _) in self.peers.iter_mut().zip(&got).filter(|g| *g.1) {
             if let Some(e) = peer.engine.as_mut() {
                 e.on_bytes_received(at, peer.received as u64);
+                for d in &peer.downloads {
+                    let have = u64::from(d.have.count_ones()) * piece_size;
+                    e.on_crumb_progress(at, d.seq, d.index, have);
+                }
             }
         }
         for (p, seq, index) in crumbs_done {
@@ -560,7 +580,7 @@ impl Swarm {
                             .expect("present")
                             .holders[i],
                     );
-                    let up = self.pick_source(p, &holders);
+                    let up = self.pick_source(p, &holders, d.super_seed);
                     self.channel
                         .crumbs
                         .get_mut(&(d.seq, d.index))
