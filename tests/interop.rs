@@ -1,0 +1,393 @@
+// SPDX-License-Identifier: MPL-2.0
+//! crumbs with a BitTorrent client nobody here wrote: aria2 (Debian's `aria2`, driven
+//! over its JSON-RPC on loopback). Both ways, on a live channel whose super seed is
+//! starved (16 KiB/s, a third of the stream):
+//! - aria2 seeds every crumb (from the channel's own spool files, hash-checked) and
+//!   crumbsrc takes the stream from it and plays, at full quality;
+//! - aria2 fetches crumbs from the channel's swarm with default settings.
+//!
+//! Skipped (with a message) when `aria2c` is not installed; `scripts/setup` installs it.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use base64::Engine as _;
+use common::*;
+use gst::prelude::*;
+use gstcrumbs::core::api::WindowDoc;
+use gstcrumbs::p2p::RUNTIME;
+
+struct Peer {
+    pipeline: gst::Pipeline,
+    records: Arc<Mutex<Vec<gst::Structure>>>,
+    errors: Arc<Mutex<Vec<String>>>,
+}
+
+impl Peer {
+    fn start(desc: &str) -> Peer {
+        let pipeline = launch(desc);
+        let records = Arc::new(Mutex::new(Vec::new()));
+        let errors = Arc::new(Mutex::new(Vec::new()));
+        let (r2, e2) = (records.clone(), errors.clone());
+        pipeline.bus().unwrap().set_sync_handler(move |_, msg| {
+            match msg.view() {
+                gst::MessageView::Element(e) => {
+                    if let Some(s) = e.structure() {
+                        r2.lock().unwrap().push(s.to_owned());
+                    }
+                }
+                gst::MessageView::Error(e) => {
+                    e2.lock()
+                        .unwrap()
+                        .push(format!("{} ({:?})", e.error(), e.debug()))
+                }
+                _ => {}
+            }
+            gst::BusSyncReply::Drop
+        });
+        pipeline.set_state(gst::State::Playing).expect("starts");
+        Peer {
+            pipeline,
+            records,
+            errors,
+        }
+    }
+
+    fn named(&self, name: &str) -> Vec<gst::Structure> {
+        let r = self.records.lock().unwrap();
+        r.iter().filter(|s| s.name() == name).cloned().collect()
+    }
+
+    fn assert_no_error(&self) {
+        let e = self.errors.lock().unwrap();
+        assert!(e.is_empty(), "{e:?}");
+    }
+}
+
+impl Drop for Peer {
+    fn drop(&mut self) {
+        let _ = self.pipeline.set_state(gst::State::Null);
+    }
+}
+
+/// An aria2c process with JSON-RPC on loopback, killed on drop.
+struct Aria2 {
+    child: Child,
+    rpc: String,
+    _dir: TempDir,
+}
+
+struct TempDir(PathBuf);
+
+impl TempDir {
+    fn new(tag: &str) -> TempDir {
+        let p = std::env::temp_dir().join(format!(
+            "crumbs-interop-{tag}-{}-{}",
+            std::process::id(),
+            free_port()
+        ));
+        let _ = std::fs::remove_dir_all(&p);
+        std::fs::create_dir_all(&p).unwrap();
+        TempDir(p)
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+impl Aria2 {
+    fn start() -> Option<Aria2> {
+        if Command::new("aria2c").arg("--version").output().is_err() {
+            eprintln!("SKIPPED: aria2c is not installed (scripts/setup installs it)");
+            return None;
+        }
+        let dir = TempDir::new("aria2");
+        let rpc_port = free_port();
+        let child = Command::new("aria2c")
+            .args([
+                "--enable-rpc=true",
+                "--rpc-listen-all=false",
+                &format!("--rpc-listen-port={rpc_port}"),
+                &format!("--listen-port={}", free_port()),
+                // aria2 counts a seeding torrent as active: room for every crumb.
+                "--max-concurrent-downloads=1000",
+                "--seed-ratio=0.0",
+                "--check-integrity=true",
+                "--enable-dht=false",
+                "--enable-dht6=false",
+                "--bt-enable-lpd=false",
+                "--enable-peer-exchange=false",
+                "--bt-tracker-connect-timeout=5",
+                "--quiet=true",
+                "--log=aria2.log",
+                "--log-level=info",
+                "--stop-with-process",
+                &std::process::id().to_string(),
+            ])
+            .current_dir(&dir.0)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("aria2c starts");
+        let a = Aria2 {
+            child,
+            rpc: format!("http://127.0.0.1:{rpc_port}/jsonrpc"),
+            _dir: dir,
+        };
+        let end = Instant::now() + Duration::from_secs(10);
+        while a.call("aria2.getVersion", serde_json::json!([])).is_err() {
+            assert!(Instant::now() < end, "aria2c RPC did not come up");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        Some(a)
+    }
+
+    fn call(&self, method: &str, params: serde_json::Value) -> Result<serde_json::Value, String> {
+        let body =
+            serde_json::json!({"jsonrpc": "2.0", "id": "t", "method": method, "params": params});
+        RUNTIME.block_on(async {
+            let r = reqwest::Client::new()
+                .post(&self.rpc)
+                .json(&body)
+                .send()
+                .await
+                .map_err(|e| e.to_string())?;
+            let v: serde_json::Value = r.json().await.map_err(|e| e.to_string())?;
+            match v.get("result") {
+                Some(r) => Ok(r.clone()),
+                None => Err(format!("{method}: {v}")),
+            }
+        })
+    }
+
+    /// Adds a torrent with its data (or its destination) in `dir`; returns the gid.
+    fn add(&self, torrent: &[u8], dir: &Path) -> String {
+        let b64 = base64::engine::general_purpose::STANDARD.encode(torrent);
+        let opts = serde_json::json!({"dir": dir.display().to_string()});
+        self.call("aria2.addTorrent", serde_json::json!([b64, [], opts]))
+            .expect("aria2 takes the torrent")
+            .as_str()
+            .unwrap()
+            .to_owned()
+    }
+
+    /// The end of aria2's log, for failure messages.
+    fn log_tail(&self) -> String {
+        let log = std::fs::read_to_string(self._dir.0.join("aria2.log")).unwrap_or_default();
+        let lines: Vec<&str> = log
+            .lines()
+            .filter(|l| {
+                !l.contains("RPC") && !l.contains("HttpServer") && !l.starts_with("Exception")
+            })
+            .collect();
+        lines[lines.len().saturating_sub(40)..].join("\n")
+    }
+
+    fn status(&self, gid: &str) -> serde_json::Value {
+        self.call("aria2.tellStatus", serde_json::json!([gid]))
+            .unwrap_or_default()
+    }
+}
+
+impl Drop for Aria2 {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn get(url: &str) -> Vec<u8> {
+    RUNTIME.block_on(async {
+        let r = reqwest::get(url).await.expect("HTTP GET");
+        assert!(r.status().is_success(), "GET {url}: {}", r.status());
+        r.bytes().await.unwrap().to_vec()
+    })
+}
+
+fn origin(url: &str) -> String {
+    let rest = url.strip_prefix("http://").unwrap();
+    format!("http://{}", &rest[..rest.find('/').unwrap()])
+}
+
+fn u(s: &gst::Structure, f: &str) -> u64 {
+    s.get::<u64>(f)
+        .or_else(|_| s.get::<u32>(f).map(u64::from))
+        .unwrap()
+}
+
+#[test]
+fn aria2_seeds_to_crumbsrc_and_fetches_from_the_channel() {
+    init();
+    let Some(aria2) = Aria2::start() else {
+        return;
+    };
+    // Three VP8 layers (96/192/320 kbit/s, 76 KB/s in all), one crumb per layer of 3
+    // to 8 pieces, 3 s Segments; the super seed may send 16 KiB/s.
+    let channel = Peer::start(
+        "videotestsrc is-live=true pattern=smpte horizontal-speed=4 \
+         ! video/x-raw,width=320,height=240,framerate=30/1 \
+         ! svcvp8enc keyframe-max-dist=90 layer-bitrates=<96,192,320> \
+         ! svcsegmenter max-crumb-size=0 min-gops=1 max-gops=1 \
+         ! crumbsink name=ch window=8 start-offset=2 max-upload-rate=16384",
+    );
+    let end = Instant::now() + Duration::from_secs(20);
+    let (url, spool) = loop {
+        if let Some(s) = channel.named("crumbsink-listening").first() {
+            break (
+                s.get::<String>("url").unwrap(),
+                PathBuf::from(s.get::<String>("spool-dir").unwrap()),
+            );
+        }
+        assert!(Instant::now() < end, "channel did not start");
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    let origin = origin(&url);
+
+    // aria2 seeds every crumb as it is published, from the channel's spool files.
+    let mut seeded = std::collections::HashMap::new();
+    let seed_new = |seeded: &mut std::collections::HashMap<(u64, u16), String>| -> WindowDoc {
+        let w: WindowDoc = serde_json::from_slice(&get(&url)).unwrap();
+        for s in &w.segments {
+            for c in &s.crumbs {
+                if !seeded.contains_key(&(s.seq, c.index)) {
+                    let gid = aria2.add(&get(&format!("{origin}{}", c.torrent)), &spool);
+                    seeded.insert((s.seq, c.index), gid);
+                }
+            }
+        }
+        w
+    };
+    while seed_new(&mut seeded).segments.len() < 3 {
+        std::thread::sleep(Duration::from_millis(100));
+    }
+
+    // aria2 answers a new connection on its one-second tick: the peer patience leaves
+    // it time (crumbsrc peers answer in milliseconds, hence the 300 ms default).
+    let client = Peer::start(&format!(
+        "crumbsrc name=viewer location={url} peer-patience=1500 ! vp8dec ! fakesink sync=false"
+    ));
+    let end = Instant::now() + Duration::from_secs(60);
+    let played = |p: &Peer| {
+        p.named("crumbsrc-segment")
+            .into_iter()
+            .filter(|r| !r.get::<bool>("skipped").unwrap())
+            .collect::<Vec<_>>()
+    };
+    while played(&client).len() < 8 {
+        assert!(
+            Instant::now() < end,
+            "crumbsrc stalled: {:?}",
+            played(&client)
+        );
+        client.assert_no_error();
+        seed_new(&mut seeded);
+        std::thread::sleep(Duration::from_millis(100));
+    }
+
+    // The other way: a second aria2 fetches, into an empty folder, the crumbs of a
+    // Segment crumbsrc played whole, once the first aria2 stopped seeding them: from
+    // crumbsrc (and the starved super seed).
+    let w = seed_new(&mut seeded);
+    // The newest Segment played (crumbs 1..d) still in the window.
+    let (newest, d) = played(&client)
+        .iter()
+        .rev()
+        .filter(|r| u(r, "d") > 0)
+        .find_map(|r| {
+            let s = w.segments.iter().find(|s| s.seq == u(r, "seq"))?;
+            Some((s.clone(), u(r, "d") as u16))
+        })
+        .expect("a Segment played still in the window");
+    let crumbs: Vec<_> = newest.crumbs.iter().filter(|c| c.index <= d).collect();
+    for c in &crumbs {
+        aria2
+            .call(
+                "aria2.remove",
+                serde_json::json!([seeded[&(newest.seq, c.index)]]),
+            )
+            .unwrap();
+    }
+    let viewer = client.pipeline.by_name("viewer").unwrap();
+    let uploaded = |v: &gst::Element| {
+        v.property::<gst::Structure>("stats")
+            .get::<u64>("bytes-uploaded")
+            .unwrap()
+    };
+    let uploaded_before = uploaded(&viewer);
+    let fetcher = Aria2::start().unwrap();
+    let fetched = TempDir::new("fetched");
+    let gids: Vec<(String, String)> = crumbs
+        .iter()
+        .map(|c| {
+            let t = get(&format!("{origin}{}", c.torrent));
+            let name = gstcrumbs::p2p::parse_torrent(&t).unwrap().name;
+            (fetcher.add(&t, &fetched.0), name)
+        })
+        .collect();
+    let end = Instant::now() + Duration::from_secs(30);
+    for (gid, name) in &gids {
+        loop {
+            let st = fetcher.status(gid);
+            let status = st["status"].as_str().unwrap_or("").to_owned();
+            let done = st["completedLength"] == st["totalLength"] && st["totalLength"] != "0";
+            if done || status == "complete" {
+                break;
+            }
+            assert!(status != "error", "aria2 failed on {name}: {st}");
+            assert!(
+                Instant::now() < end,
+                "aria2 did not fetch {name}: {st}\n{}",
+                fetcher.log_tail()
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        let got = std::fs::read(fetched.0.join(name)).unwrap();
+        let want = std::fs::read(spool.join(name)).unwrap();
+        assert_eq!(got, want, "aria2 fetched {name} intact");
+    }
+
+    let uploaded = uploaded(&viewer) - uploaded_before;
+    eprintln!("crumbsrc uploaded {uploaded} B while aria2 fetched");
+    assert!(uploaded > 0, "aria2 fetched from crumbsrc");
+    client.assert_no_error();
+    channel.assert_no_error();
+    let recs = played(&client);
+    let from_peers: u64 = recs.iter().map(|r| u(r, "bytes-from-peers")).sum();
+    let from_seed: u64 = recs.iter().map(|r| u(r, "bytes-from-super-seed")).sum();
+    let failed = recs
+        .iter()
+        .filter(|r| !r.get::<bool>("success").unwrap())
+        .count();
+    let above = recs.iter().filter(|r| u(r, "d") >= 2).count();
+    eprintln!(
+        "crumbsrc: {} Segments, {failed} failed, {above} with d >= 2; {from_peers} B from aria2, {from_seed} B from the super seed",
+        recs.len()
+    );
+    assert!(
+        from_peers > from_seed,
+        "crumbsrc takes the stream from aria2, not the starved super seed"
+    );
+    // The starved super seed alone (48 KB per Segment) cannot carry crumbs 1..2
+    // (about 100 KB): those Segments are aria2's.
+    assert!(
+        above >= 3,
+        "quality above the super seed's reach with aria2's help"
+    );
+    assert!(failed <= 1, "{failed} Segments failed");
+}
