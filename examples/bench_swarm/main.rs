@@ -49,13 +49,17 @@ struct Options {
     runs: Vec<String>,
     /// The channel upload of the "tight" runs, kbit/s.
     tight_kbps: f64,
+    /// Extra crumbsink / crumbsrc properties for every crumbs run.
+    channel_props: String,
+    client_props: String,
 }
 
 fn usage() -> ! {
     eprintln!(
         "usage: bench_swarm [--quick] [--profile FILE] [--ladder-profile FILE] [--clients N] \
          [--seconds S] [--sweep 2,5,10,20] [--loopback] [--decode] [--out FILE] [--report FILE] \
-         [--runs main,rule,crumbs,http,ladder,tight] [--tight-kbps K]"
+         [--runs main,rule,crumbs,http,ladder,tight] [--tight-kbps K] \
+         [--channel-props 'super-seed-fanout=1 ...'] [--client-props 'peer-patience=500 ...']"
     );
     std::process::exit(2)
 }
@@ -74,6 +78,8 @@ fn options(args: &[String]) -> Options {
         report: "target/bench/swarm.html".into(),
         runs: Vec::new(),
         tight_kbps: 4000.0,
+        channel_props: String::new(),
+        client_props: String::new(),
     };
     let mut it = args.iter();
     while let Some(a) = it.next() {
@@ -95,6 +101,8 @@ fn options(args: &[String]) -> Options {
             "--out" => o.out = val().into(),
             "--report" => o.report = val().into(),
             "--tight-kbps" => o.tight_kbps = val().parse().unwrap_or_else(|_| usage()),
+            "--channel-props" => o.channel_props = val(),
+            "--client-props" => o.client_props = val(),
             "--runs" => o.runs = val().split(',').map(|s| s.trim().to_string()).collect(),
             "-h" | "--help" => usage(),
             _ => usage(),
@@ -136,12 +144,14 @@ fn role(args: &[String]) -> Option<i32> {
                 .filter_map(|s| s.parse().ok())
                 .collect(),
             max_upload_kbps: kbps("--max-upload-kbps"),
+            props: arg("--props"),
         })),
         Some("client") => Some(roles::client(roles::ClientArgs {
             url: arg("--url"),
             address: arg("--address"),
             name: arg("--name"),
-            adaptation: flag(rest, "--adaptation").unwrap_or_else(|| "paper".into()),
+            adaptation: flag(rest, "--adaptation").unwrap_or_else(|| "rate".into()),
+            props: arg("--props"),
             down_kbps: kbps("--down-kbps"),
             up_kbps: kbps("--up-kbps"),
             decode: rest.iter().any(|a| a == "--decode"),
@@ -229,6 +239,8 @@ fn bench(o: &Options) -> Result<(), String> {
     let crumbs = |adaptation: &str, layers: Vec<u32>| System::Crumbs {
         layers,
         adaptation: adaptation.into(),
+        channel_props: o.channel_props.clone(),
+        client_props: o.client_props.clone(),
     };
     let spec = |label: String, system: System, p: &Profile, links, seconds| RunSpec {
         label,
@@ -242,8 +254,8 @@ fn bench(o: &Options) -> Result<(), String> {
     plan.push((
         "main".into(),
         spec(
-            format!("crumbs paper rule N={}", o.clients),
-            crumbs("paper", LAYERS.to_vec()),
+            format!("crumbs N={} (defaults: rate rule)", o.clients),
+            crumbs("rate", LAYERS.to_vec()),
             &profile,
             profile.assign(o.clients),
             o.seconds,
@@ -252,8 +264,8 @@ fn bench(o: &Options) -> Result<(), String> {
     plan.push((
         "rule".into(),
         spec(
-            format!("crumbs rate rule N={}", o.clients),
-            crumbs("rate", LAYERS.to_vec()),
+            format!("crumbs paper rule N={}", o.clients),
+            crumbs("paper", LAYERS.to_vec()),
             &profile,
             profile.assign(o.clients),
             o.seconds,
@@ -265,7 +277,7 @@ fn bench(o: &Options) -> Result<(), String> {
                 format!("crumbs-{n}"),
                 spec(
                     format!("crumbs N={n}"),
-                    crumbs("paper", LAYERS.to_vec()),
+                    crumbs("rate", LAYERS.to_vec()),
                     &profile,
                     profile.assign(n),
                     sweep_seconds,
@@ -315,7 +327,7 @@ fn bench(o: &Options) -> Result<(), String> {
         "ladder-one-layer".into(),
         spec(
             "min watchable, one layer".into(),
-            crumbs("paper", vec![full as u32]),
+            crumbs("rate", vec![full as u32]),
             &ladder,
             ladder_links,
             ladder_seconds,
@@ -328,7 +340,7 @@ fn bench(o: &Options) -> Result<(), String> {
         let mut tight = profile.clone();
         tight.channel_up_kbps = o.tight_kbps;
         for (key, system) in [
-            ("tight-crumbs", crumbs("paper", LAYERS.to_vec())),
+            ("tight-crumbs", crumbs("rate", LAYERS.to_vec())),
             (
                 "tight-http",
                 System::Http {

@@ -128,6 +128,8 @@ pub struct ChannelArgs {
     pub layers: Vec<u32>,
     /// Super seed cap, kbit/s (0 = none: tc shapes the link).
     pub max_upload_kbps: u32,
+    /// More crumbsink properties, `name=value ...`.
+    pub props: String,
 }
 
 pub fn channel(a: ChannelArgs) -> i32 {
@@ -150,9 +152,10 @@ pub fn channel(a: ChannelArgs) -> i32 {
          ! video/x-raw,width=640,height=360,framerate=30/1 \
          ! svcvp8enc keyframe-max-dist=60 layers={} layer-bitrates=<{bitrates}> \
          ! svcsegmenter min-gops=1 max-gops=2 max-crumb-size=65536 \
-         ! crumbsink name=ch address={} window=5 tracker-interval=1 {cap}",
+         ! crumbsink name=ch address={} window=5 {cap} {}",
         a.layers.len(),
-        a.address
+        a.address,
+        a.props
     );
     drive(
         &desc,
@@ -191,6 +194,8 @@ pub struct ClientArgs {
     pub address: String,
     pub name: String,
     pub adaptation: String,
+    /// More crumbsrc properties, `name=value ...`.
+    pub props: String,
     /// Rate caps for the loopback fallback, kbit/s (0 = none: tc shapes the link).
     pub down_kbps: u32,
     pub up_kbps: u32,
@@ -214,13 +219,14 @@ pub fn client(a: ClientArgs) -> i32 {
     };
     let desc = format!(
         "crumbsrc name=src location={} address={} client-id={} adaptation={} \
-         max-download-rate={} max-upload-rate={} ! {sink}",
+         max-download-rate={} max-upload-rate={} {} ! {sink}",
         a.url,
         a.address,
         a.name,
         a.adaptation,
         cap(a.down_kbps),
-        cap(a.up_kbps)
+        cap(a.up_kbps),
+        a.props
     );
     drive(
         &desc,

@@ -24,6 +24,10 @@ pub enum System {
     Crumbs {
         layers: Vec<u32>,
         adaptation: String,
+        /// Extra crumbsink and crumbsrc properties (`name=value ...`), for trying a
+        /// design choice (e.g. `super-seed-fanout=1`, `peer-patience=-1`).
+        channel_props: String,
+        client_props: String,
     },
     /// The client-server reference: HLS at a bitrate ladder from nginx.
     Http { ladder: Vec<u32> },
@@ -191,7 +195,16 @@ pub fn run(
         nodes[0].ip.to_string(),
     ];
     match &spec.system {
-        System::Crumbs { layers, .. } => channel_args.extend(["--layers".into(), list(layers)]),
+        System::Crumbs {
+            layers,
+            channel_props,
+            ..
+        } => channel_args.extend([
+            "--layers".into(),
+            list(layers),
+            "--props".into(),
+            channel_props.clone(),
+        ]),
         System::Http { ladder } => {
             let dir = logs.join("hls");
             let _ = std::fs::remove_dir_all(&dir);
@@ -329,9 +342,15 @@ fn client_args(spec: &RunSpec, url: &str, node: &Node, c: &ClientLog, shaped: bo
         }
     };
     match &spec.system {
-        System::Crumbs { adaptation, .. } => {
+        System::Crumbs {
+            adaptation,
+            client_props,
+            ..
+        } => {
             let mut a = vec![
                 "client".to_string(),
+                "--props".into(),
+                client_props.clone(),
                 "--url".into(),
                 url.into(),
                 "--address".into(),
