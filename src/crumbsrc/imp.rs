@@ -103,10 +103,16 @@ struct State {
     segments: u64,
 }
 
+/// Lock discipline: `state` and `settings` are held only for bookkeeping, never while
+/// waiting for the client's events or posting a message (a bus sync handler reading
+/// `stats` runs on the posting thread and takes `state`).
 #[derive(Default)]
 pub struct CrumbSrc {
     settings: Mutex<Settings>,
     state: Mutex<State>,
+    /// The client's events, taken out of the client so that waiting for them holds
+    /// no lock `stats` needs; only the streaming thread and start/stop take it.
+    events: Mutex<Option<std::sync::mpsc::Receiver<ClientEvent>>>,
     flushing: AtomicBool,
 }
 
@@ -402,7 +408,7 @@ impl BaseSrcImpl for CrumbSrc {
             start: (s.start >= 0).then_some(s.start as u64),
             client_id,
         };
-        let client = Client::start(settings).map_err(|e| {
+        let mut client = Client::start(settings).map_err(|e| {
             gst::error_msg!(
                 gst::ResourceError::OpenRead,
                 ("Cannot join channel {}: {:#}", url, e)
@@ -414,6 +420,8 @@ impl BaseSrcImpl for CrumbSrc {
             "Joining {url} (BitTorrent port {})",
             client.p2p_port
         );
+        let (_, idle) = std::sync::mpsc::channel();
+        *self.events.lock().unwrap() = Some(std::mem::replace(&mut client.events, idle));
         *self.state.lock().unwrap() = State {
             client: Some(client),
             ..Default::default()
@@ -424,6 +432,7 @@ impl BaseSrcImpl for CrumbSrc {
 
     fn stop(&self) -> Result<(), gst::ErrorMessage> {
         let client = self.state.lock().unwrap().client.take();
+        *self.events.lock().unwrap() = None;
         if let Some(mut c) = client {
             c.stop();
             self.state.lock().unwrap().last_totals = Some(c.totals.lock().unwrap().clone());
@@ -465,11 +474,11 @@ impl PushSrcImpl for CrumbSrc {
                 return Err(gst::FlowError::Flushing);
             }
             let event = {
-                let state = self.state.lock().unwrap();
-                let Some(client) = &state.client else {
+                let events = self.events.lock().unwrap();
+                let Some(events) = events.as_ref() else {
                     return Err(gst::FlowError::Flushing);
                 };
-                client.events.recv_timeout(Duration::from_millis(50))
+                events.recv_timeout(Duration::from_millis(50))
             };
             let event = match event {
                 Ok(e) => e,
