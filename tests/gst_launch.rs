@@ -146,3 +146,141 @@ fn inspect_lists_every_element() {
         );
     }
 }
+
+/// A gst-launch-1.0 -e -m process whose stdout lines arrive on a channel.
+struct Running {
+    child: std::process::Child,
+    lines: std::sync::mpsc::Receiver<String>,
+    seen: Vec<String>,
+}
+
+impl Running {
+    fn start(pipeline: &str) -> Running {
+        use std::io::BufRead;
+        let mut child = Command::new("gst-launch-1.0")
+            .arg("-e")
+            .arg("-m")
+            .args(shell_words(pipeline))
+            .env("GST_PLUGIN_PATH", plugin_dir())
+            .env(
+                "GST_REGISTRY",
+                std::env::temp_dir().join("crumbs-test-registry.bin"),
+            )
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("gst-launch-1.0 runs");
+        let out = child.stdout.take().unwrap();
+        let (tx, lines) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            for line in std::io::BufReader::new(out).lines().map_while(Result::ok) {
+                if tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        Running {
+            child,
+            lines,
+            seen: Vec::new(),
+        }
+    }
+
+    /// The first line (from now on) containing `what`, waiting at most `timeout`.
+    fn line_with(&mut self, what: &str, timeout: std::time::Duration) -> String {
+        let end = std::time::Instant::now() + timeout;
+        loop {
+            let left = end.saturating_duration_since(std::time::Instant::now());
+            let line = self.lines.recv_timeout(left).unwrap_or_else(|_| {
+                let _ = self.child.kill();
+                panic!("no line with {what}; output:\n{}", self.seen.join("\n"))
+            });
+            self.seen.push(line.clone());
+            if line.contains(what) {
+                return line;
+            }
+        }
+    }
+
+    /// SIGINT, then the exit status and the rest of the output (bounded wait).
+    fn interrupt(mut self, timeout: std::time::Duration) -> (std::process::ExitStatus, String) {
+        // SAFETY: kill(2) on our own child's pid.
+        unsafe { libc::kill(self.child.id() as i32, libc::SIGINT) };
+        let end = std::time::Instant::now() + timeout;
+        // The reader thread ends when the process closes stdout.
+        loop {
+            let left = end.saturating_duration_since(std::time::Instant::now());
+            match self.lines.recv_timeout(left) {
+                Ok(line) => self.seen.push(line),
+                Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => break,
+                Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {
+                    let _ = self.child.kill();
+                    panic!(
+                        "still running {timeout:?} after SIGINT:\n{}",
+                        self.seen.join("\n")
+                    );
+                }
+            }
+        }
+        let status = self.child.wait().unwrap();
+        (status, self.seen.join("\n"))
+    }
+}
+
+/// The value of `name=(type)value` in a gst-launch -m line.
+fn field(line: &str, name: &str) -> String {
+    let at = line
+        .find(&format!("{name}=("))
+        .unwrap_or_else(|| panic!("no {name} in {line}"));
+    let rest = &line[at..];
+    let value = &rest[rest.find(')').unwrap() + 1..];
+    let value = value.trim_start_matches('"');
+    value
+        .chars()
+        .take_while(|c| !matches!(c, '"' | ',' | ';' | ' '))
+        .collect::<String>()
+        .replace('\\', "")
+}
+
+/// ^C on a channel and a client started with `gst-launch-1.0 -e`: both send EOS
+/// through their pipelines, exit 0 within seconds and leave no spool behind.
+#[test]
+fn sigint_ends_channel_and_client_cleanly() {
+    use std::time::Duration;
+    let mut channel = Running::start(
+        "videotestsrc is-live=true ! video/x-raw,width=160,height=120,framerate=30/1 \
+         ! svcvp8enc keyframe-max-dist=15 ! svcsegmenter ! crumbsink channel=sigint",
+    );
+    let listening = channel.line_with("crumbsink-listening", Duration::from_secs(30));
+    let url = field(&listening, "url");
+    let spool = PathBuf::from(field(&listening, "spool-dir"));
+    assert!(spool.is_dir(), "{listening}");
+    let mut client = Running::start(&format!(
+        "crumbsrc location={url} ! vp8dec ! fakesink sync=false"
+    ));
+    let pid = client.child.id();
+    client.line_with("crumbsrc-segment", Duration::from_secs(60));
+    let client_spools = || -> Vec<String> {
+        std::fs::read_dir(std::env::temp_dir())
+            .unwrap()
+            .flatten()
+            .map(|e| e.file_name().to_string_lossy().into_owned())
+            .filter(|n| n.starts_with(&format!("crumbsrc-{pid}-")))
+            .collect()
+    };
+    assert_eq!(client_spools().len(), 1, "the client's spool while it runs");
+
+    let (status, out) = client.interrupt(Duration::from_secs(20));
+    assert!(status.success(), "client: {status}\n{out}");
+    assert!(out.contains("EOS"), "client ended without EOS:\n{out}");
+    assert!(client_spools().is_empty(), "client spool left behind");
+
+    let (status, out) = channel.interrupt(Duration::from_secs(20));
+    assert!(status.success(), "channel: {status}\n{out}");
+    assert!(out.contains("EOS"), "channel ended without EOS:\n{out}");
+    assert!(
+        !spool.exists(),
+        "channel spool {} left behind",
+        spool.display()
+    );
+}

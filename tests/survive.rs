@@ -2,7 +2,7 @@
 //! A channel nobody can knock over, elements that never deadlock, runs that leave
 //! nothing behind: idle and half-sent HTTP connections are capped and timed out, a
 //! crumb file that cannot be written costs one Segment and a warning, `stats` read from
-//! a bus sync handler does not deadlock.
+//! a bus sync handler does not deadlock, stale spool folders of dead processes go.
 
 mod common;
 
@@ -338,4 +338,57 @@ fn a_crumb_write_that_fails_is_reported_and_survived() {
             assert_eq!(failed, 3);
         }
     }
+}
+
+/// The pid of a process that has ended.
+fn dead_pid() -> u32 {
+    let mut child = std::process::Command::new("true").spawn().unwrap();
+    let pid = child.id();
+    child.wait().unwrap();
+    pid
+}
+
+/// A spool folder last changed ten minutes ago, with a crumb in it.
+fn old_folder(name: &str) -> std::path::PathBuf {
+    let dir = std::env::temp_dir().join(name);
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(dir.join("x.crumb"), b"left behind").unwrap();
+    let then = std::time::SystemTime::now() - Duration::from_secs(600);
+    std::fs::File::open(&dir)
+        .unwrap()
+        .set_modified(then)
+        .unwrap();
+    dir
+}
+
+/// A crumbsrc start removes the spool folders killed clients and channels left
+/// behind, and keeps those of live processes.
+#[test]
+fn stale_spool_folders_of_dead_processes_go_at_start() {
+    init();
+    let dead = dead_pid();
+    let stale_client = old_folder(&format!("crumbsrc-{dead}-0"));
+    let stale_channel = old_folder(&format!("crumbs-live-{dead}-3"));
+    let mut alive = std::process::Command::new("sleep")
+        .arg("60")
+        .spawn()
+        .unwrap();
+    let live_client = old_folder(&format!("crumbsrc-{}-0", alive.id()));
+    let mine = old_folder(&format!("crumbsrc-{}-999999", std::process::id()));
+
+    let src = gst::ElementFactory::make("crumbsrc")
+        .property("location", "http://127.0.0.1:9/live")
+        .build()
+        .unwrap();
+    src.set_state(gst::State::Paused).unwrap();
+    let stale_gone = !stale_client.exists() && !stale_channel.exists();
+    let live_kept = live_client.exists() && mine.exists();
+    src.set_state(gst::State::Null).unwrap();
+    let _ = alive.kill();
+    let _ = alive.wait();
+    for d in [&stale_client, &stale_channel, &live_client, &mine] {
+        let _ = std::fs::remove_dir_all(d);
+    }
+    assert!(stale_gone, "the dead processes' folders are removed");
+    assert!(live_kept, "live processes' folders are kept");
 }

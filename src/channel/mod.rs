@@ -242,10 +242,17 @@ impl Channel {
                 config.name
             );
         }
+        // Leftovers of killed channels and clients (best effort).
+        crate::spool::remove_stale_folders(&std::env::temp_dir());
         let (spool, private_spool) = match &config.spool_dir {
             Some(d) => {
                 std::fs::create_dir_all(d)
                     .with_context(|| format!("cannot create spool-dir {}", d.display()))?;
+                if !config.archive {
+                    // A killed channel of this name left its last Segments here; this
+                    // run starts a new window and would never serve them.
+                    crate::spool::remove_crumb_files(d, &config.name);
+                }
                 let probe = d.join(".crumbs-write-test");
                 std::fs::write(&probe, b"ok")
                     .with_context(|| format!("spool-dir {} is not writable", d.display()))?;

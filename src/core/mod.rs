@@ -17,6 +17,7 @@ pub mod rate;
 pub mod reassembly;
 pub mod scheduler;
 pub mod segmenter;
+pub mod spool;
 pub mod tracker;
 
 use std::ops::Range;

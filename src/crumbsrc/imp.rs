@@ -408,6 +408,24 @@ impl BaseSrcImpl for CrumbSrc {
             start: (s.start >= 0).then_some(s.start as u64),
             client_id,
         };
+        // Spool folders of killed clients and channels (best effort).
+        let sweep = crate::spool::remove_stale_folders(&std::env::temp_dir());
+        for p in &sweep.removed {
+            gst::info!(
+                CAT,
+                imp = self,
+                "Removed stale spool folder {}",
+                p.display()
+            );
+        }
+        for (p, e) in &sweep.failed {
+            gst::warning!(
+                CAT,
+                imp = self,
+                "Cannot remove stale spool folder {}: {e}",
+                p.display()
+            );
+        }
         let mut client = Client::start(settings).map_err(|e| {
             gst::error_msg!(
                 gst::ResourceError::OpenRead,
