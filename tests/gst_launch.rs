@@ -156,8 +156,24 @@ struct Running {
 
 impl Running {
     fn start(pipeline: &str) -> Running {
+        Self::start_limited(pipeline, None)
+    }
+
+    /// With `max_files`, the process may hold at most that many file descriptors
+    /// (`ulimit -n`), like a process under the common limit of 1,024, only lower.
+    fn start_limited(pipeline: &str, max_files: Option<u32>) -> Running {
         use std::io::BufRead;
-        let mut child = Command::new("gst-launch-1.0")
+        let mut command = match max_files {
+            Some(n) => {
+                let mut c = Command::new("sh");
+                c.arg("-c")
+                    .arg(format!("ulimit -n {n} && exec gst-launch-1.0 \"$@\""))
+                    .arg("sh");
+                c
+            }
+            None => Command::new("gst-launch-1.0"),
+        };
+        let mut child = command
             .arg("-e")
             .arg("-m")
             .args(shell_words(pipeline))
@@ -283,4 +299,64 @@ fn sigint_ends_channel_and_client_cleanly() {
         "channel spool {} left behind",
         spool.display()
     );
+}
+
+/// The attack that used to kill a channel: far more half-sent HTTP requests than the
+/// process has file descriptors (here 256). The per-address cap keeps the HTTP server's
+/// share bounded, so crumb files can still be written: the channel keeps publishing,
+/// answers a client from another address, and ends cleanly. (Without the cap the next
+/// crumb write failed with "Too many open files" and the channel stopped.)
+#[test]
+fn idle_sockets_cannot_starve_a_channel_of_file_descriptors() {
+    use std::time::Duration;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut channel = Running::start_limited(
+        "videotestsrc is-live=true ! video/x-raw,width=160,height=120,framerate=30/1 \
+         ! svcvp8enc keyframe-max-dist=15 ! svcsegmenter ! crumbsink channel=fd \
+         max-connections-per-address=64",
+        Some(256),
+    );
+    let listening = channel.line_with("crumbsink-listening", Duration::from_secs(30));
+    let url = field(&listening, "url");
+    let addr: std::net::SocketAddr = url
+        .trim_start_matches("http://")
+        .split('/')
+        .next()
+        .unwrap()
+        .parse()
+        .unwrap();
+    channel.line_with("crumbsink-segment", Duration::from_secs(30));
+    let rt = gstcrumbs::p2p::RUNTIME.handle();
+    let connect_from = |from: &'static str| async move {
+        let socket = tokio::net::TcpSocket::new_v4().unwrap();
+        socket.bind(format!("{from}:0").parse().unwrap()).unwrap();
+        socket.connect(addr).await
+    };
+    let _idle: Vec<_> = rt.block_on(async {
+        let mut v = Vec::new();
+        for _ in 0..400 {
+            if let Ok(mut s) = connect_from("127.0.0.1").await {
+                let _ = s.write_all(b"GET /fd HTTP/1.1\r\nHost: x\r\n").await;
+                v.push(s);
+            }
+        }
+        v
+    });
+    // Segments keep coming while the sockets are held.
+    for _ in 0..3 {
+        channel.line_with("crumbsink-segment", Duration::from_secs(30));
+    }
+    let reply = rt.block_on(async {
+        let mut s = connect_from("127.0.0.2").await.expect("connect");
+        s.write_all(b"GET /fd HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+            .await
+            .unwrap();
+        let mut reply = Vec::new();
+        let _ = tokio::time::timeout(Duration::from_secs(20), s.read_to_end(&mut reply)).await;
+        String::from_utf8_lossy(&reply).into_owned()
+    });
+    assert!(reply.starts_with("HTTP/1.1 200"), "{reply}");
+    let (status, out) = channel.interrupt(Duration::from_secs(20));
+    assert!(status.success(), "channel: {status}\n{out}");
+    assert!(!out.contains("ERROR"), "{out}");
 }
