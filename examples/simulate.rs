@@ -5,7 +5,7 @@
 //! cargo run --release --example simulate -- --peers N [--seconds S] [--seed K]
 //!     [--adaptation paper|rate] [--super-seed-kbps U] [--lifetime-s L]
 //!     [--profile bench/profiles/paper.toml] [--out PATH] [--report PATH]
-//!     [--crumb-setup-ms T] [--step-ms T]
+//!     [--crumb-setup-ms T] [--step-ms T] [--fanout K] [--patience-ms T]
 //!
 //! Prints a summary table, writes target/bench/sim.json and a report with plots,
 //! target/bench/sim.html. `--profile` takes the peers' links and u_s from a swarm
@@ -56,6 +56,11 @@ fn main() {
                 config.crumb_setup = val().parse::<u64>().expect("--crumb-setup-ms T") * 1_000_000
             }
             "--step-ms" => config.step = val().parse::<u64>().expect("--step-ms T") * 1_000_000,
+            "--fanout" => config.super_seed_fanout = val().parse().expect("--fanout K"),
+            "--patience-ms" => {
+                let ms: i64 = val().parse().expect("--patience-ms T (-1: never)");
+                config.peer_patience = u64::try_from(ms).ok().map(|ms| ms * 1_000_000);
+            }
             "--lifetime-s" => config.mean_lifetime_s = Some(val().parse().expect("--lifetime-s L")),
             "--out" => out = val().into(),
             "--adaptation" => {
@@ -137,6 +142,10 @@ fn main() {
         r.ratio_to_bound,
         r.super_seed_share,
         r.mean_rho.map_or("-".into(), |x| format!("{x:.3}"))
+    );
+    println!(
+        "channel upload per published byte {:.2} ({} Segments published, {} B uploaded)",
+        r.super_seed_per_published_byte, r.segments_published, r.super_seed_uploaded_bytes
     );
     let mut json = serde_json::to_value(&r).expect("serialisable");
     json["wall_s"] = serde_json::json!(wall);

@@ -14,6 +14,7 @@ pub mod crumbsink;
 pub mod crumbsrc;
 pub mod p2p;
 pub mod sim;
+pub mod spool;
 pub mod svcsegmenter;
 pub mod svcvp8enc;
 

@@ -420,3 +420,59 @@ fn stream_without_timestamps_is_timed_from_the_framerate() {
         .property::<gst::Structure>("stats");
     assert_eq!(st.get::<u64>("timestamps-interpolated").unwrap(), 300);
 }
+
+/// 2 MB of random bytes (a fixed seed: the same bytes every run) in a temporary file.
+fn random_file(tag: &str) -> std::path::PathBuf {
+    let path = std::env::temp_dir().join(format!(
+        "crumbs-test-random-{tag}-{}.bin",
+        std::process::id()
+    ));
+    let mut seed = 0x2545_f491_4f6c_dd1d_u64;
+    let data: Vec<u8> = (0..2 * 1024 * 1024)
+        .map(|_| {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            (seed >> 24) as u8
+        })
+        .collect();
+    std::fs::write(&path, data).unwrap();
+    path
+}
+
+/// Random bytes with AV1 or VP8 caps (filesrc, 4 kB buffers, as a user would try it)
+/// are refused with an element error naming the codec; no Segment is made.
+#[test]
+fn random_bytes_with_av1_or_vp8_caps_are_an_error() {
+    for (codec, caps) in [
+        ("av1", "video/x-av1,stream-format=obu-stream,alignment=tu"),
+        ("vp8", "video/x-vp8,width=160,height=120,framerate=30/1"),
+    ] {
+        let file = random_file(codec);
+        let pipeline = launch(&format!(
+            "filesrc location={} ! capsfilter caps=\"{caps}\" ! svcsegmenter name=seg ! fakesink",
+            file.display()
+        ));
+        let res = run(&pipeline, T);
+        let _ = std::fs::remove_file(&file);
+        let error = res.error.as_deref().unwrap_or("");
+        assert!(
+            error.contains(&format!("Not a valid {codec} stream")),
+            "{codec}: {:?}",
+            res.error
+        );
+        assert!(
+            res.messages("svcsegmenter-segment").is_empty(),
+            "{codec}: garbage became Segments"
+        );
+        let st = pipeline
+            .by_name("seg")
+            .unwrap()
+            .property::<gst::Structure>("stats");
+        assert_eq!(st.get::<u64>("segments").unwrap(), 0, "{codec}");
+        assert_eq!(st.get::<u64>("crumbs").unwrap(), 0, "{codec}");
+        // It stopped at the error: 50 malformed buffers, not 512 warnings.
+        let malformed = st.get::<u64>("malformed").unwrap();
+        assert!((50..=60).contains(&malformed), "{codec}: {malformed}");
+    }
+}

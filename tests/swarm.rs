@@ -282,7 +282,8 @@ fn relay_and_on_demand() {
     assert!(
         recs.iter()
             .take(4)
-            .all(|r| r.get::<bool>("success").unwrap())
+            .all(|r| r.get::<bool>("success").unwrap()),
+        "{recs:?}"
     );
     let st = relay
         .pipeline

@@ -203,13 +203,12 @@ pub struct ClientArgs {
 }
 
 pub fn client(a: ClientArgs) -> i32 {
-    // crumbsrc's caps are bytes/s, at least 16384 (a smaller cap would starve
-    // librqbit's piece requests).
+    // crumbsrc's caps are bytes/s, at least 1024.
     let cap = |kbps: u32| {
         if kbps == 0 {
             0
         } else {
-            (kbps as u64 * 1000 / 8).max(16_384)
+            (kbps as u64 * 1000 / 8).max(1024)
         }
     };
     let sink = if a.decode {

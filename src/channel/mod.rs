@@ -6,11 +6,15 @@
 
 mod server;
 
+pub use server::{ConnectionCounts, ServerLimits};
+
 use std::collections::HashMap;
+use std::future::Future;
 use std::net::{IpAddr, SocketAddr};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
 
@@ -43,7 +47,72 @@ pub struct ChannelConfig {
     /// Peers per crumb told the super seed's address by the tracker (0 = all); see
     /// `TrackerConfig::super_seed_fanout`.
     pub super_seed_fanout: u32,
+    /// Connection caps and timeouts of the HTTP server.
+    pub limits: ServerLimits,
 }
+
+/// Cancels the channel's waits on the runtime (crumbsink's `unlock`): a wait running
+/// or started while cancelled returns [`PublishError::Cancelled`] at once.
+#[derive(Clone, Default)]
+pub struct Canceller(Arc<CancelInner>);
+
+#[derive(Default)]
+struct CancelInner {
+    cancelled: AtomicBool,
+    notify: tokio::sync::Notify,
+}
+
+impl Canceller {
+    pub fn cancel(&self) {
+        self.0.cancelled.store(true, Ordering::SeqCst);
+        self.0.notify.notify_waiters();
+    }
+
+    /// Waits may block again (crumbsink's `unlock_stop`).
+    pub fn reset(&self) {
+        self.0.cancelled.store(false, Ordering::SeqCst);
+    }
+
+    pub fn is_cancelled(&self) -> bool {
+        self.0.cancelled.load(Ordering::SeqCst)
+    }
+
+    /// Runs `fut` on the runtime until it ends or the canceller fires.
+    fn block_on<F: Future>(&self, fut: F) -> Result<F::Output, PublishError> {
+        RUNTIME.block_on(async {
+            let notified = self.0.notify.notified();
+            tokio::pin!(notified);
+            notified.as_mut().enable();
+            if self.is_cancelled() {
+                return Err(PublishError::Cancelled);
+            }
+            tokio::select! {
+                out = fut => Ok(out),
+                _ = notified => Err(PublishError::Cancelled),
+            }
+        })
+    }
+}
+
+/// Why a Segment was not published.
+#[derive(Debug, thiserror::Error)]
+pub enum PublishError {
+    /// A crumb file could not be written, retry included; nothing of the Segment is
+    /// published (the files already written are removed) and the channel goes on.
+    #[error("cannot write crumb file {}: {error} (retried once)", path.display())]
+    Spool {
+        path: PathBuf,
+        error: std::io::Error,
+    },
+    /// The wait was cancelled (flushing or stopping).
+    #[error("cancelled")]
+    Cancelled,
+    #[error(transparent)]
+    Other(#[from] anyhow::Error),
+}
+
+/// Pause before the one retry of a failed crumb write.
+const SPOOL_RETRY_PAUSE: Duration = Duration::from_millis(100);
 
 /// One crumb as it arrives from svcsegmenter: its header and its exact bytes.
 pub struct IncomingCrumb {
@@ -59,6 +128,8 @@ pub struct PublishOutcome {
     pub bytes: u64,
     pub expired: Vec<u64>,
     pub window: (u64, u64),
+    /// Crumb writes that failed once and worked on the retry, described.
+    pub write_retries: Vec<String>,
 }
 
 /// State shared by the HTTP handlers and the element.
@@ -125,11 +196,37 @@ impl Shared {
     }
 }
 
+/// What the channel's statistics are read from, without the `Channel` itself (that
+/// one is busy publishing on the streaming thread): cheap to clone, never blocks on IO.
+#[derive(Clone)]
+pub struct ChannelStatsHandle {
+    shared: Arc<Mutex<Shared>>,
+    session: Arc<P2pSession>,
+    seeded: Arc<AtomicUsize>,
+    connections: Arc<server::ConnectionStats>,
+}
+
+impl ChannelStatsHandle {
+    pub fn stats(&self) -> StatsDoc {
+        let mut st = self.shared.lock().unwrap().stats_doc();
+        st.bytes_uploaded = self.session.total_uploaded();
+        st.torrents_seeded = self.seeded.load(Ordering::Relaxed);
+        st
+    }
+
+    /// The HTTP server's connection counters.
+    pub fn connections(&self) -> ConnectionCounts {
+        self.connections.counts()
+    }
+}
+
 /// A running channel: super seed + HTTP server. Dropping it without `stop` still
 /// frees the port and the session (best effort).
 pub struct Channel {
     pub(crate) shared: Arc<Mutex<Shared>>,
     session: Arc<P2pSession>,
+    seeded_count: Arc<AtomicUsize>,
+    connections: Arc<server::ConnectionStats>,
     server: Option<tokio::task::JoinHandle<()>>,
     http_addr: SocketAddr,
     spool: PathBuf,
@@ -149,10 +246,17 @@ impl Channel {
                 config.name
             );
         }
+        // Leftovers of killed channels and clients (best effort).
+        crate::spool::remove_stale_folders(&std::env::temp_dir());
         let (spool, private_spool) = match &config.spool_dir {
             Some(d) => {
                 std::fs::create_dir_all(d)
                     .with_context(|| format!("cannot create spool-dir {}", d.display()))?;
+                if !config.archive {
+                    // A killed channel of this name left its last Segments here; this
+                    // run starts a new window and would never serve them.
+                    crate::spool::remove_crumb_files(d, &config.name);
+                }
                 let probe = d.join(".crumbs-write-test");
                 std::fs::write(&probe, b"ok")
                     .with_context(|| format!("spool-dir {} is not writable", d.display()))?;
@@ -233,10 +337,18 @@ impl Channel {
                 ..Default::default()
             },
         }));
-        let server = tokio::spawn(server::serve(listener, shared.clone()));
+        let connections = Arc::new(server::ConnectionStats::default());
+        let server = tokio::spawn(server::serve(
+            listener,
+            shared.clone(),
+            config.limits,
+            connections.clone(),
+        ));
         Ok(Channel {
             shared,
             session: Arc::new(session),
+            seeded_count: Arc::new(AtomicUsize::new(0)),
+            connections,
             server: Some(server),
             http_addr,
             spool,
@@ -263,36 +375,91 @@ impl Channel {
         &self.spool
     }
 
+    /// Statistics readable while the channel publishes on another thread.
+    pub fn stats_handle(&self) -> ChannelStatsHandle {
+        ChannelStatsHandle {
+            shared: self.shared.clone(),
+            session: self.session.clone(),
+            seeded: self.seeded_count.clone(),
+            connections: self.connections.clone(),
+        }
+    }
+
+    /// Writes one crumb file; a failure is retried once after a short pause. Ok holds
+    /// the description of a failure the retry mended.
+    fn write_crumb(
+        path: &Path,
+        bytes: &[u8],
+        cancel: &Canceller,
+    ) -> Result<Option<String>, PublishError> {
+        let first = match std::fs::write(path, bytes) {
+            Ok(()) => return Ok(None),
+            Err(e) => e,
+        };
+        cancel.block_on(async { tokio::time::sleep(SPOOL_RETRY_PAUSE).await })?;
+        match std::fs::write(path, bytes) {
+            Ok(()) => Ok(Some(format!(
+                "writing crumb file {} failed ({first}); the retry worked",
+                path.display()
+            ))),
+            Err(error) => Err(PublishError::Spool {
+                path: path.to_path_buf(),
+                error,
+            }),
+        }
+    }
+
     /// Torrent Maker + Program Scheduler: every crumb becomes a torrent seeded by the
     /// super seed; the Segment enters the window; expired Segments stop being seeded
-    /// and their files are deleted (unless archived).
-    pub fn publish(&mut self, crumbs: Vec<IncomingCrumb>) -> anyhow::Result<PublishOutcome> {
+    /// and their files are deleted (unless archived). The crumb files are all written
+    /// first: when one cannot be written (retry included) nothing of the Segment is
+    /// published and the channel stays as it was. Waits on the runtime end early with
+    /// [`PublishError::Cancelled`] when `cancel` fires.
+    pub fn publish(
+        &mut self,
+        crumbs: Vec<IncomingCrumb>,
+        cancel: &Canceller,
+    ) -> Result<PublishOutcome, PublishError> {
         let Some(first) = crumbs.first() else {
-            bail!("no crumbs to publish")
+            return Err(anyhow::anyhow!("no crumbs to publish").into());
         };
         let info = first.crumb.segment.clone();
         let seq = info.seq;
         let mut announce = vec![self.shared.lock().unwrap().tracker_url.clone()];
         announce.extend(self.config.announce_urls.iter().cloned());
-        let mut published = Vec::with_capacity(crumbs.len());
-        let mut bytes = 0u64;
-        let mut caps = None;
+        let mut files = Vec::with_capacity(crumbs.len());
+        let mut write_retries = Vec::new();
         for c in &crumbs {
             let name = format!(
                 "{}-{:010}-{:03}.crumb",
                 self.config.name, seq, c.crumb.index
             );
             let path = self.spool.join(&name);
-            std::fs::write(&path, &c.bytes)
-                .with_context(|| format!("cannot write {}", path.display()))?;
-            let torrent = make_torrent(&name, &c.bytes, self.config.piece_size, &announce)?;
+            match Self::write_crumb(&path, &c.bytes, cancel) {
+                Ok(retried) => write_retries.extend(retried),
+                Err(e) => {
+                    for (_, written) in &files {
+                        let _ = std::fs::remove_file(written);
+                    }
+                    return Err(e);
+                }
+            }
+            files.push((name, path));
+        }
+        let mut published = Vec::with_capacity(crumbs.len());
+        let mut bytes = 0u64;
+        let mut caps = None;
+        for (c, (name, path)) in crumbs.iter().zip(&files) {
+            let torrent = make_torrent(name, &c.bytes, self.config.piece_size, &announce)?;
             self.shared
                 .lock()
                 .unwrap()
                 .tracker
                 .register(torrent.info_hash);
-            let id = RUNTIME.block_on(self.session.seed(&torrent, &path, Vec::new()))?;
+            let id = cancel.block_on(self.session.seed(&torrent, path, Vec::new()))??;
             self.seeded.insert((seq, c.crumb.index), id);
+            self.seeded_count
+                .store(self.seeded.len(), Ordering::Relaxed);
             self.shared
                 .lock()
                 .unwrap()
@@ -316,22 +483,24 @@ impl Channel {
         }
         let mut shared = self.shared.lock().unwrap();
         let now = shared.now();
-        let expired = shared.scheduler.publish(
-            PublishedSegment {
-                seq,
-                duration: info.duration,
-                crumbs: published,
-                pts: info.pts,
-            },
-            now,
-        )?;
+        let expired = shared
+            .scheduler
+            .publish(
+                PublishedSegment {
+                    seq,
+                    duration: info.duration,
+                    crumbs: published,
+                    pts: info.pts,
+                },
+                now,
+            )
+            .map_err(anyhow::Error::from)?;
         if caps.is_some() {
             shared.caps = caps;
         }
         shared.stats.segments_published += 1;
         // The HTTP stats document reads this; it is refreshed once per Segment.
         shared.stats.bytes_uploaded = self.session.total_uploaded();
-        shared.stats.torrents_seeded = self.seeded.len();
         shared.stats.crumbs_published += crumbs.len() as u64;
         shared.stats.bytes_published += bytes;
         let mut expired_seqs = Vec::new();
@@ -350,6 +519,9 @@ impl Channel {
                 }
             }
         }
+        self.seeded_count
+            .store(self.seeded.len(), Ordering::Relaxed);
+        shared.stats.torrents_seeded = self.seeded.len();
         let window = shared
             .scheduler
             .live_range()
@@ -358,7 +530,7 @@ impl Channel {
         drop(shared);
         for id in to_remove {
             // Deletes the crumb file too.
-            RUNTIME.block_on(self.session.remove(id, true))?;
+            cancel.block_on(self.session.remove(id, true))??;
         }
         Ok(PublishOutcome {
             seq,
@@ -366,6 +538,7 @@ impl Channel {
             bytes,
             expired: expired_seqs,
             window,
+            write_retries,
         })
     }
 
@@ -388,10 +561,7 @@ impl Channel {
     }
 
     pub fn stats(&self) -> StatsDoc {
-        let mut st = self.shared.lock().unwrap().stats_doc();
-        st.bytes_uploaded = self.session.total_uploaded();
-        st.torrents_seeded = self.seeded.len();
-        st
+        self.stats_handle().stats()
     }
 
     /// Stops the server and the super seed; removes the private spool.
@@ -405,6 +575,7 @@ impl Channel {
         }
         let res = RUNTIME.block_on(self.session.shutdown());
         self.seeded.clear();
+        self.seeded_count.store(0, Ordering::Relaxed);
         if self.private_spool {
             let _ = std::fs::remove_dir_all(&self.spool);
         }

@@ -19,6 +19,7 @@ use crate::core::client::{
 };
 use crate::core::crumb::Crumb;
 use crate::core::reassembly::{Output, Reassembler};
+use crate::core::uplink::{UplinkConfig, UploadGovernor};
 use crate::p2p::{P2pSession, RUNTIME, SessionConfig, TorrentId};
 
 /// What the client does with a channel.
@@ -43,6 +44,9 @@ pub struct ClientSettings {
     /// On-demand: play from this Segment.
     pub start: Option<u64>,
     pub client_id: String,
+    /// The upload governor (`core::uplink`); None: uploads limited only by
+    /// `max_upload_rate`.
+    pub uplink: Option<UplinkConfig>,
 }
 
 /// What the element receives, in order.
@@ -75,6 +79,10 @@ pub struct ClientTotals {
     pub bytes_from_peers: u64,
     pub crumbs_malformed: u64,
     pub torrents_seeding: usize,
+    /// The upload limit in force, bytes/s (None: unlimited).
+    pub upload_limit: Option<u32>,
+    /// The uplink's queueing delay at the last window poll, ns.
+    pub uplink_delay: Option<u64>,
 }
 
 /// A running client. Dropping it stops the task and the session.
@@ -124,6 +132,9 @@ impl Client {
         let (tx, rx) = mpsc::channel();
         let stop = Arc::new(AtomicBool::new(false));
         let totals = Arc::new(Mutex::new(ClientTotals::default()));
+        let governor = settings.uplink.clone().map(UploadGovernor::new);
+        // The governor's first limit is set at the first round.
+        let applied_upload_limit = settings.max_upload_rate;
         let runner = Runner {
             http: reqwest::Client::builder()
                 .timeout(Duration::from_secs(5))
@@ -139,6 +150,9 @@ impl Client {
             active: HashMap::new(),
             done: HashSet::new(),
             fallback_pending: HashSet::new(),
+            governor,
+            applied_upload_limit,
+            clock: Instant::now(),
             super_seed: None,
             reassembler: Reassembler::new(0),
             window_ok_once: false,
@@ -188,6 +202,10 @@ struct Runner {
     done: HashSet<(u64, u16)>,
     /// Crumbs whose torrent is to get the super seed as a peer once it is live.
     fallback_pending: HashSet<(u64, u16)>,
+    governor: Option<UploadGovernor>,
+    applied_upload_limit: Option<u32>,
+    /// The origin of the engine's and the governor's `now`.
+    clock: Instant,
     super_seed: Option<SocketAddr>,
     reassembler: Reassembler,
     window_ok_once: bool,
@@ -197,10 +215,14 @@ struct Runner {
 
 impl Runner {
     async fn run(mut self) {
-        let t0 = Instant::now();
+        let t0 = self.clock;
         let now = || t0.elapsed().as_nanos() as u64;
         let mut engine = ClientEngine::new(self.settings.engine.clone(), now());
         if let Some(seq) = self.settings.start {
+            // On demand the engine asks for Segments, not the window: read it once
+            // first for the super seed's address (the fallback needs it at once).
+            // A failure here shows again at the liveness poll.
+            let _ = self.fetch_window().await;
             engine.start_at(now(), seq);
         }
         let mut relay_tick = Instant::now();
@@ -295,7 +317,24 @@ impl Runner {
             Some(k) => format!("{}?after={k}", self.settings.url),
             None => self.settings.url.clone(),
         };
-        let body = self.get(&url).await?.bytes().await?;
+        let sent = self.now();
+        let response = match self.get(&url).await {
+            Ok(r) => r,
+            Err(e) => {
+                if let Some(g) = self.governor.as_mut() {
+                    g.on_no_answer(sent);
+                }
+                return Err(e);
+            }
+        };
+        let received = response
+            .headers()
+            .get(crate::core::api::RECEIVED_HEADER)
+            .and_then(|v| v.to_str().ok()?.parse::<u64>().ok());
+        if let (Some(g), Some(received)) = (self.governor.as_mut(), received) {
+            g.on_delay_sample(self.clock.elapsed().as_nanos() as u64, sent, received);
+        }
+        let body = response.bytes().await?;
         let doc: WindowDoc =
             serde_json::from_slice(&body).context("the channel's window is not valid JSON")?;
         self.window_ok_once = true;
@@ -307,8 +346,18 @@ impl Runner {
         for s in &doc.segments {
             self.docs.insert(s.seq, s.clone());
         }
-        // Sharing: crumbs of Segments that left the window are no use to anyone.
-        if let Some(first) = doc.oldest.or(doc.segments.first().map(|s| s.seq)) {
+        // Sharing: crumbs of Segments that left the window are no use to anyone. On
+        // demand, archived Segments are played on purpose: only those a window behind
+        // the one playing go.
+        let live_first = doc.oldest.or(doc.segments.first().map(|s| s.seq));
+        let first = match self.settings.start {
+            None => live_first,
+            Some(_) => {
+                let playing = self.totals.lock().unwrap().engine.current_seq;
+                playing.map(|p| p.saturating_sub(u64::from(doc.window_size.max(1))))
+            }
+        };
+        if let Some(first) = first {
             let old: Vec<(u64, u16)> = self
                 .active
                 .keys()
@@ -453,6 +502,9 @@ impl Runner {
                         .sum();
                     (bytes, doc.duration)
                 });
+                if self.governor.as_ref().is_some_and(UploadGovernor::weak) {
+                    self.stop_seeding(seq).await;
+                }
                 let _ = self.tx.send(ClientEvent::Segment {
                     record,
                     bytes_from_super_seed: from_seed,
@@ -471,6 +523,37 @@ impl Runner {
             }
         }
         Ok(())
+    }
+
+    /// A weak uplink does not seed: the torrents of Segments up to `seq` go (their
+    /// crumbs were output already).
+    async fn stop_seeding(&mut self, seq: u64) {
+        let old: Vec<(u64, u16)> = self.active.keys().filter(|k| k.0 <= seq).copied().collect();
+        for k in old {
+            if let Some(id) = self.active.remove(&k) {
+                let _ = self.session.remove(id, true).await;
+            }
+            self.fallback_pending.remove(&k);
+        }
+    }
+
+    fn now(&self) -> u64 {
+        self.clock.elapsed().as_nanos() as u64
+    }
+
+    /// Applies the governor's upload limit (never above `max-upload-rate`).
+    fn govern_uploads(&mut self, now: u64, uploaded: u64) {
+        let Some(g) = self.governor.as_mut() else {
+            return;
+        };
+        g.on_uploaded(now, uploaded);
+        let cap = self.settings.max_upload_rate;
+        let limit = Some(cap.map_or(g.limit(), |c| c.min(g.limit())));
+        if limit != self.applied_upload_limit {
+            self.applied_upload_limit = limit;
+            self.session
+                .set_rate_limits(limit, self.settings.max_download_rate);
+        }
     }
 
     /// Bytes of Segment `seq` fetched from the super seed and from other peers.
@@ -522,10 +605,18 @@ impl Runner {
         if let Some(e) = engine {
             e.on_bytes_received(now, total);
         }
+        let uploaded = self.session.total_uploaded();
+        self.govern_uploads(now, uploaded);
         let mut t = self.totals.lock().unwrap();
         t.bytes_downloaded = total;
-        t.bytes_uploaded = self.session.total_uploaded();
-        t.torrents_seeding = self.done.len();
+        t.bytes_uploaded = uploaded;
+        t.upload_limit = self.applied_upload_limit;
+        t.uplink_delay = self.governor.as_ref().and_then(|g| g.last_delay());
+        t.torrents_seeding = self
+            .done
+            .iter()
+            .filter(|k| self.active.contains_key(k))
+            .count();
     }
 
     /// Relay: fetch every crumb of every Segment in the window.

@@ -101,6 +101,11 @@ pub struct StatsDoc {
     pub torrents_seeded: usize,
 }
 
+/// Response header of the window (`GET /<channel>`): the channel's clock, in ns from
+/// its start, when the request arrived. The client's upload governor
+/// ([`super::uplink`]) reads its uplink's queueing delay from it.
+pub const RECEIVED_HEADER: &str = "x-crumbs-received-ns";
+
 /// Hex of an info-hash.
 pub fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()

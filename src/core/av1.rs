@@ -67,6 +67,13 @@ fn read_obu(data: &[u8], start: usize) -> Result<Obu, ParseError> {
         return Err(ParseError::Malformed("AV1 obu_forbidden_bit set"));
     }
     let obu_type = (header >> 3) & 0x0f;
+    if !matches!(obu_type, OBU_SEQUENCE_HEADER..=OBU_TILE_LIST | OBU_PADDING) {
+        // 0 and 9..=14 are reserved: no encoder writes them.
+        return Err(ParseError::Malformed("AV1 reserved obu_type"));
+    }
+    if header & 0x01 != 0 {
+        return Err(ParseError::Malformed("AV1 obu_reserved_1bit set"));
+    }
     let has_extension = header & 0x04 != 0;
     let has_size = header & 0x02 != 0;
     let mut at = 1;
@@ -75,6 +82,11 @@ fn read_obu(data: &[u8], start: usize) -> Result<Obu, ParseError> {
             .get(1)
             .ok_or(ParseError::Truncated("AV1 OBU extension header"))?;
         at += 1;
+        if ext & 0x07 != 0 {
+            return Err(ParseError::Malformed(
+                "AV1 extension_header_reserved_3bits set",
+            ));
+        }
         Some((ext >> 5, (ext >> 3) & 3))
     } else {
         None
@@ -114,6 +126,52 @@ pub fn split_obus(data: &[u8]) -> Result<Vec<Obu>, ParseError> {
     Ok(obus)
 }
 
+/// What a temporal unit as av1parse gives it (`alignment=tu`) must look like beyond
+/// parsing OBU by OBU (AV1 spec 7.5): it starts with its temporal delimiter (or, in
+/// streams cut without them, a sequence header), a temporal delimiter has an empty
+/// payload and comes nowhere else, the first OBU has its obu_size, and a sequence
+/// header names a defined profile.
+/// Random bytes almost never pass this, so garbage is refused instead of being cut
+/// into Segments.
+fn check_temporal_unit(data: &[u8], obus: &[Obu]) -> Result<(), ParseError> {
+    match obus.first().map(|o| o.obu_type) {
+        Some(OBU_TEMPORAL_DELIMITER | OBU_SEQUENCE_HEADER) => {}
+        _ => {
+            return Err(ParseError::Malformed(
+                "AV1 temporal unit that starts with neither a temporal delimiter nor a sequence header",
+            ));
+        }
+    }
+    // Only the last OBU may run to the end of the buffer without obu_size, so a unit of
+    // more than one OBU starts with a sized one; a lone unsized one is not a unit
+    // either (av1parse writes every size).
+    if data.get(obus[0].range.start).is_some_and(|h| h & 0x02 == 0) {
+        return Err(ParseError::Malformed(
+            "AV1 temporal unit whose first OBU has no obu_size",
+        ));
+    }
+    for (i, obu) in obus.iter().enumerate() {
+        match obu.obu_type {
+            OBU_TEMPORAL_DELIMITER if i > 0 => {
+                return Err(ParseError::Malformed(
+                    "AV1 temporal delimiter inside a temporal unit",
+                ));
+            }
+            OBU_TEMPORAL_DELIMITER if !obu.payload.is_empty() => {
+                return Err(ParseError::Malformed(
+                    "AV1 temporal delimiter with a payload",
+                ));
+            }
+            // seq_profile (3 bits): 0, 1 and 2 are defined.
+            OBU_SEQUENCE_HEADER if data.get(obu.payload.start).is_some_and(|b| b >> 5 > 2) => {
+                return Err(ParseError::Malformed("AV1 sequence header seq_profile"));
+            }
+            _ => {}
+        }
+    }
+    Ok(())
+}
+
 /// Whether the frame header starting `payload` is a key frame that is decoded (not
 /// shown again with show_existing_frame). Only the first bits of
 /// uncompressed_header() are needed (AV1 spec 5.9.2).
@@ -143,6 +201,7 @@ fn is_key_frame(payload: &[u8], reduced_still_picture_header: bool) -> Option<bo
 /// have it from the caps; the buffer flags decide).
 pub fn classify(data: &[u8]) -> Result<ClassifiedAu, ParseError> {
     let obus = split_obus(data)?;
+    check_temporal_unit(data, &obus)?;
     let mut b = PartBuilder::with_capacity(obus.len());
     // reduced_still_picture_header of the first sequence header of the unit.
     let mut reduced_still: Option<bool> = None;
@@ -344,6 +403,61 @@ mod tests {
             classify(&obu(OBU_SEQUENCE_HEADER, None, &[])),
             Err(ParseError::Truncated(_))
         ));
+    }
+
+    #[test]
+    fn temporal_unit_shape_is_checked() {
+        let frame = obu(OBU_FRAME, None, KEY);
+        // A first OBU without obu_size.
+        let mut data = tu(&[obu(OBU_SEQUENCE_HEADER, None, SEQ)]);
+        data[0] &= !0x02;
+        data.remove(1);
+        assert!(matches!(classify(&data), Err(ParseError::Malformed(_))));
+        // Frame data first: no temporal delimiter, no sequence header.
+        assert!(matches!(classify(&frame), Err(ParseError::Malformed(_))));
+        let data = tu(&[obu(OBU_PADDING, None, &[0]), obu(TD, None, &[])]);
+        assert!(matches!(classify(&data), Err(ParseError::Malformed(_))));
+        // A second temporal delimiter, or one with a payload.
+        let data = tu(&[obu(TD, None, &[]), frame.clone(), obu(TD, None, &[])]);
+        assert!(matches!(classify(&data), Err(ParseError::Malformed(_))));
+        let data = tu(&[obu(TD, None, &[0x00]), frame.clone()]);
+        assert!(matches!(classify(&data), Err(ParseError::Malformed(_))));
+        // seq_profile 3..7 is reserved.
+        let data = tu(&[obu(OBU_SEQUENCE_HEADER, None, &[0x60, 0, 0]), frame.clone()]);
+        assert!(matches!(classify(&data), Err(ParseError::Malformed(_))));
+        // Reserved OBU types and reserved bits.
+        for t in [0u8, 9, 12, 14] {
+            let data = tu(&[obu(TD, None, &[]), obu(t, None, &[1])]);
+            assert!(
+                matches!(classify(&data), Err(ParseError::Malformed(_))),
+                "obu_type {t}"
+            );
+        }
+        let mut data = tu(&[obu(TD, None, &[]), frame.clone()]);
+        data[2] |= 0x01; // obu_reserved_1bit of the frame
+        assert!(matches!(classify(&data), Err(ParseError::Malformed(_))));
+        let mut data = tu(&[obu(TD, None, &[]), obu(OBU_FRAME, Some((1, 1)), INTER)]);
+        data[3] |= 0x01; // extension_header_reserved_3bits
+        assert!(matches!(classify(&data), Err(ParseError::Malformed(_))));
+        // The well-formed versions pass.
+        assert!(classify(&tu(&[obu(TD, None, &[]), frame.clone()])).is_ok());
+        assert!(classify(&tu(&[obu(OBU_SEQUENCE_HEADER, None, SEQ), frame])).is_ok());
+    }
+
+    /// Random bytes are refused (almost) always: the reason garbage with AV1 caps makes
+    /// svcsegmenter fail instead of publishing Segments.
+    #[test]
+    fn random_bytes_are_not_temporal_units() {
+        let mut rng = Lcg(0xa71);
+        let mut accepted = 0;
+        for _ in 0..20_000 {
+            let len = 1 + (rng.next_u32() % 4096) as usize;
+            let data: Vec<u8> = (0..len).map(|_| rng.next_u32() as u8).collect();
+            if classify(&data).is_ok() {
+                accepted += 1;
+            }
+        }
+        assert!(accepted <= 20, "{accepted} of 20000 random buffers passed");
     }
 
     /// The temporal units of an IVF file: 32-byte file header, then per frame a 12-byte

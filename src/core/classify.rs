@@ -46,8 +46,12 @@ fn whole_frame(
     })
 }
 
-/// VP8 frame tag (RFC 6386, 9.1): bit 0 of the first byte is 0 for a key frame, whose
-/// tag is followed by the start code 9d 01 2a and the frame size.
+/// VP8 frame tag (RFC 6386, 9.1): a 3-byte little-endian field with bit 0 = 0 for a
+/// key frame, bits 1-3 the version (0-3; libvpx refuses the rest), bit 4 show_frame
+/// (0 for the invisible alt-ref frames vp8enc makes) and bits 5-23 the size of the
+/// first partition, which must be in the buffer. A key frame continues with the start
+/// code 9d 01 2a and a non-zero 14-bit width and height. Random bytes almost never
+/// pass, so garbage with VP8 caps is refused instead of passing as inter frames.
 fn vp8_keyframe(data: &[u8]) -> Result<bool, ParseError> {
     if data.is_empty() {
         return Err(ParseError::Empty);
@@ -55,16 +59,34 @@ fn vp8_keyframe(data: &[u8]) -> Result<bool, ParseError> {
     if data.len() < 3 {
         return Err(ParseError::Truncated("VP8 frame tag"));
     }
-    if data[0] & 1 != 0 {
-        return Ok(false);
+    let tag = u32::from(data[0]) | u32::from(data[1]) << 8 | u32::from(data[2]) << 16;
+    let key = tag & 1 == 0;
+    let version = (tag >> 1) & 7;
+    let first_partition = (tag >> 5) as usize;
+    if version > 3 {
+        return Err(ParseError::Malformed("VP8 frame tag version"));
     }
-    if data.len() < 10 {
+    if first_partition == 0 {
+        return Err(ParseError::Malformed("VP8 first partition size 0"));
+    }
+    let header = if key { 10 } else { 3 };
+    if data.len() < header {
         return Err(ParseError::Truncated("VP8 key frame header"));
     }
-    if data[3..6] != [0x9d, 0x01, 0x2a] {
-        return Err(ParseError::Malformed("VP8 key frame start code"));
+    if key {
+        if data[3..6] != [0x9d, 0x01, 0x2a] {
+            return Err(ParseError::Malformed("VP8 key frame start code"));
+        }
+        let width = u16::from_le_bytes([data[6], data[7]]) & 0x3fff;
+        let height = u16::from_le_bytes([data[8], data[9]]) & 0x3fff;
+        if width == 0 || height == 0 {
+            return Err(ParseError::Malformed("VP8 key frame dimensions"));
+        }
     }
-    Ok(true)
+    if first_partition > data.len() - header {
+        return Err(ParseError::Truncated("VP8 first partition"));
+    }
+    Ok(key)
 }
 
 /// VP9 uncompressed header (VP9 bitstream spec, 6.2) up to the key frame sync code.
@@ -266,9 +288,9 @@ mod tests {
     use super::*;
 
     fn vp8_key() -> Vec<u8> {
-        // key frame, version 0, shown, first partition size 16; 9d 01 2a; 64x64
+        // key frame, version 0, shown, first partition size 1; 9d 01 2a; 64x64
         vec![
-            0x10, 0x02, 0x00, 0x9d, 0x01, 0x2a, 0x40, 0x00, 0x40, 0x00, 0xaa,
+            0x30, 0x00, 0x00, 0x9d, 0x01, 0x2a, 0x40, 0x00, 0x40, 0x00, 0xaa,
         ]
     }
 
@@ -284,7 +306,8 @@ mod tests {
             }]
         );
         assert_eq!(au.keyframe, Some(true));
-        let inter = [0x31, 0x01, 0x00, 0x12];
+        // inter frame, version 0, shown, first partition size 1
+        let inter = [0x31, 0x00, 0x00, 0x12];
         let au = classify(Codec::Vp8, &inter, None).unwrap();
         assert_eq!(au.parts[0].class, PartClass::Layer(LayerId::BASE));
         assert_eq!(au.keyframe, Some(false));
@@ -307,6 +330,49 @@ mod tests {
             classify(Codec::Vp8, &bad, None),
             Err(ParseError::Malformed(_))
         ));
+        // Version 4..7, first partition size 0 or beyond the buffer, zero dimensions.
+        let inter = [0x31, 0x00, 0x00, 0x12];
+        for (i, bad) in [
+            [0x39, 0x00, 0x00, 0x12], // version 4
+            [0x11, 0x00, 0x00, 0x12], // first partition size 0
+            [0x51, 0x00, 0x00, 0x12], // first partition size 2, 1 byte left
+        ]
+        .iter()
+        .enumerate()
+        {
+            assert!(classify(Codec::Vp8, bad, None).is_err(), "case {i}");
+        }
+        assert!(classify(Codec::Vp8, &inter, None).is_ok());
+        let mut bad = vp8_key();
+        bad[6] = 0;
+        bad[7] = 0xc0; // width 0 (scale bits set)
+        assert!(matches!(
+            classify(Codec::Vp8, &bad, None),
+            Err(ParseError::Malformed(_))
+        ));
+        // An invisible (alt-ref) inter frame is fine.
+        assert_eq!(
+            classify(Codec::Vp8, &[0x21, 0x00, 0x00, 0x12], None)
+                .unwrap()
+                .keyframe,
+            Some(false)
+        );
+    }
+
+    /// Random bytes are refused (almost) always, so garbage with VP8 caps gives an
+    /// error instead of passing as inter frames.
+    #[test]
+    fn vp8_random_bytes_are_refused() {
+        let mut rng = Lcg(0x0f8);
+        let mut accepted = 0;
+        for _ in 0..20_000 {
+            let len = 1 + (rng.next_u32() % 4096) as usize;
+            let data: Vec<u8> = (0..len).map(|_| rng.next_u32() as u8).collect();
+            if classify(Codec::Vp8, &data, None).is_ok() {
+                accepted += 1;
+            }
+        }
+        assert!(accepted <= 100, "{accepted} of 20000 random buffers passed");
     }
 
     #[test]

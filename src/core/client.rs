@@ -42,6 +42,10 @@ pub const DEFAULT_PEER_PATIENCE: u64 = 300_000_000;
 /// super seed is asked (the rest is a margin for the pace to drop).
 const FALLBACK_PACE_SHARE: f64 = 0.75;
 
+/// A crumb arriving at this share of R or more is limited by the client's own line,
+/// not by its sources: the super seed would not speed it up.
+const OWN_LINE_SHARE: f64 = 0.4;
+
 /// Settings of a client engine, as crumbsrc's properties set them.
 #[derive(Clone, Debug, PartialEq)]
 pub struct ClientConfig {
@@ -197,6 +201,8 @@ pub enum ClientError {
 struct SegmentMeta {
     duration: u64,
     sizes: Vec<u64>,
+    /// Largest BitTorrent piece length of its crumbs (bytes).
+    piece_length: u64,
 }
 
 impl SegmentMeta {
@@ -211,9 +217,11 @@ impl SegmentMeta {
                 .iter()
                 .enumerate()
                 .all(|(i, c)| usize::from(c.0) == i + 1);
+        let piece_length = doc.crumbs.iter().map(|c| u64::from(c.piece_length)).max();
         ok.then(|| SegmentMeta {
             duration: doc.duration,
             sizes: crumbs.into_iter().map(|c| c.1).collect(),
+            piece_length: piece_length.unwrap_or(0),
         })
     }
 }
@@ -240,6 +248,7 @@ struct Current {
     te: u64,
     d: u16,
     duration: u64,
+    piece_length: u64,
     sizes: Vec<u64>,
     requested: Vec<bool>,
     done: Vec<bool>,
@@ -460,24 +469,40 @@ impl ClientEngine {
 
     /// The earliest end of peer patience among crumbs still waiting for it.
     fn patience_ends(&self, cur: &Current, patience: u64) -> Option<u64> {
+        let rate = self.rate.rate(self.last_now);
         (0..cur.sizes.len())
             .filter(|&i| cur.requested[i] && !cur.done[i] && !cur.fell_back[i])
-            .map(|i| Self::patience_end(cur, i, patience))
+            .map(|i| Self::patience_end(cur, i, patience, rate))
             .filter(|&t| t > self.last_now)
             .min()
     }
 
-    fn patience_end(cur: &Current, i: usize, patience: u64) -> u64 {
+    /// When crumb `i` may fall back: the patience, plus the time its first piece takes
+    /// at R (progress is only seen piece by piece: on a 256 kbit/s line a 16 KiB
+    /// piece takes half a second from the best of peers), at most half the time to
+    /// the deadline.
+    fn patience_end(cur: &Current, i: usize, patience: u64, rate: Option<f64>) -> u64 {
         let t0 = cur.requested_at[i];
+        let first_piece = match cur.piece_length {
+            0 => cur.sizes[i],
+            p => cur.sizes[i].min(p),
+        };
+        let wait = rate
+            .filter(|r| r.is_finite() && *r > 0.0)
+            .map_or(0, |r| (first_piece as f64 * 1e9 / r) as u64);
+        let patience = patience.saturating_add(wait);
         t0.saturating_add(patience.min(cur.deadline.saturating_sub(t0) / 2))
     }
 
     /// Peers first: asks for the super seed for each crumb in flight whose patience
-    /// is over and that has no byte yet or whose pace would miss the deadline.
+    /// is over and that has no byte yet or whose pace would miss the deadline, unless
+    /// that pace is already a good share of R: then the client's own line is the
+    /// bottleneck, and one more source would only split it (and fetch twice).
     fn check_fallbacks(&mut self, now: u64) {
         let Some(patience) = self.config.peer_patience else {
             return;
         };
+        let rate = self.rate.rate(now);
         let Some(cur) = self.current.as_mut() else {
             return;
         };
@@ -485,14 +510,16 @@ impl ClientEngine {
             if !cur.requested[i] || cur.done[i] || cur.fell_back[i] {
                 continue;
             }
-            if now < Self::patience_end(cur, i, patience) {
+            if now < Self::patience_end(cur, i, patience, rate) {
                 continue;
             }
             let (have, size) = (cur.have[i], cur.sizes[i]);
             let elapsed = now.saturating_sub(cur.requested_at[i]).max(1) as f64;
             let left = cur.deadline.saturating_sub(now) as f64;
             let needs = size.saturating_sub(have) as f64 * elapsed / have.max(1) as f64;
-            if have == 0 || needs > FALLBACK_PACE_SHARE * left {
+            let pace = have as f64 * 1e9 / elapsed;
+            let own_line = rate.is_some_and(|r| pace >= OWN_LINE_SHARE * r);
+            if have == 0 || (needs > FALLBACK_PACE_SHARE * left && !own_line) {
                 cur.fell_back[i] = true;
                 self.stats.super_seed_fallbacks += 1;
                 self.actions.push(Action::UseSuperSeed {
@@ -694,6 +721,7 @@ impl ClientEngine {
             te,
             d,
             duration,
+            piece_length: meta.piece_length,
             sizes: meta.sizes.clone(),
             requested: vec![false; n],
             done: vec![false; n],

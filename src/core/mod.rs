@@ -17,7 +17,9 @@ pub mod rate;
 pub mod reassembly;
 pub mod scheduler;
 pub mod segmenter;
+pub mod spool;
 pub mod tracker;
+pub mod uplink;
 
 use std::ops::Range;
 

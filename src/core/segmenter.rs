@@ -167,6 +167,12 @@ impl Segmenter {
         closed
     }
 
+    /// True once a key frame was taken since the start, a caps change or a resync:
+    /// access units pushed now go into a Segment instead of being dropped.
+    pub fn synced(&self) -> bool {
+        self.synced
+    }
+
     /// The caps string of the stream, once known.
     pub fn caps(&self) -> Option<String> {
         self.codec.as_ref().map(|(_, c)| c.clone())

@@ -464,10 +464,15 @@ impl Tracker {
         let fanout = self.config.super_seed_fanout as usize;
         let mut granted = false;
         if let Some((ss_addr, ss_id)) = super_seed.filter(|s| !stopped && !seed && s.0 != addr) {
-            let other_seed = swarm
-                .peers
-                .iter()
-                .any(|(id, p)| p.seed && *id != req.peer_id && !same_peer(Some(ss_addr), p.addr));
+            // Only a seed heard within about one interval: librqbit never announces
+            // `stopped`, so a peer that dropped the crumb stays listed up to the TTL.
+            let fresh = u64::from(self.config.interval_s) * 1_500_000_000;
+            let other_seed = swarm.peers.iter().any(|(id, p)| {
+                p.seed
+                    && *id != req.peer_id
+                    && !same_peer(Some(ss_addr), p.addr)
+                    && now.saturating_sub(p.last_seen) < fresh
+            });
             let grant = fanout == 0
                 || swarm.granted.contains(&req.peer_id)
                 || (swarm.granted.len() < fanout && !other_seed)
@@ -1098,6 +1103,11 @@ mod tests {
         assert!(compact_peers(&other).is_empty(), "a seed gets no seeds");
         let body = announce(&mut t, &query(hash(3), 7, 6000, "&left=5"), "10.0.0.7:1", 0);
         assert_eq!(compact_peers(&body), vec![src("10.0.0.50:6050")]);
+        // A seed not heard for more than about an interval may have dropped the crumb
+        // (librqbit never says `stopped`): it no longer stands in for the super seed.
+        let q = query(hash(3), 8, 6000, "&left=5");
+        let body = announce(&mut t, &q, "10.0.0.8:1", 20 * SEC);
+        assert_eq!(compact_peers(&body)[0], seed);
         assert_eq!(t.super_seed_grants(), 3);
         t.remove_torrent(&hash(3));
         assert_eq!(t.swarm_counts(&hash(1), 0), Some((1, 6)));

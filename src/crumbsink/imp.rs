@@ -13,7 +13,10 @@ use gst_base::prelude::*;
 use gst_base::subclass::prelude::*;
 use once_cell::sync::Lazy;
 
-use crate::channel::{Channel, ChannelConfig, IncomingCrumb};
+use crate::channel::{
+    Canceller, Channel, ChannelConfig, ChannelStatsHandle, IncomingCrumb, PublishError,
+    ServerLimits,
+};
 use crate::core::crumb::Crumb;
 
 static CAT: Lazy<gst::DebugCategory> = Lazy::new(|| {
@@ -34,6 +37,15 @@ const DEFAULT_MAX_UPLOAD_RATE: u32 = 0;
 const DEFAULT_ARCHIVE: bool = false;
 const DEFAULT_TRACKER_INTERVAL: u32 = 15;
 const DEFAULT_SUPER_SEED_FANOUT: u32 = 2;
+const DEFAULT_HEADER_TIMEOUT_MS: u32 = 10_000;
+const DEFAULT_IDLE_TIMEOUT_MS: u32 = 30_000;
+/// Well below the common 1,024 file descriptors a process may hold: crumb files,
+/// torrents and peer sockets need theirs too.
+const DEFAULT_MAX_CONNECTIONS: u32 = 512;
+const DEFAULT_MAX_CONNECTIONS_PER_ADDRESS: u32 = 256;
+/// A Segment whose crumb files cannot be written (retry included) is skipped with a
+/// warning; this many in a row is an element error.
+const MAX_WRITE_FAILURES_IN_A_ROW: u32 = 3;
 
 #[derive(Debug, Clone)]
 struct Settings {
@@ -49,6 +61,10 @@ struct Settings {
     announce_urls: Vec<String>,
     tracker_interval: u32,
     super_seed_fanout: u32,
+    header_timeout_ms: u32,
+    idle_timeout_ms: u32,
+    max_connections: u32,
+    max_connections_per_address: u32,
 }
 
 impl Default for Settings {
@@ -66,18 +82,33 @@ impl Default for Settings {
             announce_urls: Vec::new(),
             tracker_interval: DEFAULT_TRACKER_INTERVAL,
             super_seed_fanout: DEFAULT_SUPER_SEED_FANOUT,
+            header_timeout_ms: DEFAULT_HEADER_TIMEOUT_MS,
+            idle_timeout_ms: DEFAULT_IDLE_TIMEOUT_MS,
+            max_connections: DEFAULT_MAX_CONNECTIONS,
+            max_connections_per_address: DEFAULT_MAX_CONNECTIONS_PER_ADDRESS,
         }
     }
 }
 
+/// Lock discipline: `state` and `settings` are held only for short bookkeeping. No
+/// message is posted, no event pushed and no IO done (publishing, librqbit, files,
+/// HTTP) while either is held: a bus sync handler reading `stats` runs on the posting
+/// thread and takes `state`. The channel is taken out of `state` while it publishes.
 #[derive(Default)]
 struct State {
+    /// None while stopped, or while the streaming thread publishes with it.
     channel: Option<Channel>,
+    /// Where `stats` reads the channel's figures, publishing or not.
+    stats: Option<ChannelStatsHandle>,
+    /// False once stopped: a channel coming back from publishing is then stopped.
+    running: bool,
     /// Crumbs of the Segment being received, by index.
     pending: BTreeMap<u16, IncomingCrumb>,
     pending_seq: Option<u64>,
     malformed: u64,
     incomplete_segments: u64,
+    write_failures: u64,
+    write_failures_in_a_row: u32,
     last_rho: Option<f64>,
 }
 
@@ -86,6 +117,8 @@ pub struct CrumbSink {
     settings: Mutex<Settings>,
     state: Mutex<State>,
     url: Mutex<Option<String>>,
+    /// Ends the streaming thread's waits on the runtime (`unlock`).
+    canceller: Canceller,
 }
 
 impl CrumbSink {
@@ -123,12 +156,20 @@ impl CrumbSink {
             announce_urls: s.announce_urls,
             tracker_interval: s.tracker_interval,
             super_seed_fanout: s.super_seed_fanout,
+            limits: ServerLimits {
+                header_timeout: std::time::Duration::from_millis(s.header_timeout_ms as u64),
+                idle_timeout: std::time::Duration::from_millis(s.idle_timeout_ms as u64),
+                max_connections: s.max_connections,
+                max_connections_per_address: s.max_connections_per_address,
+            },
         })
     }
 
     /// Publishes the pending Segment: its complete prefix of crumbs (a crumb lost
-    /// upstream makes the crumbs after it useless to every client).
-    fn publish_pending(&self, state: &mut State) -> Result<(), gst::ErrorMessage> {
+    /// upstream makes the crumbs after it useless to every client). Called on the
+    /// streaming thread without any lock held; takes `state` only for bookkeeping.
+    fn publish_pending(&self) -> Result<(), gst::FlowError> {
+        let mut state = self.state.lock().unwrap();
         let pending = std::mem::take(&mut state.pending);
         let Some(seq) = state.pending_seq.take() else {
             return Ok(());
@@ -160,23 +201,92 @@ impl CrumbSink {
                 crumbs.len()
             );
         }
-        let channel = state.channel.as_mut().expect("started");
-        let outcome = channel.publish(crumbs).map_err(|e| {
-            gst::error_msg!(
-                gst::ResourceError::Write,
-                ("Cannot publish Segment {}: {:#}", seq, e)
-            )
-        })?;
-        let rho = channel.rho_due();
+        let Some(mut channel) = state.channel.take() else {
+            return Err(gst::FlowError::Flushing);
+        };
+        drop(state);
+
+        // Blocking IO, without locks.
+        let result = channel.publish(crumbs, &self.canceller);
+        let rho = match &result {
+            Ok(_) => channel.rho_due(),
+            Err(_) => None,
+        };
+
+        let mut state = self.state.lock().unwrap();
+        let leftover = if state.running {
+            state.channel = Some(channel);
+            None
+        } else {
+            Some(channel) // stopped meanwhile: stopped here, outside the lock
+        };
         if let Some((_, r)) = rho {
             state.last_rho = Some(r);
+        }
+        let last_rho = state.last_rho;
+        let failures_in_a_row = match &result {
+            Err(PublishError::Spool { .. }) => {
+                state.write_failures += 1;
+                state.write_failures_in_a_row += 1;
+                state.write_failures_in_a_row
+            }
+            Ok(_) => {
+                state.write_failures_in_a_row = 0;
+                0
+            }
+            Err(_) => state.write_failures_in_a_row,
+        };
+        drop(state);
+        if let Some(ch) = leftover {
+            let _ = ch.stop();
+        }
+
+        let outcome = match result {
+            Ok(o) => o,
+            Err(PublishError::Cancelled) => return Err(gst::FlowError::Flushing),
+            Err(e @ PublishError::Spool { .. }) => {
+                if failures_in_a_row >= MAX_WRITE_FAILURES_IN_A_ROW {
+                    gst::element_imp_error!(
+                        self,
+                        gst::ResourceError::Write,
+                        (
+                            "Cannot publish Segment {}: {} ({} Segments in a row)",
+                            seq,
+                            e,
+                            failures_in_a_row
+                        )
+                    );
+                    return Err(gst::FlowError::Error);
+                }
+                gst::element_imp_warning!(
+                    self,
+                    gst::ResourceError::Write,
+                    ("Segment {} not published: {}", seq, e)
+                );
+                return Ok(());
+            }
+            Err(PublishError::Other(e)) => {
+                gst::element_imp_error!(
+                    self,
+                    gst::ResourceError::Write,
+                    ("Cannot publish Segment {}: {:#}", seq, e)
+                );
+                return Err(gst::FlowError::Error);
+            }
+        };
+        for text in &outcome.write_retries {
+            gst::element_imp_warning!(
+                self,
+                gst::ResourceError::Write,
+                ("Segment {}: {}", seq, text)
+            );
         }
         let msg = gst::message::Element::builder(
             gst::Structure::builder("crumbsink-segment")
                 .field("seq", outcome.seq)
                 .field("crumbs", outcome.crumbs as u32)
                 .field("bytes", outcome.bytes)
-                .field("rho", state.last_rho.unwrap_or(-1.0))
+                .field("rho", last_rho.unwrap_or(-1.0))
                 .field("window-first", outcome.window.0)
                 .field("window-last", outcome.window.1)
                 .field("expired", gst::Array::new(outcome.expired.iter().copied()))
@@ -205,11 +315,20 @@ impl CrumbSink {
 
     fn stats(&self) -> gst::Structure {
         let state = self.state.lock().unwrap();
+        let (malformed, incomplete, write_failures) = (
+            state.malformed,
+            state.incomplete_segments,
+            state.write_failures,
+        );
+        let handle = state.stats.clone();
+        drop(state);
         let mut b = gst::Structure::builder("application/x-crumbsink-stats")
-            .field("crumbs-malformed", state.malformed)
-            .field("segments-incomplete", state.incomplete_segments);
-        if let Some(ch) = &state.channel {
-            let s = ch.stats();
+            .field("crumbs-malformed", malformed)
+            .field("segments-incomplete", incomplete)
+            .field("segments-write-failed", write_failures);
+        if let Some(h) = handle {
+            let s = h.stats();
+            let c = h.connections();
             b = b
                 .field("segments-published", s.segments_published)
                 .field("segments-expired", s.segments_expired)
@@ -222,7 +341,11 @@ impl CrumbSink {
                 .field("reports-rejected", s.reports_rejected)
                 .field("torrents-seeded", s.torrents_seeded as u64)
                 .field("last-rho", s.last_rho.unwrap_or(-1.0))
-                .field("super-seed-grants", s.super_seed_grants);
+                .field("super-seed-grants", s.super_seed_grants)
+                .field("connections-open", c.open)
+                .field("connections-accepted", c.accepted)
+                .field("connections-refused", c.refused)
+                .field("connections-timed-out", c.timed_out);
         }
         b.build()
     }
@@ -283,7 +406,7 @@ impl ObjectImpl for CrumbSink {
                     .build(),
                 glib::ParamSpecUInt::builder("max-upload-rate")
                     .nick("Maximum upload rate")
-                    .blurb("Super seed upload cap in bytes/s (0 = unlimited; librqbit needs at least 16384)")
+                    .blurb("Super seed upload cap in bytes/s (0 = unlimited; at least 1024)")
                     .default_value(DEFAULT_MAX_UPLOAD_RATE)
                     .mutable_ready()
                     .build(),
@@ -318,6 +441,34 @@ impl ObjectImpl for CrumbSink {
                     .default_value(DEFAULT_SUPER_SEED_FANOUT)
                     .mutable_ready()
                     .build(),
+                glib::ParamSpecUInt::builder("header-timeout")
+                    .nick("Header timeout")
+                    .blurb("Milliseconds an HTTP client has to send a request's headers, from the connection's start or the end of the previous response (closes idle keep-alive too)")
+                    .minimum(1)
+                    .default_value(DEFAULT_HEADER_TIMEOUT_MS)
+                    .mutable_ready()
+                    .build(),
+                glib::ParamSpecUInt::builder("idle-timeout")
+                    .nick("Idle timeout")
+                    .blurb("Milliseconds without a byte moving either way after which an HTTP connection is closed")
+                    .minimum(1)
+                    .default_value(DEFAULT_IDLE_TIMEOUT_MS)
+                    .mutable_ready()
+                    .build(),
+                glib::ParamSpecUInt::builder("max-connections")
+                    .nick("Maximum connections")
+                    .blurb("Open HTTP connections in all; a new one beyond it is closed at once (counted in stats as connections-refused)")
+                    .minimum(1)
+                    .default_value(DEFAULT_MAX_CONNECTIONS)
+                    .mutable_ready()
+                    .build(),
+                glib::ParamSpecUInt::builder("max-connections-per-address")
+                    .nick("Maximum connections per address")
+                    .blurb("Open HTTP connections from one IP address; a new one beyond it is closed at once (counted in stats as connections-refused)")
+                    .minimum(1)
+                    .default_value(DEFAULT_MAX_CONNECTIONS_PER_ADDRESS)
+                    .mutable_ready()
+                    .build(),
                 glib::ParamSpecString::builder("url")
                     .nick("URL")
                     .blurb("The URL clients join (http://ADDRESS:PORT/CHANNEL), once listening")
@@ -325,7 +476,7 @@ impl ObjectImpl for CrumbSink {
                     .build(),
                 glib::ParamSpecBoxed::builder::<gst::Structure>("stats")
                     .nick("Statistics")
-                    .blurb("segments-published, segments-expired, crumbs-published, bytes-published, bytes-uploaded (by the super seed), peers-known, clients-reporting, reports-accepted, reports-rejected, torrents-seeded, last-rho (-1 = none), crumbs-malformed, segments-incomplete, super-seed-grants (announce replies that named the super seed)")
+                    .blurb("segments-published, segments-expired, crumbs-published, bytes-published, bytes-uploaded (by the super seed), peers-known, clients-reporting, reports-accepted, reports-rejected, torrents-seeded, last-rho (-1 = none), crumbs-malformed, segments-incomplete, super-seed-grants (announce replies that named the super seed), segments-write-failed (crumb files not written, retry included), connections-open, connections-accepted, connections-refused (beyond max-connections or max-connections-per-address), connections-timed-out (header or idle timeout)")
                     .read_only()
                     .build(),
             ]
@@ -372,6 +523,10 @@ impl ObjectImpl for CrumbSink {
             }
             "tracker-interval" => s.tracker_interval = value.get().unwrap(),
             "super-seed-fanout" => s.super_seed_fanout = value.get().unwrap(),
+            "header-timeout" => s.header_timeout_ms = value.get().unwrap(),
+            "idle-timeout" => s.idle_timeout_ms = value.get().unwrap(),
+            "max-connections" => s.max_connections = value.get().unwrap(),
+            "max-connections-per-address" => s.max_connections_per_address = value.get().unwrap(),
             _ => unimplemented!(),
         }
     }
@@ -391,6 +546,10 @@ impl ObjectImpl for CrumbSink {
             "announce-urls" => s.announce_urls.join(",").to_value(),
             "tracker-interval" => s.tracker_interval.to_value(),
             "super-seed-fanout" => s.super_seed_fanout.to_value(),
+            "header-timeout" => s.header_timeout_ms.to_value(),
+            "idle-timeout" => s.idle_timeout_ms.to_value(),
+            "max-connections" => s.max_connections.to_value(),
+            "max-connections-per-address" => s.max_connections_per_address.to_value(),
             "url" => self.url.lock().unwrap().to_value(),
             "stats" => {
                 drop(s);
@@ -465,8 +624,11 @@ impl BaseSinkImpl for CrumbSink {
         .src(&*self.obj())
         .build();
         *self.url.lock().unwrap() = Some(url);
+        self.canceller.reset();
         *self.state.lock().unwrap() = State {
+            stats: Some(channel.stats_handle()),
             channel: Some(channel),
+            running: true,
             ..Default::default()
         };
         let _ = self.obj().post_message(msg);
@@ -474,13 +636,31 @@ impl BaseSinkImpl for CrumbSink {
     }
 
     fn stop(&self) -> Result<(), gst::ErrorMessage> {
-        let channel = self.state.lock().unwrap().channel.take();
+        let channel = {
+            let mut state = self.state.lock().unwrap();
+            state.running = false;
+            state.pending.clear();
+            state.pending_seq = None;
+            // The handle keeps the session alive: let it go with the channel.
+            state.stats = None;
+            state.channel.take()
+        };
         if let Some(ch) = channel
             && let Err(e) = ch.stop()
         {
             gst::warning!(CAT, imp = self, "Channel stop: {e:#}");
         }
         *self.url.lock().unwrap() = None;
+        Ok(())
+    }
+
+    fn unlock(&self) -> Result<(), gst::ErrorMessage> {
+        self.canceller.cancel();
+        Ok(())
+    }
+
+    fn unlock_stop(&self) -> Result<(), gst::ErrorMessage> {
+        self.canceller.reset();
         Ok(())
     }
 
@@ -501,36 +681,36 @@ impl BaseSinkImpl for CrumbSink {
                 return Ok(gst::FlowSuccess::Ok);
             }
         };
-        let mut state = self.state.lock().unwrap();
         let seq = crumb.segment.seq;
-        if state.pending_seq.is_some_and(|p| p != seq) {
-            self.publish_pending(&mut state).map_err(|e| {
-                self.post_error_message(e);
-                gst::FlowError::Error
-            })?;
+        let previous_done = {
+            let state = self.state.lock().unwrap();
+            state.pending_seq.is_some_and(|p| p != seq)
+        };
+        if previous_done {
+            self.publish_pending()?;
         }
-        state.pending_seq = Some(seq);
-        let complete = crumb.segment.crumb_count as usize;
-        state
-            .pending
-            .insert(crumb.index, IncomingCrumb { crumb, bytes });
-        if state.pending.len() >= complete {
-            self.publish_pending(&mut state).map_err(|e| {
-                self.post_error_message(e);
-                gst::FlowError::Error
-            })?;
+        let complete = {
+            let mut state = self.state.lock().unwrap();
+            state.pending_seq = Some(seq);
+            let complete = crumb.segment.crumb_count as usize;
+            state
+                .pending
+                .insert(crumb.index, IncomingCrumb { crumb, bytes });
+            state.pending.len() >= complete
+        };
+        if complete {
+            self.publish_pending()?;
         }
         Ok(gst::FlowSuccess::Ok)
     }
 
     fn event(&self, event: gst::Event) -> bool {
-        if let gst::EventView::Eos(_) = event.view() {
-            let mut state = self.state.lock().unwrap();
-            if state.channel.is_some()
-                && let Err(e) = self.publish_pending(&mut state)
-            {
-                drop(state);
-                self.post_error_message(e);
+        if let gst::EventView::Eos(_) = event.view()
+            && let Err(e) = self.publish_pending()
+        {
+            // An error was posted already; flushing needs no word.
+            gst::debug!(CAT, imp = self, "Last Segment not published at EOS: {e:?}");
+            if e != gst::FlowError::Flushing {
                 return false;
             }
         }

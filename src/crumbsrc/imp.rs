@@ -18,6 +18,7 @@ use once_cell::sync::Lazy;
 use crate::client::{Client, ClientEvent, ClientSettings, Mode};
 use crate::core::client::{Adaptation, ClientConfig};
 use crate::core::reassembly::Output;
+use crate::core::uplink::UplinkConfig;
 
 static CAT: Lazy<gst::DebugCategory> = Lazy::new(|| {
     gst::DebugCategory::new(
@@ -33,6 +34,8 @@ const DEFAULT_ADDRESS: &str = "127.0.0.1";
 const DEFAULT_LATENCY: u64 = 3_000_000_000;
 const DEFAULT_START: i64 = -1;
 const DEFAULT_ADAPTATION: AdaptationMode = AdaptationMode::Rate;
+/// ms; 0 = no upload governor.
+const DEFAULT_UPLINK_TARGET_DELAY: u32 = 100;
 /// ms; -1 = never fall back (the super seed only when the tracker hands it out).
 const DEFAULT_PEER_PATIENCE: i64 = (crate::core::client::DEFAULT_PEER_PATIENCE / 1_000_000) as i64;
 
@@ -78,6 +81,7 @@ struct Settings {
     start: i64,
     client_id: Option<String>,
     peer_patience: i64,
+    uplink_target_delay: u32,
 }
 
 impl Default for Settings {
@@ -94,6 +98,7 @@ impl Default for Settings {
             start: DEFAULT_START,
             client_id: None,
             peer_patience: DEFAULT_PEER_PATIENCE,
+            uplink_target_delay: DEFAULT_UPLINK_TARGET_DELAY,
         }
     }
 }
@@ -108,10 +113,16 @@ struct State {
     segments: u64,
 }
 
+/// Lock discipline: `state` and `settings` are held only for bookkeeping, never while
+/// waiting for the client's events or posting a message (a bus sync handler reading
+/// `stats` runs on the posting thread and takes `state`).
 #[derive(Default)]
 pub struct CrumbSrc {
     settings: Mutex<Settings>,
     state: Mutex<State>,
+    /// The client's events, taken out of the client so that waiting for them holds
+    /// no lock `stats` needs; only the streaming thread and start/stop take it.
+    events: Mutex<Option<std::sync::mpsc::Receiver<ClientEvent>>>,
     flushing: AtomicBool,
 }
 
@@ -202,6 +213,8 @@ impl CrumbSrc {
             .field("crumbs-malformed", t.crumbs_malformed)
             .field("torrents-seeding", t.torrents_seeding as u64)
             .field("super-seed-fallbacks", e.super_seed_fallbacks)
+            .field("upload-limit", t.upload_limit.unwrap_or(0))
+            .field("uplink-delay", t.uplink_delay.unwrap_or(u64::MAX))
             .field("p2p-port", port)
             .build()
     }
@@ -237,13 +250,13 @@ impl ObjectImpl for CrumbSrc {
                     .build(),
                 glib::ParamSpecUInt::builder("max-upload-rate")
                     .nick("Maximum upload rate")
-                    .blurb("Upload cap to other clients in bytes/s (0 = unlimited; at least 16384)")
+                    .blurb("Upload cap to other clients in bytes/s (0 = unlimited; at least 1024)")
                     .default_value(DEFAULT_RATE)
                     .mutable_ready()
                     .build(),
                 glib::ParamSpecUInt::builder("max-download-rate")
                     .nick("Maximum download rate")
-                    .blurb("Download cap in bytes/s, to act out a slow link (0 = unlimited; at least 16384)")
+                    .blurb("Download cap in bytes/s, to act out a slow link (0 = unlimited; at least 1024)")
                     .default_value(DEFAULT_RATE)
                     .mutable_ready()
                     .build(),
@@ -279,6 +292,13 @@ impl ObjectImpl for CrumbSrc {
                     .default_value(DEFAULT_PEER_PATIENCE)
                     .mutable_ready()
                     .build(),
+                glib::ParamSpecUInt::builder("uplink-target-delay")
+                    .nick("Uplink target delay")
+                    .blurb("Upload governor (LEDBAT's rule): ms of queueing delay this client's seeding may add on its own uplink, read from the one-way delay of its window polls; above it the upload limit halves, well below it grows. 0 = off (uploads limited only by max-upload-rate)")
+                    .maximum(10_000)
+                    .default_value(DEFAULT_UPLINK_TARGET_DELAY)
+                    .mutable_ready()
+                    .build(),
                 glib::ParamSpecString::builder("client-id")
                     .nick("Client id")
                     .blurb("Id in the reports to the channel (default: random)")
@@ -286,7 +306,7 @@ impl ObjectImpl for CrumbSrc {
                     .build(),
                 glib::ParamSpecBoxed::builder::<gst::Structure>("stats")
                     .nick("Statistics")
-                    .blurb("segments-successful, segments-failed, segments-skipped, segments-complete, mean-d, d, quality-switches, startup-delay (ns), time-extension (ns), rate (bytes/s), bytes-downloaded, bytes-uploaded, bytes-from-super-seed, bytes-from-peers, crumbs-malformed, torrents-seeding, super-seed-fallbacks (crumbs for which the super seed was asked), p2p-port")
+                    .blurb("segments-successful, segments-failed, segments-skipped, segments-complete, mean-d, d, quality-switches, startup-delay (ns), time-extension (ns), rate (bytes/s), bytes-downloaded, bytes-uploaded, bytes-from-super-seed, bytes-from-peers, crumbs-malformed, torrents-seeding, super-seed-fallbacks (crumbs for which the super seed was asked), upload-limit (bytes/s set by the upload governor, 0 = none), uplink-delay (ns of queueing delay on the uplink at the last window poll; max = unknown), p2p-port")
                     .read_only()
                     .build(),
             ]
@@ -313,6 +333,7 @@ impl ObjectImpl for CrumbSrc {
             "start" => s.start = value.get().unwrap(),
             "client-id" => s.client_id = value.get().unwrap(),
             "peer-patience" => s.peer_patience = value.get().unwrap(),
+            "uplink-target-delay" => s.uplink_target_delay = value.get().unwrap(),
             _ => unimplemented!(),
         }
     }
@@ -331,6 +352,7 @@ impl ObjectImpl for CrumbSrc {
             "start" => s.start.to_value(),
             "client-id" => s.client_id.to_value(),
             "peer-patience" => s.peer_patience.to_value(),
+            "uplink-target-delay" => s.uplink_target_delay.to_value(),
             "stats" => {
                 drop(s);
                 self.stats().to_value()
@@ -417,9 +439,31 @@ impl BaseSrcImpl for CrumbSrc {
                 SrcMode::Relay => Mode::Relay,
             },
             start: (s.start >= 0).then_some(s.start as u64),
+            uplink: (s.uplink_target_delay > 0).then(|| UplinkConfig {
+                target_delay: u64::from(s.uplink_target_delay) * 1_000_000,
+                ..Default::default()
+            }),
             client_id,
         };
-        let client = Client::start(settings).map_err(|e| {
+        // Spool folders of killed clients and channels (best effort).
+        let sweep = crate::spool::remove_stale_folders(&std::env::temp_dir());
+        for p in &sweep.removed {
+            gst::info!(
+                CAT,
+                imp = self,
+                "Removed stale spool folder {}",
+                p.display()
+            );
+        }
+        for (p, e) in &sweep.failed {
+            gst::warning!(
+                CAT,
+                imp = self,
+                "Cannot remove stale spool folder {}: {e}",
+                p.display()
+            );
+        }
+        let mut client = Client::start(settings).map_err(|e| {
             gst::error_msg!(
                 gst::ResourceError::OpenRead,
                 ("Cannot join channel {}: {:#}", url, e)
@@ -431,6 +475,8 @@ impl BaseSrcImpl for CrumbSrc {
             "Joining {url} (BitTorrent port {})",
             client.p2p_port
         );
+        let (_, idle) = std::sync::mpsc::channel();
+        *self.events.lock().unwrap() = Some(std::mem::replace(&mut client.events, idle));
         *self.state.lock().unwrap() = State {
             client: Some(client),
             ..Default::default()
@@ -441,6 +487,7 @@ impl BaseSrcImpl for CrumbSrc {
 
     fn stop(&self) -> Result<(), gst::ErrorMessage> {
         let client = self.state.lock().unwrap().client.take();
+        *self.events.lock().unwrap() = None;
         if let Some(mut c) = client {
             c.stop();
             self.state.lock().unwrap().last_totals = Some(c.totals.lock().unwrap().clone());
@@ -482,11 +529,11 @@ impl PushSrcImpl for CrumbSrc {
                 return Err(gst::FlowError::Flushing);
             }
             let event = {
-                let state = self.state.lock().unwrap();
-                let Some(client) = &state.client else {
+                let events = self.events.lock().unwrap();
+                let Some(events) = events.as_ref() else {
                     return Err(gst::FlowError::Flushing);
                 };
-                client.events.recv_timeout(Duration::from_millis(50))
+                events.recv_timeout(Duration::from_millis(50))
             };
             let event = match event {
                 Ok(e) => e,

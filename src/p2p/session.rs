@@ -31,9 +31,10 @@ use super::{
     torrent::{MadeTorrent, hex, parse_torrent},
 };
 
-/// The lowest rate limit librqbit can honour: it takes whole 16 KiB blocks from the
-/// limiter, and a limit below one block per second stops transfers altogether.
-pub const MIN_RATE_LIMIT_BPS: u32 = 16 * 1024;
+/// The lowest rate limit honoured: librqbit takes whole 16 KiB blocks from its limiter
+/// (whose burst the patch in `vendor/librqbit` keeps at one block), so below this
+/// one block takes over 16 s. (Unpatched, anything below 16 KiB/s stopped transfers.)
+pub const MIN_RATE_LIMIT_BPS: u32 = 1024;
 
 /// How long [`P2pSession::seed`] waits for librqbit's hash check of the file.
 const SEED_CHECK_TIMEOUT: Duration = Duration::from_secs(30);

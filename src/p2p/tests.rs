@@ -310,7 +310,7 @@ fn upload_limit_slows_the_download() {
         assert!(free < limited, "{free:?} vs {limited:?}");
         assert_eq!(b.read_file(idb2).await?, data2);
 
-        // Values below one block per second are raised to it.
+        // Values below the floor are raised to it.
         a.set_rate_limits(Some(1000), Some(0));
         assert_eq!(a.rate_limits(), (Some(session::MIN_RATE_LIMIT_BPS), None));
 

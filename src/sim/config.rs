@@ -66,6 +66,9 @@ pub struct SimConfig {
     /// their engine asks for it ([`crate::core::client::Action::UseSuperSeed`]).
     /// 0 = every downloader.
     pub super_seed_fanout: u32,
+    /// The engine's peer patience before it asks for the super seed, ns (None:
+    /// never), as crumbsrc's `peer-patience`.
+    pub peer_patience: Option<u64>,
     /// Holders sampled (besides the super seed) when picking a piece's source.
     pub sample_holders: usize,
     /// Only the first this many peers post reports to the channel's Feedback (its
@@ -106,6 +109,7 @@ impl SimConfig {
             max_slots: 32,
             min_source_kbps: 128.0,
             super_seed_fanout: 2,
+            peer_patience: Some(crate::core::client::DEFAULT_PEER_PATIENCE),
             sample_holders: 8,
             feedback_clients: 1000,
             warmup: 30 * SEC,

@@ -149,6 +149,9 @@ pub struct SimResult {
     pub bound_kbps: f64,
     pub ratio_to_bound: f64,
     pub super_seed_share: f64,
+    /// Bytes the super seed uploaded per byte it published: how many times each
+    /// piece left the channel (flat as the audience grows, if the swarm carries it).
+    pub super_seed_per_published_byte: f64,
     pub super_seed_uploaded_bytes: u64,
     pub clients_received_bytes: u64,
     pub startup_s: f64,

@@ -94,6 +94,10 @@ fn measure(s: &Swarm) -> SimResult {
         } else {
             0.0
         },
+        super_seed_per_published_byte: metrics::ratio(
+            s.super_uploaded,
+            (s.channel.published * full) as f64,
+        ),
         super_seed_uploaded_bytes: s.super_uploaded as u64,
         clients_received_bytes: received as u64,
         startup_s: all.startup_s,

@@ -96,6 +96,7 @@ impl Swarm {
         let channel = Channel::new(sizes, config.piece_size, config.segment_duration);
         let engine_config = ClientConfig {
             adaptation: config.adaptation,
+            peer_patience: config.peer_patience,
             ..Default::default()
         };
         let mut s = Swarm {

@@ -20,8 +20,11 @@ fn small_swarm_is_sane_and_deterministic() {
     let cable = profile("cable");
     assert!(adsl.continuity >= 0.95, "{r:#?}");
     assert!(adsl.delivered_kbps >= 120.0, "{r:#?}");
-    assert!(fibre.completeness >= 0.75, "{r:#?}");
-    assert!(cable.completeness >= 0.5, "{r:#?}");
+    // The rate rule keeps a fifth of the link as margin (the paper's rule climbed
+    // higher and failed more): full quality is not the fast clients' every Segment.
+    assert!(fibre.completeness >= 0.5, "{r:#?}");
+    assert!(cable.completeness >= 0.4, "{r:#?}");
+    assert!(fibre.completeness > cable.completeness && cable.completeness > adsl.completeness);
     assert!(
         r.super_seed_share < 1.0 && r.super_seed_share > 0.0,
         "{r:#?}"

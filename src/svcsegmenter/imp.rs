@@ -30,7 +30,10 @@ const DEFAULT_SUCCESS_THRESHOLD: f64 = 0.8;
 const DEFAULT_MAX_CRUMB_SIZE: u32 = 256 * 1024;
 const DEFAULT_MAX_SEGMENT_DURATION: u64 = 60_000_000_000;
 /// This many malformed buffers in a row, or before the first usable one, make the
-/// stream unusable: an element error instead of silently dropping everything.
+/// stream unusable: an element error instead of silently dropping everything. Buffers
+/// that parse but are dropped while waiting for a key frame do not break the row: a
+/// stream whose only parsable buffers are stray "inter frames" (random bytes with VP8
+/// caps) is garbage too.
 const MAX_MALFORMED_IN_A_ROW: u32 = 50;
 
 #[derive(Debug, Clone)]
@@ -142,11 +145,15 @@ impl SvcSegmenter {
         _pad: &gst::Pad,
         buffer: gst::Buffer,
     ) -> Result<gst::FlowSuccess, gst::FlowError> {
-        let mut state = self.state.lock().unwrap();
+        // Lock discipline: no message is posted while `state` is held (a bus sync
+        // handler may read `stats`, which takes it).
+        let state = self.state.lock().unwrap();
         let Some(codec) = state.codec else {
+            drop(state);
             gst::element_imp_error!(self, gst::CoreError::Negotiation, ("Buffer before caps"));
             return Err(gst::FlowError::NotNegotiated);
         };
+        drop(state);
         let map = buffer.map_readable().map_err(|_| {
             gst::element_imp_error!(self, gst::ResourceError::Read, ("Cannot map buffer"));
             gst::FlowError::Error
@@ -156,15 +163,15 @@ impl SvcSegmenter {
         } else {
             None
         };
-        let classified = match classify(codec, map.as_slice(), layer_id) {
+        let classified = classify(codec, map.as_slice(), layer_id);
+        let mut state = self.state.lock().unwrap();
+        let classified = match classified {
             Ok(c) => c,
             Err(err) => {
                 drop(map);
                 return self.malformed(state, codec, &buffer, err.to_string());
             }
         };
-        state.counters.malformed_in_a_row = 0;
-        state.counters.usable_seen = true;
         let keyframe = classified
             .keyframe
             .unwrap_or(!buffer.flags().contains(gst::BufferFlags::DELTA_UNIT));
@@ -191,6 +198,11 @@ impl SvcSegmenter {
         };
         drop(map);
         let closed = state.segmenter.push(au);
+        if state.segmenter.synced() {
+            // Taken into a Segment: the stream is usable.
+            state.counters.malformed_in_a_row = 0;
+            state.counters.usable_seen = true;
+        }
         self.output(state, closed)
     }
 
@@ -211,6 +223,7 @@ impl SvcSegmenter {
             } else {
                 "and nothing usable"
             };
+            drop(state);
             gst::element_imp_error!(
                 self,
                 gst::StreamError::Decode,
@@ -224,6 +237,9 @@ impl SvcSegmenter {
             );
             return Err(gst::FlowError::Error);
         }
+        let closed = state.segmenter.resync();
+        let prepared = self.prepare_closed(&mut state, closed);
+        drop(state);
         gst::element_imp_warning!(
             self,
             gst::StreamError::Decode,
@@ -234,8 +250,17 @@ impl SvcSegmenter {
             ),
             ["pts {:?}, {} bytes", buffer.pts(), buffer.size()]
         );
-        let closed = state.segmenter.resync();
-        self.output(state, closed)
+        self.push_prepared(prepared)
+    }
+
+    /// The crumbs and message of a closed Segment, made under the state lock; they
+    /// are pushed and posted after it is released.
+    fn prepare_closed(&self, state: &mut State, closed: Option<Segment>) -> Vec<Prepared> {
+        let Some(seg) = closed else {
+            return Vec::new();
+        };
+        let max = self.settings.lock().unwrap().max_crumb_size as usize;
+        vec![self.prepare(state, &seg, max)]
     }
 
     fn output(
@@ -243,11 +268,7 @@ impl SvcSegmenter {
         mut state: MutexGuard<'_, State>,
         closed: Option<Segment>,
     ) -> Result<gst::FlowSuccess, gst::FlowError> {
-        let Some(seg) = closed else {
-            return Ok(gst::FlowSuccess::Ok);
-        };
-        let max = self.settings.lock().unwrap().max_crumb_size as usize;
-        let prepared = vec![self.prepare(&mut state, &seg, max)];
+        let prepared = self.prepare_closed(&mut state, closed);
         drop(state);
         self.push_prepared(prepared)
     }
@@ -584,13 +605,14 @@ impl ObjectImpl for SvcSegmenter {
                 settings.max_gops
             );
         }
-        let settings = settings.clone();
+        let threshold = settings.success_threshold;
+        // Lock order is state, then settings (see `prepare_closed`): release settings
+        // before taking state.
+        drop(settings);
         // Settings reach the segmenter when the element starts (READY -> PAUSED), and
         // the threshold at once.
         let mut state = self.state.lock().unwrap();
-        state
-            .segmenter
-            .set_success_threshold(settings.success_threshold);
+        state.segmenter.set_success_threshold(threshold);
     }
 
     fn property(&self, _id: usize, pspec: &glib::ParamSpec) -> glib::Value {

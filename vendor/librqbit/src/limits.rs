@@ -12,6 +12,9 @@ pub struct LimitsConfig {
     pub download_bps: Option<NonZeroU32>,
 }
 
+/// crumbs patch: one block (librqbit acquires whole 16 KiB chunks).
+const MIN_BURST: NonZeroU32 = NonZeroU32::new(16 * 1024).unwrap();
+
 struct Limit {
     limiter: ArcSwapOption<RateLimiter>,
     current_bps: std::sync::atomic::AtomicU32,
@@ -20,7 +23,13 @@ struct Limit {
 impl Limit {
     fn new_inner(bps: Option<NonZeroU32>) -> Option<Arc<RateLimiter>> {
         let bps = bps?;
-        Some(Arc::new(RateLimiter::direct(Quota::per_second(bps))))
+        // crumbs patch: the burst is at least one 16 KiB block, so a limit below
+        // 16 KiB/s slows transfers down instead of failing every acquire of a block
+        // (upstream's burst was `bps`, and a block larger than it never passed).
+        let burst = bps.max(MIN_BURST);
+        Some(Arc::new(RateLimiter::direct(
+            Quota::per_second(bps).allow_burst(burst),
+        )))
     }
 
     fn new(bps: Option<NonZeroU32>) -> Self {

@@ -25,8 +25,10 @@ use crate::{
 };
 
 /// crumbs patch: the piece time assumed for a connection without a finished piece
-/// when deciding whether it may steal (10x before reserving, 3x after).
-pub const STEAL_FALLBACK_AVG_TIME: Duration = Duration::from_millis(300);
+/// when deciding whether it may steal (10x before reserving, 3x after), when the
+/// torrent has no finished piece either. Conservative: on a slow link every piece
+/// takes long, and a steal re-fetches bytes already on their way.
+pub const STEAL_FALLBACK_AVG_TIME: Duration = Duration::from_secs(1);
 
 /// Tracks a piece currently being downloaded.
 #[derive(Debug, Clone)]
@@ -60,6 +62,9 @@ where
     pub peer: PeerHandle,
     /// The peer's average piece download time (for steal calculations).
     pub peer_avg_time: Option<Duration>,
+    /// crumbs patch: the torrent's average piece download time over all peers, for a
+    /// peer without one of its own.
+    pub torrent_avg_time: Option<Duration>,
     /// Priority pieces to check first (e.g., for streaming).
     pub priority_pieces: I,
     /// File download priority ordering.
@@ -192,11 +197,15 @@ impl PieceTracker {
         S: Fn(ValidPieceIndex) -> bool,
     {
         // crumbs patch: a connection that has not finished a piece of this torrent
-        // yet is assumed to take STEAL_FALLBACK_AVG_TIME per piece. Upstream returns
-        // here, so with small torrents (a few pieces, all reserved at once on the
-        // first connection) a second peer could never take a piece over, however
-        // slow the first one was: no re-request, no endgame.
-        let my_avg = req.peer_avg_time.unwrap_or(STEAL_FALLBACK_AVG_TIME);
+        // yet is assumed to take the torrent's average piece time (or
+        // STEAL_FALLBACK_AVG_TIME). Upstream returns here, so with small torrents (a
+        // few pieces, all reserved at once on the first connection) a second peer
+        // could never take a piece over, however slow the first one was: no
+        // re-request, no endgame.
+        let my_avg = req
+            .peer_avg_time
+            .or(req.torrent_avg_time)
+            .unwrap_or(STEAL_FALLBACK_AVG_TIME);
         let min_elapsed = Duration::from_secs_f64(my_avg.as_secs_f64() * threshold);
 
         // Find the slowest piece from another peer that exceeds threshold
@@ -400,6 +409,7 @@ mod tests {
         let result = tracker.acquire_piece(AcquireRequest {
             peer: peer(1),
             peer_avg_time: None,
+            torrent_avg_time: None,
             priority_pieces: std::iter::empty(),
             file_priorities: &file_priorities,
             file_infos: &file_infos,
@@ -433,6 +443,7 @@ mod tests {
         let result = tracker.acquire_piece(AcquireRequest {
             peer: peer(1),
             peer_avg_time: None,
+            torrent_avg_time: None,
             priority_pieces: std::iter::empty(),
             file_priorities: &file_priorities,
             file_infos: &file_infos,
@@ -461,6 +472,7 @@ mod tests {
         let result = tracker.acquire_piece(AcquireRequest {
             peer: peer(1),
             peer_avg_time: None,
+            torrent_avg_time: None,
             priority_pieces: std::iter::empty(),
             file_priorities: &file_priorities,
             file_infos: &file_infos,
@@ -494,6 +506,7 @@ mod tests {
         let result = tracker.acquire_piece(AcquireRequest {
             peer: peer(1),
             peer_avg_time: None,
+            torrent_avg_time: None,
             priority_pieces: std::iter::empty(),
             file_priorities: &file_priorities,
             file_infos: &file_infos,
@@ -522,6 +535,7 @@ mod tests {
         let result2 = tracker.acquire_piece(AcquireRequest {
             peer: peer(2),
             peer_avg_time: None,
+            torrent_avg_time: None,
             priority_pieces: std::iter::empty(),
             file_priorities: &file_priorities,
             file_infos: &file_infos,
@@ -551,6 +565,7 @@ mod tests {
         let piece_a1 = match tracker.acquire_piece(AcquireRequest {
             peer: peer_a,
             peer_avg_time: None,
+            torrent_avg_time: None,
             priority_pieces: std::iter::empty(),
             file_priorities: &file_priorities,
             file_infos: &file_infos,
@@ -563,6 +578,7 @@ mod tests {
         let piece_a2 = match tracker.acquire_piece(AcquireRequest {
             peer: peer_a,
             peer_avg_time: None,
+            torrent_avg_time: None,
             priority_pieces: std::iter::empty(),
             file_priorities: &file_priorities,
             file_infos: &file_infos,
@@ -577,6 +593,7 @@ mod tests {
         let piece_b = match tracker.acquire_piece(AcquireRequest {
             peer: peer_b,
             peer_avg_time: None,
+            torrent_avg_time: None,
             priority_pieces: std::iter::empty(),
             file_priorities: &file_priorities,
             file_infos: &file_infos,
@@ -616,6 +633,7 @@ mod tests {
         tracker.acquire_piece(AcquireRequest {
             peer: peer(1),
             peer_avg_time: None,
+            torrent_avg_time: None,
             priority_pieces: std::iter::empty(),
             file_priorities: &file_priorities,
             file_infos: &file_infos,
@@ -625,6 +643,7 @@ mod tests {
         tracker.acquire_piece(AcquireRequest {
             peer: peer(1),
             peer_avg_time: None,
+            torrent_avg_time: None,
             priority_pieces: std::iter::empty(),
             file_priorities: &file_priorities,
             file_infos: &file_infos,
@@ -642,6 +661,7 @@ mod tests {
         let result = new_tracker.acquire_piece(AcquireRequest {
             peer: peer(2),
             peer_avg_time: None,
+            torrent_avg_time: None,
             priority_pieces: std::iter::empty(),
             file_priorities: &file_priorities,
             file_infos: &file_infos,
@@ -680,6 +700,7 @@ mod tests {
         let result = tracker.acquire_piece(AcquireRequest {
             peer: peer(1),
             peer_avg_time: None,
+            torrent_avg_time: None,
             priority_pieces: priority.into_iter(),
             file_priorities: &file_priorities,
             file_infos: &file_infos,
@@ -706,6 +727,7 @@ mod tests {
         let result = tracker.acquire_piece(AcquireRequest {
             peer: peer(1),
             peer_avg_time: None,
+            torrent_avg_time: None,
             priority_pieces: std::iter::empty(),
             file_priorities: &file_priorities,
             file_infos: &file_infos,
@@ -754,6 +776,7 @@ mod tests {
         let piece_0 = match tracker.acquire_piece(AcquireRequest {
             peer: peer_a,
             peer_avg_time: None,
+            torrent_avg_time: None,
             priority_pieces: std::iter::empty(),
             file_priorities: &file_priorities,
             file_infos: &file_infos,
@@ -770,6 +793,7 @@ mod tests {
         let piece_4 = match tracker.acquire_piece(AcquireRequest {
             peer: peer_a,
             peer_avg_time: None,
+            torrent_avg_time: None,
             priority_pieces: std::iter::empty(),
             file_priorities: &file_priorities,
             file_infos: &file_infos,
@@ -792,6 +816,7 @@ mod tests {
         let result = tracker.acquire_piece(AcquireRequest {
             peer: peer_b,
             peer_avg_time: Some(Duration::from_millis(1)),
+            torrent_avg_time: None,
             priority_pieces: std::iter::empty(),
             file_priorities: &file_priorities,
             file_infos: &file_infos,

@@ -743,6 +743,14 @@ impl TorrentStateLive {
         Ok(true)
     }
 
+    /// crumbs patch: the average time a piece of this torrent took, all peers
+    /// (at least 1 ms), if any piece finished.
+    fn average_piece_download_time(&self) -> Option<Duration> {
+        let pieces = self.stats.downloaded_and_checked_pieces.load(Ordering::Relaxed);
+        let ms = self.stats.total_piece_download_ms.load(Ordering::Relaxed);
+        (pieces > 0).then(|| Duration::from_millis((ms / pieces).max(1)))
+    }
+
     pub fn stats_snapshot(&self) -> StatsSnapshot {
         use Ordering::*;
         let downloaded_bytes = self.stats.downloaded_and_checked_bytes.load(Relaxed);
@@ -1456,6 +1464,7 @@ impl PeerHandler {
                 let result = pieces.acquire_piece(AcquireRequest {
                     peer: self.addr,
                     peer_avg_time: self.counters.average_piece_download_time(),
+                    torrent_avg_time: self.state.average_piece_download_time(),
                     priority_pieces: self.state.streams.iter_next_pieces(&self.state.lengths),
                     file_priorities,
                     file_infos: &self.state.metadata.file_infos,

@@ -1,0 +1,276 @@
+// SPDX-License-Identifier: MPL-2.0
+//! The upload governor: a client's seeding must not congest its own access link.
+//!
+//! Why: on an asymmetric line (ADSL 256/64 kbit/s) the uplink is a quarter of the
+//! downlink and the modem's queue holds seconds of it. Once peers fetch from such a
+//! client, its uplink queue fills, the TCP acknowledgements of its own downloads and
+//! its requests to the channel wait behind seconds of upload, and the client misses
+//! its deadlines, crumb 1 included (seen on the swarm bench: ADSL clients that seeded
+//! played nothing). The BitTorrent world's answer is LEDBAT (uTP, RFC 6817): keep the
+//! one-way *upstream* queueing delay under a target. crumbs applies the same rule to
+//! the session's upload limit, with the one-way delay of the client's own window polls
+//! as the signal: the channel stamps when it received a request (its clock) and the
+//! client knows when it sent it (its clock). The clocks are not synchronised; the
+//! smallest difference seen (the base) absorbs the offset, and the difference above it
+//! is the queueing delay on the way up, whatever the downlink does.
+//!
+//! The rule, once per sample: queueing delay above the target cuts the limit (from
+//! what is actually uploaded, if less) to half, or to target/delay of it when the
+//! queue is deeper (LEDBAT's proportional step: a queue of seconds must drain within a
+//! second or two, not at the crawl of a slow line), and a poll that got no answer
+//! drops it to the floor; below half the
+//! target, while the client uses at least half of it, the limit doubles until the
+//! first congestion (slow start) and grows by a quarter after. It starts low
+//! (`initial_limit`): a modem's queue holds seconds of a slow uplink, and filling it
+//! once costs the client those seconds on every request it makes. Sans-IO: `now` and
+//! delays in ns from the caller's clocks.
+
+use std::collections::VecDeque;
+
+/// Settings of the governor.
+#[derive(Clone, Debug, PartialEq)]
+pub struct UplinkConfig {
+    /// Queueing delay the uplink may hold, ns (LEDBAT's target is 100 ms).
+    pub target_delay: u64,
+    /// How long the base (smallest one-way delay) is remembered, ns: long enough to
+    /// have seen an empty queue, short enough to follow a clock drift.
+    pub base_window: u64,
+    /// Lowest limit set, bytes/s.
+    pub min_limit: u32,
+    /// The limit at the start, bytes/s.
+    pub initial_limit: u32,
+    /// A limit below this after congestion makes the uplink *weak*: slower than one
+    /// piece a second, it would hold every piece a peer asks of it longer than a
+    /// Segment can wait. A weak client does not seed (see [`UploadGovernor::weak`]).
+    pub weak_limit: u32,
+    /// Window of the upload rate measurement, ns.
+    pub rate_window: u64,
+}
+
+impl Default for UplinkConfig {
+    fn default() -> Self {
+        UplinkConfig {
+            target_delay: 100_000_000,
+            base_window: 120_000_000_000,
+            min_limit: 1024,
+            initial_limit: 16 * 1024,
+            weak_limit: 16 * 1024,
+            rate_window: 5_000_000_000,
+        }
+    }
+}
+
+/// See the module documentation.
+#[derive(Clone, Debug)]
+pub struct UploadGovernor {
+    config: UplinkConfig,
+    /// (at, one-way delay) samples, increasing in delay from front to back over the
+    /// base window (a monotonic deque: the front is the minimum).
+    base: VecDeque<(u64, i64)>,
+    /// (at, total bytes uploaded) for the rate.
+    uploads: VecDeque<(u64, u64)>,
+    limit: u32,
+    last_delay: Option<u64>,
+    congested: u64,
+}
+
+impl UploadGovernor {
+    pub fn new(config: UplinkConfig) -> Self {
+        UploadGovernor {
+            base: VecDeque::new(),
+            uploads: VecDeque::new(),
+            limit: config.initial_limit.max(config.min_limit),
+            last_delay: None,
+            congested: 0,
+            config,
+        }
+    }
+
+    /// The upload limit to apply, bytes/s.
+    pub fn limit(&self) -> u32 {
+        self.limit
+    }
+
+    /// The queueing delay of the last sample, ns.
+    pub fn last_delay(&self) -> Option<u64> {
+        self.last_delay
+    }
+
+    /// The uplink congested below `weak_limit`: better not seed at all (peers would
+    /// wait on every piece reserved here; the stream's own requests would queue
+    /// behind them). The paper's weakest line (ADSL 64 kbit/s up) is one.
+    pub fn weak(&self) -> bool {
+        self.congested > 0 && self.limit < self.config.weak_limit
+    }
+
+    /// Samples that found the uplink congested (or got no answer).
+    pub fn congested_samples(&self) -> u64 {
+        self.congested
+    }
+
+    /// The caller's running total of bytes uploaded.
+    pub fn on_uploaded(&mut self, now: u64, total: u64) {
+        self.uploads.push_back((now, total));
+        let start = now.saturating_sub(self.config.rate_window);
+        while self.uploads.len() > 2 && self.uploads[1].0 <= start {
+            self.uploads.pop_front();
+        }
+    }
+
+    /// Bytes/s uploaded over the rate window (None with less than 100 ms of evidence).
+    pub fn upload_rate(&self) -> Option<f64> {
+        let (&(t0, b0), &(t1, b1)) = (self.uploads.front()?, self.uploads.back()?);
+        let span = t1.saturating_sub(t0);
+        (span >= 100_000_000).then(|| b1.saturating_sub(b0) as f64 * 1e9 / span as f64)
+    }
+
+    /// A request sent at `sent` (caller's clock, ns) arrived at `received` (the
+    /// channel's clock, ns).
+    pub fn on_delay_sample(&mut self, now: u64, sent: u64, received: u64) {
+        let owd = received as i64 - sent as i64;
+        while self.base.back().is_some_and(|&(_, d)| d >= owd) {
+            self.base.pop_back();
+        }
+        self.base.push_back((now, owd));
+        let start = now.saturating_sub(self.config.base_window);
+        while self.base.len() > 1 && self.base.front().is_some_and(|&(t, _)| t < start) {
+            self.base.pop_front();
+        }
+        let base = self.base.front().map_or(owd, |&(_, d)| d);
+        let delay = owd.saturating_sub(base).max(0) as u64;
+        self.last_delay = Some(delay);
+        if delay > self.config.target_delay {
+            let factor = (self.config.target_delay as f64 / delay as f64).min(0.5);
+            self.decrease(factor);
+        } else if delay < self.config.target_delay / 2 {
+            self.increase();
+        }
+    }
+
+    /// A request got no answer in time: as congested as it gets (an uplink queue of
+    /// seconds delays the request itself).
+    pub fn on_no_answer(&mut self, _now: u64) {
+        self.drain();
+    }
+
+    /// Seconds of queue: to the floor until it drains.
+    fn drain(&mut self) {
+        self.congested += 1;
+        self.limit = self.config.min_limit;
+    }
+
+    fn decrease(&mut self, factor: f64) {
+        self.congested += 1;
+        let used = self.upload_rate().unwrap_or(f64::from(self.limit));
+        let from = f64::from(self.limit).min(used);
+        self.limit = ((from * factor) as u32).max(self.config.min_limit);
+    }
+
+    fn increase(&mut self) {
+        let used = self.upload_rate().unwrap_or(0.0);
+        // Only a limit that is used says anything about the line: an idle client
+        // keeps its limit (it does not grow without evidence).
+        if used < 0.5 * f64::from(self.limit) {
+            return;
+        }
+        let factor = if self.congested == 0 { 2.0 } else { 1.25 };
+        self.limit = ((f64::from(self.limit) * factor) as u32).max(self.limit + 1);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const MS: u64 = 1_000_000;
+    const SEC: u64 = 1_000 * MS;
+
+    /// A link that uploads at `link` B/s with the governor's limit, and a queue that
+    /// grows when the client offers more than the link carries (the client always has
+    /// more to upload than the link takes). Returns (limit, queueing delay) per second.
+    fn run(link: f64, seconds: u64, offset: u64) -> (UploadGovernor, Vec<(u32, u64)>) {
+        let mut g = UploadGovernor::new(UplinkConfig::default());
+        let mut queue_bytes = 0.0f64;
+        let mut uploaded = 0u64;
+        let mut out = Vec::new();
+        for s in 0..seconds {
+            let now = s * SEC;
+            let offered = f64::from(g.limit());
+            queue_bytes = (queue_bytes + offered - link).max(0.0);
+            uploaded += offered.min(link + queue_bytes) as u64;
+            g.on_uploaded(now, uploaded);
+            let delay = (queue_bytes / link * 1e9) as u64;
+            // The channel's clock runs `offset` ahead; 20 ms of path delay.
+            g.on_delay_sample(now, now, now + offset + 20 * MS + delay);
+            out.push((g.limit(), delay));
+        }
+        (g, out)
+    }
+
+    #[test]
+    fn keeps_a_saturated_uplink_near_its_rate_with_a_short_queue() {
+        // 8 KB/s: a 64 kbit/s ADSL uplink.
+        let (g, out) = run(8_000.0, 120, 5 * SEC);
+        assert!(g.congested_samples() > 0);
+        assert!(g.weak());
+        let tail = &out[60..];
+        let mean_delay = tail.iter().map(|o| o.1).sum::<u64>() / tail.len() as u64;
+        assert!(mean_delay < SEC, "queue held short: {mean_delay} ns");
+        let mean_limit = tail.iter().map(|o| f64::from(o.0)).sum::<f64>() / tail.len() as f64;
+        assert!(
+            (3_000.0..12_000.0).contains(&mean_limit),
+            "around the link's rate: {mean_limit}"
+        );
+    }
+
+    #[test]
+    fn a_fast_uplink_opens_up_quickly() {
+        // 2.5 MB/s (20 Mbit/s): slow start doubles from 8 KiB/s each calm second.
+        let (g, out) = run(2_500_000.0, 30, 0);
+        let first_fast = out.iter().position(|o| o.0 >= 1_000_000).unwrap();
+        assert!(first_fast <= 10, "{out:?}");
+        assert!(!g.weak());
+        assert!(g.limit() >= 1_000_000);
+        assert!(out.iter().all(|o| o.1 < SEC));
+    }
+
+    #[test]
+    fn an_idle_uplink_keeps_its_limit_and_congestion_without_uploads_is_not_ours() {
+        let mut g = UploadGovernor::new(UplinkConfig::default());
+        for s in 0..60 {
+            g.on_uploaded(s * SEC, s * 1000);
+            // Jitter well under the target; a clock offset that is negative.
+            let jitter = (s % 3) * 10 * MS;
+            g.on_delay_sample(s * SEC, s * SEC + 7 * SEC, s * SEC + jitter);
+        }
+        assert_eq!(g.limit(), 16 * 1024, "no evidence, no growth");
+        assert!(!g.weak(), "never congested");
+        assert_eq!(g.congested_samples(), 0);
+    }
+
+    #[test]
+    fn no_answer_halves_and_calm_grows_again() {
+        let mut g = UploadGovernor::new(UplinkConfig::default());
+        g.on_uploaded(0, 0);
+        g.on_uploaded(SEC, 8_000);
+        assert!(!g.weak());
+        // 150 ms of queue: half of what was used.
+        g.on_delay_sample(SEC, SEC, SEC);
+        g.on_delay_sample(2 * SEC, 2 * SEC, 2 * SEC + 150 * MS);
+        assert_eq!(g.limit(), 4_000, "half of what was used");
+        assert!(g.weak());
+        // No answer (or seconds of queue): the floor, to drain it.
+        g.on_no_answer(3 * SEC);
+        assert_eq!(g.limit(), 1024, "never below the floor");
+        // Calm again and used: grows by a quarter per sample (congestion seen).
+        let mut t = 4 * SEC;
+        let mut sent = 8_000;
+        for _ in 0..10 {
+            sent += u64::from(g.limit());
+            g.on_uploaded(t, sent);
+            g.on_delay_sample(t, t, t);
+            t += SEC;
+        }
+        assert!(g.limit() > 2_000 && g.limit() < 20_000, "{}", g.limit());
+    }
+}
