@@ -265,9 +265,9 @@ fn aria2_seeds_to_crumbsrc_and_fetches_from_the_channel() {
         let w: WindowDoc = serde_json::from_slice(&get(&url)).unwrap();
         for s in &w.segments {
             for c in &s.crumbs {
-                if !seeded.contains_key(&(s.seq, c.index)) {
-                    let gid = aria2.add(&get(&format!("{origin}{}", c.torrent)), &spool);
-                    seeded.insert((s.seq, c.index), gid);
+                if let std::collections::hash_map::Entry::Vacant(e) = seeded.entry((s.seq, c.index))
+                {
+                    e.insert(aria2.add(&get(&format!("{origin}{}", c.torrent)), &spool));
                 }
             }
         }

@@ -94,6 +94,9 @@ pub struct Client {
     pub p2p_port: u16,
 }
 
+/// Peers per crumb torrent at most (both ways).
+const PEER_LIMIT: usize = 12;
+
 /// How many window fetches in a row may fail before the channel counts as gone.
 const MAX_FETCH_FAILURES: u32 = 10;
 
@@ -126,6 +129,10 @@ impl Client {
             // The channel's tracker interval: peers are found by the announce made
             // when a crumb starts; re-announces only keep a seeding crumb listed.
             tracker_interval: None,
+            // A crumb needs a few good sources, not the whole swarm: every connection
+            // costs handshakes, bitfields and HAVEs, a tenth of a slow line's Segment
+            // with 20 peers per crumb.
+            peer_limit: Some(PEER_LIMIT),
             ..Default::default()
         }))?;
         let p2p_port = session.listen_port();
@@ -502,7 +509,7 @@ impl Runner {
                         .sum();
                     (bytes, doc.duration)
                 });
-                if self.governor.as_ref().is_some_and(UploadGovernor::weak) {
+                if self.weak_line() {
                     self.stop_seeding(seq).await;
                 }
                 let _ = self.tx.send(ClientEvent::Segment {
@@ -525,7 +532,15 @@ impl Runner {
         Ok(())
     }
 
-    /// A weak uplink does not seed: the torrents of Segments up to `seq` go (their
+    /// Whether this client's uplink is too weak to seed: its governor found it
+    /// slower than a piece a second (the paper's ADSL 64 kbit/s is). Peers would wait
+    /// on every piece reserved here, and the client's own requests would queue
+    /// behind its uploads.
+    fn weak_line(&self) -> bool {
+        self.governor.as_ref().is_some_and(UploadGovernor::weak)
+    }
+
+    /// A weak line does not seed: the torrents of Segments up to `seq` go (their
     /// crumbs were output already).
     async fn stop_seeding(&mut self, seq: u64) {
         let old: Vec<(u64, u16)> = self.active.keys().filter(|k| k.0 <= seq).copied().collect();

@@ -42,10 +42,6 @@ pub const DEFAULT_PEER_PATIENCE: u64 = 300_000_000;
 /// super seed is asked (the rest is a margin for the pace to drop).
 const FALLBACK_PACE_SHARE: f64 = 0.75;
 
-/// A crumb arriving at this share of R or more is limited by the client's own line,
-/// not by its sources: the super seed would not speed it up.
-const OWN_LINE_SHARE: f64 = 0.4;
-
 /// Settings of a client engine, as crumbsrc's properties set them.
 #[derive(Clone, Debug, PartialEq)]
 pub struct ClientConfig {
@@ -495,9 +491,7 @@ impl ClientEngine {
     }
 
     /// Peers first: asks for the super seed for each crumb in flight whose patience
-    /// is over and that has no byte yet or whose pace would miss the deadline, unless
-    /// that pace is already a good share of R: then the client's own line is the
-    /// bottleneck, and one more source would only split it (and fetch twice).
+    /// is over and that has no byte yet or whose pace would miss the deadline.
     fn check_fallbacks(&mut self, now: u64) {
         let Some(patience) = self.config.peer_patience else {
             return;
@@ -517,9 +511,7 @@ impl ClientEngine {
             let elapsed = now.saturating_sub(cur.requested_at[i]).max(1) as f64;
             let left = cur.deadline.saturating_sub(now) as f64;
             let needs = size.saturating_sub(have) as f64 * elapsed / have.max(1) as f64;
-            let pace = have as f64 * 1e9 / elapsed;
-            let own_line = rate.is_some_and(|r| pace >= OWN_LINE_SHARE * r);
-            if have == 0 || (needs > FALLBACK_PACE_SHARE * left && !own_line) {
+            if have == 0 || needs > FALLBACK_PACE_SHARE * left {
                 cur.fell_back[i] = true;
                 self.stats.super_seed_fallbacks += 1;
                 self.actions.push(Action::UseSuperSeed {

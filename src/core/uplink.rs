@@ -14,11 +14,8 @@
 //! smallest difference seen (the base) absorbs the offset, and the difference above it
 //! is the queueing delay on the way up, whatever the downlink does.
 //!
-//! The rule, once per sample: queueing delay above the target cuts the limit (from
-//! what is actually uploaded, if less) to half, or to target/delay of it when the
-//! queue is deeper (LEDBAT's proportional step: a queue of seconds must drain within a
-//! second or two, not at the crawl of a slow line), and a poll that got no answer
-//! drops it to the floor; below half the
+//! The rule, once per sample: queueing delay above the target (or a poll that got no
+//! answer) halves the limit (from what is actually uploaded, if less); below half the
 //! target, while the client uses at least half of it, the limit doubles until the
 //! first congestion (slow start) and grows by a quarter after. It starts low
 //! (`initial_limit`): a modem's queue holds seconds of a slow uplink, and filling it
@@ -53,7 +50,7 @@ impl Default for UplinkConfig {
             target_delay: 100_000_000,
             base_window: 120_000_000_000,
             min_limit: 1024,
-            initial_limit: 16 * 1024,
+            initial_limit: 32 * 1024,
             weak_limit: 16 * 1024,
             rate_window: 5_000_000_000,
         }
@@ -72,6 +69,9 @@ pub struct UploadGovernor {
     limit: u32,
     last_delay: Option<u64>,
     congested: u64,
+    /// The highest upload rate measured at a calm sample: what the line has carried
+    /// without a queue.
+    calm_peak: f64,
 }
 
 impl UploadGovernor {
@@ -82,6 +82,7 @@ impl UploadGovernor {
             limit: config.initial_limit.max(config.min_limit),
             last_delay: None,
             congested: 0,
+            calm_peak: 0.0,
             config,
         }
     }
@@ -100,7 +101,8 @@ impl UploadGovernor {
     /// wait on every piece reserved here; the stream's own requests would queue
     /// behind them). The paper's weakest line (ADSL 64 kbit/s up) is one.
     pub fn weak(&self) -> bool {
-        self.congested > 0 && self.limit < self.config.weak_limit
+        let weak = f64::from(self.config.weak_limit);
+        self.congested > 0 && f64::from(self.limit) < weak && self.calm_peak < weak
     }
 
     /// Samples that found the uplink congested (or got no answer).
@@ -140,9 +142,9 @@ impl UploadGovernor {
         let delay = owd.saturating_sub(base).max(0) as u64;
         self.last_delay = Some(delay);
         if delay > self.config.target_delay {
-            let factor = (self.config.target_delay as f64 / delay as f64).min(0.5);
-            self.decrease(factor);
+            self.decrease();
         } else if delay < self.config.target_delay / 2 {
+            self.calm_peak = self.calm_peak.max(self.upload_rate().unwrap_or(0.0));
             self.increase();
         }
     }
@@ -150,20 +152,14 @@ impl UploadGovernor {
     /// A request got no answer in time: as congested as it gets (an uplink queue of
     /// seconds delays the request itself).
     pub fn on_no_answer(&mut self, _now: u64) {
-        self.drain();
+        self.decrease();
     }
 
-    /// Seconds of queue: to the floor until it drains.
-    fn drain(&mut self) {
-        self.congested += 1;
-        self.limit = self.config.min_limit;
-    }
-
-    fn decrease(&mut self, factor: f64) {
+    fn decrease(&mut self) {
         self.congested += 1;
         let used = self.upload_rate().unwrap_or(f64::from(self.limit));
         let from = f64::from(self.limit).min(used);
-        self.limit = ((from * factor) as u32).max(self.config.min_limit);
+        self.limit = ((from * 0.5) as u32).max(self.config.min_limit);
     }
 
     fn increase(&mut self) {
@@ -225,13 +221,16 @@ mod tests {
 
     #[test]
     fn a_fast_uplink_opens_up_quickly() {
-        // 2.5 MB/s (20 Mbit/s): slow start doubles from 8 KiB/s each calm second.
+        // 2.5 MB/s (20 Mbit/s): slow start doubles from 32 KiB/s each calm second.
         let (g, out) = run(2_500_000.0, 30, 0);
         let first_fast = out.iter().position(|o| o.0 >= 1_000_000).unwrap();
         assert!(first_fast <= 10, "{out:?}");
         assert!(!g.weak());
         assert!(g.limit() >= 1_000_000);
         assert!(out.iter().all(|o| o.1 < SEC));
+        // A line that carried 40 KB/s calmly is not weak, even cut low for a while.
+        let (g, _) = run(40_000.0, 60, 0);
+        assert!(g.congested_samples() > 0 && !g.weak());
     }
 
     #[test]
@@ -243,7 +242,7 @@ mod tests {
             let jitter = (s % 3) * 10 * MS;
             g.on_delay_sample(s * SEC, s * SEC + 7 * SEC, s * SEC + jitter);
         }
-        assert_eq!(g.limit(), 16 * 1024, "no evidence, no growth");
+        assert_eq!(g.limit(), 32 * 1024, "no evidence, no growth");
         assert!(!g.weak(), "never congested");
         assert_eq!(g.congested_samples(), 0);
     }
@@ -259,8 +258,11 @@ mod tests {
         g.on_delay_sample(2 * SEC, 2 * SEC, 2 * SEC + 150 * MS);
         assert_eq!(g.limit(), 4_000, "half of what was used");
         assert!(g.weak());
-        // No answer (or seconds of queue): the floor, to drain it.
         g.on_no_answer(3 * SEC);
+        assert_eq!(g.limit(), 2_000, "no answer: half again");
+        for _ in 0..20 {
+            g.on_no_answer(4 * SEC);
+        }
         assert_eq!(g.limit(), 1024, "never below the floor");
         // Calm again and used: grows by a quarter per sample (congestion seen).
         let mut t = 4 * SEC;

@@ -62,6 +62,9 @@ pub struct SessionConfig {
     /// (None = as the tracker says). The tracker is how a running download learns
     /// of new peers.
     pub tracker_interval: Option<Duration>,
+    /// Peers per torrent at most, connecting or connected, both ways (None:
+    /// librqbit's 128).
+    pub peer_limit: Option<usize>,
 }
 
 impl Default for SessionConfig {
@@ -74,6 +77,7 @@ impl Default for SessionConfig {
             download_limit_bps: None,
             connect_timeout: Duration::from_secs(2),
             tracker_interval: None,
+            peer_limit: None,
         }
     }
 }
@@ -122,6 +126,7 @@ pub struct P2pSession {
     listen_addr: SocketAddr,
     peer_id: [u8; 20],
     tracker_interval: Option<Duration>,
+    peer_limit: Option<usize>,
     stopped: AtomicBool,
 }
 
@@ -239,6 +244,7 @@ impl P2pSession {
                         listen_addr: bound,
                         peer_id,
                         tracker_interval: cfg.tracker_interval,
+                        peer_limit: cfg.peer_limit,
                         stopped: AtomicBool::new(false),
                     });
                 }
@@ -279,6 +285,7 @@ impl P2pSession {
             ),
             initial_peers: (!initial_peers.is_empty()).then_some(initial_peers),
             force_tracker_interval: self.tracker_interval,
+            peer_limit: self.peer_limit,
             ..Default::default()
         })
     }
