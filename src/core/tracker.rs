@@ -1108,7 +1108,7 @@ mod tests {
         let q = query(hash(3), 8, 6000, "&left=5");
         let body = announce(&mut t, &q, "10.0.0.8:1", 20 * SEC);
         assert_eq!(compact_peers(&body)[0], seed);
-        assert_eq!(t.super_seed_grants(), 3);
+        assert_eq!(t.super_seed_grants(), 4);
         t.remove_torrent(&hash(3));
         assert_eq!(t.swarm_counts(&hash(1), 0), Some((1, 6)));
         // A peer alone with the super seed gets it whatever the fanout: here the
