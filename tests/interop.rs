@@ -13,7 +13,6 @@ mod common;
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use base64::Engine as _;
@@ -21,59 +20,6 @@ use common::*;
 use gst::prelude::*;
 use gstcrumbs::core::api::WindowDoc;
 use gstcrumbs::p2p::RUNTIME;
-
-struct Peer {
-    pipeline: gst::Pipeline,
-    records: Arc<Mutex<Vec<gst::Structure>>>,
-    errors: Arc<Mutex<Vec<String>>>,
-}
-
-impl Peer {
-    fn start(desc: &str) -> Peer {
-        let pipeline = launch(desc);
-        let records = Arc::new(Mutex::new(Vec::new()));
-        let errors = Arc::new(Mutex::new(Vec::new()));
-        let (r2, e2) = (records.clone(), errors.clone());
-        pipeline.bus().unwrap().set_sync_handler(move |_, msg| {
-            match msg.view() {
-                gst::MessageView::Element(e) => {
-                    if let Some(s) = e.structure() {
-                        r2.lock().unwrap().push(s.to_owned());
-                    }
-                }
-                gst::MessageView::Error(e) => {
-                    e2.lock()
-                        .unwrap()
-                        .push(format!("{} ({:?})", e.error(), e.debug()))
-                }
-                _ => {}
-            }
-            gst::BusSyncReply::Drop
-        });
-        pipeline.set_state(gst::State::Playing).expect("starts");
-        Peer {
-            pipeline,
-            records,
-            errors,
-        }
-    }
-
-    fn named(&self, name: &str) -> Vec<gst::Structure> {
-        let r = self.records.lock().unwrap();
-        r.iter().filter(|s| s.name() == name).cloned().collect()
-    }
-
-    fn assert_no_error(&self) {
-        let e = self.errors.lock().unwrap();
-        assert!(e.is_empty(), "{e:?}");
-    }
-}
-
-impl Drop for Peer {
-    fn drop(&mut self) {
-        let _ = self.pipeline.set_state(gst::State::Null);
-    }
-}
 
 /// An aria2c process with JSON-RPC on loopback, killed on drop.
 struct Aria2 {
@@ -231,10 +177,30 @@ fn origin(url: &str) -> String {
     format!("http://{}", &rest[..rest.find('/').unwrap()])
 }
 
-fn u(s: &gst::Structure, f: &str) -> u64 {
-    s.get::<u64>(f)
-        .or_else(|_| s.get::<u32>(f).map(u64::from))
-        .unwrap()
+/// A live channel whose super seed may send 16 KiB/s: three VP8 layers (96/192/320
+/// kbit/s, 76 KB/s in all), one crumb per layer of 3 to 8 pieces, 3 s Segments.
+/// Returns it with its URL and spool folder.
+fn starved_channel() -> (Peer, String, PathBuf) {
+    let channel = Peer::start(
+        "videotestsrc is-live=true pattern=smpte horizontal-speed=4 \
+         ! video/x-raw,width=320,height=240,framerate=30/1 \
+         ! svcvp8enc keyframe-max-dist=90 layer-bitrates=<96,192,320> \
+         ! svcsegmenter max-crumb-size=0 min-gops=1 max-gops=1 \
+         ! crumbsink name=ch window=8 start-offset=2 max-upload-rate=16384",
+    );
+    let listening = channel.listening();
+    let url = listening.get::<String>("url").unwrap();
+    let spool = PathBuf::from(listening.get::<String>("spool-dir").unwrap());
+    (channel, url, spool)
+}
+
+/// A crumbsrc named `viewer` decoding the channel at `url`. aria2 answers a new
+/// connection on its one-second tick: the peer patience leaves it time (crumbsrc
+/// peers answer in milliseconds, hence the 300 ms default).
+fn viewer(url: &str) -> Peer {
+    Peer::start(&format!(
+        "crumbsrc name=viewer location={url} peer-patience=1500 ! vp8dec ! fakesink sync=false"
+    ))
 }
 
 #[test]
@@ -243,26 +209,7 @@ fn aria2_seeds_to_crumbsrc_and_fetches_from_the_channel() {
     let Some(aria2) = Aria2::start() else {
         return;
     };
-    // Three VP8 layers (96/192/320 kbit/s, 76 KB/s in all), one crumb per layer of 3
-    // to 8 pieces, 3 s Segments; the super seed may send 16 KiB/s.
-    let channel = Peer::start(
-        "videotestsrc is-live=true pattern=smpte horizontal-speed=4 \
-         ! video/x-raw,width=320,height=240,framerate=30/1 \
-         ! svcvp8enc keyframe-max-dist=90 layer-bitrates=<96,192,320> \
-         ! svcsegmenter max-crumb-size=0 min-gops=1 max-gops=1 \
-         ! crumbsink name=ch window=8 start-offset=2 max-upload-rate=16384",
-    );
-    let end = Instant::now() + Duration::from_secs(20);
-    let (url, spool) = loop {
-        if let Some(s) = channel.named("crumbsink-listening").first() {
-            break (
-                s.get::<String>("url").unwrap(),
-                PathBuf::from(s.get::<String>("spool-dir").unwrap()),
-            );
-        }
-        assert!(Instant::now() < end, "channel did not start");
-        std::thread::sleep(Duration::from_millis(20));
-    };
+    let (channel, url, spool) = starved_channel();
     let origin = origin(&url);
 
     // aria2 seeds every crumb as it is published, from the channel's spool files.
@@ -283,11 +230,7 @@ fn aria2_seeds_to_crumbsrc_and_fetches_from_the_channel() {
         std::thread::sleep(Duration::from_millis(100));
     }
 
-    // aria2 answers a new connection on its one-second tick: the peer patience leaves
-    // it time (crumbsrc peers answer in milliseconds, hence the 300 ms default).
-    let client = Peer::start(&format!(
-        "crumbsrc name=viewer location={url} peer-patience=1500 ! vp8dec ! fakesink sync=false"
-    ));
+    let client = viewer(&url);
     let end = Instant::now() + Duration::from_secs(60);
     let played = |p: &Peer| {
         p.named("crumbsrc-segment")
@@ -409,21 +352,7 @@ fn a_peer_serving_corrupt_crumbs_never_reaches_the_decoder() {
     let Some(aria2) = Aria2::start_with(&["--bt-seed-unverified=true"]) else {
         return;
     };
-    let channel = Peer::start(
-        "videotestsrc is-live=true pattern=smpte horizontal-speed=4 \
-         ! video/x-raw,width=320,height=240,framerate=30/1 \
-         ! svcvp8enc keyframe-max-dist=60 layer-bitrates=<96,192,320> \
-         ! svcsegmenter max-crumb-size=0 min-gops=1 max-gops=1 \
-         ! crumbsink name=ch window=8 start-offset=2 max-upload-rate=16384",
-    );
-    let end = Instant::now() + Duration::from_secs(20);
-    let url = loop {
-        if let Some(s) = channel.named("crumbsink-listening").first() {
-            break s.get::<String>("url").unwrap();
-        }
-        assert!(Instant::now() < end, "channel did not start");
-        std::thread::sleep(Duration::from_millis(20));
-    };
+    let (channel, url, _) = starved_channel();
     let origin = origin(&url);
     let bad = TempDir::new("bad");
     let mut seeded = std::collections::HashSet::new();
@@ -449,9 +378,7 @@ fn a_peer_serving_corrupt_crumbs_never_reaches_the_decoder() {
             }
         }
     };
-    let client = Peer::start(&format!(
-        "crumbsrc name=viewer location={url} peer-patience=1500 ! vp8dec ! fakesink sync=false"
-    ));
+    let client = viewer(&url);
     let end = Instant::now() + Duration::from_secs(60);
     let played = |p: &Peer| {
         p.named("crumbsrc-segment")
@@ -489,4 +416,5 @@ fn a_peer_serving_corrupt_crumbs_never_reaches_the_decoder() {
         recs.len()
     );
     assert_eq!(st.get::<u64>("crumbs-malformed").unwrap(), 0);
+    channel.assert_no_error();
 }

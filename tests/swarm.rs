@@ -4,88 +4,24 @@
 
 mod common;
 
-use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use common::*;
 use gst::prelude::*;
 
-type Records = Arc<Mutex<Vec<gst::Structure>>>;
-
-struct Peer {
-    pipeline: gst::Pipeline,
-    records: Records,
-    errors: Arc<Mutex<Vec<String>>>,
-}
-
-fn start(desc: &str) -> Peer {
-    let pipeline = launch(desc);
-    let records: Records = Arc::new(Mutex::new(Vec::new()));
-    let errors = Arc::new(Mutex::new(Vec::new()));
-    let (r2, e2) = (records.clone(), errors.clone());
-    pipeline.bus().unwrap().set_sync_handler(move |_, msg| {
-        match msg.view() {
-            gst::MessageView::Element(e) => {
-                if let Some(s) = e.structure() {
-                    r2.lock().unwrap().push(s.to_owned());
-                }
-            }
-            gst::MessageView::Error(e) => {
-                e2.lock()
-                    .unwrap()
-                    .push(format!("{} ({:?})", e.error(), e.debug()))
-            }
-            gst::MessageView::Eos(_) => r2.lock().unwrap().push(gst::Structure::new_empty("eos")),
-            _ => {}
-        }
-        gst::BusSyncReply::Drop
-    });
-    pipeline.set_state(gst::State::Playing).expect("starts");
-    Peer {
-        pipeline,
-        records,
-        errors,
-    }
-}
-
-impl Peer {
-    fn named(&self, name: &str) -> Vec<gst::Structure> {
-        self.records
-            .lock()
-            .unwrap()
-            .iter()
-            .filter(|s| s.name() == name)
-            .cloned()
-            .collect()
-    }
-}
-
-fn u(s: &gst::Structure, f: &str) -> u64 {
-    s.get::<u64>(f)
-        .or_else(|_| s.get::<u32>(f).map(u64::from))
-        .unwrap()
-}
-
 #[test]
 fn one_channel_three_clients() {
     // Three VP8 temporal layers (48/96/160 kbit/s), one crumb per layer, 1 s Segments.
     // The super seed is capped at 96 KB/s: 2.5 times one full stream for three clients.
-    let channel = start(
+    let channel = Peer::start(
         "videotestsrc is-live=true pattern=smpte horizontal-speed=4 ! video/x-raw,width=320,height=240,framerate=30/1 \
          ! svcvp8enc keyframe-max-dist=30 layer-bitrates=<48,96,160> \
          ! svcsegmenter max-crumb-size=0 min-gops=1 max-gops=1 \
          ! crumbsink name=ch window=6 max-upload-rate=98304 tracker-interval=1",
     );
-    let end = Instant::now() + Duration::from_secs(20);
-    let url = loop {
-        if let Some(s) = channel.named("crumbsink-listening").first() {
-            break s.get::<String>("url").unwrap();
-        }
-        assert!(Instant::now() < end, "channel did not start");
-        std::thread::sleep(Duration::from_millis(20));
-    };
+    let url = channel_url(&channel);
     let client = |name: &str, props: &str| {
-        start(&format!(
+        Peer::start(&format!(
             "crumbsrc name={name} location={url} {props} ! vp8dec ! fakesink sync=false"
         ))
     };
@@ -237,33 +173,26 @@ fn unreachable_or_wrong_channel_is_a_clear_error() {
 }
 
 fn channel_url(channel: &Peer) -> String {
-    let end = Instant::now() + Duration::from_secs(20);
-    loop {
-        if let Some(s) = channel.named("crumbsink-listening").first() {
-            return s.get::<String>("url").unwrap();
-        }
-        assert!(Instant::now() < end, "channel did not start");
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    channel.listening().get::<String>("url").unwrap()
 }
 
 /// A relay fetches and seeds every crumb; an on-demand client plays an archived
 /// channel from Segment 0, long after Segment 0 left the live window.
 #[test]
 fn relay_and_on_demand() {
-    let channel = start(
+    let channel = Peer::start(
         "videotestsrc is-live=true pattern=smpte horizontal-speed=4 ! video/x-raw,width=160,height=120,framerate=30/1 \
          ! svcvp8enc keyframe-max-dist=15 ! svcsegmenter max-crumb-size=0 \
          ! crumbsink name=ch window=3 archive=true tracker-interval=1",
     );
     let url = channel_url(&channel);
-    let relay = start(&format!(
+    let relay = Peer::start(&format!(
         "crumbsrc name=relay location={url} mode=relay ! fakesink"
     ));
     while channel.named("crumbsink-segment").len() < 8 {
         std::thread::sleep(Duration::from_millis(50));
     }
-    let vod = start(&format!(
+    let vod = Peer::start(&format!(
         "crumbsrc name=vod location={url} start=0 ! vp8dec ! fakesink sync=false"
     ));
     let end = Instant::now() + Duration::from_secs(30);

@@ -274,3 +274,81 @@ pub fn collect(desc: &str, timeout: Duration) -> (gst::Caps, Vec<gst::Buffer>) {
     let (caps, bufs) = std::mem::take(&mut *store.lock().unwrap());
     (caps.expect("caps reached the sink"), bufs)
 }
+
+/// A playing pipeline whose element messages (and an `eos` entry at EOS) and errors
+/// are recorded from a bus sync handler. Set to NULL on drop.
+pub struct Peer {
+    pub pipeline: gst::Pipeline,
+    pub records: std::sync::Arc<std::sync::Mutex<Vec<gst::Structure>>>,
+    pub errors: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
+}
+
+impl Peer {
+    pub fn start(desc: &str) -> Peer {
+        let pipeline = launch(desc);
+        let records = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let errors = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let (r2, e2) = (records.clone(), errors.clone());
+        pipeline.bus().unwrap().set_sync_handler(move |_, msg| {
+            match msg.view() {
+                gst::MessageView::Element(e) => {
+                    if let Some(s) = e.structure() {
+                        r2.lock().unwrap().push(s.to_owned());
+                    }
+                }
+                gst::MessageView::Error(e) => {
+                    e2.lock()
+                        .unwrap()
+                        .push(format!("{} ({:?})", e.error(), e.debug()))
+                }
+                gst::MessageView::Eos(_) => {
+                    r2.lock().unwrap().push(gst::Structure::new_empty("eos"))
+                }
+                _ => {}
+            }
+            gst::BusSyncReply::Drop
+        });
+        pipeline.set_state(gst::State::Playing).expect("starts");
+        Peer {
+            pipeline,
+            records,
+            errors,
+        }
+    }
+
+    /// The messages recorded so far with this structure name.
+    pub fn named(&self, name: &str) -> Vec<gst::Structure> {
+        let r = self.records.lock().unwrap();
+        r.iter().filter(|s| s.name() == name).cloned().collect()
+    }
+
+    pub fn assert_no_error(&self) {
+        let e = self.errors.lock().unwrap();
+        assert!(e.is_empty(), "{e:?}");
+    }
+
+    /// A channel's `crumbsink-listening` message, waited for (20 s at most).
+    pub fn listening(&self) -> gst::Structure {
+        let end = std::time::Instant::now() + Duration::from_secs(20);
+        loop {
+            if let Some(s) = self.named("crumbsink-listening").into_iter().next() {
+                return s;
+            }
+            assert!(std::time::Instant::now() < end, "channel did not start");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
+impl Drop for Peer {
+    fn drop(&mut self) {
+        let _ = self.pipeline.set_state(gst::State::Null);
+    }
+}
+
+/// An unsigned field of a message, whether guint64 or guint.
+pub fn u(s: &gst::Structure, f: &str) -> u64 {
+    s.get::<u64>(f)
+        .or_else(|_| s.get::<u32>(f).map(u64::from))
+        .unwrap()
+}
