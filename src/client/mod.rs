@@ -338,8 +338,9 @@ impl Runner {
             .headers()
             .get(crate::core::api::RECEIVED_HEADER)
             .and_then(|v| v.to_str().ok()?.parse::<u64>().ok());
+        let now = self.now();
         if let (Some(g), Some(received)) = (self.governor.as_mut(), received) {
-            g.on_delay_sample(self.clock.elapsed().as_nanos() as u64, sent, received);
+            g.on_delay_sample(now, sent, received);
         }
         let body = response.bytes().await?;
         let doc: WindowDoc =
