@@ -19,6 +19,7 @@ pub mod svcsegmenter;
 pub mod svcvp8enc;
 
 fn plugin_init(plugin: &gst::Plugin) -> Result<(), glib::BoolError> {
+    p2p::log::install();
     svcsegmenter::register(plugin)?;
     crumbjoin::register(plugin)?;
     crumbsink::register(plugin)?;

@@ -58,53 +58,49 @@ impl Media {
     }
 }
 
+/// The variants of a master playlist, lowest bandwidth first (empty when the text is
+/// not one yet: the caller reloads).
 fn parse_master(base: &Url, text: &str) -> Vec<Variant> {
-    let mut out = Vec::new();
-    let mut bw = None;
-    for line in text.lines().map(str::trim) {
-        if let Some(attrs) = line.strip_prefix("#EXT-X-STREAM-INF:") {
-            bw = attrs
-                .split(',')
-                .find_map(|a| a.strip_prefix("BANDWIDTH="))
-                .and_then(|v| v.parse::<u64>().ok());
-        } else if !line.is_empty()
-            && !line.starts_with('#')
-            && let (Some(b), Ok(u)) = (bw.take(), base.join(line))
-        {
-            out.push(Variant {
-                bandwidth: b,
-                url: u,
-            });
-        }
-    }
+    let Ok(master) = m3u8_rs::parse_master_playlist_res(text.as_bytes()) else {
+        return Vec::new();
+    };
+    let mut out: Vec<Variant> = master
+        .variants
+        .into_iter()
+        .filter(|v| !v.is_i_frame)
+        .filter_map(|v| {
+            Some(Variant {
+                bandwidth: v.bandwidth,
+                url: base.join(&v.uri).ok()?,
+            })
+        })
+        .collect();
     out.sort_by_key(|v| v.bandwidth);
     out
 }
 
+/// A media playlist (no segments when the text is not one yet: the caller reloads).
 fn parse_media(base: &Url, text: &str) -> Media {
-    let mut m = Media {
-        target_s: 2.0,
-        ..Media::default()
+    let Ok(pl) = m3u8_rs::parse_media_playlist_res(text.as_bytes()) else {
+        return Media {
+            target_s: 2.0,
+            ..Media::default()
+        };
     };
-    let mut dur = None;
-    for line in text.lines().map(str::trim) {
-        if let Some(v) = line.strip_prefix("#EXT-X-MEDIA-SEQUENCE:") {
-            m.first_seq = v.parse().unwrap_or(0);
-        } else if let Some(v) = line.strip_prefix("#EXT-X-TARGETDURATION:") {
-            m.target_s = v.parse().unwrap_or(2.0);
-        } else if let Some(v) = line.strip_prefix("#EXTINF:") {
-            dur = v
-                .split(',')
-                .next()
-                .and_then(|d| d.trim().parse::<f64>().ok());
-        } else if !line.is_empty()
-            && !line.starts_with('#')
-            && let Ok(u) = base.join(line)
-        {
-            m.segments.push((u, dur.take().unwrap_or(m.target_s)));
-        }
+    let target_s = if pl.target_duration > 0 {
+        pl.target_duration as f64
+    } else {
+        2.0
+    };
+    Media {
+        first_seq: pl.media_sequence,
+        target_s,
+        segments: pl
+            .segments
+            .into_iter()
+            .filter_map(|s| Some((base.join(&s.uri).ok()?, f64::from(s.duration))))
+            .collect(),
     }
-    m
 }
 
 /// Paces body reads to a rate: a token bucket with (almost) no burst, shared by all

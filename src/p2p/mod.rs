@@ -14,6 +14,7 @@
 //! are read from their file on disk ([`P2pSession::read_file`]), never through a
 //! librqbit `FileStream` (every open stream holds a blocking permit of the session).
 
+pub mod log;
 pub mod runtime;
 pub mod session;
 pub mod torrent;

@@ -660,3 +660,53 @@ fn peers_found_through_the_torrents_tracker() {
         Ok(())
     });
 }
+
+/// librqbit's `tracing` events reach GStreamer's debug log under `crumbs-bittorrent`.
+#[test]
+fn librqbit_logs_reach_the_gstreamer_debug_log() {
+    let _g = LEAK_LOCK.read().unwrap_or_else(|e| e.into_inner());
+    gst::init().unwrap();
+    log::install();
+    // Only the function below should see the (many) Debug lines.
+    gst::log::remove_default_log_function();
+    let seen = std::sync::Arc::new(std::sync::Mutex::new(Vec::<String>::new()));
+    let sink = seen.clone();
+    let f = gst::log::add_log_function(move |cat, _level, _file, _func, _line, _obj, msg| {
+        if cat.name() == "crumbs-bittorrent"
+            && let Some(m) = msg.get()
+        {
+            sink.lock().unwrap().push(m.to_string());
+        }
+    });
+    log::CAT.set_threshold(gst::DebugLevel::Debug);
+    let dir = TempDir::new("log");
+    run(Duration::from_secs(60), async {
+        let data = random_bytes(40 * 1000, 9);
+        let a_dir = dir.path().join("a");
+        std::fs::create_dir_all(&a_dir)?;
+        let (t, path) = write_crumb(&a_dir, "crumb-1", &data, 16 * 1024);
+        let a = P2pSession::new(config(&a_dir)).await?;
+        let b = P2pSession::new(config(&dir.path().join("b"))).await?;
+        a.seed(&t, &path, vec![]).await?;
+        let id = b
+            .download(&t.bytes, &dir.path().join("b/out"), peer(&a))
+            .await?;
+        b.wait_finished(id, Duration::from_secs(30)).await?;
+        b.shutdown().await?;
+        a.shutdown().await?;
+        Ok(())
+    });
+    log::CAT.set_threshold(gst::DebugLevel::None);
+    gst::log::remove_log_function(f);
+    let seen = seen.lock().unwrap();
+    assert!(
+        !seen.is_empty(),
+        "no librqbit event reached the crumbs-bittorrent category"
+    );
+    // Events carry the spans they happened in (`torrent{..}:peer{..}: ...`).
+    assert!(
+        seen.iter().any(|m| m.contains('{') && m.contains("}:")),
+        "no span context in {:?}",
+        &seen[..seen.len().min(5)]
+    );
+}
