@@ -323,6 +323,30 @@ fn live_channel_window_download_expiry_and_tracker() {
     let text = String::from_utf8_lossy(&body);
     assert!(text.contains("5:peers"), "{text}");
     assert!(!text.contains("failure"), "{text}");
+    // The same tracker at the root, the URL the window and the .torrent files name
+    // (libtorrent takes a loopback or LAN tracker only at `/announce`), and its BEP 48
+    // scrape, where the super seed counts as a seed.
+    let root = origin(&url);
+    assert_eq!(window(&url).tracker, format!("{root}/announce"));
+    let (status, body) = get(&format!(
+        "{root}/announce?info_hash={ih}&peer_id=-TEST00-123456789013&port=6882&left=100"
+    ));
+    assert_eq!(status, 200);
+    let text = String::from_utf8_lossy(&body);
+    assert!(
+        text.contains("5:peers") && !text.contains("failure"),
+        "{text}"
+    );
+    let (status, body) = get(&format!("{root}/scrape?info_hash={ih}"));
+    assert_eq!(status, 200);
+    let mut want = b"d5:filesd20:".to_vec();
+    want.extend_from_slice(&gstcrumbs::core::api::parse_info_hash(&c1.info_hash).unwrap());
+    want.extend_from_slice(b"d8:completei");
+    assert!(
+        body.starts_with(&want) && body.get(want.len()).is_some_and(|&b| b != b'0'),
+        "{}",
+        String::from_utf8_lossy(&body)
+    );
     let stats = live
         .pipeline
         .by_name("ch")

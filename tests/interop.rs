@@ -1,18 +1,23 @@
 // SPDX-License-Identifier: MPL-2.0
-//! crumbs with a BitTorrent client nobody here wrote: aria2 (Debian's `aria2`, driven
-//! over its JSON-RPC on loopback). Both ways, on a live channel whose super seed is
-//! starved (16 KiB/s, a third of the stream):
-//! - aria2 seeds every crumb (from the channel's own spool files, hash-checked) and
-//!   crumbsrc takes the stream from it and plays, at full quality;
-//! - aria2 fetches crumbs from the channel's swarm with default settings;
+//! crumbs with BitTorrent clients nobody here wrote: aria2 (Debian's `aria2`, driven
+//! over its JSON-RPC on loopback) and libtorrent (Debian's `python3-libtorrent`, the
+//! library of qBittorrent and Deluge, driven by `tests/libtorrent_peer.py`). Both ways:
+//! - aria2 and libtorrent each seed every crumb (from the channel's own spool files,
+//!   hash-checked) to a channel whose super seed is starved (16 KiB/s, a third of the
+//!   stream), and crumbsrc takes the stream from them and plays, at full quality;
+//! - aria2 fetches crumbs from crumbsrc; libtorrent, with its default settings (its
+//!   SSRF rule takes a loopback tracker only at `/announce`), fetches a live channel's
+//!   crumbs through its tracker;
 //! - aria2 serving wrong data (unverified random bytes) never reaches the decoder.
 //!
-//! Skipped (with a message) when `aria2c` is not installed; `scripts/setup` installs it.
+//! Skipped (with a message) when `aria2c` or python3-libtorrent is not installed;
+//! `scripts/setup` installs both.
 
 mod common;
 
+use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, ChildStdin, ChildStdout, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use base64::Engine as _;
@@ -417,4 +422,244 @@ fn a_peer_serving_corrupt_crumbs_never_reaches_the_decoder() {
     );
     assert_eq!(st.get::<u64>("crumbs-malformed").unwrap(), 0);
     channel.assert_no_error();
+}
+
+/// A libtorrent session in a python3 child (`tests/libtorrent_peer.py`), one JSON
+/// request and answer per line; ends when dropped (its stdin closes).
+struct Libtorrent {
+    child: Child,
+    stdin: ChildStdin,
+    stdout: BufReader<ChildStdout>,
+    torrents: TempDir,
+}
+
+impl Libtorrent {
+    fn start() -> Option<Libtorrent> {
+        // Debian's interpreter: python3-libtorrent is built for it.
+        let python = "/usr/bin/python3";
+        let ok = Command::new(python)
+            .args(["-c", "import libtorrent"])
+            .stderr(Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success());
+        if !ok {
+            eprintln!("SKIPPED: python3-libtorrent is not installed (scripts/setup installs it)");
+            return None;
+        }
+        let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/libtorrent_peer.py");
+        let mut child = Command::new(python)
+            .arg(script)
+            .arg(free_port().to_string())
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("python3 starts");
+        let stdin = child.stdin.take().unwrap();
+        let stdout = BufReader::new(child.stdout.take().unwrap());
+        let mut lt = Libtorrent {
+            child,
+            stdin,
+            stdout,
+            torrents: TempDir::new("libtorrent"),
+        };
+        lt.call(serde_json::json!({"op": "status"}));
+        Some(lt)
+    }
+
+    fn call(&mut self, req: serde_json::Value) -> serde_json::Value {
+        writeln!(self.stdin, "{req}").expect("libtorrent peer takes a request");
+        let mut line = String::new();
+        self.stdout
+            .read_line(&mut line)
+            .expect("libtorrent peer answers");
+        assert!(!line.is_empty(), "libtorrent peer exited");
+        serde_json::from_str(&line).expect("libtorrent peer answers JSON")
+    }
+
+    /// Adds a .torrent whose data is (or goes) in `save`; returns its info-hash.
+    fn add(&mut self, torrent: &[u8], save: &Path) -> String {
+        let name = gstcrumbs::p2p::parse_torrent(torrent).unwrap().name;
+        let path = self.torrents.0.join(format!("{name}.torrent"));
+        std::fs::write(&path, torrent).unwrap();
+        let r = self.call(serde_json::json!({
+            "op": "add",
+            "torrent": path.display().to_string(),
+            "save": save.display().to_string(),
+        }));
+        r["info_hash"].as_str().expect("an info-hash").to_owned()
+    }
+
+    fn status(&mut self) -> Vec<serde_json::Value> {
+        let r = self.call(serde_json::json!({"op": "status"}));
+        r["torrents"].as_array().cloned().unwrap_or_default()
+    }
+
+    fn alerts(&mut self) -> String {
+        let r = self.call(serde_json::json!({"op": "alerts"}));
+        let all: Vec<String> = r["alerts"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|a| a.as_str().map(str::to_owned))
+            .collect();
+        all[all.len().saturating_sub(30)..].join("\n")
+    }
+}
+
+impl Drop for Libtorrent {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// libtorrent with its default settings fetches a live channel's crumbs: the .torrent
+/// files name only the channel's tracker, which libtorrent accepts on loopback only at
+/// `/announce`, so every byte it gets proves the tracker worked for it.
+#[test]
+fn libtorrent_fetches_a_live_channel_through_its_tracker() {
+    init();
+    let Some(mut lt) = Libtorrent::start() else {
+        return;
+    };
+    let channel = Peer::start(
+        "videotestsrc is-live=true pattern=smpte horizontal-speed=4 \
+         ! video/x-raw,width=320,height=240,framerate=30/1 \
+         ! svcvp8enc keyframe-max-dist=30 layer-bitrates=<96,192,320> \
+         ! svcsegmenter max-crumb-size=0 min-gops=1 max-gops=1 \
+         ! crumbsink name=ch window=8 start-offset=2",
+    );
+    let listening = channel.listening();
+    let url = listening.get::<String>("url").unwrap();
+    let spool = PathBuf::from(listening.get::<String>("spool-dir").unwrap());
+    let origin = origin(&url);
+    let end = Instant::now() + Duration::from_secs(30);
+    let w = loop {
+        let w: WindowDoc = serde_json::from_slice(&get(&url)).unwrap();
+        if w.segments.len() >= 3 {
+            break w;
+        }
+        assert!(Instant::now() < end, "the channel published no 3 Segments");
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    assert!(w.tracker.ends_with("/announce"), "{}", w.tracker);
+    // The newest 3 Segments, every crumb.
+    let fetched = TempDir::new("lt-fetched");
+    let mut names = Vec::new();
+    for s in &w.segments[w.segments.len() - 3..] {
+        for c in &s.crumbs {
+            let t = get(&format!("{origin}{}", c.torrent));
+            names.push(gstcrumbs::p2p::parse_torrent(&t).unwrap().name);
+            lt.add(&t, &fetched.0);
+        }
+    }
+    let started = Instant::now();
+    let end = started + Duration::from_secs(30);
+    loop {
+        let st = lt.status();
+        let done = st
+            .iter()
+            .filter(|t| t["wanted"].as_u64().is_some_and(|w| w > 0) && t["done"] == t["wanted"])
+            .count();
+        if done == names.len() {
+            break;
+        }
+        assert!(
+            Instant::now() < end,
+            "libtorrent fetched {done} of {} crumbs: {st:?}\n{}",
+            names.len(),
+            lt.alerts()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    eprintln!(
+        "libtorrent fetched {} crumbs in {:?}",
+        names.len(),
+        started.elapsed()
+    );
+    for name in &names {
+        let got = std::fs::read(fetched.0.join(name)).unwrap();
+        let want = std::fs::read(spool.join(name)).unwrap();
+        assert_eq!(got, want, "libtorrent fetched {name} intact");
+    }
+    channel.assert_no_error();
+}
+
+/// libtorrent seeds every crumb to a channel whose super seed is starved: crumbsrc,
+/// with its default settings, finds it through the channel's tracker and plays from
+/// it above the super seed's reach.
+#[test]
+fn libtorrent_seeds_to_crumbsrc() {
+    init();
+    let Some(mut lt) = Libtorrent::start() else {
+        return;
+    };
+    let (channel, url, spool) = starved_channel();
+    let origin = origin(&url);
+    let mut seeded = std::collections::HashSet::new();
+    let mut seed_new = |lt: &mut Libtorrent| -> usize {
+        let w: WindowDoc = serde_json::from_slice(&get(&url)).unwrap();
+        for s in &w.segments {
+            for c in &s.crumbs {
+                if seeded.insert((s.seq, c.index)) {
+                    lt.add(&get(&format!("{origin}{}", c.torrent)), &spool);
+                }
+            }
+        }
+        w.segments.len()
+    };
+    while seed_new(&mut lt) < 3 {
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let client = Peer::start(&format!(
+        "crumbsrc name=viewer location={url} ! vp8dec ! fakesink sync=false"
+    ));
+    let end = Instant::now() + Duration::from_secs(60);
+    let played = |p: &Peer| {
+        p.named("crumbsrc-segment")
+            .into_iter()
+            .filter(|r| !r.get::<bool>("skipped").unwrap())
+            .collect::<Vec<_>>()
+    };
+    while played(&client).len() < 8 {
+        assert!(
+            Instant::now() < end,
+            "crumbsrc stalled: {:?}\n{}",
+            played(&client),
+            lt.alerts()
+        );
+        client.assert_no_error();
+        seed_new(&mut lt);
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    client.assert_no_error();
+    channel.assert_no_error();
+    let recs = played(&client);
+    let from_peers: u64 = recs.iter().map(|r| u(r, "bytes-from-peers")).sum();
+    let from_seed: u64 = recs.iter().map(|r| u(r, "bytes-from-super-seed")).sum();
+    let failed = recs
+        .iter()
+        .filter(|r| !r.get::<bool>("success").unwrap())
+        .count();
+    let above = recs.iter().filter(|r| u(r, "d") >= 2).count();
+    let lt_uploaded: u64 = lt
+        .status()
+        .iter()
+        .filter_map(|t| t["uploaded"].as_u64())
+        .sum();
+    eprintln!(
+        "crumbsrc: {} Segments, {failed} failed, {above} with d >= 2; {from_peers} B from peers ({lt_uploaded} B uploaded by libtorrent), {from_seed} B from the super seed",
+        recs.len()
+    );
+    assert!(lt_uploaded > 0, "libtorrent uploaded to crumbsrc");
+    assert!(
+        from_peers > from_seed,
+        "crumbsrc takes the stream from libtorrent, not the starved super seed"
+    );
+    assert!(
+        above >= 3,
+        "quality above the super seed's reach with libtorrent's help"
+    );
+    assert!(failed <= 1, "{failed} Segments failed");
 }

@@ -295,7 +295,7 @@ impl Channel {
             .await
             .with_context(|| format!("cannot listen on {}:{}", config.address, config.http_port))?;
         let http_addr = listener.local_addr()?;
-        let tracker_url = format!("http://{}/{}/announce", fmt_addr(http_addr), config.name);
+        let tracker_url = format!("http://{}/announce", fmt_addr(http_addr));
         let session = P2pSession::new(SessionConfig {
             listen_addr: config.address,
             listen_port: 0,

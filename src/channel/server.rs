@@ -216,7 +216,12 @@ fn router(shared: S) -> Router {
         .route(&format!("/{name}"), get(window))
         .route(&format!("/{name}/segments/{{seq}}"), get(segment))
         .route(&format!("/{name}/torrents/{{seq}}/{{file}}"), get(torrent))
+        // The tracker answers at the root too: libtorrent (qBittorrent, Deluge) takes
+        // a loopback or LAN tracker only at the path `/announce` (its SSRF rule).
+        .route("/announce", get(announce))
+        .route("/scrape", get(scrape))
         .route(&format!("/{name}/announce"), get(announce))
+        .route(&format!("/{name}/scrape"), get(scrape))
         .route(&format!("/{name}/report"), post(report))
         .route(&format!("/{name}/stats"), get(stats))
         .with_state(shared)
@@ -367,6 +372,16 @@ async fn announce(
     ([(header::CONTENT_TYPE, "text/plain")], body).into_response()
 }
 
+/// BEP 48 scrape of the channel's torrents (the URL clients derive from the announce
+/// URL by its last path part).
+async fn scrape(State(s): State<S>, RawQuery(q): RawQuery) -> Response {
+    let shared = s.lock().unwrap();
+    let body = shared
+        .tracker
+        .scrape(q.as_deref().unwrap_or(""), shared.now());
+    ([(header::CONTENT_TYPE, "text/plain")], body).into_response()
+}
+
 async fn report(State(s): State<S>, body: axum::body::Bytes) -> Response {
     let doc: ReportDoc = match serde_json::from_slice(&body) {
         Ok(d) => d,
@@ -418,7 +433,7 @@ async fn index(State(s): State<S>) -> Html<String> {
     Html(format!(
         "<!doctype html><title>crumbs: {name}</title><h1>channel {name}</h1>\
          <p>window <a href=\"/{name}\">/{name}</a> (JSON), stats <a href=\"/{name}/stats\">/{name}/stats</a>, \
-         tracker /{name}/announce</p><p>start index {start:?}, latest {latest:?}</p>\
+         tracker /announce</p><p>start index {start:?}, latest {latest:?}</p>\
          <table border=1><tr><th>Segment</th><th>length</th><th>crumbs</th><th>bytes</th></tr>{rows}</table>",
         name = w.channel,
         start = w.start_index,

@@ -423,7 +423,7 @@ impl ObjectImpl for CrumbSink {
                     .build(),
                 glib::ParamSpecString::builder("announce-urls")
                     .nick("Announce URLs")
-                    .blurb("Comma-separated external tracker announce URLs put in every .torrent besides the built-in tracker")
+                    .blurb("Comma-separated external tracker announce URLs put in every .torrent after the built-in tracker, each its own tier (BEP 12)")
                     .mutable_ready()
                     .build(),
                 glib::ParamSpecUInt::builder("tracker-interval")

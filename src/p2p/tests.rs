@@ -105,6 +105,9 @@ fn make_torrent_info_hash_matches_librqbit() {
     assert_eq!(info.piece_length, 16 * 1024);
     assert_eq!(info.announce, announce);
     assert_eq!(info.info_hash, t.info_hash);
+    // Each tracker its own tier (BEP 12), the first one first.
+    let tiers = b"13:announce-listll30:http://127.0.0.1:8080/announceel20:udp://127.0.0.1:6969ee";
+    assert!(t.bytes.windows(tiers.len()).any(|w| w == tiers));
 
     // ...and librqbit's own torrent maker, on the same file, the same hash.
     let dir = TempDir::new("hash");

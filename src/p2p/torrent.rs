@@ -102,8 +102,10 @@ pub fn make_torrent(
         announce_list: if announce.is_empty() {
             Vec::new()
         } else {
-            // One tier: a client tries them in (shuffled) order (BEP 12).
-            vec![announce.iter().map(String::as_str).collect()]
+            // One tier per tracker, in the given order (BEP 12): a client tries the
+            // first (the channel's own) and falls back to the next when it fails;
+            // clients set to announce to all tiers use them all.
+            announce.iter().map(|u| vec![u.as_str()]).collect()
         },
         info: RawValue(&info_bytes),
     };
