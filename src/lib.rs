@@ -13,6 +13,7 @@ pub mod crumbjoin;
 pub mod crumbsink;
 pub mod crumbsrc;
 pub mod p2p;
+mod properties;
 pub mod sim;
 pub mod spool;
 pub mod svcsegmenter;

@@ -2,7 +2,6 @@
 //! GStreamer glue of crumbsink: crumbs in, Segments published by `channel::Channel`.
 
 use std::collections::BTreeMap;
-use std::net::IpAddr;
 use std::path::PathBuf;
 use std::sync::Mutex;
 
@@ -18,6 +17,7 @@ use crate::channel::{
     ServerLimits,
 };
 use crate::core::crumb::Crumb;
+use crate::properties;
 
 static CAT: Lazy<gst::DebugCategory> = Lazy::new(|| {
     gst::DebugCategory::new(
@@ -124,25 +124,21 @@ pub struct CrumbSink {
 impl CrumbSink {
     fn config(&self) -> Result<ChannelConfig, gst::ErrorMessage> {
         let s = self.settings.lock().unwrap().clone();
-        let address: IpAddr = s.address.parse().map_err(|_| {
-            gst::error_msg!(
-                gst::ResourceError::Settings,
-                ("address '{}' is not an IP address", s.address)
-            )
-        })?;
-        let rate = match s.max_upload_rate {
-            0 => None,
-            r if r < crate::p2p::session::MIN_RATE_LIMIT_BPS => {
-                gst::warning!(
-                    CAT,
-                    imp = self,
-                    "max-upload-rate {r} B/s is below librqbit's floor; using {}",
-                    crate::p2p::session::MIN_RATE_LIMIT_BPS
-                );
-                Some(crate::p2p::session::MIN_RATE_LIMIT_BPS)
-            }
-            r => Some(r),
-        };
+        if !crate::core::api::valid_channel_name(&s.channel) {
+            return Err(properties::invalid(
+                "channel",
+                format!("'{}'", s.channel),
+                "a channel name is 1 to 64 letters, digits, '-' or '_' (one URL path segment)",
+            ));
+        }
+        let address = properties::listen_address("address", &s.address)?;
+        let rate = properties::rate_limit(
+            "max-upload-rate",
+            s.max_upload_rate,
+            crate::p2p::session::MIN_RATE_LIMIT_BPS,
+        )?;
+        properties::piece_size("piece-size", s.piece_size)?;
+        properties::tracker_urls("announce-urls", &s.announce_urls)?;
         Ok(ChannelConfig {
             name: s.channel,
             address,
@@ -406,7 +402,7 @@ impl ObjectImpl for CrumbSink {
                     .build(),
                 glib::ParamSpecUInt::builder("max-upload-rate")
                     .nick("Maximum upload rate")
-                    .blurb("Super seed upload cap in bytes/s (0 = unlimited; at least 1024)")
+                    .blurb("Super seed upload cap in bytes/s (0 = unlimited; else at least 1024)")
                     .default_value(DEFAULT_MAX_UPLOAD_RATE)
                     .mutable_ready()
                     .build(),
@@ -594,6 +590,21 @@ impl ElementImpl for CrumbSink {
             ]
         });
         PAD_TEMPLATES.as_ref()
+    }
+
+    fn change_state(
+        &self,
+        transition: gst::StateChange,
+    ) -> Result<gst::StateChangeSuccess, gst::StateChangeError> {
+        // Wrong properties fail here, not at the first Segment (start checks again:
+        // READY still lets them change).
+        if transition == gst::StateChange::NullToReady
+            && let Err(e) = self.config()
+        {
+            self.post_error_message(e);
+            return Err(gst::StateChangeError);
+        }
+        self.parent_change_state(transition)
     }
 }
 

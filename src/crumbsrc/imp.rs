@@ -19,6 +19,7 @@ use crate::client::{Client, ClientEvent, ClientSettings, Mode};
 use crate::core::client::{Adaptation, ClientConfig};
 use crate::core::reassembly::Output;
 use crate::core::uplink::UplinkConfig;
+use crate::properties;
 
 static CAT: Lazy<gst::DebugCategory> = Lazy::new(|| {
     gst::DebugCategory::new(
@@ -126,11 +127,20 @@ pub struct CrumbSrc {
     flushing: AtomicBool,
 }
 
-fn rate(v: u32) -> Option<u32> {
-    (v > 0).then(|| v.max(crate::p2p::session::MIN_RATE_LIMIT_BPS))
-}
+/// Settings with the values start needs, each checked by its property's rule.
+type Validated = (Settings, String, IpAddr, Option<u32>, Option<u32>);
 
 impl CrumbSrc {
+    fn validated(&self) -> Result<Validated, gst::ErrorMessage> {
+        let s = self.settings.lock().unwrap().clone();
+        let url = properties::channel_url("location", s.location.as_deref())?;
+        let address = properties::listen_address("address", &s.address)?;
+        let min = crate::p2p::session::MIN_RATE_LIMIT_BPS;
+        let up = properties::rate_limit("max-upload-rate", s.max_upload_rate, min)?;
+        let down = properties::rate_limit("max-download-rate", s.max_download_rate, min)?;
+        Ok((s, url, address, up, down))
+    }
+
     fn to_buffer(
         &self,
         state: &mut State,
@@ -250,13 +260,13 @@ impl ObjectImpl for CrumbSrc {
                     .build(),
                 glib::ParamSpecUInt::builder("max-upload-rate")
                     .nick("Maximum upload rate")
-                    .blurb("Upload cap to other clients in bytes/s (0 = unlimited; at least 1024)")
+                    .blurb("Upload cap to other clients in bytes/s (0 = unlimited; else at least 1024)")
                     .default_value(DEFAULT_RATE)
                     .mutable_ready()
                     .build(),
                 glib::ParamSpecUInt::builder("max-download-rate")
                     .nick("Maximum download rate")
-                    .blurb("Download cap in bytes/s, to act out a slow link (0 = unlimited; at least 1024)")
+                    .blurb("Download cap in bytes/s, to act out a slow link (0 = unlimited; else at least 1024)")
                     .default_value(DEFAULT_RATE)
                     .mutable_ready()
                     .build(),
@@ -399,23 +409,26 @@ impl ElementImpl for CrumbSrc {
         });
         PAD_TEMPLATES.as_ref()
     }
+
+    fn change_state(
+        &self,
+        transition: gst::StateChange,
+    ) -> Result<gst::StateChangeSuccess, gst::StateChangeError> {
+        // Wrong properties fail here, not when the first Segment is due (start checks
+        // again: READY still lets them change).
+        if transition == gst::StateChange::NullToReady
+            && let Err(e) = self.validated()
+        {
+            self.post_error_message(e);
+            return Err(gst::StateChangeError);
+        }
+        self.parent_change_state(transition)
+    }
 }
 
 impl BaseSrcImpl for CrumbSrc {
     fn start(&self) -> Result<(), gst::ErrorMessage> {
-        let s = self.settings.lock().unwrap().clone();
-        let Some(url) = s.location.clone() else {
-            return Err(gst::error_msg!(
-                gst::ResourceError::Settings,
-                ("No location set: crumbsrc needs the channel URL (location=http://HOST:PORT/CHANNEL)")
-            ));
-        };
-        let address: IpAddr = s.address.parse().map_err(|_| {
-            gst::error_msg!(
-                gst::ResourceError::Settings,
-                ("address '{}' is not an IP address", s.address)
-            )
-        })?;
+        let (s, url, address, max_upload_rate, max_download_rate) = self.validated()?;
         let client_id = s
             .client_id
             .clone()
@@ -423,8 +436,8 @@ impl BaseSrcImpl for CrumbSrc {
         let settings = ClientSettings {
             url: url.clone(),
             listen_address: address,
-            max_upload_rate: rate(s.max_upload_rate),
-            max_download_rate: rate(s.max_download_rate),
+            max_upload_rate,
+            max_download_rate,
             engine: ClientConfig {
                 adaptation: match s.adaptation {
                     AdaptationMode::Paper => Adaptation::Paper,

@@ -596,15 +596,6 @@ impl ObjectImpl for SvcSegmenter {
             }
             _ => unimplemented!(),
         }
-        if settings.min_gops > settings.max_gops {
-            gst::warning!(
-                CAT,
-                imp = self,
-                "min-gops {} > max-gops {}: max-gops wins",
-                settings.min_gops,
-                settings.max_gops
-            );
-        }
         let threshold = settings.success_threshold;
         // Lock order is state, then settings (see `prepare_closed`): release settings
         // before taking state.
@@ -683,6 +674,20 @@ impl ElementImpl for SvcSegmenter {
         &self,
         transition: gst::StateChange,
     ) -> Result<gst::StateChangeSuccess, gst::StateChangeError> {
+        // min-gops > max-gops is an error when leaving NULL and again when starting
+        // (READY still lets them change), never a silent choice.
+        if matches!(
+            transition,
+            gst::StateChange::NullToReady | gst::StateChange::ReadyToPaused
+        ) {
+            let s = self.settings.lock().unwrap().clone();
+            if let Err(e) =
+                crate::properties::ordered("min-gops", s.min_gops, "max-gops", s.max_gops)
+            {
+                self.post_error_message(e);
+                return Err(gst::StateChangeError);
+            }
+        }
         if transition == gst::StateChange::ReadyToPaused {
             let settings = self.settings.lock().unwrap().clone();
             *self.state.lock().unwrap() = State::new(&settings);
