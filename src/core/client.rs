@@ -274,6 +274,9 @@ pub struct ClientEngine {
     last_now: u64,
     rate: RateEstimator,
     on_demand: bool,
+    /// On-demand: the next Segment is not published yet (the viewer caught up with
+    /// the live edge): the window is asked for until it is.
+    at_live_edge: bool,
     segments: BTreeMap<u64, SegmentMeta>,
     window: Option<WindowInfo>,
     /// A window arrived since the last (re-)initialisation: x' may be taken from it.
@@ -307,6 +310,7 @@ impl ClientEngine {
             created_at: now,
             last_now: now,
             on_demand: false,
+            at_live_edge: false,
             segments: BTreeMap::new(),
             window: None,
             window_fresh: false,
@@ -338,6 +342,7 @@ impl ClientEngine {
             self.rate.set_active(now, false);
         }
         self.on_demand = true;
+        self.at_live_edge = false;
         self.next = Some(seq);
         self.last_done = None;
         self.prev_deadline = None;
@@ -355,6 +360,11 @@ impl ClientEngine {
         self.advance(now, false);
         for seg in &doc.segments {
             self.insert_segment(seg);
+        }
+        // On-demand at the live edge: the next Segment is asked for again at once (it
+        // may be out now, or have left the window: then it is skipped).
+        if std::mem::take(&mut self.at_live_edge) {
+            self.last_fetch = None;
         }
         let newest = doc.segments.iter().map(|s| s.seq).max();
         if let Some(latest) = doc.latest.or(newest) {
@@ -387,11 +397,17 @@ impl ClientEngine {
         self.prune();
     }
 
-    /// On-demand: Segment `seq` cannot be had; it is skipped.
+    /// On-demand: Segment `seq` cannot be had. Published once and gone (a channel
+    /// without archive expired it): skipped. Not published yet, or the live edge not
+    /// known: waited for, the window asked for each poll interval until it lists it
+    /// (skipping there would run ahead of the channel and never play again).
     pub fn on_segment_unavailable(&mut self, now: u64, seq: u64) {
         self.advance(now, false);
         if self.on_demand && self.current.is_none() && self.next == Some(seq) {
-            self.skip(now, seq, seq.saturating_add(1));
+            match self.window {
+                Some(w) if seq <= w.latest => self.skip(now, seq, seq.saturating_add(1)),
+                _ => self.at_live_edge = true,
+            }
         }
         self.advance(now, true);
     }
@@ -589,6 +605,7 @@ impl ClientEngine {
     /// What to fetch while idle, at most once per poll interval.
     fn request_fetch(&mut self, now: u64) {
         let action = match (self.on_demand, self.next) {
+            (true, Some(_)) if self.at_live_edge => Action::FetchWindow,
             (true, Some(seq)) => Action::FetchSegment { seq },
             (true, None) => return,
             (false, _) => Action::FetchWindow,
@@ -1329,10 +1346,13 @@ mod tests {
         let mut e = ClientEngine::new(base(), 0);
         e.start_at(0, 40);
         assert_eq!(e.poll_actions(0), vec![Action::FetchSegment { seq: 40 }]);
+        e.on_window(0, &win(45..=47, &[10], 45)).unwrap();
+        assert_eq!(e.poll_actions(0), vec![]);
         e.on_segment(MS, &seg(40, 2 * SEC, &[10]));
         assert_eq!(downloads(&e.poll_actions(MS)), vec![(40, 1)]);
         let a = complete(&mut e, SEC, 40, 1);
         assert_eq!(a.last(), Some(&Action::FetchSegment { seq: 41 }));
+        // 41 was published (the live edge is at 47) and is gone: skipped.
         e.on_segment_unavailable(SEC, 41);
         assert_eq!(e.poll_actions(SEC), vec![Action::FetchSegment { seq: 42 }]);
         // Same deadline chain: 42 gets TE = 1 ms + 2 s - 1.5 s.
@@ -1344,6 +1364,36 @@ mod tests {
         assert!(records(&a).iter().any(|r| r.seq == 42 && !r.successful));
         assert_eq!(a.last(), Some(&Action::FetchSegment { seq: 43 }));
         assert_eq!(e.stats().segments_skipped, 1);
+    }
+
+    /// On-demand playback that catches up with the live edge waits for the next
+    /// Segment (asking for the window) instead of skipping ahead of the channel.
+    #[test]
+    fn on_demand_waits_at_the_live_edge() {
+        let mut e = ClientEngine::new(base(), 0);
+        e.start_at(0, 10);
+        assert_eq!(e.poll_actions(0), vec![Action::FetchSegment { seq: 10 }]);
+        e.on_window(MS, &win(8..=10, &[10], 8)).unwrap();
+        assert_eq!(downloads(&e.poll_actions(MS)), vec![(10, 1)]);
+        let a = complete(&mut e, 100 * MS, 10, 1);
+        assert_eq!(a.last(), Some(&Action::FetchSegment { seq: 11 }));
+        // 11 is not out yet (x = 10): wait, polling the window, never skipping.
+        e.on_segment_unavailable(110 * MS, 11);
+        let mut t = 110 * MS;
+        for _ in 0..5 {
+            t += SEC;
+            assert_eq!(e.poll_actions(t), vec![Action::FetchWindow]);
+            e.on_window(t, &win(8..=10, &[10], 8)).unwrap();
+            assert_eq!(e.poll_actions(t), vec![Action::FetchSegment { seq: 11 }]);
+            e.on_segment_unavailable(t, 11);
+            assert_eq!(e.poll_actions(t), vec![]);
+        }
+        assert_eq!(e.stats().segments_skipped, 0);
+        // Out now: the window lists it and it is fetched.
+        t += SEC;
+        assert_eq!(e.poll_actions(t), vec![Action::FetchWindow]);
+        e.on_window(t, &win(9..=11, &[10], 9)).unwrap();
+        assert_eq!(downloads(&e.poll_actions(t)), vec![(11, 1)]);
     }
 
     /// The paper's deployment scaled to 2 s Segments: base 128 kbps in crumb 1,
