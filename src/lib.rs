@@ -51,6 +51,19 @@ pub(crate) fn unique() -> u64 {
     N.fetch_add(1, Ordering::Relaxed)
 }
 
+/// The compressed audio svcsegmenter takes beside the video and crumbjoin and
+/// crumbsrc give back: Opus and AAC, one frame per buffer.
+pub(crate) fn audio_caps() -> gst::Caps {
+    gst::Caps::builder_full()
+        .structure(gst::Structure::new_empty("audio/x-opus"))
+        .structure(
+            gst::Structure::builder("audio/mpeg")
+                .field("mpegversion", 4i32)
+                .build(),
+        )
+        .build()
+}
+
 /// The layered video formats svcsegmenter takes and crumbjoin gives back.
 pub(crate) fn video_caps() -> gst::Caps {
     let mut caps = gst::Caps::new_empty();
