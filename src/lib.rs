@@ -125,13 +125,23 @@ pub const MESSAGES: &[MessageDoc] = &[
             (
                 "base-bytes",
                 "guint64",
-                "bytes of crumb 1 (headers + base layer)",
+                "bytes of crumb 1 (headers + base layer, and the audio)",
             ),
             ("access-units", "guint", "access units in the Segment"),
             (
                 "starts-with-keyframe",
                 "gboolean",
                 "false only after a forced cut inside an over-long GOP",
+            ),
+            (
+                "audio-frames",
+                "guint",
+                "audio frames of the Segment's span in crumb 1 (only when the audio pad is requested)",
+            ),
+            (
+                "audio-bytes",
+                "guint64",
+                "payload bytes of those audio frames, part of base-bytes (only with the audio pad)",
             ),
         ],
     },

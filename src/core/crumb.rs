@@ -133,6 +133,14 @@ impl Crumb {
             .filter(move |u| audio && u.track == TRACK_AUDIO)
     }
 
+    /// The video's units (all units of a crumb without audio).
+    pub fn video_units(&self) -> impl Iterator<Item = &Unit> {
+        let audio = self.audio_caps.is_some();
+        self.units
+            .iter()
+            .filter(move |u| !audio || u.track != TRACK_AUDIO)
+    }
+
     /// Serialises the crumb in `self.version` (a version 1 crumb has no audio).
     pub fn encode(&self) -> Vec<u8> {
         debug_assert!(self.version == VERSION || self.audio_caps.is_none());

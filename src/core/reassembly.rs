@@ -48,7 +48,8 @@ pub fn assemble(crumbs: &BTreeMap<u16, Crumb>, d: u16) -> Vec<OutputAu> {
     // the reassembler allocate hundreds of GB.
     let mut aus: BTreeMap<u32, OutputAu> = BTreeMap::new();
     for crumb in &prefix {
-        for unit in &crumb.units {
+        // Audio frames number their own track: they are output beside the video.
+        for unit in crumb.video_units() {
             if unit.flags & UNIT_FLAG_ENHANCEMENT_ONLY != 0 && !keep_enhancement_headers {
                 continue;
             }
@@ -655,6 +656,14 @@ mod tests {
             sorted.sort();
             assert_eq!(times, sorted, "max-crumbs {max_crumbs}: {t:?}");
             assert_eq!(r.stats().audio_frames_output, 3);
+            // The video is exactly what it is without audio.
+            let mut plain = Reassembler::new(max_crumbs);
+            let mut without = Vec::new();
+            for c in partition(&segment(0, true), 0) {
+                without.extend(plain.push(c));
+            }
+            without.extend(plain.finish());
+            assert_eq!(aus(&out), aus(&without));
         }
     }
 

@@ -742,7 +742,7 @@ impl ObjectImpl for SvcSegmenter {
                     .build(),
                 glib::ParamSpecBoxed::builder::<gst::Structure>("stats")
                     .nick("Statistics")
-                    .blurb("Running counters: access-units, dropped-before-keyframe, malformed, segments, forced-cuts, parameter-sets-inserted, crumbs, bytes, current-gops, last-success-ratio (-1 = none yet), timestamps-interpolated (access units without timestamps, timed from the caps' framerate)")
+                    .blurb("Running counters: access-units, dropped-before-keyframe, malformed, segments, forced-cuts, parameter-sets-inserted, crumbs, bytes, current-gops, last-success-ratio (-1 = none yet), timestamps-interpolated (access units without timestamps, timed from the caps' framerate), audio-frames and audio-bytes (audio put into crumb 1), audio-frames-dropped (audio outside every Segment's span, e.g. before the first key frame), segments-not-waited (Segments published before the audio reached their end, after waiting 3 s of video time)")
                     .read_only()
                     .build(),
             ]
