@@ -261,13 +261,11 @@ fn a_lost_segment_is_a_gap_on_both_pads() {
 
 #[test]
 fn a_caps_change_keeps_audio_and_video_aligned() {
-    let (_, audio, res) = through_crumbjoin("opusenc", "opusdec", None, Some(60));
-    let caps: Vec<_> = res
-        .messages("svcsegmenter-segment")
-        .iter()
-        .map(|s| s.get::<u64>("pts").unwrap())
-        .collect();
-    assert!(caps.len() >= 4);
+    let (video, audio, res) = through_crumbjoin("opusenc", "opusdec", None, Some(60));
+    assert!(res.messages("svcsegmenter-segment").len() >= 4);
+    // The video's caps did change (160x120, then 320x240) ...
+    assert_eq!(video.caps.len(), 2, "{:?}", video.caps);
+    assert!(video.caps[1].contains("width=(int)320"), "{:?}", video.caps);
     // The audio's caps did not change: announced once, and it kept flowing across
     // the video's caps change without a hole longer than a video frame.
     assert_eq!(audio.caps.len(), 1);
@@ -389,6 +387,19 @@ fn live_channel_with_audio_on_loopback() {
         "{:?}",
         window.audio_caps
     );
+    // The audio counts in crumb 1's size, which the clients' deadlines and rate
+    // estimates use.
+    let made = channel.named("svcsegmenter-segment");
+    let mut checked = 0;
+    for seg in &window.segments {
+        let Some(m) = made.iter().find(|m| u(m, "seq") == seg.seq) else {
+            continue;
+        };
+        assert!(u(m, "audio-bytes") > 0, "{m}");
+        assert_eq!(seg.crumbs[0].size, u(m, "base-bytes"), "{m}");
+        checked += 1;
+    }
+    assert!(checked > 0);
     for (what, v, a, c) in [("first", &v1, &a1, &c1), ("late", &v2, &a2, &c2)] {
         let (v, a) = (v.lock().unwrap().clone(), a.lock().unwrap().clone());
         let starts = assert_aligned(&v, &a, what);
