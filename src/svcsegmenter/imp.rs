@@ -900,8 +900,8 @@ impl ElementImpl for SvcSegmenter {
         if self.audiopad.lock().unwrap().take().as_ref() != Some(pad) {
             return;
         }
-        let state = self.state.lock().unwrap();
-        let mut state = state;
+        let mut state = self.state.lock().unwrap();
+        // Segments waiting for audio go now, with what they have.
         let ready = state.audio.set_active(false);
         if let Err(err) = self.queue(state, ready) {
             gst::debug!(CAT, imp = self, "Flow {err:?} releasing the audio pad");
