@@ -3,7 +3,8 @@
 //! svcsegmenter's `audio` pad, crumb 1 carrying the audio, crumbjoin and a live
 //! crumbsrc on loopback giving it back on their `audio` pads to real decoders. At
 //! each Segment start the audio and the video agree within one video frame; a late
-//! joiner, a lost Segment and a caps change keep them aligned.
+//! joiner, a lost Segment (in crumbjoin and in a live channel) and a caps change keep
+//! them aligned.
 
 mod common;
 
@@ -317,16 +318,30 @@ fn video_only_crumbs_carry_no_audio() {
     }
 }
 
-/// A live channel with audio on loopback: a viewer playing both pads from the start,
-/// one joining 6 s late, and a video-only viewer (`crumbsrc ! vp8dec`) of the same
-/// channel.
+/// A live channel with audio on loopback that loses one Segment: a viewer playing both
+/// pads from the start (the lost Segment is a gap on both), one joining 3 s late, and
+/// a video-only viewer (`crumbsrc ! vp8dec`) of the same channel.
 #[test]
 fn live_channel_with_audio_on_loopback() {
-    let channel = Peer::start(
+    const LOST: u64 = 5;
+    let channel = Peer::start_with(
         "videotestsrc is-live=true ! video/x-raw,width=160,height=120,framerate=30/1 \
          ! svcvp8enc keyframe-max-dist=15 ! svcsegmenter name=seg max-crumb-size=0 \
          ! crumbsink name=ch window=8 \
          audiotestsrc is-live=true samplesperbuffer=960 ! audioconvert ! opusenc ! seg.audio",
+        |p| {
+            // The channel loses Segment LOST (never published): viewers get a gap.
+            p.by_name("ch")
+                .unwrap()
+                .static_pad("sink")
+                .unwrap()
+                .add_probe(gst::PadProbeType::BUFFER, |_, info| match &info.data {
+                    Some(gst::PadProbeData::Buffer(b)) if b.offset() == LOST => {
+                        gst::PadProbeReturn::Drop
+                    }
+                    _ => gst::PadProbeReturn::Ok,
+                });
+        },
     );
     let url = channel.listening().get::<String>("url").unwrap();
     let viewer = |name: &str| {
@@ -420,6 +435,19 @@ fn live_channel_with_audio_on_loopback() {
             starts
         );
     }
+    // The first viewer went through the lost Segment: one gap on both pads, then both
+    // resume together with DISCONT.
+    let (v, a) = (v1.lock().unwrap().clone(), a1.lock().unwrap().clone());
+    assert!(!v.gaps.is_empty(), "first viewer saw no gap");
+    let (start, d) = v.gaps[0];
+    let after = |log: &PadLog| {
+        *log.buffers
+            .iter()
+            .find(|b| b.0 >= start + d)
+            .expect("something after the gap")
+    };
+    assert!(after(&v).2 && after(&a).2, "DISCONT after the gap");
+    assert!(after(&a).0.abs_diff(after(&v).0) <= FRAME);
     let played = video_only
         .named("crumbsrc-segment")
         .iter()
