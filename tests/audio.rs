@@ -156,7 +156,10 @@ fn through_crumbjoin(
                 match &info.data {
                     // Offset carries the Segment number.
                     Some(gst::PadProbeData::Buffer(b)) if b.offset() == lost => {
-                        gst::PadProbeReturn::Drop
+                        // Taken: the probe owns and frees it (`Drop` would free it
+                        // twice in gstreamer-rs).
+                        info.data.take();
+                        gst::PadProbeReturn::Handled
                     }
                     _ => gst::PadProbeReturn::Ok,
                 }
@@ -337,7 +340,8 @@ fn live_channel_with_audio_on_loopback() {
                 .unwrap()
                 .add_probe(gst::PadProbeType::BUFFER, |_, info| match &info.data {
                     Some(gst::PadProbeData::Buffer(b)) if b.offset() == LOST => {
-                        gst::PadProbeReturn::Drop
+                        info.data.take();
+                        gst::PadProbeReturn::Handled
                     }
                     _ => gst::PadProbeReturn::Ok,
                 });
@@ -461,4 +465,43 @@ fn window_of(url: &str) -> gstcrumbs::core::api::WindowDoc {
         let body = reqwest::get(url).await.unwrap().bytes().await.unwrap();
         serde_json::from_slice(&body).unwrap()
     })
+}
+
+/// A requested `audio` pad that never gets data does not hold the channel: the
+/// Segments go out at the video's end, and EOS follows.
+#[test]
+fn an_audio_pad_never_fed_does_not_hold_the_channel() {
+    let pipeline = launch(
+        "videotestsrc num-buffers=60 ! video/x-raw,width=160,height=120,framerate=30/1 \
+         ! svcvp8enc keyframe-max-dist=15 ! svcsegmenter name=seg ! fakesink",
+    );
+    let seg = pipeline.by_name("seg").unwrap();
+    let pad = seg.request_pad_simple("audio").expect("an audio pad");
+    assert_eq!(pad.name(), "audio");
+    let res = run(&pipeline, T);
+    assert!(res.error.is_none(), "{:?}", res.error);
+    let segments = res.messages("svcsegmenter-segment");
+    assert!(segments.len() >= 3, "{} Segments", segments.len());
+    // No audio caps ever: the crumbs say nothing about audio.
+    assert!(segments.iter().all(|s| !s.has_field("audio-frames")));
+}
+
+/// Audio without caps is an element error naming the problem, not a panic or a hang.
+#[test]
+fn audio_without_caps_is_a_clear_error() {
+    let pipeline = launch(
+        "videotestsrc is-live=true ! video/x-raw,width=160,height=120,framerate=30/1 \
+         ! svcvp8enc ! svcsegmenter name=seg ! fakesink \
+         appsrc name=a ! seg.audio",
+    );
+    let src = pipeline
+        .by_name("a")
+        .unwrap()
+        .downcast::<gst_app::AppSrc>()
+        .unwrap();
+    src.push_buffer(gst::Buffer::from_slice(vec![0u8; 16]))
+        .unwrap();
+    let res = run(&pipeline, T);
+    let err = res.error.expect("an error");
+    assert!(err.contains("Audio buffer before audio caps"), "{err}");
 }
