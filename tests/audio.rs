@@ -388,6 +388,18 @@ fn live_channel_with_audio_on_loopback() {
         p.assert_no_error();
     }
 
+    // The audio pad is live with the element's latency, like `src`: the pipeline
+    // delays both branches alike.
+    let pad = first
+        .pipeline
+        .by_name("first")
+        .unwrap()
+        .static_pad("audio")
+        .expect("crumbsrc has an audio pad");
+    let mut q = gst::query::Latency::new();
+    assert!(pad.query(&mut q));
+    let (live, min, _) = q.result();
+    assert!(live && min == gst::ClockTime::from_mseconds(500), "{live} {min}");
     // The late viewer started at the live edge, not where the first one did.
     let first_seq = |p: &Peer| u(&p.named("crumbsrc-segment")[0], "seq");
     assert!(

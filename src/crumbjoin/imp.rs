@@ -176,12 +176,11 @@ impl CrumbJoin {
             .sinkpad
             .sticky_event::<gst::event::StreamStart>(0)
             .and_then(|e| e.group_id());
-        let pad = super::add_audio_pad(self.obj().upcast_ref(), &caps, segment, group).map_err(
-            |err| {
+        let pad = super::add_audio_pad(self.obj().upcast_ref(), &caps, segment, group, None)
+            .map_err(|err| {
                 gst::element_imp_error!(self, gst::CoreError::Pad, ("{}", err));
                 gst::FlowError::Error
-            },
-        )?;
+            })?;
         gst::debug!(CAT, imp = self, "Audio pad with caps {caps}");
         *audiopad = Some(pad);
         Ok(())

@@ -50,18 +50,28 @@ pub fn output_caps(caps: &str) -> Result<gst::Caps, glib::BoolError> {
 
 /// Adds the sometimes pad `audio` to a crumbjoin or crumbsrc: active, with a
 /// stream-start of the video's group, the audio caps and `segment` stored as sticky
-/// events, so that what pad-added links receives them before the first frame.
+/// events, so that what pad-added links receives them before the first frame. A live
+/// source (crumbsrc) gives its `latency`: the pad answers the latency query as `src`
+/// does, so the audio branch is delayed like the video's.
 pub(crate) fn add_audio_pad(
     element: &gst::Element,
     caps: &gst::Caps,
     segment: gst::Event,
     group: Option<gst::GroupId>,
+    latency: Option<gst::ClockTime>,
 ) -> Result<gst::Pad, glib::BoolError> {
     let templ = element
         .pad_template("audio")
         .ok_or_else(|| glib::bool_error!("no audio pad template"))?;
     let pad = gst::Pad::builder_from_template(&templ)
         .name("audio")
+        .query_function(move |pad, parent, query| {
+            if let (Some(l), gst::QueryViewMut::Latency(q)) = (latency, query.view_mut()) {
+                q.set(true, l, gst::ClockTime::NONE);
+                return true;
+            }
+            gst::Pad::query_default(pad, parent, query)
+        })
         .build();
     pad.set_active(true)?;
     let stream_id = pad.create_stream_id(element, Some("audio"));

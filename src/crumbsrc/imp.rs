@@ -185,8 +185,15 @@ impl CrumbSrc {
         let group = src
             .sticky_event::<gst::event::StreamStart>(0)
             .and_then(|e| e.group_id());
-        let pad = crate::crumbjoin::add_audio_pad(self.obj().upcast_ref(), &caps, segment, group)
-            .map_err(|err| {
+        let latency = gst::ClockTime::from_nseconds(self.settings.lock().unwrap().latency);
+        let pad = crate::crumbjoin::add_audio_pad(
+            self.obj().upcast_ref(),
+            &caps,
+            segment,
+            group,
+            Some(latency),
+        )
+        .map_err(|err| {
             gst::element_imp_error!(self, gst::CoreError::Pad, ("{}", err));
             gst::FlowError::Error
         })?;
