@@ -399,7 +399,10 @@ fn live_channel_with_audio_on_loopback() {
     let mut q = gst::query::Latency::new();
     assert!(pad.query(&mut q));
     let (live, min, _) = q.result();
-    assert!(live && min == gst::ClockTime::from_mseconds(500), "{live} {min}");
+    assert!(
+        live && min == gst::ClockTime::from_mseconds(500),
+        "{live} {min}"
+    );
     // The late viewer started at the live edge, not where the first one did.
     let first_seq = |p: &Peer| u(&p.named("crumbsrc-segment")[0], "seq");
     assert!(
