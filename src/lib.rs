@@ -53,6 +53,19 @@ pub(crate) fn unique() -> u64 {
     N.fetch_add(1, Ordering::Relaxed)
 }
 
+/// The compressed audio svcsegmenter takes beside the video and crumbjoin and
+/// crumbsrc give back: Opus and AAC, one frame per buffer.
+pub(crate) fn audio_caps() -> gst::Caps {
+    gst::Caps::builder_full()
+        .structure(gst::Structure::new_empty("audio/x-opus"))
+        .structure(
+            gst::Structure::builder("audio/mpeg")
+                .field("mpegversion", 4i32)
+                .build(),
+        )
+        .build()
+}
+
 /// The layered video formats svcsegmenter takes and crumbjoin gives back.
 pub(crate) fn video_caps() -> gst::Caps {
     let mut caps = gst::Caps::new_empty();
@@ -114,13 +127,23 @@ pub const MESSAGES: &[MessageDoc] = &[
             (
                 "base-bytes",
                 "guint64",
-                "bytes of crumb 1 (headers + base layer)",
+                "bytes of crumb 1 (headers + base layer, and the audio)",
             ),
             ("access-units", "guint", "access units in the Segment"),
             (
                 "starts-with-keyframe",
                 "gboolean",
                 "false only after a forced cut inside an over-long GOP",
+            ),
+            (
+                "audio-frames",
+                "guint",
+                "audio frames of the Segment's span in crumb 1 (only when the audio pad is requested)",
+            ),
+            (
+                "audio-bytes",
+                "guint64",
+                "payload bytes of those audio frames, part of base-bytes (only with the audio pad)",
             ),
         ],
     },

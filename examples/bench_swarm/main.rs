@@ -33,6 +33,9 @@ use run::{Programs, RunSpec, System};
 /// The paper's ladder: base 128, enhancement 1 512, enhancement 2 2048 kbit/s; the HLS
 /// reference's variants are the cumulative rates.
 const LAYERS: [u32; 3] = [128, 512, 2048];
+/// Opus beside the video in the ladder runs (a programme, not only a picture): it
+/// travels in crumb 1, so the weakest links must carry it with the base layer.
+const AUDIO_KBPS: u32 = 64;
 
 struct Options {
     quick: bool,
@@ -144,6 +147,7 @@ fn role(args: &[String]) -> Option<i32> {
                 .filter_map(|s| s.parse().ok())
                 .collect(),
             max_upload_kbps: kbps("--max-upload-kbps"),
+            audio_kbps: kbps("--audio-kbps"),
             props: arg("--props"),
         })),
         Some("client") => Some(roles::client(roles::ClientArgs {
@@ -238,6 +242,7 @@ fn bench(o: &Options) -> Result<(), String> {
     let mut plan: Vec<(String, RunSpec)> = Vec::new();
     let crumbs = |adaptation: &str, layers: Vec<u32>| System::Crumbs {
         layers,
+        audio_kbps: 0,
         adaptation: adaptation.into(),
         channel_props: o.channel_props.clone(),
         client_props: o.client_props.clone(),
@@ -317,7 +322,7 @@ fn bench(o: &Options) -> Result<(), String> {
             // The rate rule: the paper rule's probing of D+1 costs a weak link the
             // next Segment (see the main and rule runs), which is not the layering's
             // limit but the rule's.
-            crumbs("rate", LAYERS.to_vec()),
+            with_audio(crumbs("rate", LAYERS.to_vec())),
             &ladder,
             ladder_links.clone(),
             ladder_seconds,
@@ -327,7 +332,7 @@ fn bench(o: &Options) -> Result<(), String> {
         "ladder-one-layer".into(),
         spec(
             "min watchable, one layer".into(),
-            crumbs("rate", vec![full as u32]),
+            with_audio(crumbs("rate", vec![full as u32])),
             &ladder,
             ladder_links,
             ladder_seconds,
@@ -386,6 +391,7 @@ fn bench(o: &Options) -> Result<(), String> {
         );
         let log = run::run(spec, netns.clone(), &programs, &logs.join(key));
         let full_q = match &spec.system {
+            // The picture's quality: the audio is the same whatever d.
             System::Crumbs { layers, .. } => layers.iter().map(|&x| x as f64).sum(),
             System::Http { ladder } => ladder.last().copied().unwrap_or(0) as f64,
         };
@@ -394,4 +400,24 @@ fn bench(o: &Options) -> Result<(), String> {
         done.push((key.clone(), spec.clone(), log, figs));
     }
     summary::finish(o, &profile, &done)
+}
+
+/// The ladder runs' channel carries audio (`AUDIO_KBPS`).
+fn with_audio(system: System) -> System {
+    match system {
+        System::Crumbs {
+            layers,
+            adaptation,
+            channel_props,
+            client_props,
+            ..
+        } => System::Crumbs {
+            layers,
+            audio_kbps: AUDIO_KBPS,
+            adaptation,
+            channel_props,
+            client_props,
+        },
+        other => other,
+    }
 }

@@ -128,6 +128,8 @@ pub struct ChannelArgs {
     pub layers: Vec<u32>,
     /// Super seed cap, kbit/s (0 = none: tc shapes the link).
     pub max_upload_kbps: u32,
+    /// Opus audio beside the video, kbit/s (0 = video only). It travels in crumb 1.
+    pub audio_kbps: u32,
     /// More crumbsink properties, `name=value ...`.
     pub props: String,
 }
@@ -147,12 +149,24 @@ pub fn channel(a: ChannelArgs) -> i32 {
     } else {
         String::new()
     };
+    // Microphone-like audio: pink noise keeps Opus near its target rate. 60 ms
+    // frames: each frame costs a 40-byte unit header in crumb 1 (16 kbit/s at 20 ms,
+    // 5 kbit/s at 60 ms), which weak links pay with the base layer.
+    let audio = if a.audio_kbps > 0 {
+        format!(
+            "audiotestsrc is-live=true wave=pink-noise ! audioconvert \
+             ! opusenc bitrate={} frame-size=60 ! seg.audio",
+            a.audio_kbps * 1000
+        )
+    } else {
+        String::new()
+    };
     let desc = format!(
         "videotestsrc is-live=true pattern=smpte horizontal-speed=4 \
          ! video/x-raw,width=640,height=360,framerate=30/1 \
          ! svcvp8enc keyframe-max-dist=60 layers={} layer-bitrates=<{bitrates}> \
-         ! svcsegmenter min-gops=1 max-gops=2 max-crumb-size=65536 \
-         ! crumbsink name=ch address={} window=5 {cap} {}",
+         ! svcsegmenter name=seg min-gops=1 max-gops=2 max-crumb-size=65536 \
+         ! crumbsink name=ch address={} window=5 {cap} {} {audio}",
         a.layers.len(),
         a.address,
         a.props

@@ -23,6 +23,8 @@ pub enum System {
     /// The layered channel (crumbsink) and crumbsrc clients.
     Crumbs {
         layers: Vec<u32>,
+        /// Opus audio beside the video in crumb 1, kbit/s (0 = none).
+        audio_kbps: u32,
         adaptation: String,
         /// Extra crumbsink and crumbsrc properties (`name=value ...`), for trying a
         /// design choice (e.g. `super-seed-fanout=1`, `peer-patience=-1`).
@@ -197,11 +199,14 @@ pub fn run(
     match &spec.system {
         System::Crumbs {
             layers,
+            audio_kbps,
             channel_props,
             ..
         } => channel_args.extend([
             "--layers".into(),
             list(layers),
+            "--audio-kbps".into(),
+            audio_kbps.to_string(),
             "--props".into(),
             channel_props.clone(),
         ]),

@@ -142,6 +142,8 @@ pub(crate) struct Shared {
     /// .torrent bytes by (seq, index) for every Segment still served.
     pub torrents: HashMap<(u64, u16), Vec<u8>>,
     pub caps: Option<String>,
+    /// The audio's caps, from crumb 1 of the newest Segment that carried audio.
+    pub audio_caps: Option<String>,
     pub tracker_url: String,
     pub super_seed: Option<String>,
     pub stats: StatsDoc,
@@ -165,6 +167,7 @@ impl Shared {
             version: api::API_VERSION,
             channel: self.name.clone(),
             caps: self.caps.clone(),
+            audio_caps: self.audio_caps.clone(),
             latest: self.scheduler.latest().map(|e| e.seq),
             start_index: self.scheduler.start_index(),
             window_size: self.scheduler.config().window,
@@ -330,6 +333,7 @@ impl Channel {
             tracker,
             torrents: HashMap::new(),
             caps: None,
+            audio_caps: None,
             tracker_url,
             super_seed: Some(session.listen_addr().to_string()),
             stats: StatsDoc {
@@ -449,6 +453,7 @@ impl Channel {
         let mut published = Vec::with_capacity(crumbs.len());
         let mut bytes = 0u64;
         let mut caps = None;
+        let mut audio_caps = None;
         for (c, (name, path)) in crumbs.iter().zip(&files) {
             let torrent = make_torrent(name, &c.bytes, self.config.piece_size, &announce)?;
             self.shared
@@ -468,6 +473,9 @@ impl Channel {
             bytes += c.bytes.len() as u64;
             if c.crumb.caps.is_some() {
                 caps = c.crumb.caps.clone();
+            }
+            if c.crumb.audio_caps.is_some() {
+                audio_caps = c.crumb.audio_caps.clone();
             }
             published.push(PublishedCrumb {
                 index: c.crumb.index,
@@ -497,6 +505,9 @@ impl Channel {
             .map_err(anyhow::Error::from)?;
         if caps.is_some() {
             shared.caps = caps;
+        }
+        if audio_caps.is_some() {
+            shared.audio_caps = audio_caps;
         }
         shared.stats.segments_published += 1;
         // The HTTP stats document reads this; it is refreshed once per Segment.

@@ -52,6 +52,11 @@ pub struct ClientSettings {
 /// What the element receives, in order.
 #[derive(Debug)]
 pub enum ClientEvent {
+    /// The first window: what the channel carries beside the video (sent once,
+    /// before any output), so that crumbsrc adds its `audio` pad early.
+    Channel {
+        audio_caps: Option<String>,
+    },
     Output(Output),
     /// One Segment's outcome with where its bytes came from.
     Segment {
@@ -345,6 +350,11 @@ impl Runner {
         let body = response.bytes().await?;
         let doc: WindowDoc =
             serde_json::from_slice(&body).context("the channel's window is not valid JSON")?;
+        if !self.window_ok_once {
+            let _ = self.tx.send(ClientEvent::Channel {
+                audio_caps: doc.audio_caps.clone(),
+            });
+        }
         self.window_ok_once = true;
         self.last_window = Instant::now();
         self.fetch_failures = 0;

@@ -14,6 +14,10 @@ pub struct WindowDoc {
     pub channel: String,
     /// The stream's caps (crumb 1 of the newest Segment carries them too).
     pub caps: Option<String>,
+    /// The audio's caps when the channel carries audio (crumb 1 of each Segment
+    /// carries the audio and its caps too). Absent for a video-only channel.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub audio_caps: Option<String>,
     /// x, the newest Segment.
     pub latest: Option<u64>,
     /// x' for the asking client (x - start_offset, kept inside the window).
@@ -158,6 +162,7 @@ mod tests {
             version: API_VERSION,
             channel: "live".into(),
             caps: Some("video/x-vp8".into()),
+            audio_caps: Some("audio/x-opus".into()),
             latest: Some(9),
             start_index: Some(6),
             window_size: 5,
@@ -182,5 +187,13 @@ mod tests {
         };
         let s = serde_json::to_string(&w).unwrap();
         assert_eq!(serde_json::from_str::<WindowDoc>(&s).unwrap(), w);
+        // A video-only channel's window is as before audio existed, both ways.
+        let video_only = WindowDoc {
+            audio_caps: None,
+            ..w
+        };
+        let s = serde_json::to_string(&video_only).unwrap();
+        assert!(!s.contains("audio"), "{s}");
+        assert_eq!(serde_json::from_str::<WindowDoc>(&s).unwrap(), video_only);
     }
 }

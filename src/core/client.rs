@@ -910,6 +910,7 @@ mod tests {
             version: API_VERSION,
             channel: "live".into(),
             caps: None,
+            audio_caps: None,
             latest: segments.iter().map(|s| s.seq).max(),
             start_index: start,
             window_size: 5,

@@ -1,12 +1,16 @@
 // SPDX-License-Identifier: MPL-2.0
-//! The crumb format (version 1): one crumb of one Segment as a self-describing,
-//! versioned, bounds-checked byte string. It is what each crumb's torrent carries and
+//! The crumb format (version 2; version 1 still read): one crumb of one Segment as a
+//! self-describing, versioned, bounds-checked byte string. It is what each crumb's torrent carries and
 //! what flows between elements as `application/x-crumb`. Layout in `docs/crumb-format.md`.
 
 use super::{ClockTime, Codec, LayerId};
 
 pub const MAGIC: [u8; 4] = *b"CRMB";
-pub const VERSION: u8 = 1;
+/// The version this build writes. Version 2 added the Segment's audio to crumb 1; a
+/// crumb without audio is laid out exactly as in version 1.
+pub const VERSION: u8 = 2;
+/// Versions this build reads.
+pub const VERSIONS_READ: [u8; 2] = [1, 2];
 const HEADER_LEN: usize = 56;
 const UNIT_HEADER_LEN: usize = 40;
 const TRAILER_LEN: usize = 4;
@@ -16,7 +20,15 @@ pub const MAX_CAPS_LEN: usize = 64 * 1024;
 
 const SEGMENT_FLAG_KEYFRAME_START: u8 = 1;
 const SEGMENT_FLAG_HAS_CAPS: u8 = 2;
-const SEGMENT_FLAGS_KNOWN: u8 = SEGMENT_FLAG_KEYFRAME_START | SEGMENT_FLAG_HAS_CAPS;
+/// Version 2: the crumb carries audio caps and audio units (crumb 1 only).
+const SEGMENT_FLAG_HAS_AUDIO: u8 = 4;
+const SEGMENT_FLAGS_KNOWN_V1: u8 = SEGMENT_FLAG_KEYFRAME_START | SEGMENT_FLAG_HAS_CAPS;
+const SEGMENT_FLAGS_KNOWN: u8 = SEGMENT_FLAGS_KNOWN_V1 | SEGMENT_FLAG_HAS_AUDIO;
+
+/// Track id of the video's units.
+pub const TRACK_VIDEO: u32 = 0;
+/// Track id of the audio's units (version 2, crumb 1 only).
+pub const TRACK_AUDIO: u32 = 1;
 
 /// The access unit starts a GOP (key frame / IDR / IRAP).
 pub const UNIT_FLAG_KEYFRAME: u32 = 1;
@@ -48,9 +60,10 @@ pub struct SegmentInfo {
 /// One access unit's share of a crumb.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Unit {
-    /// Track id, 0 for the video; kept so audio can join the same Segments later.
+    /// Track id: `TRACK_VIDEO`, or `TRACK_AUDIO` in a version 2 crumb with audio.
     pub track: u32,
-    /// Index of the access unit in the Segment, in decode order.
+    /// Index of the access unit in the Segment, in decode order; for an audio unit,
+    /// its position among the Segment's audio frames.
     pub decode_index: u32,
     pub pts: ClockTime,
     pub dts: ClockTime,
@@ -62,6 +75,9 @@ pub struct Unit {
 /// One crumb: crumb 1 = headers + base layer, the rest enhancement layers.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Crumb {
+    /// Format version the crumb is (or is to be) written in: `VERSION` for new
+    /// crumbs; a decoded version 1 crumb keeps 1 so that it re-encodes to its bytes.
+    pub version: u8,
     pub segment: SegmentInfo,
     /// 1-based crumb index within the Segment.
     pub index: u16,
@@ -69,6 +85,9 @@ pub struct Crumb {
     pub layer: LayerId,
     /// The stream's caps as a string; crumb 1 always carries them.
     pub caps: Option<String>,
+    /// Caps of the channel's audio, when the Segment carries audio (crumb 1 only). Its
+    /// frames are the units of track `TRACK_AUDIO`, after the video's.
+    pub audio_caps: Option<String>,
     pub units: Vec<Unit>,
 }
 
@@ -76,7 +95,7 @@ pub struct Crumb {
 pub enum CrumbError {
     #[error("not a crumb (bad magic)")]
     BadMagic,
-    #[error("crumb format version {0} is not supported (this build reads version {VERSION})")]
+    #[error("crumb format version {0} is not supported (this build reads versions 1 and 2)")]
     UnsupportedVersion(u8),
     #[error("crumb truncated: {0}")]
     Truncated(&'static str),
@@ -100,11 +119,36 @@ impl Crumb {
         self.units.iter().map(|u| u.payload.len()).sum()
     }
 
-    /// Serialises the crumb (version 1).
+    /// Bytes of the Segment's audio frames in this crumb.
+    pub fn audio_len(&self) -> usize {
+        self.audio_units().map(|u| u.payload.len()).sum()
+    }
+
+    /// The audio frames, in order (none without audio caps: a version 1 crumb's
+    /// units are all video, whatever their track field).
+    pub fn audio_units(&self) -> impl Iterator<Item = &Unit> {
+        let audio = self.audio_caps.is_some();
+        self.units
+            .iter()
+            .filter(move |u| audio && u.track == TRACK_AUDIO)
+    }
+
+    /// The video's units (all units of a crumb without audio).
+    pub fn video_units(&self) -> impl Iterator<Item = &Unit> {
+        let audio = self.audio_caps.is_some();
+        self.units
+            .iter()
+            .filter(move |u| !audio || u.track != TRACK_AUDIO)
+    }
+
+    /// Serialises the crumb in `self.version` (a version 1 crumb has no audio).
     pub fn encode(&self) -> Vec<u8> {
+        debug_assert!(self.version == VERSION || self.audio_caps.is_none());
         let caps = self.caps.as_deref().unwrap_or("").as_bytes();
+        let audio_caps = self.audio_caps.as_deref().map(str::as_bytes);
         let len = HEADER_LEN
             + caps.len()
+            + audio_caps.map_or(0, |a| 4 + a.len())
             + self.units.len() * UNIT_HEADER_LEN
             + self.payload_len()
             + TRAILER_LEN;
@@ -117,8 +161,11 @@ impl Crumb {
         if self.caps.is_some() {
             flags |= SEGMENT_FLAG_HAS_CAPS;
         }
+        if self.audio_caps.is_some() {
+            flags |= SEGMENT_FLAG_HAS_AUDIO;
+        }
         out.extend_from_slice(&MAGIC);
-        out.extend_from_slice(&[VERSION, s.codec.to_byte(), flags, 0]);
+        out.extend_from_slice(&[self.version, s.codec.to_byte(), flags, 0]);
         out.extend_from_slice(&s.seq.to_be_bytes());
         out.extend_from_slice(&opt(s.pts).to_be_bytes());
         out.extend_from_slice(&s.duration.to_be_bytes());
@@ -136,6 +183,10 @@ impl Crumb {
         out.extend_from_slice(&(self.units.len() as u32).to_be_bytes());
         out.extend_from_slice(&(caps.len() as u32).to_be_bytes());
         out.extend_from_slice(caps);
+        if let Some(a) = audio_caps {
+            out.extend_from_slice(&(a.len() as u32).to_be_bytes());
+            out.extend_from_slice(a);
+        }
         for u in &self.units {
             out.extend_from_slice(&u.track.to_be_bytes());
             out.extend_from_slice(&u.decode_index.to_be_bytes());
@@ -160,8 +211,9 @@ impl Crumb {
         if data.len() < 5 {
             return Err(CrumbError::Truncated("header"));
         }
-        if data[4] != VERSION {
-            return Err(CrumbError::UnsupportedVersion(data[4]));
+        let version = data[4];
+        if !VERSIONS_READ.contains(&version) {
+            return Err(CrumbError::UnsupportedVersion(version));
         }
         if data.len() < HEADER_LEN + TRAILER_LEN {
             return Err(CrumbError::Truncated("header"));
@@ -179,7 +231,12 @@ impl Crumb {
         // accepting them would take several byte strings for one crumb, while a crumb's
         // torrent info-hash is computed over its exact bytes. Version 1 has one encoding
         // per crumb; a later version that gives them a meaning bumps VERSION.
-        if flags & !SEGMENT_FLAGS_KNOWN != 0 {
+        let known = if version == 1 {
+            SEGMENT_FLAGS_KNOWN_V1
+        } else {
+            SEGMENT_FLAGS_KNOWN
+        };
+        if flags & !known != 0 {
             return Err(CrumbError::Malformed("unknown segment flags"));
         }
         r.reserved_zero(1)?;
@@ -216,15 +273,65 @@ impl Crumb {
         if index == 1 && caps.is_none() {
             return Err(CrumbError::Malformed("crumb 1 carries no caps"));
         }
+        let audio_caps = if flags & SEGMENT_FLAG_HAS_AUDIO != 0 {
+            if index != 1 {
+                return Err(CrumbError::Malformed("audio outside crumb 1"));
+            }
+            let len = r.u32("audio caps length")? as usize;
+            if len > MAX_CAPS_LEN {
+                return Err(CrumbError::Malformed("audio caps too long"));
+            }
+            Some(
+                std::str::from_utf8(r.bytes(len, "audio caps")?)
+                    .map_err(|_| CrumbError::Malformed("audio caps are not UTF-8"))?
+                    .to_owned(),
+            )
+        } else {
+            None
+        };
         // Every unit needs its header: bound the allocation by what the input can hold.
         if unit_count > r.remaining() / UNIT_HEADER_LEN {
             return Err(CrumbError::Truncated("units"));
         }
         let mut units = Vec::with_capacity(unit_count);
         let mut last_index = None;
+        let mut audio_frames = 0u32;
         for _ in 0..unit_count {
             let track = r.u32("unit track")?;
             let decode_index = r.u32("unit decode index")?;
+            // Version 1 left the track field free (writers put 0); version 2 knows
+            // two tracks, the video's units first, then the audio frames numbered
+            // 0, 1, 2, ... with no flags: one encoding per crumb.
+            if version >= 2 && track == TRACK_AUDIO && audio_caps.is_some() {
+                if decode_index != audio_frames {
+                    return Err(CrumbError::Malformed("audio frames out of order"));
+                }
+                audio_frames += 1;
+                let pts = from_opt(r.u64("unit pts")?);
+                let dts = from_opt(r.u64("unit dts")?);
+                let duration = from_opt(r.u64("unit duration")?);
+                if r.u32("unit flags")? != 0 {
+                    return Err(CrumbError::Malformed("audio unit with flags"));
+                }
+                let len = r.u32("unit payload length")? as usize;
+                let payload = r.bytes(len, "unit payload")?.to_vec();
+                units.push(Unit {
+                    track,
+                    decode_index,
+                    pts,
+                    dts,
+                    duration,
+                    flags: 0,
+                    payload,
+                });
+                continue;
+            }
+            if version >= 2 && track != TRACK_VIDEO {
+                return Err(CrumbError::Malformed("unknown unit track"));
+            }
+            if audio_frames > 0 {
+                return Err(CrumbError::Malformed("video unit after audio units"));
+            }
             if decode_index >= au_count {
                 return Err(CrumbError::Malformed(
                     "unit decode index outside the Segment",
@@ -257,6 +364,7 @@ impl Crumb {
             return Err(CrumbError::Malformed("trailing bytes after the last unit"));
         }
         Ok(Crumb {
+            version,
             segment: SegmentInfo {
                 seq,
                 codec,
@@ -270,6 +378,7 @@ impl Crumb {
             index,
             layer,
             caps,
+            audio_caps,
             units,
         })
     }
@@ -294,7 +403,7 @@ impl<'a> Reader<'a> {
         Ok(b)
     }
 
-    /// Reserved bytes: must be zero in version 1.
+    /// Reserved bytes: must be zero (versions 1 and 2).
     fn reserved_zero(&mut self, n: usize) -> Result<(), CrumbError> {
         if self.bytes(n, "reserved")?.iter().any(|&b| b != 0) {
             return Err(CrumbError::Malformed("reserved bytes are not zero"));
@@ -331,6 +440,7 @@ mod tests {
 
     fn sample() -> Crumb {
         Crumb {
+            version: VERSION,
             segment: SegmentInfo {
                 seq: 78,
                 codec: Codec::H264,
@@ -344,6 +454,7 @@ mod tests {
             index: 1,
             layer: LayerId::BASE,
             caps: Some("video/x-h264, stream-format=(string)byte-stream".into()),
+            audio_caps: None,
             units: vec![
                 Unit {
                     track: 0,
@@ -456,7 +567,7 @@ mod tests {
     fn only_the_canonical_encoding_is_accepted() {
         let good = sample().encode();
         // Offsets: reserved 7, 39, 42..44; segment flags 6.
-        for (at, value) in [(7, 41), (39, 1), (42, 0x80), (43, 1), (6, 0x04), (6, 0x80)] {
+        for (at, value) in [(7, 41), (39, 1), (42, 0x80), (43, 1), (6, 0x08), (6, 0x80)] {
             let mut v = good.clone();
             v[at] |= value;
             assert!(
@@ -465,5 +576,112 @@ mod tests {
             );
         }
         assert_eq!(Crumb::decode(&good).unwrap().encode(), good);
+    }
+
+    fn with_audio() -> Crumb {
+        let mut c = sample();
+        c.audio_caps = Some("audio/x-opus, channel-mapping-family=(int)0".into());
+        for i in 0..3u32 {
+            c.units.push(Unit {
+                track: TRACK_AUDIO,
+                decode_index: i,
+                pts: Some(1_000 + u64::from(i) * 20),
+                dts: None,
+                duration: Some(20),
+                flags: 0,
+                payload: vec![0xfc, i as u8],
+            });
+        }
+        c
+    }
+
+    #[test]
+    fn audio_round_trip() {
+        let c = with_audio();
+        let bytes = c.encode();
+        assert_eq!(bytes[4], 2);
+        assert_eq!(bytes[6], 0x07, "KEYFRAME_START | HAS_CAPS | HAS_AUDIO");
+        let back = Crumb::decode(&bytes).unwrap();
+        assert_eq!(back, c);
+        assert_eq!(back.encode(), bytes);
+        assert_eq!(back.audio_units().count(), 3);
+        assert_eq!(back.audio_len(), 6);
+        // Audio with no frame in this Segment still names the track.
+        let mut empty = with_audio();
+        empty.units.retain(|u| u.track == TRACK_VIDEO);
+        assert_eq!(Crumb::decode(&empty.encode()).unwrap(), empty);
+    }
+
+    #[test]
+    fn audio_truncations_and_bit_flips_are_errors() {
+        let bytes = with_audio().encode();
+        for n in 0..bytes.len() {
+            assert!(Crumb::decode(&bytes[..n]).is_err(), "prefix {n} accepted");
+        }
+        for i in 0..bytes.len() {
+            let mut b = bytes.clone();
+            b[i] ^= 0x10;
+            assert!(Crumb::decode(&b).is_err(), "flip at byte {i} accepted");
+        }
+    }
+
+    /// A video-only crumb is the version 1 layout with version byte 2; version 1
+    /// crumbs still read and re-encode to their bytes.
+    #[test]
+    fn version_1_still_reads() {
+        let v2 = sample().encode();
+        let mut v1 = v2.clone();
+        v1[4] = 1;
+        let v1 = reseal(v1);
+        let c = Crumb::decode(&v1).unwrap();
+        assert_eq!(c.version, 1);
+        assert_eq!(c.encode(), v1);
+        assert_eq!(Crumb { version: 2, ..c }.encode(), v2);
+        // Version 1 knows no audio flag.
+        let mut a = with_audio().encode();
+        a[4] = 1;
+        assert!(matches!(
+            Crumb::decode(&reseal(a)),
+            Err(CrumbError::Malformed(_))
+        ));
+        let mut v3 = v2;
+        v3[4] = 3;
+        let err = Crumb::decode(&v3).unwrap_err();
+        assert_eq!(err, CrumbError::UnsupportedVersion(3));
+        assert!(err.to_string().contains("versions 1 and 2"), "{err}");
+    }
+
+    #[test]
+    fn audio_rules_are_checked() {
+        // Audio only in crumb 1.
+        let mut c = with_audio();
+        c.index = 2;
+        assert_eq!(
+            Crumb::decode(&c.encode()),
+            Err(CrumbError::Malformed("audio outside crumb 1"))
+        );
+        // Frames numbered 0, 1, 2, ...
+        let mut c = with_audio();
+        c.units[3].decode_index = 2;
+        assert!(matches!(
+            Crumb::decode(&c.encode()),
+            Err(CrumbError::Malformed(_))
+        ));
+        // No flags on audio.
+        let mut c = with_audio();
+        c.units[2].flags = UNIT_FLAG_KEYFRAME;
+        assert!(Crumb::decode(&c.encode()).is_err());
+        // Video after audio.
+        let mut c = with_audio();
+        let v = c.units.remove(0);
+        c.units.push(v);
+        assert!(Crumb::decode(&c.encode()).is_err());
+        // Unknown track in version 2; audio track without audio caps.
+        let mut c = sample();
+        c.units[0].track = 7;
+        assert!(Crumb::decode(&c.encode()).is_err());
+        let mut c = sample();
+        c.units[0].track = TRACK_AUDIO;
+        assert!(Crumb::decode(&c.encode()).is_err());
     }
 }

@@ -4,6 +4,7 @@
 //! run the very same code.
 
 pub mod api;
+pub mod audio;
 pub mod av1;
 pub mod classify;
 pub mod client;

@@ -6,7 +6,9 @@
 
 use std::collections::BTreeSet;
 
-use super::crumb::{Crumb, SegmentInfo, UNIT_FLAG_ENHANCEMENT_ONLY, UNIT_FLAG_KEYFRAME, Unit};
+use super::crumb::{
+    Crumb, SegmentInfo, TRACK_AUDIO, UNIT_FLAG_ENHANCEMENT_ONLY, UNIT_FLAG_KEYFRAME, Unit, VERSION,
+};
 use super::segmenter::Segment;
 use super::{AccessUnit, LayerId, PartClass};
 
@@ -87,12 +89,30 @@ pub fn partition(segment: &Segment, max_crumb_size: usize) -> Vec<Crumb> {
     cut.into_iter()
         .take(u16::MAX as usize)
         .enumerate()
-        .map(|(k, (layer, units))| Crumb {
-            segment: info.clone(),
-            index: k as u16 + 1,
-            layer,
-            caps: (k == 0).then(|| segment.caps.clone()),
-            units,
+        .map(|(k, (layer, mut units))| {
+            // The audio travels in crumb 1, after the video's units: every viewer
+            // who plays the base layer hears it.
+            let audio = segment.audio.as_ref().filter(|_| k == 0);
+            if let Some(a) = audio {
+                units.extend(a.frames.iter().enumerate().map(|(i, f)| Unit {
+                    track: TRACK_AUDIO,
+                    decode_index: i as u32,
+                    pts: f.pts,
+                    dts: None,
+                    duration: f.duration,
+                    flags: 0,
+                    payload: f.data.clone(),
+                }));
+            }
+            Crumb {
+                version: VERSION,
+                segment: info.clone(),
+                index: k as u16 + 1,
+                layer,
+                caps: (k == 0).then(|| segment.caps.clone()),
+                audio_caps: audio.map(|a| a.caps.clone()),
+                units,
+            }
         })
         .collect()
 }
@@ -185,6 +205,7 @@ mod tests {
             duration: aus.len() as u64,
             starts_with_keyframe: true,
             aus,
+            audio: None,
         }
     }
 
@@ -303,5 +324,41 @@ mod tests {
         let crumbs = partition(&segment(aus), 10);
         assert_eq!(crumbs.len(), 1);
         assert_eq!(crumbs[0].payload_len(), 500);
+    }
+
+    /// The audio travels in crumb 1, after the video's units, and counts in its size.
+    #[test]
+    fn audio_goes_into_crumb_1_only() {
+        let a = au(
+            0,
+            b"HBBSS".to_vec(),
+            vec![
+                part(PartClass::Header, 0..1),
+                part(layer(0, 0), 1..3),
+                part(layer(1, 0), 3..5),
+            ],
+        );
+        let mut s = segment(vec![a]);
+        let without = partition(&s, 0);
+        s.audio = Some(crate::core::segmenter::SegmentAudio {
+            caps: "audio/mpeg, mpegversion=(int)4".into(),
+            frames: vec![crate::core::segmenter::AudioFrame {
+                data: vec![7; 100],
+                pts: Some(0),
+                duration: Some(21),
+            }],
+        });
+        let with = partition(&s, 0);
+        assert_eq!(with.len(), without.len());
+        assert_eq!(
+            with[0].audio_caps.as_deref(),
+            Some("audio/mpeg, mpegversion=(int)4")
+        );
+        assert_eq!(with[0].audio_len(), 100);
+        assert_eq!(with[0].units.last().unwrap().track, TRACK_AUDIO);
+        assert!(with[0].encode().len() >= without[0].encode().len() + 100);
+        for (a, b) in with[1..].iter().zip(&without[1..]) {
+            assert_eq!(a, b);
+        }
     }
 }

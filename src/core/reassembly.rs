@@ -48,7 +48,8 @@ pub fn assemble(crumbs: &BTreeMap<u16, Crumb>, d: u16) -> Vec<OutputAu> {
     // the reassembler allocate hundreds of GB.
     let mut aus: BTreeMap<u32, OutputAu> = BTreeMap::new();
     for crumb in &prefix {
-        for unit in &crumb.units {
+        // Audio frames number their own track: they are output beside the video.
+        for unit in crumb.video_units() {
             if unit.flags & UNIT_FLAG_ENHANCEMENT_ONLY != 0 && !keep_enhancement_headers {
                 continue;
             }
@@ -77,6 +78,12 @@ pub enum Output {
     Gap { pts: u64, duration: u64 },
     /// One access unit; `discont` marks the first after a gap or at the start.
     Au { au: OutputAu, discont: bool },
+    /// The audio's caps changed (crumb 1's audio caps string); first one: the
+    /// channel carries audio.
+    AudioCaps(String),
+    /// One audio frame, interleaved with the video's access units in time order;
+    /// `discont` marks the first after a gap or at the start.
+    Audio { frame: OutputAu, discont: bool },
 }
 
 /// What happened to one Segment, for stats and per-Segment messages.
@@ -98,6 +105,7 @@ pub struct ReassemblyStats {
     pub crumbs_late: u64,
     pub access_units_output: u64,
     pub access_units_dropped_waiting_keyframe: u64,
+    pub audio_frames_output: u64,
 }
 
 /// Stream reassembler: crumbs in (Segments in increasing order, crumbs of a Segment
@@ -110,6 +118,9 @@ pub struct Reassembler {
     /// Highest Segment already output or skipped.
     done_seq: Option<u64>,
     caps: Option<String>,
+    audio_caps: Option<String>,
+    /// Next output audio frame carries DISCONT.
+    audio_discont: bool,
     /// End time of the last output Segment, for gaps.
     last_end: Option<u64>,
     /// Next output access unit carries DISCONT.
@@ -127,6 +138,7 @@ impl Reassembler {
         Reassembler {
             max_crumbs,
             discont: true,
+            audio_discont: true,
             need_keyframe: true,
             ..Default::default()
         }
@@ -202,6 +214,7 @@ impl Reassembler {
             .is_some_and(|prev| seq > prev.saturating_add(1))
         {
             self.discont = true;
+            self.audio_discont = true;
             self.need_keyframe = true;
         }
         self.done_seq = Some(seq);
@@ -228,6 +241,7 @@ impl Reassembler {
                 self.last_end = Some(p.saturating_add(duration));
             }
             self.discont = true;
+            self.audio_discont = true;
             self.need_keyframe = true;
             return out;
         }
@@ -247,10 +261,17 @@ impl Reassembler {
                 duration: p - end,
             });
         }
+        if let Some(caps) = &first.audio_caps
+            && self.audio_caps.as_ref() != Some(caps)
+        {
+            self.audio_caps = Some(caps.clone());
+            out.push(Output::AudioCaps(caps.clone()));
+        }
         if first.segment.starts_with_keyframe {
             self.need_keyframe = false;
         }
         let mut n = 0;
+        let mut video = Vec::new();
         for au in assemble(&crumbs, d) {
             if self.need_keyframe && !au.keyframe {
                 self.stats.access_units_dropped_waiting_keyframe += 1;
@@ -259,8 +280,23 @@ impl Reassembler {
             self.need_keyframe = false;
             let discont = std::mem::take(&mut self.discont);
             n += 1;
-            out.push(Output::Au { au, discont });
+            video.push(Output::Au { au, discont });
         }
+        let audio: Vec<Output> = first
+            .audio_units()
+            .map(|u| Output::Audio {
+                frame: OutputAu {
+                    data: u.payload.clone(),
+                    pts: u.pts,
+                    dts: u.dts,
+                    duration: u.duration,
+                    keyframe: true,
+                },
+                discont: std::mem::take(&mut self.audio_discont),
+            })
+            .collect();
+        self.stats.audio_frames_output += audio.len() as u64;
+        out.extend(interleave(video, audio));
         self.last_end = first
             .segment
             .pts
@@ -275,6 +311,32 @@ impl Reassembler {
         });
         out
     }
+}
+
+/// Video access units and audio frames of one Segment in one time order (video by
+/// decode time), so that a consumer pushing both pads from one thread never holds
+/// one pad's buffers far ahead of the other's.
+fn interleave(video: Vec<Output>, audio: Vec<Output>) -> Vec<Output> {
+    fn time(o: &Output) -> Option<u64> {
+        match o {
+            Output::Au { au, .. } => au.dts.or(au.pts),
+            Output::Audio { frame, .. } => frame.pts,
+            _ => None,
+        }
+    }
+    let mut out = Vec::with_capacity(video.len() + audio.len());
+    let mut audio = audio.into_iter().peekable();
+    let mut last = 0;
+    for v in video {
+        let t = time(&v).unwrap_or(last);
+        last = t;
+        while let Some(a) = audio.next_if(|a| time(a).unwrap_or(last) < t) {
+            out.push(a);
+        }
+        out.push(v);
+    }
+    out.extend(audio);
+    out
 }
 
 #[cfg(test)]
@@ -330,6 +392,7 @@ mod tests {
             duration: 6,
             starts_with_keyframe: keyframe_start,
             aus,
+            audio: None,
         }
     }
 
@@ -536,5 +599,99 @@ mod tests {
             .collect();
         assert_eq!(complete_prefix(&map, 0), u16::MAX);
         assert_eq!(complete_prefix(&map, 3), 3);
+    }
+
+    fn with_audio(seq: u64) -> Segment {
+        let mut s = segment(seq, true);
+        s.audio = Some(crate::core::segmenter::SegmentAudio {
+            caps: "audio/x-opus".into(),
+            frames: [0, 2, 4]
+                .iter()
+                .map(|t| crate::core::segmenter::AudioFrame {
+                    data: vec![b'a', (seq * 6 + t) as u8],
+                    pts: Some(seq * 6 + t),
+                    duration: Some(2),
+                })
+                .collect(),
+        });
+        s
+    }
+
+    /// (kind, time, discont) of each output: 'v' video, 'a' audio, 'g' gap.
+    fn timeline(out: &[Output]) -> Vec<(char, u64, bool)> {
+        out.iter()
+            .filter_map(|o| match o {
+                Output::Au { au, discont } => Some(('v', au.pts.unwrap(), *discont)),
+                Output::Audio { frame, discont } => Some(('a', frame.pts.unwrap(), *discont)),
+                Output::Gap { pts, .. } => Some(('g', *pts, false)),
+                _ => None,
+            })
+            .collect()
+    }
+
+    #[test]
+    fn audio_comes_out_of_crumb_1_interleaved_with_the_video() {
+        for max_crumbs in [0, 1] {
+            let mut r = Reassembler::new(max_crumbs);
+            let mut out = Vec::new();
+            for c in partition(&with_audio(0), 0) {
+                out.extend(r.push(c));
+            }
+            out.extend(r.finish());
+            assert_eq!(
+                out.iter()
+                    .filter(|o| matches!(o, Output::AudioCaps(c) if c == "audio/x-opus"))
+                    .count(),
+                1
+            );
+            let t = timeline(&out);
+            let audio: Vec<_> = t.iter().filter(|x| x.0 == 'a').copied().collect();
+            assert_eq!(
+                audio,
+                vec![('a', 0, true), ('a', 2, false), ('a', 4, false)]
+            );
+            // Time order: nothing after a later one.
+            let times: Vec<u64> = t.iter().map(|x| x.1).collect();
+            let mut sorted = times.clone();
+            sorted.sort();
+            assert_eq!(times, sorted, "max-crumbs {max_crumbs}: {t:?}");
+            assert_eq!(r.stats().audio_frames_output, 3);
+            // The video is exactly what it is without audio.
+            let mut plain = Reassembler::new(max_crumbs);
+            let mut without = Vec::new();
+            for c in partition(&segment(0, true), 0) {
+                without.extend(plain.push(c));
+            }
+            without.extend(plain.finish());
+            assert_eq!(aus(&out), aus(&without));
+        }
+    }
+
+    #[test]
+    fn a_lost_segment_is_a_gap_for_audio_too() {
+        let mut r = Reassembler::new(0);
+        let mut out = Vec::new();
+        for c in partition(&with_audio(0), 0) {
+            out.extend(r.push(c));
+        }
+        // Segment 1 lost its crumb 1 (only crumb 2 came), Segment 2 is whole.
+        out.extend(r.push(partition(&with_audio(1), 0).swap_remove(1)));
+        for c in partition(&with_audio(2), 0) {
+            out.extend(r.push(c));
+        }
+        out.extend(r.finish());
+        let t = timeline(&out);
+        let after_gap: Vec<_> = t.iter().skip_while(|x| x.0 != 'g').copied().collect();
+        assert_eq!(after_gap[0], ('g', 6, false));
+        assert!(after_gap.contains(&('a', 12, true)), "{t:?}");
+        assert!(after_gap.contains(&('v', 12, true)), "{t:?}");
+        assert!(!t.iter().any(|x| (6..12).contains(&x.1) && x.0 != 'g'));
+        // Audio caps are announced once: they did not change.
+        assert_eq!(
+            out.iter()
+                .filter(|o| matches!(o, Output::AudioCaps(_)))
+                .count(),
+            1
+        );
     }
 }

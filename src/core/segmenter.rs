@@ -47,6 +47,23 @@ pub struct Segment {
     pub duration: u64,
     pub starts_with_keyframe: bool,
     pub aus: Vec<AccessUnit>,
+    /// The channel's audio of the Segment's time span, when it carries audio.
+    pub audio: Option<SegmentAudio>,
+}
+
+/// Audio of one Segment: it travels in crumb 1 (see `core::audio`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SegmentAudio {
+    pub caps: String,
+    pub frames: Vec<AudioFrame>,
+}
+
+/// One compressed audio frame (one buffer of an encoder or parser).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct AudioFrame {
+    pub data: Vec<u8>,
+    pub pts: Option<u64>,
+    pub duration: Option<u64>,
 }
 
 /// Running counters, exposed in svcsegmenter's `stats`.
@@ -228,6 +245,7 @@ impl Segmenter {
             duration,
             starts_with_keyframe: self.pending_starts_with_keyframe,
             aus,
+            audio: None,
         };
         self.next_seq += 1;
         self.stats.segments += 1;

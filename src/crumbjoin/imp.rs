@@ -36,6 +36,8 @@ struct State {
 pub struct CrumbJoin {
     sinkpad: gst::Pad,
     srcpad: gst::Pad,
+    /// The sometimes pad `audio`, added at the first crumb 1 that carries audio.
+    audiopad: Mutex<Option<gst::Pad>>,
     settings: Mutex<Settings>,
     state: Mutex<State>,
 }
@@ -118,15 +120,70 @@ impl CrumbJoin {
                     let ev = gst::event::Gap::builder(gst::ClockTime::from_nseconds(pts))
                         .duration(gst::ClockTime::from_nseconds(duration))
                         .build();
+                    // A lost Segment is lost for both: one gap on each pad.
+                    if let Some(audio) = self.audiopad.lock().unwrap().clone() {
+                        audio.push_event(ev.clone());
+                    }
                     self.srcpad.push_event(ev);
                 }
                 Output::Au { au, discont } => {
                     let buf = super::au_buffer(au, discont, gst::ClockTime::from_nseconds);
                     self.srcpad.push(buf)?;
                 }
+                Output::AudioCaps(caps) => self.audio_caps(&caps)?,
+                Output::Audio { frame, discont } => {
+                    let Some(audio) = self.audiopad.lock().unwrap().clone() else {
+                        continue;
+                    };
+                    let buf = super::au_buffer(frame, discont, gst::ClockTime::from_nseconds);
+                    super::audio_flow(audio.push(buf))?;
+                }
             }
         }
         Ok(gst::FlowSuccess::Ok)
+    }
+
+    /// The audio's caps: the first ones add the `audio` pad, later ones are a caps
+    /// change on it.
+    fn audio_caps(&self, caps: &str) -> Result<(), gst::FlowError> {
+        let caps: gst::Caps = match caps.parse() {
+            Ok(c) => c,
+            Err(_) => {
+                gst::element_imp_error!(
+                    self,
+                    gst::StreamError::Format,
+                    ("crumb carries unparsable audio caps '{}'", caps)
+                );
+                return Err(gst::FlowError::NotNegotiated);
+            }
+        };
+        let mut audiopad = self.audiopad.lock().unwrap();
+        if let Some(pad) = audiopad.as_ref() {
+            let pad = pad.clone();
+            drop(audiopad);
+            pad.push_event(gst::event::Caps::new(&caps));
+            return Ok(());
+        }
+        self.ensure_segment();
+        let segment = self
+            .srcpad
+            .sticky_event::<gst::event::Segment>(0)
+            .map(gst::Event::from)
+            .unwrap_or_else(|| {
+                gst::event::Segment::new(&gst::FormattedSegment::<gst::ClockTime>::new())
+            });
+        let group = self
+            .sinkpad
+            .sticky_event::<gst::event::StreamStart>(0)
+            .and_then(|e| e.group_id());
+        let pad = super::add_audio_pad(self.obj().upcast_ref(), &caps, segment, group, None)
+            .map_err(|err| {
+                gst::element_imp_error!(self, gst::CoreError::Pad, ("{}", err));
+                gst::FlowError::Error
+            })?;
+        gst::debug!(CAT, imp = self, "Audio pad with caps {caps}");
+        *audiopad = Some(pad);
+        Ok(())
     }
 
     /// Upstream's segment event is held until caps are known (a segment event must
@@ -232,6 +289,7 @@ impl ObjectSubclass for CrumbJoin {
         CrumbJoin {
             sinkpad,
             srcpad,
+            audiopad: Mutex::new(None),
             settings: Mutex::new(Settings::default()),
             state: Mutex::new(State {
                 reassembler: Reassembler::new(0),
@@ -322,6 +380,13 @@ impl ElementImpl for CrumbJoin {
                     &crate::video_caps(),
                 )
                 .unwrap(),
+                gst::PadTemplate::new(
+                    "audio",
+                    gst::PadDirection::Src,
+                    gst::PadPresence::Sometimes,
+                    &crate::audio_caps(),
+                )
+                .unwrap(),
             ]
         });
         PAD_TEMPLATES.as_ref()
@@ -338,6 +403,14 @@ impl ElementImpl for CrumbJoin {
                 ..Default::default()
             };
         }
-        self.parent_change_state(transition)
+        let res = self.parent_change_state(transition)?;
+        if transition == gst::StateChange::PausedToReady
+            && let Some(pad) = self.audiopad.lock().unwrap().take()
+        {
+            // Like a demuxer: the next run adds it again if its crumbs carry audio.
+            let _ = pad.set_active(false);
+            let _ = self.obj().remove_pad(&pad);
+        }
+        Ok(res)
     }
 }

@@ -48,6 +48,56 @@ pub fn output_caps(caps: &str) -> Result<gst::Caps, glib::BoolError> {
     Ok(caps)
 }
 
+/// Adds the sometimes pad `audio` to a crumbjoin or crumbsrc: active, with a
+/// stream-start of the video's group, the audio caps and `segment` stored as sticky
+/// events, so that what pad-added links receives them before the first frame. A live
+/// source (crumbsrc) gives its `latency`: the pad answers the latency query as `src`
+/// does, so the audio branch is delayed like the video's.
+pub(crate) fn add_audio_pad(
+    element: &gst::Element,
+    caps: &gst::Caps,
+    segment: gst::Event,
+    group: Option<gst::GroupId>,
+    latency: Option<gst::ClockTime>,
+) -> Result<gst::Pad, glib::BoolError> {
+    let templ = element
+        .pad_template("audio")
+        .ok_or_else(|| glib::bool_error!("no audio pad template"))?;
+    let pad = gst::Pad::builder_from_template(&templ)
+        .name("audio")
+        .query_function(move |pad, parent, query| {
+            if let (Some(l), gst::QueryViewMut::Latency(q)) = (latency, query.view_mut()) {
+                q.set(true, l, gst::ClockTime::NONE);
+                return true;
+            }
+            gst::Pad::query_default(pad, parent, query)
+        })
+        .build();
+    pad.set_active(true)?;
+    let stream_id = pad.create_stream_id(element, Some("audio"));
+    let mut start = gst::event::StreamStart::builder(stream_id.as_str());
+    if let Some(g) = group {
+        start = start.group_id(g);
+    }
+    pad.push_event(start.build());
+    pad.push_event(gst::event::Caps::new(caps));
+    pad.push_event(segment);
+    element.add_pad(&pad)?;
+    element.no_more_pads();
+    Ok(pad)
+}
+
+/// An audio buffer pushed on the `audio` pad: a branch nobody linked is not an error
+/// (a viewer may want the picture only).
+pub(crate) fn audio_flow(
+    res: Result<gst::FlowSuccess, gst::FlowError>,
+) -> Result<gst::FlowSuccess, gst::FlowError> {
+    match res {
+        Err(gst::FlowError::NotLinked) => Ok(gst::FlowSuccess::Ok),
+        r => r,
+    }
+}
+
 /// A reassembled access unit as a buffer; `time` maps the channel's timestamps (ns) to
 /// the output timeline (identity for crumbjoin, running time for the live crumbsrc).
 pub fn au_buffer(

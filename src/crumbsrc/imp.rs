@@ -125,6 +125,8 @@ pub struct CrumbSrc {
     /// no lock `stats` needs; only the streaming thread and start/stop take it.
     events: Mutex<Option<std::sync::mpsc::Receiver<ClientEvent>>>,
     flushing: AtomicBool,
+    /// The sometimes pad `audio`, added when the window says the channel carries audio.
+    audiopad: Mutex<Option<gst::Pad>>,
 }
 
 /// Settings with the values start needs, each checked by its property's rule.
@@ -160,6 +162,65 @@ impl CrumbSrc {
         crate::crumbjoin::au_buffer(au, discont, |t| {
             gst::ClockTime::from_nseconds((t as i128 + offset).max(0) as u64)
         })
+    }
+
+    /// The audio caps from the window or from crumb 1: the first add the `audio`
+    /// pad, different ones are a caps change on it.
+    fn audio_caps(&self, caps: &str) -> Result<(), gst::FlowError> {
+        let Ok(caps) = caps.parse::<gst::Caps>() else {
+            gst::element_imp_error!(
+                self,
+                gst::StreamError::Format,
+                ("The channel announces unparsable audio caps '{}'", caps)
+            );
+            return Err(gst::FlowError::NotNegotiated);
+        };
+        let mut audiopad = self.audiopad.lock().unwrap();
+        if let Some(pad) = audiopad.clone() {
+            drop(audiopad);
+            if pad.current_caps().as_ref() != Some(&caps) {
+                pad.push_event(gst::event::Caps::new(&caps));
+            }
+            return Ok(());
+        }
+        let src = self.obj().src_pad().clone();
+        // Base source's segment (pushed before its first buffer): a live time segment
+        // from 0, the timeline of both pads.
+        let segment = src
+            .sticky_event::<gst::event::Segment>(0)
+            .map(gst::Event::from)
+            .unwrap_or_else(|| {
+                gst::event::Segment::new(&gst::FormattedSegment::<gst::ClockTime>::new())
+            });
+        let group = src
+            .sticky_event::<gst::event::StreamStart>(0)
+            .and_then(|e| e.group_id());
+        let latency = gst::ClockTime::from_nseconds(self.settings.lock().unwrap().latency);
+        let pad = crate::crumbjoin::add_audio_pad(
+            self.obj().upcast_ref(),
+            &caps,
+            segment,
+            group,
+            Some(latency),
+        )
+        .map_err(|err| {
+            gst::element_imp_error!(self, gst::CoreError::Pad, ("{}", err));
+            gst::FlowError::Error
+        })?;
+        gst::info!(CAT, imp = self, "The channel carries audio: {caps}");
+        *audiopad = Some(pad);
+        Ok(())
+    }
+
+    fn audio_pad(&self) -> Option<gst::Pad> {
+        self.audiopad.lock().unwrap().clone()
+    }
+
+    /// The end of the stream on the `audio` pad too (the base source sends it on `src`).
+    fn audio_eos(&self) {
+        if let Some(pad) = self.audio_pad() {
+            pad.push_event(gst::event::Eos::new());
+        }
     }
 
     fn post_segment(
@@ -405,6 +466,13 @@ impl ElementImpl for CrumbSrc {
                     &crate::video_caps(),
                 )
                 .unwrap(),
+                gst::PadTemplate::new(
+                    "audio",
+                    gst::PadDirection::Src,
+                    gst::PadPresence::Sometimes,
+                    &crate::audio_caps(),
+                )
+                .unwrap(),
             ]
         });
         PAD_TEMPLATES.as_ref()
@@ -422,7 +490,21 @@ impl ElementImpl for CrumbSrc {
             self.post_error_message(e);
             return Err(gst::StateChangeError);
         }
-        self.parent_change_state(transition)
+        let res = self.parent_change_state(transition)?;
+        if transition == gst::StateChange::PausedToReady {
+            // The next run adds it again when the channel carries audio.
+            self.remove_audio_pad();
+        }
+        Ok(res)
+    }
+}
+
+impl CrumbSrc {
+    fn remove_audio_pad(&self) {
+        if let Some(pad) = self.audiopad.lock().unwrap().take() {
+            let _ = pad.set_active(false);
+            let _ = self.obj().remove_pad(&pad);
+        }
     }
 }
 
@@ -552,6 +634,7 @@ impl PushSrcImpl for CrumbSrc {
                 Ok(e) => e,
                 Err(std::sync::mpsc::RecvTimeoutError::Timeout) => continue,
                 Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => {
+                    self.audio_eos();
                     return Err(gst::FlowError::Eos);
                 }
             };
@@ -578,7 +661,41 @@ impl PushSrcImpl for CrumbSrc {
                         let ev = gst::event::Gap::builder(start)
                             .duration(gst::ClockTime::from_nseconds(duration))
                             .build();
+                        // A lost Segment is lost for both: one gap on each pad.
+                        if let Some(audio) = self.audio_pad() {
+                            audio.push_event(ev.clone());
+                        }
                         self.obj().src_pad().push_event(ev);
+                    }
+                }
+                ClientEvent::Channel {
+                    audio_caps: Some(caps),
+                } => self.audio_caps(&caps)?,
+                ClientEvent::Channel { audio_caps: None } => {
+                    // Video only: the element has all its pads.
+                    self.obj().no_more_pads();
+                }
+                ClientEvent::Output(Output::AudioCaps(caps)) => self.audio_caps(&caps)?,
+                ClientEvent::Output(Output::Audio { frame, discont }) => {
+                    // A window without audio caps and crumbs with audio: the pad
+                    // comes with crumb 1's caps (AudioCaps came first).
+                    let Some(audio) = self.audio_pad() else {
+                        continue;
+                    };
+                    let buf = {
+                        let mut state = self.state.lock().unwrap();
+                        self.to_buffer(&mut state, frame, discont)
+                    };
+                    if let Err(err) = crate::crumbjoin::audio_flow(audio.push(buf)) {
+                        if err == gst::FlowError::Flushing {
+                            return Err(err);
+                        }
+                        gst::element_imp_error!(
+                            self,
+                            gst::StreamError::Failed,
+                            ("Cannot push audio: {:?}", err)
+                        );
+                        return Err(err);
                     }
                 }
                 ClientEvent::Output(Output::Au { au, discont }) => {
@@ -612,6 +729,7 @@ impl PushSrcImpl for CrumbSrc {
                         imp = self,
                         "The channel stopped answering: end of stream"
                     );
+                    self.audio_eos();
                     return Err(gst::FlowError::Eos);
                 }
             }

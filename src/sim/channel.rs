@@ -119,6 +119,7 @@ impl Channel {
             version: API_VERSION,
             channel: "sim".into(),
             caps: None,
+            audio_caps: None,
             latest: self.scheduler.latest().map(|e| e.seq),
             start_index: self.scheduler.start_index(),
             window_size: self.scheduler.config().window,

@@ -10,9 +10,10 @@ use gst::glib;
 use gst::prelude::*;
 use gst::subclass::prelude::*;
 
+use crate::core::audio::{AudioJoin, DEFAULT_MAX_WAIT};
 use crate::core::classify::classify;
 use crate::core::partition::partition;
-use crate::core::segmenter::{Segment, Segmenter, SegmenterConfig};
+use crate::core::segmenter::{AudioFrame, Segment, Segmenter, SegmenterConfig};
 use crate::core::{AccessUnit, Codec};
 
 static CAT: Lazy<gst::DebugCategory> = Lazy::new(|| {
@@ -91,11 +92,27 @@ struct State {
     frames_interpolated: u64,
     interpolated_next: u64,
     counters: Counters,
+    /// Closed Segments waiting for the audio of their span (see `core::audio`).
+    audio: AudioJoin,
+    audio_caps_set: bool,
+    audio_segment: Option<gst::FormattedSegment<gst::ClockTime>>,
+    /// Crumbs made but not pushed yet: pushed in order under `push_lock`, by
+    /// whichever streaming thread (video or audio) comes first.
+    outbox: Vec<Prepared>,
+    /// The video's EOS, held while Segments wait for audio.
+    eos: Option<gst::Event>,
 }
 
 impl State {
-    fn new(settings: &Settings) -> Self {
+    fn new(settings: &Settings, audio: bool) -> Self {
+        let mut join = AudioJoin::new(DEFAULT_MAX_WAIT);
+        join.set_active(audio);
         State {
+            audio: join,
+            audio_caps_set: false,
+            audio_segment: None,
+            outbox: Vec::new(),
+            eos: None,
             segmenter: Segmenter::new(settings.segmenter_config()),
             codec: None,
             src_caps_sent: false,
@@ -110,8 +127,14 @@ impl State {
 pub struct SvcSegmenter {
     sinkpad: gst::Pad,
     srcpad: gst::Pad,
+    /// The requested `audio` pad, if any.
+    audiopad: Mutex<Option<gst::Pad>>,
     settings: Mutex<Settings>,
     state: Mutex<State>,
+    /// Serialises taking crumbs out of `State::outbox` and pushing them, so that two
+    /// streaming threads never push Segments out of order. Lock order: `push_lock`,
+    /// then `state`, then `settings`.
+    push_lock: Mutex<()>,
 }
 
 fn codec_from_caps(caps: &gst::CapsRef) -> Option<Codec> {
@@ -203,7 +226,11 @@ impl SvcSegmenter {
             state.counters.malformed_in_a_row = 0;
             state.counters.usable_seen = true;
         }
-        self.output(state, closed)
+        let mut ready = closed.map_or_else(Vec::new, |seg| state.audio.push_segment(seg));
+        if let Some(t) = pts {
+            ready.extend(state.audio.on_video_time(t));
+        }
+        self.queue(state, ready)
     }
 
     /// A buffer that does not parse: the Segment so far is output (it decodes up to
@@ -238,7 +265,8 @@ impl SvcSegmenter {
             return Err(gst::FlowError::Error);
         }
         let closed = state.segmenter.resync();
-        let prepared = self.prepare_closed(&mut state, closed);
+        let ready = closed.map_or_else(Vec::new, |seg| state.audio.push_segment(seg));
+        self.prepare_ready(&mut state, ready);
         drop(state);
         gst::element_imp_warning!(
             self,
@@ -250,27 +278,61 @@ impl SvcSegmenter {
             ),
             ["pts {:?}, {} bytes", buffer.pts(), buffer.size()]
         );
-        self.push_prepared(prepared)
+        self.push_outbox()
     }
 
-    /// The crumbs and message of a closed Segment, made under the state lock; they
-    /// are pushed and posted after it is released.
-    fn prepare_closed(&self, state: &mut State, closed: Option<Segment>) -> Vec<Prepared> {
-        let Some(seg) = closed else {
-            return Vec::new();
-        };
+    /// The crumbs and messages of ready Segments, made under the state lock into the
+    /// outbox; they are pushed and posted after it is released.
+    fn prepare_ready(&self, state: &mut State, ready: Vec<Segment>) {
+        if ready.is_empty() {
+            return;
+        }
         let max = self.settings.lock().unwrap().max_crumb_size as usize;
-        vec![self.prepare(state, &seg, max)]
+        for seg in ready {
+            let p = self.prepare(state, &seg, max);
+            state.outbox.push(p);
+        }
     }
 
+    fn queue(
+        &self,
+        mut state: MutexGuard<'_, State>,
+        ready: Vec<Segment>,
+    ) -> Result<gst::FlowSuccess, gst::FlowError> {
+        self.prepare_ready(&mut state, ready);
+        drop(state);
+        self.push_outbox()
+    }
+
+    /// A closed Segment (or none) of the video: it goes at once without audio, or
+    /// when the audio of its span is in.
     fn output(
         &self,
         mut state: MutexGuard<'_, State>,
         closed: Option<Segment>,
     ) -> Result<gst::FlowSuccess, gst::FlowError> {
-        let prepared = self.prepare_closed(&mut state, closed);
-        drop(state);
-        self.push_prepared(prepared)
+        let ready = closed.map_or_else(Vec::new, |seg| state.audio.push_segment(seg));
+        self.queue(state, ready)
+    }
+
+    /// Pushes the outbox in order; then the held EOS once no Segment waits.
+    fn push_outbox(&self) -> Result<gst::FlowSuccess, gst::FlowError> {
+        let _order = self.push_lock.lock().unwrap();
+        let (prepared, eos) = {
+            let mut state = self.state.lock().unwrap();
+            let prepared = std::mem::take(&mut state.outbox);
+            let eos = if state.audio.waiting() == 0 {
+                state.eos.take()
+            } else {
+                None
+            };
+            (prepared, eos)
+        };
+        let res = self.push_prepared(prepared);
+        if let Some(eos) = eos {
+            self.srcpad.push_event(eos);
+        }
+        res
     }
 
     /// Cuts a Segment into crumb buffers and the message that describes it.
@@ -279,12 +341,14 @@ impl SvcSegmenter {
         let mut buffers = Vec::with_capacity(crumbs.len());
         let mut bytes = 0u64;
         let mut base_bytes = 0u64;
+        let mut audio_bytes = 0u64;
         let mut layers = Vec::new();
         for c in &crumbs {
             let data = c.encode();
             bytes += data.len() as u64;
             if c.index == 1 {
                 base_bytes = data.len() as u64;
+                audio_bytes = c.audio_len() as u64;
             }
             if !layers.contains(&c.layer) {
                 layers.push(c.layer);
@@ -305,23 +369,27 @@ impl SvcSegmenter {
         state.counters.crumbs += crumbs.len() as u64;
         state.counters.bytes += bytes;
         let layer_names: Vec<String> = layers.iter().map(|l| l.to_string()).collect();
-        let msg = gst::message::Element::builder(
-            gst::Structure::builder("svcsegmenter-segment")
-                .field("seq", seg.seq)
-                .field("pts", seg.pts.unwrap_or(u64::MAX))
-                .field("duration", seg.duration)
-                .field("gops", seg.gops as u32)
-                .field("layers", layers.len() as u32)
-                .field("layer-names", gst::Array::new(layer_names))
-                .field("crumbs", crumbs.len() as u32)
-                .field("bytes", bytes)
-                .field("base-bytes", base_bytes)
-                .field("access-units", seg.aus.len() as u32)
-                .field("starts-with-keyframe", seg.starts_with_keyframe)
-                .build(),
-        )
-        .src(&*self.obj())
-        .build();
+        let mut s = gst::Structure::builder("svcsegmenter-segment")
+            .field("seq", seg.seq)
+            .field("pts", seg.pts.unwrap_or(u64::MAX))
+            .field("duration", seg.duration)
+            .field("gops", seg.gops as u32)
+            .field("layers", layers.len() as u32)
+            .field("layer-names", gst::Array::new(layer_names))
+            .field("crumbs", crumbs.len() as u32)
+            .field("bytes", bytes)
+            .field("base-bytes", base_bytes)
+            .field("access-units", seg.aus.len() as u32)
+            .field("starts-with-keyframe", seg.starts_with_keyframe);
+        if let Some(a) = &seg.audio {
+            // Only with audio: the message of a video-only channel stays as it was.
+            s = s
+                .field("audio-frames", a.frames.len() as u32)
+                .field("audio-bytes", audio_bytes);
+        }
+        let msg = gst::message::Element::builder(s.build())
+            .src(&*self.obj())
+            .build();
         gst::debug!(
             CAT,
             imp = self,
@@ -342,7 +410,7 @@ impl SvcSegmenter {
         state.src_caps_sent = true;
         drop(state);
         let caps = gst::Caps::builder("application/x-crumb")
-            .field("version", 1i32)
+            .field("version", crate::core::crumb::VERSION as i32)
             .build();
         self.srcpad.push_event(gst::event::Caps::new(&caps));
     }
@@ -392,7 +460,14 @@ impl SvcSegmenter {
                 let closed = state.segmenter.flush();
                 let no_segments = state.segmenter.stats().segments == 0
                     && state.segmenter.stats().access_units > 0;
-                let res = self.output(state, closed);
+                let with_audio = state.audio.is_active();
+                let mut ready = closed.map_or_else(Vec::new, |seg| state.audio.push_segment(seg));
+                ready.extend(state.audio.video_ended());
+                if with_audio {
+                    // Held until the Segments waiting for audio are out.
+                    state.eos = Some(event.clone());
+                }
+                let res = self.queue(state, ready);
                 if no_segments {
                     gst::element_imp_warning!(
                         self,
@@ -403,6 +478,9 @@ impl SvcSegmenter {
                 if let Err(err) = res {
                     gst::debug!(CAT, imp = self, "Flow {err:?} while draining");
                 }
+                if with_audio {
+                    return true;
+                }
                 gst::Pad::event_default(pad, Some(&*self.obj()), event)
             }
             EventView::FlushStop(_) => {
@@ -412,7 +490,8 @@ impl SvcSegmenter {
                 let caps_sent = state.src_caps_sent;
                 let frame_duration = state.frame_duration;
                 let caps = state.segmenter.caps();
-                *state = State::new(&settings);
+                let audio = state.audio.is_active();
+                *state = State::new(&settings, audio);
                 state.src_caps_sent = caps_sent;
                 state.frame_duration = frame_duration;
                 if let (Some(c), Some(caps)) = (codec, caps) {
@@ -453,8 +532,94 @@ impl SvcSegmenter {
         gst::Pad::event_default(pad, Some(&*self.obj()), event)
     }
 
+    /// A compressed audio frame on the `audio` pad.
+    fn audio_chain(&self, buffer: gst::Buffer) -> Result<gst::FlowSuccess, gst::FlowError> {
+        // The video's segment maps the audio's running time into the video's
+        // timeline, the one crumbs carry: two live sources, or a video encoder that
+        // shifts its timestamps, still give one timeline.
+        let video_segment = self
+            .sinkpad
+            .sticky_event::<gst::event::Segment>(0)
+            .and_then(|e| e.segment().downcast_ref::<gst::ClockTime>().cloned());
+        let mut state = self.state.lock().unwrap();
+        if !state.audio_caps_set {
+            drop(state);
+            gst::element_imp_error!(
+                self,
+                gst::CoreError::Negotiation,
+                ("Audio buffer before audio caps")
+            );
+            return Err(gst::FlowError::NotNegotiated);
+        }
+        let to_video = |t: gst::ClockTime| -> Option<u64> {
+            let running = match &state.audio_segment {
+                Some(seg) => seg.to_running_time(t)?,
+                None => t,
+            };
+            match &video_segment {
+                Some(vs) => vs.position_from_running_time(running).map(|t| t.nseconds()),
+                None => Some(running.nseconds()),
+            }
+        };
+        let pts = buffer.pts().and_then(to_video);
+        let data = buffer
+            .map_readable()
+            .map_err(|_| {
+                gst::element_imp_error!(self, gst::ResourceError::Read, ("Cannot map buffer"));
+                gst::FlowError::Error
+            })?
+            .to_vec();
+        let ready = state.audio.push_frame(AudioFrame {
+            data,
+            pts,
+            duration: buffer.duration().map(|d| d.nseconds()),
+        });
+        self.queue(state, ready)
+    }
+
+    fn audio_event(&self, pad: &gst::Pad, event: gst::Event) -> bool {
+        use gst::EventView;
+        match event.view() {
+            EventView::Caps(c) => {
+                let caps = c.caps();
+                if !caps.can_intersect(&crate::audio_caps()) {
+                    gst::element_imp_error!(
+                        self,
+                        gst::StreamError::WrongType,
+                        ("Unsupported audio caps {}", caps)
+                    );
+                    return false;
+                }
+                let mut state = self.state.lock().unwrap();
+                state.audio.set_caps(caps.to_string());
+                state.audio_caps_set = true;
+                true
+            }
+            EventView::Segment(e) => {
+                let seg = e.segment().downcast_ref::<gst::ClockTime>().cloned();
+                if seg.is_none() {
+                    gst::warning!(CAT, obj = pad, "Audio segment not in time: ignored");
+                }
+                self.state.lock().unwrap().audio_segment = seg;
+                true
+            }
+            EventView::Eos(_) => {
+                let mut state = self.state.lock().unwrap();
+                let ready = state.audio.end();
+                if let Err(err) = self.queue(state, ready) {
+                    gst::debug!(CAT, imp = self, "Flow {err:?} at the audio's end");
+                }
+                true
+            }
+            // The crumb stream has one stream-start, segment, EOS and flush: the
+            // video's.
+            _ => true,
+        }
+    }
+
     fn stats(&self) -> gst::Structure {
         let state = self.state.lock().unwrap();
+        let a = state.audio.stats();
         let s = state.segmenter.stats();
         gst::Structure::builder("application/x-svcsegmenter-stats")
             .field("access-units", s.access_units)
@@ -468,6 +633,10 @@ impl SvcSegmenter {
             .field("current-gops", state.segmenter.target_gops() as u32)
             .field("timestamps-interpolated", state.frames_interpolated)
             .field("last-success-ratio", s.last_success_ratio.unwrap_or(-1.0))
+            .field("audio-frames", a.frames)
+            .field("audio-bytes", a.bytes)
+            .field("audio-frames-dropped", a.frames_dropped)
+            .field("segments-not-waited", a.segments_not_waited)
             .build()
     }
 }
@@ -510,12 +679,14 @@ impl ObjectSubclass for SvcSegmenter {
             })
             .build();
         let settings = Settings::default();
-        let state = State::new(&settings);
+        let state = State::new(&settings, false);
         SvcSegmenter {
             sinkpad,
             srcpad,
+            audiopad: Mutex::new(None),
             settings: Mutex::new(settings),
             state: Mutex::new(state),
+            push_lock: Mutex::new(()),
         }
     }
 }
@@ -571,7 +742,7 @@ impl ObjectImpl for SvcSegmenter {
                     .build(),
                 glib::ParamSpecBoxed::builder::<gst::Structure>("stats")
                     .nick("Statistics")
-                    .blurb("Running counters: access-units, dropped-before-keyframe, malformed, segments, forced-cuts, parameter-sets-inserted, crumbs, bytes, current-gops, last-success-ratio (-1 = none yet), timestamps-interpolated (access units without timestamps, timed from the caps' framerate)")
+                    .blurb("Running counters: access-units, dropped-before-keyframe, malformed, segments, forced-cuts, parameter-sets-inserted, crumbs, bytes, current-gops, last-success-ratio (-1 = none yet), timestamps-interpolated (access units without timestamps, timed from the caps' framerate), audio-frames and audio-bytes (audio put into crumb 1), audio-frames-dropped (audio outside every Segment's span, e.g. before the first key frame), segments-not-waited (Segments published before the audio reached their end, after waiting 3 s of video time)")
                     .read_only()
                     .build(),
             ]
@@ -659,6 +830,13 @@ impl ElementImpl for SvcSegmenter {
                 )
                 .unwrap(),
                 gst::PadTemplate::new(
+                    "audio",
+                    gst::PadDirection::Sink,
+                    gst::PadPresence::Request,
+                    &crate::audio_caps(),
+                )
+                .unwrap(),
+                gst::PadTemplate::new(
                     "src",
                     gst::PadDirection::Src,
                     gst::PadPresence::Always,
@@ -668,6 +846,59 @@ impl ElementImpl for SvcSegmenter {
             ]
         });
         PAD_TEMPLATES.as_ref()
+    }
+
+    fn request_new_pad(
+        &self,
+        templ: &gst::PadTemplate,
+        _name: Option<&str>,
+        _caps: Option<&gst::Caps>,
+    ) -> Option<gst::Pad> {
+        let mut audiopad = self.audiopad.lock().unwrap();
+        if audiopad.is_some() {
+            gst::warning!(CAT, imp = self, "Only one audio pad");
+            return None;
+        }
+        let pad = gst::Pad::builder_from_template(templ)
+            .name("audio")
+            .chain_function(|_pad, parent, buffer| {
+                SvcSegmenter::catch_panic_pad_function(
+                    parent,
+                    || Err(gst::FlowError::Error),
+                    |imp| imp.audio_chain(buffer),
+                )
+            })
+            .event_function(|pad, parent, event| {
+                SvcSegmenter::catch_panic_pad_function(
+                    parent,
+                    || false,
+                    |imp| imp.audio_event(pad, event),
+                )
+            })
+            .build();
+        *audiopad = Some(pad.clone());
+        drop(audiopad);
+        let ready = self.state.lock().unwrap().audio.set_active(true);
+        debug_assert!(ready.is_empty());
+        if self.obj().current_state() > gst::State::Ready {
+            let _ = pad.set_active(true);
+        }
+        self.obj().add_pad(&pad).ok()?;
+        Some(pad)
+    }
+
+    fn release_pad(&self, pad: &gst::Pad) {
+        if self.audiopad.lock().unwrap().take().as_ref() != Some(pad) {
+            return;
+        }
+        let mut state = self.state.lock().unwrap();
+        // Segments waiting for audio go now, with what they have.
+        let ready = state.audio.set_active(false);
+        if let Err(err) = self.queue(state, ready) {
+            gst::debug!(CAT, imp = self, "Flow {err:?} releasing the audio pad");
+        }
+        let _ = pad.set_active(false);
+        let _ = self.obj().remove_pad(pad);
     }
 
     fn change_state(
@@ -690,7 +921,8 @@ impl ElementImpl for SvcSegmenter {
         }
         if transition == gst::StateChange::ReadyToPaused {
             let settings = self.settings.lock().unwrap().clone();
-            *self.state.lock().unwrap() = State::new(&settings);
+            let audio = self.audiopad.lock().unwrap().is_some();
+            *self.state.lock().unwrap() = State::new(&settings, audio);
         }
         self.parent_change_state(transition)
     }

@@ -285,7 +285,14 @@ pub struct Peer {
 
 impl Peer {
     pub fn start(desc: &str) -> Peer {
+        Peer::start_with(desc, |_| {})
+    }
+
+    /// Like `start`, with `setup` run on the pipeline before it plays (probes, signal
+    /// handlers that must not miss the first data).
+    pub fn start_with(desc: &str, setup: impl FnOnce(&gst::Pipeline)) -> Peer {
         let pipeline = launch(desc);
+        setup(&pipeline);
         let records = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
         let errors = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
         let (r2, e2) = (records.clone(), errors.clone());
