@@ -522,7 +522,7 @@ impl Runner {
                 });
             }
             Action::Report(r) => {
-                let doc = r.to_doc(&self.settings.client_id);
+                let doc = r.to_doc(&self.settings.client_id, Some(self.session.peer_id()));
                 let http = self.http.clone();
                 let url = format!("{}/report", self.settings.url);
                 tokio::spawn(async move {

@@ -110,7 +110,7 @@ pub enum Action {
     Report(ClientReport),
 }
 
-/// A Segment's report to the channel: [`ReportDoc`] without the client id.
+/// A Segment's report to the channel: [`ReportDoc`] without the client's ids.
 #[derive(Clone, Debug, PartialEq)]
 pub struct ClientReport {
     pub seq: u64,
@@ -122,7 +122,9 @@ pub struct ClientReport {
 }
 
 impl ClientReport {
-    pub fn to_doc(&self, client_id: &str) -> ReportDoc {
+    /// The document for client `client_id` whose BitTorrent session announces as
+    /// `peer_id` (the channel counts reports of peers it knows only).
+    pub fn to_doc(&self, client_id: &str, peer_id: Option<[u8; 20]>) -> ReportDoc {
         ReportDoc {
             client_id: client_id.to_owned(),
             seq: self.seq,
@@ -130,6 +132,7 @@ impl ClientReport {
             complete: self.complete,
             d: self.d,
             rate: self.rate,
+            peer_id: peer_id.map(|id| super::api::hex(&id)),
         }
     }
 }

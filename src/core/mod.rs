@@ -5,6 +5,7 @@
 
 pub mod api;
 pub mod av1;
+pub mod channel;
 pub mod classify;
 pub mod client;
 pub mod crumb;

@@ -71,8 +71,9 @@ pub struct SimConfig {
     pub peer_patience: Option<u64>,
     /// Holders sampled (besides the super seed) when picking a piece's source.
     pub sample_holders: usize,
-    /// Only the first this many peers post reports to the channel's Feedback (its
-    /// bookkeeping is O(clients) per report).
+    /// Only the first this many peers announce to the channel's tracker and post
+    /// reports (the Feedback's bookkeeping is O(clients) per report, the tracker's
+    /// O(peers of the crumb) per announce).
     pub feedback_clients: usize,
     /// Metrics ignore Segments begun before this (ns of virtual time).
     pub warmup: u64,

@@ -292,6 +292,9 @@ impl Swarm {
             }
             Action::FetchSegment { seq } => engine.on_segment_unavailable(now, seq),
             Action::Download { seq, index } => {
+                if (p as usize) < self.config.feedback_clients {
+                    self.channel.announce(p, seq, index, now);
+                }
                 let fanout = self.config.super_seed_fanout;
                 if let Some(c) = self.channel.crumbs.get_mut(&(seq, index)) {
                     let pieces = c.holders.len().min(64);
@@ -333,8 +336,9 @@ impl Swarm {
                         complete: r.complete,
                         d: r.d,
                         rate: r.rate,
+                        peer_id: Some(crate::core::api::hex(&super::channel::peer_address(p).1)),
                     };
-                    self.channel.report(report, now);
+                    self.channel.report(p, report, now);
                 }
             }
         }
