@@ -657,11 +657,10 @@ impl Runner {
     }
 }
 
-pub(crate) static CAT: once_cell::sync::Lazy<gst::DebugCategory> =
-    once_cell::sync::Lazy::new(|| {
-        gst::DebugCategory::new(
-            "crumbsclient",
-            gst::DebugColorFlags::empty(),
-            Some("crumbs client IO"),
-        )
-    });
+pub(crate) static CAT: std::sync::LazyLock<gst::DebugCategory> = std::sync::LazyLock::new(|| {
+    gst::DebugCategory::new(
+        "crumbsclient",
+        gst::DebugColorFlags::empty(),
+        Some("crumbs client IO"),
+    )
+});

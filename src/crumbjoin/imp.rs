@@ -6,12 +6,12 @@ use std::sync::Mutex;
 use gst::glib;
 use gst::prelude::*;
 use gst::subclass::prelude::*;
-use once_cell::sync::Lazy;
+use std::sync::LazyLock;
 
 use crate::core::crumb::Crumb;
 use crate::core::reassembly::{Output, Reassembler};
 
-static CAT: Lazy<gst::DebugCategory> = Lazy::new(|| {
+static CAT: LazyLock<gst::DebugCategory> = LazyLock::new(|| {
     gst::DebugCategory::new(
         "crumbjoin",
         gst::DebugColorFlags::empty(),
@@ -243,7 +243,7 @@ impl ObjectSubclass for CrumbJoin {
 
 impl ObjectImpl for CrumbJoin {
     fn properties() -> &'static [glib::ParamSpec] {
-        static PROPERTIES: Lazy<Vec<glib::ParamSpec>> = Lazy::new(|| {
+        static PROPERTIES: LazyLock<Vec<glib::ParamSpec>> = LazyLock::new(|| {
             vec![
                 glib::ParamSpecUInt::builder("max-crumbs")
                     .nick("Maximum crumbs")
@@ -294,7 +294,7 @@ impl GstObjectImpl for CrumbJoin {}
 
 impl ElementImpl for CrumbJoin {
     fn metadata() -> Option<&'static gst::subclass::ElementMetadata> {
-        static ELEMENT_METADATA: Lazy<gst::subclass::ElementMetadata> = Lazy::new(|| {
+        static ELEMENT_METADATA: LazyLock<gst::subclass::ElementMetadata> = LazyLock::new(|| {
             gst::subclass::ElementMetadata::new(
                 "Crumb Joiner",
                 "Codec/Demuxer/Video",
@@ -306,7 +306,7 @@ impl ElementImpl for CrumbJoin {
     }
 
     fn pad_templates() -> &'static [gst::PadTemplate] {
-        static PAD_TEMPLATES: Lazy<Vec<gst::PadTemplate>> = Lazy::new(|| {
+        static PAD_TEMPLATES: LazyLock<Vec<gst::PadTemplate>> = LazyLock::new(|| {
             vec![
                 gst::PadTemplate::new(
                     "sink",

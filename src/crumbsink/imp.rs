@@ -11,7 +11,7 @@ use gst::prelude::*;
 use gst::subclass::prelude::*;
 use gst_base::prelude::*;
 use gst_base::subclass::prelude::*;
-use once_cell::sync::Lazy;
+use std::sync::LazyLock;
 
 use crate::channel::{
     Canceller, Channel, ChannelConfig, ChannelStatsHandle, IncomingCrumb, PublishError,
@@ -19,7 +19,7 @@ use crate::channel::{
 };
 use crate::core::crumb::Crumb;
 
-static CAT: Lazy<gst::DebugCategory> = Lazy::new(|| {
+static CAT: LazyLock<gst::DebugCategory> = LazyLock::new(|| {
     gst::DebugCategory::new(
         "crumbsink",
         gst::DebugColorFlags::empty(),
@@ -360,7 +360,7 @@ impl ObjectSubclass for CrumbSink {
 
 impl ObjectImpl for CrumbSink {
     fn properties() -> &'static [glib::ParamSpec] {
-        static PROPERTIES: Lazy<Vec<glib::ParamSpec>> = Lazy::new(|| {
+        static PROPERTIES: LazyLock<Vec<glib::ParamSpec>> = LazyLock::new(|| {
             vec![
                 glib::ParamSpecString::builder("channel")
                     .nick("Channel")
@@ -570,7 +570,7 @@ impl GstObjectImpl for CrumbSink {}
 
 impl ElementImpl for CrumbSink {
     fn metadata() -> Option<&'static gst::subclass::ElementMetadata> {
-        static ELEMENT_METADATA: Lazy<gst::subclass::ElementMetadata> = Lazy::new(|| {
+        static ELEMENT_METADATA: LazyLock<gst::subclass::ElementMetadata> = LazyLock::new(|| {
             gst::subclass::ElementMetadata::new(
                 "Crumb channel sink",
                 "Sink/Network",
@@ -582,7 +582,7 @@ impl ElementImpl for CrumbSink {
     }
 
     fn pad_templates() -> &'static [gst::PadTemplate] {
-        static PAD_TEMPLATES: Lazy<Vec<gst::PadTemplate>> = Lazy::new(|| {
+        static PAD_TEMPLATES: LazyLock<Vec<gst::PadTemplate>> = LazyLock::new(|| {
             vec![
                 gst::PadTemplate::new(
                     "sink",

@@ -13,14 +13,14 @@ use gst::subclass::prelude::*;
 use gst_base::prelude::*;
 use gst_base::subclass::base_src::CreateSuccess;
 use gst_base::subclass::prelude::*;
-use once_cell::sync::Lazy;
+use std::sync::LazyLock;
 
 use crate::client::{Client, ClientEvent, ClientSettings, Mode};
 use crate::core::client::{Adaptation, ClientConfig};
 use crate::core::reassembly::Output;
 use crate::core::uplink::UplinkConfig;
 
-static CAT: Lazy<gst::DebugCategory> = Lazy::new(|| {
+static CAT: LazyLock<gst::DebugCategory> = LazyLock::new(|| {
     gst::DebugCategory::new(
         "crumbsrc",
         gst::DebugColorFlags::empty(),
@@ -229,7 +229,7 @@ impl ObjectSubclass for CrumbSrc {
 
 impl ObjectImpl for CrumbSrc {
     fn properties() -> &'static [glib::ParamSpec] {
-        static PROPERTIES: Lazy<Vec<glib::ParamSpec>> = Lazy::new(|| {
+        static PROPERTIES: LazyLock<Vec<glib::ParamSpec>> = LazyLock::new(|| {
             vec![
                 glib::ParamSpecString::builder("location")
                     .nick("Location")
@@ -374,7 +374,7 @@ impl GstObjectImpl for CrumbSrc {}
 
 impl ElementImpl for CrumbSrc {
     fn metadata() -> Option<&'static gst::subclass::ElementMetadata> {
-        static ELEMENT_METADATA: Lazy<gst::subclass::ElementMetadata> = Lazy::new(|| {
+        static ELEMENT_METADATA: LazyLock<gst::subclass::ElementMetadata> = LazyLock::new(|| {
             gst::subclass::ElementMetadata::new(
                 "Crumb channel source",
                 "Source/Network",
@@ -386,7 +386,7 @@ impl ElementImpl for CrumbSrc {
     }
 
     fn pad_templates() -> &'static [gst::PadTemplate] {
-        static PAD_TEMPLATES: Lazy<Vec<gst::PadTemplate>> = Lazy::new(|| {
+        static PAD_TEMPLATES: LazyLock<Vec<gst::PadTemplate>> = LazyLock::new(|| {
             vec![
                 gst::PadTemplate::new(
                     "src",

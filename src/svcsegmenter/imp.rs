@@ -4,7 +4,7 @@
 
 use std::sync::{Mutex, MutexGuard};
 
-use once_cell::sync::Lazy;
+use std::sync::LazyLock;
 
 use gst::glib;
 use gst::prelude::*;
@@ -15,7 +15,7 @@ use crate::core::partition::partition;
 use crate::core::segmenter::{Segment, Segmenter, SegmenterConfig};
 use crate::core::{AccessUnit, Codec};
 
-static CAT: Lazy<gst::DebugCategory> = Lazy::new(|| {
+static CAT: LazyLock<gst::DebugCategory> = LazyLock::new(|| {
     gst::DebugCategory::new(
         "svcsegmenter",
         gst::DebugColorFlags::empty(),
@@ -522,7 +522,7 @@ impl ObjectSubclass for SvcSegmenter {
 
 impl ObjectImpl for SvcSegmenter {
     fn properties() -> &'static [glib::ParamSpec] {
-        static PROPERTIES: Lazy<Vec<glib::ParamSpec>> = Lazy::new(|| {
+        static PROPERTIES: LazyLock<Vec<glib::ParamSpec>> = LazyLock::new(|| {
             vec![
                 glib::ParamSpecUInt::builder("gops")
                     .nick("GOPs")
@@ -644,7 +644,7 @@ impl GstObjectImpl for SvcSegmenter {}
 
 impl ElementImpl for SvcSegmenter {
     fn metadata() -> Option<&'static gst::subclass::ElementMetadata> {
-        static ELEMENT_METADATA: Lazy<gst::subclass::ElementMetadata> = Lazy::new(|| {
+        static ELEMENT_METADATA: LazyLock<gst::subclass::ElementMetadata> = LazyLock::new(|| {
             gst::subclass::ElementMetadata::new(
                 "SVC Segmenter",
                 "Codec/Muxer/Video",
@@ -656,7 +656,7 @@ impl ElementImpl for SvcSegmenter {
     }
 
     fn pad_templates() -> &'static [gst::PadTemplate] {
-        static PAD_TEMPLATES: Lazy<Vec<gst::PadTemplate>> = Lazy::new(|| {
+        static PAD_TEMPLATES: LazyLock<Vec<gst::PadTemplate>> = LazyLock::new(|| {
             let sink_caps = crate::video_caps();
             let src_caps = crate::crumb_caps();
             vec![
