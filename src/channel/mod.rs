@@ -231,7 +231,7 @@ impl Channel {
                     "crumbs-{}-{}-{}",
                     config.name,
                     std::process::id(),
-                    crate::unique()
+                    crate::spool::unique()
                 ));
                 std::fs::create_dir_all(&d)
                     .with_context(|| format!("cannot create {}", d.display()))?;

@@ -118,7 +118,7 @@ impl Client {
         let spool = std::env::temp_dir().join(format!(
             "crumbsrc-{}-{}",
             std::process::id(),
-            crate::unique()
+            crate::spool::unique()
         ));
         let session = RUNTIME.block_on(P2pSession::new(SessionConfig {
             listen_addr: settings.listen_address,

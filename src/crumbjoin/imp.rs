@@ -81,12 +81,14 @@ impl CrumbJoin {
     fn post_outcomes(&self, outcomes: Vec<crate::core::reassembly::SegmentOutcome>) {
         for o in outcomes {
             let msg = gst::message::Element::builder(
-                gst::Structure::builder("crumbjoin-segment")
-                    .field("seq", o.seq)
-                    .field("d", o.d as u32)
-                    .field("crumbs-total", o.crumbs_total as u32)
-                    .field("access-units", o.access_units as u32)
-                    .build(),
+                crate::interface::CRUMBJOIN_SEGMENT.checked(
+                    gst::Structure::builder(crate::interface::CRUMBJOIN_SEGMENT.name)
+                        .field("seq", o.seq)
+                        .field("d", o.d as u32)
+                        .field("crumbs-total", o.crumbs_total as u32)
+                        .field("access-units", o.access_units as u32)
+                        .build(),
+                ),
             )
             .src(&*self.obj())
             .build();
@@ -98,7 +100,7 @@ impl CrumbJoin {
         for o in out {
             match o {
                 Output::Caps(caps) => {
-                    let caps = match crate::crumbjoin::output_caps(&caps) {
+                    let caps = match crate::element::output_caps(&caps) {
                         Ok(c) => c,
                         Err(err) => {
                             gst::element_imp_error!(self, gst::StreamError::Format, ("{}", err));
@@ -121,7 +123,7 @@ impl CrumbJoin {
                     self.srcpad.push_event(ev);
                 }
                 Output::Au { au, discont } => {
-                    let buf = super::au_buffer(au, discont, gst::ClockTime::from_nseconds);
+                    let buf = crate::element::au_buffer(au, discont, gst::ClockTime::from_nseconds);
                     self.srcpad.push(buf)?;
                 }
             }
@@ -190,18 +192,20 @@ impl CrumbJoin {
     fn stats(&self) -> gst::Structure {
         let state = self.state.lock().unwrap();
         let s = state.reassembler.stats();
-        gst::Structure::builder("application/x-crumbjoin-stats")
-            .field("crumbs-received", s.crumbs_received)
-            .field("crumbs-late", s.crumbs_late)
-            .field("crumbs-malformed", state.malformed)
-            .field("segments-output", s.segments_output)
-            .field("segments-skipped", s.segments_skipped)
-            .field("access-units-output", s.access_units_output)
-            .field(
-                "access-units-dropped-waiting-keyframe",
-                s.access_units_dropped_waiting_keyframe,
-            )
-            .build()
+        crate::interface::CRUMBJOIN_STATS.checked(
+            gst::Structure::builder(crate::interface::CRUMBJOIN_STATS.name)
+                .field("crumbs-received", s.crumbs_received)
+                .field("crumbs-late", s.crumbs_late)
+                .field("crumbs-malformed", state.malformed)
+                .field("segments-output", s.segments_output)
+                .field("segments-skipped", s.segments_skipped)
+                .field("access-units-output", s.access_units_output)
+                .field(
+                    "access-units-dropped-waiting-keyframe",
+                    s.access_units_dropped_waiting_keyframe,
+                )
+                .build(),
+        )
     }
 }
 
@@ -254,7 +258,7 @@ impl ObjectImpl for CrumbJoin {
                     .build(),
                 glib::ParamSpecBoxed::builder::<gst::Structure>("stats")
                     .nick("Statistics")
-                    .blurb("Running counters: crumbs-received, crumbs-late, crumbs-malformed, segments-output, segments-skipped, access-units-output, access-units-dropped-waiting-keyframe")
+                    .blurb(&crate::interface::CRUMBJOIN_STATS.blurb())
                     .read_only()
                     .build(),
             ]
@@ -312,14 +316,14 @@ impl ElementImpl for CrumbJoin {
                     "sink",
                     gst::PadDirection::Sink,
                     gst::PadPresence::Always,
-                    &crate::crumb_caps(),
+                    &crate::element::crumb_caps(),
                 )
                 .unwrap(),
                 gst::PadTemplate::new(
                     "src",
                     gst::PadDirection::Src,
                     gst::PadPresence::Always,
-                    &crate::video_caps(),
+                    &crate::element::video_caps(),
                 )
                 .unwrap(),
             ]

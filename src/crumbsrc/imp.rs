@@ -147,7 +147,7 @@ impl CrumbSrc {
             };
             running + latency - au.pts.or(au.dts).unwrap_or(0) as i128
         });
-        crate::crumbjoin::au_buffer(au, discont, |t| {
+        crate::element::au_buffer(au, discont, |t| {
             gst::ClockTime::from_nseconds((t as i128 + offset).max(0) as u64)
         })
     }
@@ -164,23 +164,25 @@ impl CrumbSrc {
         let margin = record.deadline as i128 - record.finished_at as i128;
         let margin = margin.clamp(i64::MIN as i128, i64::MAX as i128) as i64;
         let msg = gst::message::Element::builder(
-            gst::Structure::builder("crumbsrc-segment")
-                .field("seq", record.seq)
-                .field("success", record.successful)
-                .field("complete", record.complete)
-                .field("skipped", record.skipped)
-                .field("d", record.d as u32)
-                .field("d-target", record.d_target as u32)
-                .field("crumbs-done", record.crumbs_done as u32)
-                .field("crumbs-total", record.crumbs_total as u32)
-                .field("time-extension", record.time_extension)
-                .field("rate", record.rate.unwrap_or(0.0))
-                .field("bytes-from-super-seed", from_seed)
-                .field("bytes-from-peers", from_peers)
-                .field("bytes-output", bytes_output)
-                .field("duration", duration)
-                .field("deadline-margin", margin)
-                .build(),
+            crate::interface::CRUMBSRC_SEGMENT.checked(
+                gst::Structure::builder(crate::interface::CRUMBSRC_SEGMENT.name)
+                    .field("seq", record.seq)
+                    .field("success", record.successful)
+                    .field("complete", record.complete)
+                    .field("skipped", record.skipped)
+                    .field("d", record.d as u32)
+                    .field("d-target", record.d_target as u32)
+                    .field("crumbs-done", record.crumbs_done as u32)
+                    .field("crumbs-total", record.crumbs_total as u32)
+                    .field("time-extension", record.time_extension)
+                    .field("rate", record.rate.unwrap_or(0.0))
+                    .field("bytes-from-super-seed", from_seed)
+                    .field("bytes-from-peers", from_peers)
+                    .field("bytes-output", bytes_output)
+                    .field("duration", duration)
+                    .field("deadline-margin", margin)
+                    .build(),
+            ),
         )
         .src(&*self.obj())
         .build();
@@ -195,28 +197,30 @@ impl CrumbSrc {
             (None, None) => (Default::default(), 0),
         };
         let e = &t.engine;
-        gst::Structure::builder("application/x-crumbsrc-stats")
-            .field("segments-successful", e.segments_successful)
-            .field("segments-failed", e.segments_failed)
-            .field("segments-skipped", e.segments_skipped)
-            .field("segments-complete", e.segments_complete)
-            .field("mean-d", e.mean_d)
-            .field("d", e.d_current as u32)
-            .field("quality-switches", e.quality_switches)
-            .field("startup-delay", e.startup_delay.unwrap_or(u64::MAX))
-            .field("time-extension", e.time_extension_last)
-            .field("rate", e.rate.unwrap_or(0.0))
-            .field("bytes-downloaded", t.bytes_downloaded)
-            .field("bytes-uploaded", t.bytes_uploaded)
-            .field("bytes-from-super-seed", t.bytes_from_super_seed)
-            .field("bytes-from-peers", t.bytes_from_peers)
-            .field("crumbs-malformed", t.crumbs_malformed)
-            .field("torrents-seeding", t.torrents_seeding as u64)
-            .field("super-seed-fallbacks", e.super_seed_fallbacks)
-            .field("upload-limit", t.upload_limit.unwrap_or(0))
-            .field("uplink-delay", t.uplink_delay.unwrap_or(u64::MAX))
-            .field("p2p-port", port)
-            .build()
+        crate::interface::CRUMBSRC_STATS.checked(
+            gst::Structure::builder(crate::interface::CRUMBSRC_STATS.name)
+                .field("segments-successful", e.segments_successful)
+                .field("segments-failed", e.segments_failed)
+                .field("segments-skipped", e.segments_skipped)
+                .field("segments-complete", e.segments_complete)
+                .field("mean-d", e.mean_d)
+                .field("d", e.d_current as u32)
+                .field("quality-switches", e.quality_switches)
+                .field("startup-delay", e.startup_delay.unwrap_or(u64::MAX))
+                .field("time-extension", e.time_extension_last)
+                .field("rate", e.rate.unwrap_or(0.0))
+                .field("bytes-downloaded", t.bytes_downloaded)
+                .field("bytes-uploaded", t.bytes_uploaded)
+                .field("bytes-from-super-seed", t.bytes_from_super_seed)
+                .field("bytes-from-peers", t.bytes_from_peers)
+                .field("crumbs-malformed", t.crumbs_malformed)
+                .field("torrents-seeding", t.torrents_seeding as u64)
+                .field("super-seed-fallbacks", e.super_seed_fallbacks)
+                .field("upload-limit", t.upload_limit.unwrap_or(0))
+                .field("uplink-delay", t.uplink_delay.unwrap_or(u64::MAX))
+                .field("p2p-port", port)
+                .build(),
+        )
     }
 }
 
@@ -306,7 +310,7 @@ impl ObjectImpl for CrumbSrc {
                     .build(),
                 glib::ParamSpecBoxed::builder::<gst::Structure>("stats")
                     .nick("Statistics")
-                    .blurb("segments-successful, segments-failed, segments-skipped, segments-complete, mean-d, d, quality-switches, startup-delay (ns), time-extension (ns), rate (bytes/s), bytes-downloaded, bytes-uploaded, bytes-from-super-seed, bytes-from-peers, crumbs-malformed, torrents-seeding, super-seed-fallbacks (crumbs for which the super seed was asked), upload-limit (bytes/s set by the upload governor, 0 = none), uplink-delay (ns of queueing delay on the uplink at the last window poll; max = unknown), p2p-port")
+                    .blurb(&crate::interface::CRUMBSRC_STATS.blurb())
                     .read_only()
                     .build(),
             ]
@@ -392,7 +396,7 @@ impl ElementImpl for CrumbSrc {
                     "src",
                     gst::PadDirection::Src,
                     gst::PadPresence::Always,
-                    &crate::video_caps(),
+                    &crate::element::video_caps(),
                 )
                 .unwrap(),
             ]
@@ -544,7 +548,7 @@ impl PushSrcImpl for CrumbSrc {
             };
             match event {
                 ClientEvent::Output(Output::Caps(caps)) => {
-                    let caps = crate::crumbjoin::output_caps(&caps).map_err(|e| {
+                    let caps = crate::element::output_caps(&caps).map_err(|e| {
                         gst::element_imp_error!(self, gst::StreamError::Format, ("{}", e));
                         gst::FlowError::NotNegotiated
                     })?;

@@ -306,19 +306,21 @@ impl SvcSegmenter {
         state.counters.bytes += bytes;
         let layer_names: Vec<String> = layers.iter().map(|l| l.to_string()).collect();
         let msg = gst::message::Element::builder(
-            gst::Structure::builder("svcsegmenter-segment")
-                .field("seq", seg.seq)
-                .field("pts", seg.pts.unwrap_or(u64::MAX))
-                .field("duration", seg.duration)
-                .field("gops", seg.gops as u32)
-                .field("layers", layers.len() as u32)
-                .field("layer-names", gst::Array::new(layer_names))
-                .field("crumbs", crumbs.len() as u32)
-                .field("bytes", bytes)
-                .field("base-bytes", base_bytes)
-                .field("access-units", seg.aus.len() as u32)
-                .field("starts-with-keyframe", seg.starts_with_keyframe)
-                .build(),
+            crate::interface::SVCSEGMENTER_SEGMENT.checked(
+                gst::Structure::builder(crate::interface::SVCSEGMENTER_SEGMENT.name)
+                    .field("seq", seg.seq)
+                    .field("pts", seg.pts.unwrap_or(u64::MAX))
+                    .field("duration", seg.duration)
+                    .field("gops", seg.gops as u32)
+                    .field("layers", layers.len() as u32)
+                    .field("layer-names", gst::Array::new(layer_names))
+                    .field("crumbs", crumbs.len() as u32)
+                    .field("bytes", bytes)
+                    .field("base-bytes", base_bytes)
+                    .field("access-units", seg.aus.len() as u32)
+                    .field("starts-with-keyframe", seg.starts_with_keyframe)
+                    .build(),
+            ),
         )
         .src(&*self.obj())
         .build();
@@ -430,7 +432,7 @@ impl SvcSegmenter {
         if let gst::EventView::CustomUpstream(ev) = event.view()
             && let Some(s) = ev
                 .structure()
-                .filter(|s| s.name() == crate::svcsegmenter::SUCCESS_RATIO_EVENT)
+                .filter(|s| s.name() == crate::element::SUCCESS_RATIO_EVENT)
         {
             let Ok(rho) = s.get::<f64>("ratio") else {
                 gst::warning!(CAT, imp = self, "Success-ratio event without a ratio: {s}");
@@ -456,19 +458,21 @@ impl SvcSegmenter {
     fn stats(&self) -> gst::Structure {
         let state = self.state.lock().unwrap();
         let s = state.segmenter.stats();
-        gst::Structure::builder("application/x-svcsegmenter-stats")
-            .field("access-units", s.access_units)
-            .field("dropped-before-keyframe", s.dropped_before_keyframe)
-            .field("malformed", state.counters.malformed)
-            .field("segments", s.segments)
-            .field("forced-cuts", s.forced_cuts)
-            .field("parameter-sets-inserted", s.parameter_sets_inserted)
-            .field("crumbs", state.counters.crumbs)
-            .field("bytes", state.counters.bytes)
-            .field("current-gops", state.segmenter.target_gops() as u32)
-            .field("timestamps-interpolated", state.frames_interpolated)
-            .field("last-success-ratio", s.last_success_ratio.unwrap_or(-1.0))
-            .build()
+        crate::interface::SVCSEGMENTER_STATS.checked(
+            gst::Structure::builder(crate::interface::SVCSEGMENTER_STATS.name)
+                .field("access-units", s.access_units)
+                .field("dropped-before-keyframe", s.dropped_before_keyframe)
+                .field("malformed", state.counters.malformed)
+                .field("segments", s.segments)
+                .field("forced-cuts", s.forced_cuts)
+                .field("parameter-sets-inserted", s.parameter_sets_inserted)
+                .field("crumbs", state.counters.crumbs)
+                .field("bytes", state.counters.bytes)
+                .field("current-gops", state.segmenter.target_gops() as u32)
+                .field("timestamps-interpolated", state.frames_interpolated)
+                .field("last-success-ratio", s.last_success_ratio.unwrap_or(-1.0))
+                .build(),
+        )
     }
 }
 
@@ -571,7 +575,7 @@ impl ObjectImpl for SvcSegmenter {
                     .build(),
                 glib::ParamSpecBoxed::builder::<gst::Structure>("stats")
                     .nick("Statistics")
-                    .blurb("Running counters: access-units, dropped-before-keyframe, malformed, segments, forced-cuts, parameter-sets-inserted, crumbs, bytes, current-gops, last-success-ratio (-1 = none yet), timestamps-interpolated (access units without timestamps, timed from the caps' framerate)")
+                    .blurb(&crate::interface::SVCSEGMENTER_STATS.blurb())
                     .read_only()
                     .build(),
             ]
@@ -657,8 +661,8 @@ impl ElementImpl for SvcSegmenter {
 
     fn pad_templates() -> &'static [gst::PadTemplate] {
         static PAD_TEMPLATES: LazyLock<Vec<gst::PadTemplate>> = LazyLock::new(|| {
-            let sink_caps = crate::video_caps();
-            let src_caps = crate::crumb_caps();
+            let sink_caps = crate::element::video_caps();
+            let src_caps = crate::element::crumb_caps();
             vec![
                 gst::PadTemplate::new(
                     "sink",
