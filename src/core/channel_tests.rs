@@ -2,7 +2,7 @@
 use super::*;
 use crate::core::scheduler::PublishedCrumb;
 
-const SEC: u64 = 1_000_000_000;
+use crate::core::time::SEC;
 
 fn hash(seq: u64, index: u16) -> [u8; 20] {
     let mut h = [0u8; 20];

@@ -33,10 +33,11 @@ use std::collections::BTreeMap;
 use super::api::{API_VERSION, ReportDoc, SegmentDoc, WindowDoc};
 pub use super::rate::{Adaptation, LastSegment, fit_prefix};
 use super::rate::{RateEstimator, choose_d};
+use super::time::{MS, SEC};
 
 /// Default [`ClientConfig::peer_patience`]: a tracker round trip, a BitTorrent
 /// handshake and a piece from a peer that is itself fetching it.
-pub const DEFAULT_PEER_PATIENCE: u64 = 300_000_000;
+pub const DEFAULT_PEER_PATIENCE: u64 = 300 * MS;
 
 /// Share of the time left to the deadline a crumb may need at its pace before the
 /// super seed is asked (the rest is a margin for the pace to drop).
@@ -78,8 +79,8 @@ impl Default for ClientConfig {
             initial_rate: None,
             safety: 0.8,
             max_in_flight: 2,
-            poll_interval: 500_000_000,
-            rate_window: 10_000_000_000,
+            poll_interval: 500 * MS,
+            rate_window: 10 * SEC,
             peer_patience: Some(DEFAULT_PEER_PATIENCE),
         }
     }
@@ -488,7 +489,7 @@ impl ClientEngine {
         };
         let wait = rate
             .filter(|r| r.is_finite() && *r > 0.0)
-            .map_or(0, |r| (first_piece as f64 * 1e9 / r) as u64);
+            .map_or(0, |r| (first_piece as f64 * SEC as f64 / r) as u64);
         let patience = patience.saturating_add(wait);
         t0.saturating_add(patience.min(cur.deadline.saturating_sub(t0) / 2))
     }

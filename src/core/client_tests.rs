@@ -2,8 +2,7 @@
 use super::*;
 use crate::core::api::CrumbDoc;
 
-const MS: u64 = 1_000_000;
-const SEC: u64 = 1_000_000_000;
+use crate::core::time::{MS, SEC};
 
 fn seg(seq: u64, duration: u64, sizes: &[u64]) -> SegmentDoc {
     SegmentDoc {

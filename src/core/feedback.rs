@@ -372,7 +372,7 @@ mod tests {
     use super::*;
     use crate::core::scheduler::{PublishedCrumb, PublishedSegment, SchedulerConfig};
 
-    const SEC: u64 = 1_000_000_000;
+    use crate::core::time::SEC;
 
     /// The one address of most tests: every client behind it, as with one NAT.
     fn home() -> Voter {

@@ -15,6 +15,8 @@
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::net::{IpAddr, SocketAddr};
 
+use super::time::{MS, SEC};
+
 /// Settings of the tracker.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct TrackerConfig {
@@ -43,7 +45,7 @@ impl Default for TrackerConfig {
         TrackerConfig {
             interval_s: 10,
             min_interval_s: 5,
-            peer_ttl_ns: 45_000_000_000,
+            peer_ttl_ns: 45 * SEC,
             max_peers_per_reply: 50,
             max_peers_per_torrent: 10_000,
             super_seed_fanout: 0,
@@ -466,7 +468,7 @@ impl Tracker {
         if let Some((ss_addr, ss_id)) = super_seed.filter(|s| !stopped && !seed && s.0 != addr) {
             // Only a seed heard within about one interval: librqbit never announces
             // `stopped`, so a peer that dropped the crumb stays listed up to the TTL.
-            let fresh = u64::from(self.config.interval_s) * 1_500_000_000;
+            let fresh = u64::from(self.config.interval_s) * 1500 * MS;
             let other_seed = swarm.peers.iter().any(|(id, p)| {
                 p.seed
                     && *id != req.peer_id

@@ -1,7 +1,7 @@
 // SPDX-License-Identifier: MPL-2.0
 use super::*;
 
-const SEC: u64 = 1_000_000_000;
+use crate::core::time::SEC;
 
 /// Percent-encodes every byte, as careful clients do.
 fn enc(b: &[u8]) -> String {

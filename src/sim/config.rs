@@ -3,8 +3,7 @@
 
 use crate::core::client::Adaptation;
 
-pub const SEC: u64 = 1_000_000_000;
-pub const MS: u64 = 1_000_000;
+pub use crate::core::time::{MS, SEC};
 
 /// One class of peer link, capacities in kbit/s.
 #[derive(Clone, Debug, PartialEq)]
