@@ -224,7 +224,9 @@ impl Runner {
     async fn run(mut self) {
         let t0 = self.clock;
         let now = || t0.elapsed().as_nanos() as u64;
-        let mut engine = ClientEngine::new(self.settings.engine.clone(), now());
+        let mut config = self.settings.engine.clone();
+        config.relay = self.settings.mode == Mode::Relay;
+        let mut engine = ClientEngine::new(config, now());
         if let Some(seq) = self.settings.start {
             // On demand the engine asks for Segments, not the window: read it once
             // first for the super seed's address (the fallback needs it at once).
@@ -232,21 +234,7 @@ impl Runner {
             let _ = self.fetch_window().await;
             engine.start_at(now(), seq);
         }
-        let mut relay_tick = Instant::now();
         while !self.stop.load(Ordering::SeqCst) {
-            if self.settings.mode == Mode::Relay {
-                if relay_tick.elapsed() >= Duration::from_millis(500) {
-                    relay_tick = Instant::now();
-                    if let Err(e) = self.relay_round().await
-                        && self.fail(e)
-                    {
-                        break;
-                    }
-                }
-                self.poll_progress(None, now());
-                tokio::time::sleep(Duration::from_millis(50)).await;
-                continue;
-            }
             engine.tick(now());
             let mut actions = engine.poll_actions(now());
             // The window also tells that the channel is alive and which crumbs left it
@@ -458,8 +446,10 @@ impl Runner {
             }
             Action::Download { seq, index } => {
                 if let Err(e) = self.start_download(seq, index).await {
-                    // The engine sees it as a crumb that never completes.
+                    // Playing, the engine sees it as a crumb that never completes; a
+                    // relay asks for it again with the next window.
                     gst::debug!(crate::client::CAT, "crumb {index} of Segment {seq}: {e:#}");
+                    engine.on_download_failed(now, seq, index);
                 }
             }
             Action::UseSuperSeed { seq, index } => {
@@ -633,27 +623,6 @@ impl Runner {
             .iter()
             .filter(|k| self.active.contains_key(k))
             .count();
-    }
-
-    /// Relay: fetch every crumb of every Segment in the window.
-    async fn relay_round(&mut self) -> anyhow::Result<()> {
-        self.fetch_window().await?;
-        // Every crumb of every Segment known (and still in the window), so a download
-        // that could not start is tried again next round.
-        let all: Vec<(u64, u16)> = self
-            .docs
-            .values()
-            .flat_map(|s| s.crumbs.iter().map(move |c| (s.seq, c.index)))
-            .collect();
-        for (seq, index) in all {
-            if let Err(e) = self.start_download(seq, index).await {
-                gst::debug!(
-                    crate::client::CAT,
-                    "relay: crumb {index} of Segment {seq}: {e:#}"
-                );
-            }
-        }
-        Ok(())
     }
 }
 

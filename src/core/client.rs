@@ -28,7 +28,7 @@
 //!   nothing about the link). A sequence number missing *inside* the window (the
 //!   channel failed to publish it) is skipped without touching TE.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use super::api::{API_VERSION, ReportDoc, SegmentDoc, WindowDoc};
 pub use super::rate::{Adaptation, LastSegment, fit_prefix};
@@ -69,6 +69,11 @@ pub struct ClientConfig {
     /// crumb has no byte yet or its pace would miss the deadline. `None`: never (the
     /// super seed is only what the tracker hands out).
     pub peer_patience: Option<u64>,
+    /// Relay (crumbsrc `mode=relay`): fetch every crumb of every Segment in the window
+    /// and seed it, an extra super seed; no deadlines, no output, no reports. The
+    /// engine then asks for the window every `poll_interval` and for each crumb once
+    /// ([`ClientEngine::on_download_failed`] puts one back).
+    pub relay: bool,
 }
 
 impl Default for ClientConfig {
@@ -82,6 +87,7 @@ impl Default for ClientConfig {
             poll_interval: 500 * MS,
             rate_window: 10 * SEC,
             peer_patience: Some(DEFAULT_PEER_PATIENCE),
+            relay: false,
         }
     }
 }
@@ -296,6 +302,8 @@ pub struct ClientEngine {
     sum_d: u64,
     stats: ClientStats,
     actions: Vec<Action>,
+    /// Relay: the crumbs asked for, of Segments still in the window.
+    relayed: BTreeSet<(u64, u16)>,
 }
 
 impl ClientEngine {
@@ -324,6 +332,7 @@ impl ClientEngine {
             sum_d: 0,
             stats: ClientStats::default(),
             actions: Vec::new(),
+            relayed: BTreeSet::new(),
         }
     }
 
@@ -355,6 +364,10 @@ impl ClientEngine {
     pub fn on_window(&mut self, now: u64, doc: &WindowDoc) -> Result<(), ClientError> {
         if doc.version != API_VERSION {
             return Err(ClientError::Version(doc.version));
+        }
+        if self.config.relay {
+            self.relay_window(doc);
+            return Ok(());
         }
         self.advance(now, false);
         for seg in &doc.segments {
@@ -431,6 +444,36 @@ impl ClientEngine {
             }
         }
         self.advance(now, true);
+    }
+
+    /// Relay: crumb `index` of Segment `seq` could not be started; it is asked for
+    /// again with the next window that still lists it. (A client that plays sees such a
+    /// crumb as one that never completes.)
+    pub fn on_download_failed(&mut self, now: u64, seq: u64, index: u16) {
+        self.advance(now, false);
+        self.relayed.remove(&(seq, index));
+        self.advance(now, true);
+    }
+
+    /// Relay: every crumb of the window not asked for yet; Segments that left the
+    /// window are forgotten (the caller stops seeding them as it reads the window).
+    fn relay_window(&mut self, doc: &WindowDoc) {
+        if let Some(oldest) = doc
+            .oldest
+            .or_else(|| doc.segments.iter().map(|s| s.seq).min())
+        {
+            self.relayed = self.relayed.split_off(&(oldest, 0));
+        }
+        for seg in &doc.segments {
+            for c in &seg.crumbs {
+                if self.relayed.insert((seg.seq, c.index)) {
+                    self.actions.push(Action::Download {
+                        seq: seg.seq,
+                        index: c.index,
+                    });
+                }
+            }
+        }
     }
 
     /// The caller's running total of bytes downloaded (all crumbs), for R.
@@ -575,6 +618,12 @@ impl ClientEngine {
     fn advance(&mut self, now: u64, inclusive: bool) {
         let now = now.max(self.last_now);
         self.last_now = now;
+        if self.config.relay {
+            if inclusive {
+                self.request_fetch(now);
+            }
+            return;
+        }
         while let Some(deadline) = self.current.as_ref().map(|c| c.deadline) {
             if deadline > now || (deadline == now && !inclusive) {
                 if inclusive {

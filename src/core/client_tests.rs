@@ -1,7 +1,6 @@
 // SPDX-License-Identifier: MPL-2.0
 use super::*;
 use crate::core::api::CrumbDoc;
-
 use crate::core::time::{MS, SEC};
 
 fn seg(seq: u64, duration: u64, sizes: &[u64]) -> SegmentDoc {
@@ -630,4 +629,47 @@ fn rate_based_vs_paper_where_paper_oscillates() {
     assert!(rb.iter().all(|r| r.successful));
     // And it climbs back to D = 3 once the dip leaves the rate window.
     assert_eq!(rb.last().map(|r| r.d), Some(3));
+}
+
+/// Relay mode: the window every poll interval, every crumb of every Segment in it
+/// once, nothing output, nothing reported; a crumb that could not start is asked for
+/// again with the next window; Segments that left the window are forgotten.
+#[test]
+fn relay_fetches_every_crumb_of_the_window_once() {
+    let mut e = ClientEngine::new(
+        ClientConfig {
+            relay: true,
+            ..base()
+        },
+        0,
+    );
+    assert_eq!(e.poll_actions(0), [Action::FetchWindow]);
+    assert_eq!(e.next_wakeup(), Some(500 * MS));
+    e.on_window(0, &win(3..=5, &[100, 200], 4)).unwrap();
+    let a = e.poll_actions(0);
+    assert_eq!(
+        downloads(&a),
+        [(3, 1), (3, 2), (4, 1), (4, 2), (5, 1), (5, 2)],
+        "from the oldest Segment, not x'"
+    );
+    assert!(e.poll_actions(100 * MS).is_empty(), "poll interval");
+    // Crumbs complete, deadlines pass: no output, no report, no fallback.
+    e.on_crumb_complete(SEC, 3, 1);
+    e.on_download_failed(SEC, 4, 2);
+    let a = e.poll_actions(10 * SEC);
+    assert!(
+        !a.is_empty() && a.iter().all(|a| *a == Action::FetchWindow),
+        "{a:?}"
+    );
+    e.on_window(10 * SEC, &win(4..=6, &[100, 200], 5)).unwrap();
+    assert_eq!(
+        downloads(&e.poll_actions(10 * SEC)),
+        [(4, 2), (6, 1), (6, 2)],
+        "the failed crumb again, and the new Segment"
+    );
+    assert!(
+        e.relayed.iter().all(|&(seq, _)| seq >= 4),
+        "Segment 3 forgotten"
+    );
+    assert_eq!(e.stats().segments_successful + e.stats().segments_failed, 0);
 }

@@ -76,6 +76,11 @@ pub struct SimConfig {
     pub feedback_clients: usize,
     /// Metrics ignore Segments begun before this (ns of virtual time).
     pub warmup: u64,
+    /// Relays (crumbsrc `mode=relay`) besides `peers`, on the profile with the largest
+    /// upload: each fetches every crumb (the super seed is one of its sources from the
+    /// start) and seeds it to the peers; they play nothing, stay to the end, and are
+    /// left out of the clients' figures.
+    pub relays: usize,
     /// Peers per profile whose every Segment is traced (the first ones of each
     /// profile to be created), for the report's time series.
     pub trace_per_profile: usize,
@@ -114,6 +119,7 @@ impl SimConfig {
             feedback_clients: 1000,
             warmup: 30 * SEC,
             trace_per_profile: 2,
+            relays: 0,
         }
     }
 

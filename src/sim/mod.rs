@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: MPL-2.0
-//! A deterministic discrete-event swarm simulator (issue 5): the real channel core
-//! (Scheduler, Feedback) and client core (ClientEngine) driven in virtual time, with
+//! A deterministic discrete-event swarm simulator (issue 5): the real channel engine
+//! (ChannelEngine) and client engine (ClientEngine, also in relay mode) driven in
+//! virtual time, with
 //! simulated links and a simulated BitTorrent-like piece exchange, so that swarms of
 //! thousands of heterogeneous peers, with churn, run in minutes.
 //!
@@ -41,7 +42,7 @@ fn measure(s: &Swarm) -> SimResult {
         Summary::of(
             s.peers
                 .iter()
-                .filter(move |p| profile.is_none_or(|k| p.profile == k))
+                .filter(move |p| !p.relay && profile.is_none_or(|k| p.profile == k))
                 .map(|p| ClientFigures {
                     acc: &p.acc,
                     startup_s: p.startup.map(|t| t as f64 / 1e9),
