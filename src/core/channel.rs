@@ -187,6 +187,8 @@ impl ChannelEngine {
         let bytes: u64 = segment.crumbs.iter().map(|c| c.size).sum();
         self.prepare(&hashes);
         let expired = self.scheduler.publish(segment, now)?;
+        // Peers of crumbs nobody announces any more (archived ones) go too.
+        self.tracker.purge(now);
         for t in torrents {
             self.torrents.insert((seq, t.index), t.bytes);
         }

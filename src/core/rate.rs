@@ -77,10 +77,6 @@ impl RateEstimator {
         self.window
     }
 
-    pub fn is_active(&self) -> bool {
-        self.active
-    }
-
     /// Bytes counted so far.
     pub fn bytes(&self) -> u64 {
         self.bytes
