@@ -135,10 +135,6 @@ impl ChannelEngine {
         &self.config
     }
 
-    pub fn name(&self) -> &str {
-        &self.config.name
-    }
-
     /// The tracker URL the window names (the announce URL of every .torrent).
     pub fn set_tracker_url(&mut self, url: String) {
         self.tracker_url = url;
@@ -372,14 +368,6 @@ impl ChannelEngine {
         st.super_seed_grants = self.tracker.super_seed_grants();
         st.clients_reporting = self.feedback.clients_reporting(&self.scheduler);
         st
-    }
-
-    pub fn scheduler(&self) -> &Scheduler {
-        &self.scheduler
-    }
-
-    pub fn feedback(&self) -> &Feedback {
-        &self.feedback
     }
 
     pub fn tracker(&self) -> &Tracker {
