@@ -1,11 +1,11 @@
 // SPDX-License-Identifier: MPL-2.0
-//! Swarm simulator (issue 5): drives the real Scheduler, Feedback and ClientEngine
-//! with simulated links and piece exchange.
+//! Swarm simulator (issue 5): drives the real ChannelEngine and ClientEngine with
+//! simulated links and piece exchange.
 //!
 //! cargo run --release --example simulate -- --peers N [--seconds S] [--seed K]
 //!     [--adaptation paper|rate] [--super-seed-kbps U] [--lifetime-s L]
 //!     [--profile bench/profiles/paper.toml] [--out PATH] [--report PATH]
-//!     [--crumb-setup-ms T] [--step-ms T] [--fanout K] [--patience-ms T]
+//!     [--crumb-setup-ms T] [--step-ms T] [--fanout K] [--patience-ms T] [--relays R]
 //!
 //! Prints a summary table, writes target/bench/sim.json and a report with plots,
 //! target/bench/sim.html. `--profile` takes the peers' links and u_s from a swarm
@@ -62,6 +62,7 @@ fn main() {
                 config.peer_patience = u64::try_from(ms).ok().map(|ms| ms * 1_000_000);
             }
             "--lifetime-s" => config.mean_lifetime_s = Some(val().parse().expect("--lifetime-s L")),
+            "--relays" => config.relays = val().parse().expect("--relays R"),
             "--out" => out = val().into(),
             "--adaptation" => {
                 config.adaptation = match val().as_str() {
@@ -74,7 +75,8 @@ fn main() {
                 println!(
                     "simulate --peers N [--seconds S] [--seed K] [--adaptation paper|rate] \
                      [--super-seed-kbps U] [--lifetime-s L] [--profile PATH] [--out PATH] \
-                     [--report PATH] [--crumb-setup-ms T] [--step-ms T]"
+                     [--report PATH] [--crumb-setup-ms T] [--step-ms T] [--fanout K] \
+                     [--patience-ms T] [--relays R]"
                 );
                 return;
             }

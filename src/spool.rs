@@ -88,3 +88,10 @@ pub fn remove_crumb_files(dir: &Path, channel: &str) -> Sweep {
     }
     sweep
 }
+
+/// A number unique in this process, for private temporary directory names.
+pub fn unique() -> u64 {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static N: AtomicU64 = AtomicU64::new(0);
+    N.fetch_add(1, Ordering::Relaxed)
+}

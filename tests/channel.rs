@@ -443,6 +443,7 @@ fn two_channels_side_by_side_and_bad_requests() {
         complete: true,
         d: 1,
         rate: 1.0,
+        peer_id: None,
     };
     let (status, text) = post(&format!("{ua}/report"), serde_json::to_vec(&bad).unwrap());
     assert_eq!(status, 400, "{text}");
@@ -588,8 +589,21 @@ fn reports_move_gops() {
             .map(|(_, s)| s.get::<u32>("gops").unwrap())
             .collect()
     };
+    let peer_id = *b"-TEST00-reporter0001";
     let report_all = |successful: bool| {
         let w = window(&url);
+        // Reports count only from a peer of the channel: announce a crumb first, as
+        // crumbsrc's BitTorrent session does, from the address the reports come from.
+        if let Some(seg) = w.segments.last() {
+            let ih = gstcrumbs::core::api::parse_info_hash(&seg.crumbs[0].info_hash).unwrap();
+            let enc = |b: &[u8]| b.iter().map(|b| format!("%{b:02X}")).collect::<String>();
+            let (status, _) = get(&format!(
+                "{url}/announce?info_hash={}&peer_id={}&port=6881&left=100",
+                enc(&ih),
+                enc(&peer_id)
+            ));
+            assert_eq!(status, 200);
+        }
         for s in &w.segments {
             let r = ReportDoc {
                 client_id: "tester".into(),
@@ -599,6 +613,7 @@ fn reports_move_gops() {
                 // What crumbsrc sends: a failed Segment output no crumb.
                 d: u16::from(successful),
                 rate: 1e6,
+                peer_id: Some(gstcrumbs::core::api::hex(&peer_id)),
             };
             let (status, text) = post(&format!("{url}/report"), serde_json::to_vec(&r).unwrap());
             // A Segment may leave the window between the GET and the POST.

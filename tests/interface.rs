@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: MPL-2.0
 //! The plugin's interface (elements, pads and caps, properties with defaults and
-//! ranges, messages) as `plugins/crumbs.json`, generated from the built plugin. The
+//! ranges, messages, stats structures) as `plugins/crumbs.json`, generated from the built plugin. The
 //! test fails when the plugin and the committed file differ, so an interface change
 //! shows in review. Regenerate with `CRUMBS_UPDATE_INTERFACE=1 cargo test --test interface`.
 
@@ -8,6 +8,7 @@ mod common;
 
 use gst::glib;
 use gst::prelude::*;
+use gstcrumbs::interface::{MESSAGES, STATS, StructDef};
 use serde_json::{Value, json};
 
 fn range<T: serde::Serialize>(min: T, max: T) -> Value {
@@ -100,17 +101,21 @@ fn describe() -> Value {
                 })
             })
             .collect();
-        let messages: Vec<Value> = gstcrumbs::MESSAGES
+        let fields = |d: &StructDef| -> Vec<Value> {
+            d.fields
+                .iter()
+                .map(|f| json!({"name": f.name, "type": f.ty.name(), "meaning": f.meaning}))
+                .collect()
+        };
+        let messages: Vec<Value> = MESSAGES
             .iter()
             .filter(|m| m.element == factory.name())
-            .map(|m| {
-                json!({
-                    "name": m.name,
-                    "when": m.when,
-                    "fields": m.fields.iter().map(|(n, t, d)| json!({"name": n, "type": t, "meaning": d})).collect::<Vec<_>>(),
-                })
-            })
+            .map(|m| json!({"name": m.name, "when": m.when, "fields": fields(m)}))
             .collect();
+        let stats = STATS
+            .iter()
+            .find(|d| d.element == factory.name())
+            .map(|d| json!({"name": d.name, "fields": fields(d)}));
         elements.insert(
             factory.name().to_string(),
             json!({
@@ -121,6 +126,7 @@ fn describe() -> Value {
                 "pads": pads,
                 "properties": props,
                 "messages": messages,
+                "stats": stats,
             }),
         );
     }
@@ -166,4 +172,75 @@ fn every_property_has_a_blurb_and_kebab_case_name() {
             assert!(blurb.len() > 10, "{element}::{name} needs a blurb");
         }
     }
+}
+
+/// Each element's `stats` is exactly its definition in `src/interface.rs`, whatever
+/// the state (messages are checked as they are posted, in every test's debug build).
+#[test]
+fn stats_structures_are_as_defined() {
+    common::init();
+    for def in STATS {
+        let element = gst::ElementFactory::make(def.element).build().unwrap();
+        let stats = element.property::<gst::Structure>("stats");
+        def.check(&stats).unwrap();
+        let blurb = element
+            .find_property("stats")
+            .unwrap()
+            .blurb()
+            .unwrap()
+            .to_string();
+        assert_eq!(blurb, def.blurb());
+    }
+    assert_eq!(
+        STATS.iter().map(|d| d.element).collect::<Vec<_>>(),
+        ["svcsegmenter", "crumbjoin", "crumbsink", "crumbsrc"]
+    );
+}
+
+/// README's element sections name every field of every message and `stats`
+/// structure: a message's paragraph (from its name to the next blank line) lists each
+/// field as `field`, the `stats` row of the element's table each field by name.
+#[test]
+fn readme_names_every_message_and_stats_field() {
+    let readme =
+        std::fs::read_to_string(std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("README.md"))
+            .unwrap();
+    let section = |element: &str| -> &str {
+        let start = readme
+            .find(&format!("### {element}\n"))
+            .unwrap_or_else(|| panic!("README has no section ### {element}"));
+        let rest = &readme[start + 4..];
+        &rest[..rest.find("\n### ").unwrap_or(rest.len())]
+    };
+    let mut missing = Vec::new();
+    for def in MESSAGES {
+        let text = section(def.element);
+        let Some(at) = text.find(&format!("`{}`", def.name)) else {
+            missing.push(format!("message {}", def.name));
+            continue;
+        };
+        let para = &text[at..];
+        let para = &para[..para.find("\n\n").unwrap_or(para.len())];
+        for f in def.fields {
+            if !para.contains(&format!("`{}`", f.name)) {
+                missing.push(format!("{}: `{}`", def.name, f.name));
+            }
+        }
+    }
+    for def in STATS {
+        let text = section(def.element);
+        let row = text
+            .lines()
+            .find(|l| l.starts_with("| `stats` |"))
+            .unwrap_or_else(|| panic!("README's {} table has no stats row", def.element));
+        let words: Vec<&str> = row
+            .split(|c: char| !(c.is_ascii_alphanumeric() || c == '-'))
+            .collect();
+        for f in def.fields {
+            if !words.contains(&f.name) {
+                missing.push(format!("{} stats: {}", def.element, f.name));
+            }
+        }
+    }
+    assert!(missing.is_empty(), "README lacks: {missing:#?}");
 }

@@ -1,8 +1,9 @@
 // SPDX-License-Identifier: MPL-2.0
 //! The channel's IO: the super seed (one librqbit session seeding every crumb of the
 //! window), the spool of crumb files, and the HTTP server (window, .torrent files,
-//! tracker, reports, stats). The algorithms are `core::scheduler`, `core::feedback`
-//! and `core::tracker`; this module only moves bytes between them and the sockets.
+//! tracker, reports, stats). Everything the channel decides is `core::channel`'s
+//! [`ChannelEngine`] (the simulator drives the same one); this module only moves
+//! bytes between it, the files and the sockets, and gives it the time.
 
 mod server;
 
@@ -13,16 +14,17 @@ use std::future::Future;
 use std::net::{IpAddr, SocketAddr};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
 
-use crate::core::api::{self, SegmentDoc, StatsDoc, WindowDoc};
+use crate::core::api::{self, StatsDoc};
+use crate::core::channel::{ChannelEngine, ChannelEngineConfig, TorrentFile};
 use crate::core::crumb::Crumb;
-use crate::core::feedback::{Feedback, FeedbackConfig};
-use crate::core::scheduler::{PublishedCrumb, PublishedSegment, Scheduler, SchedulerConfig};
-use crate::core::tracker::{Tracker, TrackerConfig};
+use crate::core::feedback::FeedbackConfig;
+use crate::core::scheduler::{PublishedCrumb, PublishedSegment, SchedulerConfig};
+use crate::core::tracker::TrackerConfig;
 use crate::p2p::{P2pSession, RUNTIME, SessionConfig, TorrentId, make_torrent};
 
 /// How a channel is set up (crumbsink's properties).
@@ -132,70 +134,34 @@ pub struct PublishOutcome {
     pub write_retries: Vec<String>,
 }
 
-/// State shared by the HTTP handlers and the element.
+/// What the HTTP handlers and the element share: the engine behind its lock, the
+/// clock it is given, and the super seed's figures the engine does not know.
 pub(crate) struct Shared {
     pub name: String,
-    pub origin: Instant,
-    pub scheduler: Scheduler,
-    pub feedback: Feedback,
-    pub tracker: Tracker,
-    /// .torrent bytes by (seq, index) for every Segment still served.
-    pub torrents: HashMap<(u64, u16), Vec<u8>>,
-    pub caps: Option<String>,
-    /// The audio's caps, from crumb 1 of the newest Segment that carried audio.
-    pub audio_caps: Option<String>,
-    pub tracker_url: String,
-    pub super_seed: Option<String>,
-    pub stats: StatsDoc,
+    origin: Instant,
+    engine: Mutex<ChannelEngine>,
+    session: Arc<P2pSession>,
+    /// Torrents the super seed seeds now.
+    seeded: AtomicUsize,
 }
 
 impl Shared {
+    /// The engine's clock: ns since the channel started.
     pub fn now(&self) -> u64 {
         self.origin.elapsed().as_nanos() as u64
     }
 
-    fn segment_doc(&self, seq: u64, now: u64) -> Option<SegmentDoc> {
-        Some(self.scheduler.get(seq)?.to_doc(&self.name, now))
+    /// The engine; held only to compute, never across IO or a message post.
+    pub fn engine(&self) -> MutexGuard<'_, ChannelEngine> {
+        self.engine.lock().unwrap()
     }
 
-    /// The window; with `after`, only the Segments newer than it are listed (a client
-    /// polling every second need not download the whole window each time: on a
-    /// 256 kbit/s link that was a fifth of the line).
-    pub fn window_doc(&self, after: Option<u64>) -> WindowDoc {
-        let now = self.now();
-        WindowDoc {
-            version: api::API_VERSION,
-            channel: self.name.clone(),
-            caps: self.caps.clone(),
-            audio_caps: self.audio_caps.clone(),
-            latest: self.scheduler.latest().map(|e| e.seq),
-            start_index: self.scheduler.start_index(),
-            window_size: self.scheduler.config().window,
-            archive: self.scheduler.config().archive,
-            tracker: self.tracker_url.clone(),
-            super_seed: self.super_seed.clone(),
-            oldest: self.scheduler.window().first().map(|e| e.seq),
-            segments: self
-                .scheduler
-                .window()
-                .iter()
-                .filter(|e| after.is_none_or(|a| e.seq > a))
-                .filter_map(|e| self.segment_doc(e.seq, now))
-                .collect(),
-        }
-    }
-
-    /// The stats document with the figures computed on demand filled in.
-    pub fn stats_doc(&self) -> StatsDoc {
-        let mut st = self.stats.clone();
-        st.peers_known = self.tracker.peers_known(self.now());
-        st.super_seed_grants = self.tracker.super_seed_grants();
-        st.clients_reporting = self.feedback.clients_reporting(&self.scheduler);
+    /// The stats document: the engine's figures and the super seed's.
+    pub fn stats(&self) -> StatsDoc {
+        let mut st = self.engine().stats(self.now());
+        st.bytes_uploaded = self.session.total_uploaded();
+        st.torrents_seeded = self.seeded.load(Ordering::Relaxed);
         st
-    }
-
-    pub fn one_segment(&self, seq: u64) -> Option<SegmentDoc> {
-        self.segment_doc(seq, self.now())
     }
 }
 
@@ -203,18 +169,13 @@ impl Shared {
 /// one is busy publishing on the streaming thread): cheap to clone, never blocks on IO.
 #[derive(Clone)]
 pub struct ChannelStatsHandle {
-    shared: Arc<Mutex<Shared>>,
-    session: Arc<P2pSession>,
-    seeded: Arc<AtomicUsize>,
+    shared: Arc<Shared>,
     connections: Arc<server::ConnectionStats>,
 }
 
 impl ChannelStatsHandle {
     pub fn stats(&self) -> StatsDoc {
-        let mut st = self.shared.lock().unwrap().stats_doc();
-        st.bytes_uploaded = self.session.total_uploaded();
-        st.torrents_seeded = self.seeded.load(Ordering::Relaxed);
-        st
+        self.shared.stats()
     }
 
     /// The HTTP server's connection counters.
@@ -226,9 +187,8 @@ impl ChannelStatsHandle {
 /// A running channel: super seed + HTTP server. Dropping it without `stop` still
 /// frees the port and the session (best effort).
 pub struct Channel {
-    pub(crate) shared: Arc<Mutex<Shared>>,
+    shared: Arc<Shared>,
     session: Arc<P2pSession>,
-    seeded_count: Arc<AtomicUsize>,
     connections: Arc<server::ConnectionStats>,
     server: Option<tokio::task::JoinHandle<()>>,
     http_addr: SocketAddr,
@@ -271,7 +231,7 @@ impl Channel {
                     "crumbs-{}-{}-{}",
                     config.name,
                     std::process::id(),
-                    crate::unique()
+                    crate::spool::unique()
                 ));
                 std::fs::create_dir_all(&d)
                     .with_context(|| format!("cannot create {}", d.display()))?;
@@ -312,35 +272,34 @@ impl Channel {
         })
         .await
         .context("cannot start the super seed's BitTorrent session")?;
-        let mut tracker = Tracker::new(TrackerConfig {
-            interval_s: config.tracker_interval.max(1),
-            min_interval_s: (config.tracker_interval / 2).max(1),
-            peer_ttl_ns: 4 * config.tracker_interval.max(1) as u64 * 1_000_000_000,
-            super_seed_fanout: config.super_seed_fanout,
-            ..Default::default()
-        });
-        tracker.set_super_seed(session.listen_addr(), session.peer_id());
-        let shared = Arc::new(Mutex::new(Shared {
+        let mut engine = ChannelEngine::new(ChannelEngineConfig {
             name: config.name.clone(),
-            origin: Instant::now(),
-            scheduler: Scheduler::new(SchedulerConfig {
+            scheduler: SchedulerConfig {
                 window: config.window,
                 start_offset: config.start_offset,
                 archive: config.archive,
                 ..Default::default()
-            }),
-            feedback: Feedback::new(FeedbackConfig::default()),
-            tracker,
-            torrents: HashMap::new(),
-            caps: None,
-            audio_caps: None,
-            tracker_url,
-            super_seed: Some(session.listen_addr().to_string()),
-            stats: StatsDoc {
-                channel: config.name.clone(),
+            },
+            feedback: FeedbackConfig::default(),
+            tracker: TrackerConfig {
+                interval_s: config.tracker_interval.max(1),
+                min_interval_s: (config.tracker_interval / 2).max(1),
+                peer_ttl_ns: 4 * config.tracker_interval.max(1) as u64 * 1_000_000_000,
+                super_seed_fanout: config.super_seed_fanout,
                 ..Default::default()
             },
-        }));
+            ..Default::default()
+        });
+        engine.set_tracker_url(tracker_url);
+        engine.set_super_seed(session.listen_addr(), session.peer_id());
+        let session = Arc::new(session);
+        let shared = Arc::new(Shared {
+            name: config.name.clone(),
+            origin: Instant::now(),
+            engine: Mutex::new(engine),
+            session: session.clone(),
+            seeded: AtomicUsize::new(0),
+        });
         let connections = Arc::new(server::ConnectionStats::default());
         let server = tokio::spawn(server::serve(
             listener,
@@ -350,8 +309,7 @@ impl Channel {
         ));
         Ok(Channel {
             shared,
-            session: Arc::new(session),
-            seeded_count: Arc::new(AtomicUsize::new(0)),
+            session,
             connections,
             server: Some(server),
             http_addr,
@@ -383,8 +341,6 @@ impl Channel {
     pub fn stats_handle(&self) -> ChannelStatsHandle {
         ChannelStatsHandle {
             shared: self.shared.clone(),
-            session: self.session.clone(),
-            seeded: self.seeded_count.clone(),
             connections: self.connections.clone(),
         }
     }
@@ -429,7 +385,7 @@ impl Channel {
         };
         let info = first.crumb.segment.clone();
         let seq = info.seq;
-        let mut announce = vec![self.shared.lock().unwrap().tracker_url.clone()];
+        let mut announce = vec![self.shared.engine().tracker_url().to_owned()];
         announce.extend(self.config.announce_urls.iter().cloned());
         let mut files = Vec::with_capacity(crumbs.len());
         let mut write_retries = Vec::new();
@@ -450,26 +406,41 @@ impl Channel {
             }
             files.push((name, path));
         }
-        let mut published = Vec::with_capacity(crumbs.len());
+        let mut torrents = Vec::with_capacity(crumbs.len());
+        for (c, (name, _)) in crumbs.iter().zip(&files) {
+            torrents.push(make_torrent(
+                name,
+                &c.bytes,
+                self.config.piece_size,
+                &announce,
+            )?);
+        }
+        let hashes: Vec<[u8; 20]> = torrents.iter().map(|t| t.info_hash).collect();
+        // Tracked before seeded: the super seed announces each crumb as it adds it.
+        self.shared.engine().prepare(&hashes);
+        for ((c, (_, path)), torrent) in crumbs.iter().zip(&files).zip(&torrents) {
+            let id = match cancel.block_on(self.session.seed(torrent, path, Vec::new())) {
+                Ok(Ok(id)) => id,
+                Ok(Err(e)) => {
+                    self.shared.engine().abandon(&hashes);
+                    return Err(e.into());
+                }
+                Err(e) => {
+                    self.shared.engine().abandon(&hashes);
+                    return Err(e);
+                }
+            };
+            self.seeded.insert((seq, c.crumb.index), id);
+            self.shared
+                .seeded
+                .store(self.seeded.len(), Ordering::Relaxed);
+        }
         let mut bytes = 0u64;
         let mut caps = None;
         let mut audio_caps = None;
-        for (c, (name, path)) in crumbs.iter().zip(&files) {
-            let torrent = make_torrent(name, &c.bytes, self.config.piece_size, &announce)?;
-            self.shared
-                .lock()
-                .unwrap()
-                .tracker
-                .register(torrent.info_hash);
-            let id = cancel.block_on(self.session.seed(&torrent, path, Vec::new()))??;
-            self.seeded.insert((seq, c.crumb.index), id);
-            self.seeded_count
-                .store(self.seeded.len(), Ordering::Relaxed);
-            self.shared
-                .lock()
-                .unwrap()
-                .torrents
-                .insert((seq, c.crumb.index), torrent.bytes.clone());
+        let mut published = Vec::with_capacity(crumbs.len());
+        let mut files = Vec::with_capacity(crumbs.len());
+        for (c, torrent) in crumbs.iter().zip(torrents) {
             bytes += c.bytes.len() as u64;
             if c.crumb.caps.is_some() {
                 caps = c.crumb.caps.clone();
@@ -488,57 +459,34 @@ impl Channel {
                 ),
                 piece_length: self.config.piece_size,
             });
+            files.push(TorrentFile {
+                index: c.crumb.index,
+                bytes: torrent.bytes,
+            });
         }
-        let mut shared = self.shared.lock().unwrap();
-        let now = shared.now();
-        let expired = shared
-            .scheduler
-            .publish(
-                PublishedSegment {
-                    seq,
-                    duration: info.duration,
-                    crumbs: published,
-                    pts: info.pts,
-                },
-                now,
-            )
+        let segment = PublishedSegment {
+            seq,
+            duration: info.duration,
+            crumbs: published,
+            pts: info.pts,
+        };
+        let now = self.shared.now();
+        let outcome = self
+            .shared
+            .engine()
+            .publish(now, segment, files, caps, audio_caps)
             .map_err(anyhow::Error::from)?;
-        if caps.is_some() {
-            shared.caps = caps;
-        }
-        if audio_caps.is_some() {
-            shared.audio_caps = audio_caps;
-        }
-        shared.stats.segments_published += 1;
-        // The HTTP stats document reads this; it is refreshed once per Segment.
-        shared.stats.bytes_uploaded = self.session.total_uploaded();
-        shared.stats.crumbs_published += crumbs.len() as u64;
-        shared.stats.bytes_published += bytes;
-        let mut expired_seqs = Vec::new();
         let mut to_remove = Vec::new();
-        for e in expired {
-            expired_seqs.push(e.seq);
-            shared.stats.segments_expired += 1;
-            if !e.delete_data() {
-                continue; // archived: still seeded, still tracked, still served
-            }
+        for e in outcome.expired.iter().filter(|e| e.delete_data()) {
             for c in &e.crumbs {
-                shared.tracker.remove_torrent(&c.info_hash);
-                shared.torrents.remove(&(e.seq, c.index));
                 if let Some(id) = self.seeded.remove(&(e.seq, c.index)) {
                     to_remove.push(id);
                 }
             }
         }
-        self.seeded_count
+        self.shared
+            .seeded
             .store(self.seeded.len(), Ordering::Relaxed);
-        shared.stats.torrents_seeded = self.seeded.len();
-        let window = shared
-            .scheduler
-            .live_range()
-            .map(|r| (*r.start(), *r.end()))
-            .unwrap_or((seq, seq));
-        drop(shared);
         for id in to_remove {
             // Deletes the crumb file too.
             cancel.block_on(self.session.remove(id, true))??;
@@ -547,32 +495,20 @@ impl Channel {
             seq,
             crumbs: crumbs.len(),
             bytes,
-            expired: expired_seqs,
-            window,
+            expired: outcome.expired.iter().map(|e| e.seq).collect(),
+            window: outcome.window,
             write_retries,
         })
     }
 
     /// rho of the newest Segment whose deadline passed, once per Segment.
     pub fn rho_due(&self) -> Option<(u64, f64)> {
-        let mut shared = self.shared.lock().unwrap();
-        let now = shared.now();
-        let Shared {
-            feedback,
-            scheduler,
-            stats,
-            ..
-        } = &mut *shared;
-        let due = feedback.rho_due(now, scheduler);
-        if let Some((seq, rho)) = due {
-            stats.last_rho = Some(rho);
-            stats.last_rho_seq = Some(seq);
-        }
-        due
+        let now = self.shared.now();
+        self.shared.engine().poll_rho(now)
     }
 
     pub fn stats(&self) -> StatsDoc {
-        self.stats_handle().stats()
+        self.shared.stats()
     }
 
     /// Stops the server and the super seed; removes the private spool.
@@ -586,7 +522,7 @@ impl Channel {
         }
         let res = RUNTIME.block_on(self.session.shutdown());
         self.seeded.clear();
-        self.seeded_count.store(0, Ordering::Relaxed);
+        self.shared.seeded.store(0, Ordering::Relaxed);
         if self.private_spool {
             let _ = std::fs::remove_dir_all(&self.spool);
         }

@@ -24,8 +24,9 @@ use tokio::task::JoinSet;
 
 use super::Shared;
 use crate::core::api::ReportDoc;
+use crate::core::channel::ReportError;
 
-type S = Arc<Mutex<Shared>>;
+type S = Arc<Shared>;
 
 /// What the server lets a client hold (crumbsink's `header-timeout`, `idle-timeout`,
 /// `max-connections`, `max-connections-per-address`).
@@ -210,7 +211,7 @@ impl AsyncWrite for Watched {
 }
 
 fn router(shared: S) -> Router {
-    let name = shared.lock().unwrap().name.clone();
+    let name = shared.name.clone();
     Router::new()
         .route("/", get(index))
         .route(&format!("/{name}"), get(window))
@@ -319,15 +320,19 @@ struct WindowQuery {
 }
 
 async fn window(State(s): State<S>, Query(q): Query<WindowQuery>) -> Response {
-    let shared = s.lock().unwrap();
-    let received = shared.now().to_string();
-    let doc = shared.window_doc(q.after);
-    drop(shared);
-    ([(crate::core::api::RECEIVED_HEADER, received)], Json(doc)).into_response()
+    let now = s.now();
+    let doc = s.engine().window_doc(now, q.after);
+    (
+        [(crate::core::api::RECEIVED_HEADER, now.to_string())],
+        Json(doc),
+    )
+        .into_response()
 }
 
 async fn segment(State(s): State<S>, Path(seq): Path<u64>) -> Response {
-    match s.lock().unwrap().one_segment(seq) {
+    let now = s.now();
+    let doc = s.engine().segment_doc(now, seq);
+    match doc {
         Some(doc) => Json(doc).into_response(),
         None => (
             StatusCode::NOT_FOUND,
@@ -344,12 +349,11 @@ async fn torrent(State(s): State<S>, Path((seq, file)): Path<(u64, String)>) -> 
     else {
         return (StatusCode::NOT_FOUND, "expected <index>.torrent\n").into_response();
     };
-    match s.lock().unwrap().torrents.get(&(seq, index)) {
-        Some(bytes) => (
-            [(header::CONTENT_TYPE, "application/x-bittorrent")],
-            bytes.clone(),
-        )
-            .into_response(),
+    let bytes = s.engine().torrent(seq, index).map(<[u8]>::to_vec);
+    match bytes {
+        Some(bytes) => {
+            ([(header::CONTENT_TYPE, "application/x-bittorrent")], bytes).into_response()
+        }
         None => (
             StatusCode::NOT_FOUND,
             format!("no crumb {index} of Segment {seq}\n"),
@@ -365,58 +369,53 @@ async fn announce(
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
     RawQuery(q): RawQuery,
 ) -> Response {
-    let mut shared = s.lock().unwrap();
-    let now = shared.now();
-    shared.stats.announces += 1;
-    let body = shared.tracker.handle(q.as_deref().unwrap_or(""), peer, now);
+    let now = s.now();
+    let body = s
+        .engine()
+        .on_announce(now, q.as_deref().unwrap_or(""), peer);
     ([(header::CONTENT_TYPE, "text/plain")], body).into_response()
 }
 
 /// BEP 48 scrape of the channel's torrents (the URL clients derive from the announce
 /// URL by its last path part).
 async fn scrape(State(s): State<S>, RawQuery(q): RawQuery) -> Response {
-    let shared = s.lock().unwrap();
-    let body = shared
-        .tracker
-        .scrape(q.as_deref().unwrap_or(""), shared.now());
+    let now = s.now();
+    let body = s.engine().on_scrape(now, q.as_deref().unwrap_or(""));
     ([(header::CONTENT_TYPE, "text/plain")], body).into_response()
 }
 
-async fn report(State(s): State<S>, body: axum::body::Bytes) -> Response {
+/// A report counts only from a peer the channel knows (its `peer_id` announced from
+/// this address): others get 403 and change nothing.
+async fn report(
+    State(s): State<S>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    body: axum::body::Bytes,
+) -> Response {
     let doc: ReportDoc = match serde_json::from_slice(&body) {
         Ok(d) => d,
         Err(e) => {
-            s.lock().unwrap().stats.reports_rejected += 1;
+            s.engine().on_malformed_report();
             return (StatusCode::BAD_REQUEST, format!("malformed report: {e}\n")).into_response();
         }
     };
-    let mut shared = s.lock().unwrap();
-    let now = shared.now();
-    let Shared {
-        feedback,
-        scheduler,
-        stats,
-        ..
-    } = &mut *shared;
-    match feedback.record(doc, now, scheduler) {
-        Ok(()) => {
-            stats.reports_accepted += 1;
-            StatusCode::NO_CONTENT.into_response()
+    let now = s.now();
+    let result = s.engine().on_report(now, peer.ip(), doc);
+    match result {
+        Ok(()) => StatusCode::NO_CONTENT.into_response(),
+        Err(e @ ReportError::NotAPeer(_)) => {
+            (StatusCode::FORBIDDEN, format!("report refused: {e}\n")).into_response()
         }
-        Err(e) => {
-            stats.reports_rejected += 1;
-            (StatusCode::BAD_REQUEST, format!("report refused: {e}\n")).into_response()
-        }
+        Err(e) => (StatusCode::BAD_REQUEST, format!("report refused: {e}\n")).into_response(),
     }
 }
 
 async fn stats(State(s): State<S>) -> Response {
-    Json(s.lock().unwrap().stats_doc()).into_response()
+    Json(s.stats()).into_response()
 }
 
 async fn index(State(s): State<S>) -> Html<String> {
-    let shared = s.lock().unwrap();
-    let w = shared.window_doc(None);
+    let now = s.now();
+    let w = s.engine().window_doc(now, None);
     let rows: String = w
         .segments
         .iter()

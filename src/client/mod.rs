@@ -123,7 +123,7 @@ impl Client {
         let spool = std::env::temp_dir().join(format!(
             "crumbsrc-{}-{}",
             std::process::id(),
-            crate::unique()
+            crate::spool::unique()
         ));
         let session = RUNTIME.block_on(P2pSession::new(SessionConfig {
             listen_addr: settings.listen_address,
@@ -229,7 +229,9 @@ impl Runner {
     async fn run(mut self) {
         let t0 = self.clock;
         let now = || t0.elapsed().as_nanos() as u64;
-        let mut engine = ClientEngine::new(self.settings.engine.clone(), now());
+        let mut config = self.settings.engine.clone();
+        config.relay = self.settings.mode == Mode::Relay;
+        let mut engine = ClientEngine::new(config, now());
         if let Some(seq) = self.settings.start {
             // On demand the engine asks for Segments, not the window: read it once
             // first for the super seed's address (the fallback needs it at once).
@@ -237,21 +239,7 @@ impl Runner {
             let _ = self.fetch_window().await;
             engine.start_at(now(), seq);
         }
-        let mut relay_tick = Instant::now();
         while !self.stop.load(Ordering::SeqCst) {
-            if self.settings.mode == Mode::Relay {
-                if relay_tick.elapsed() >= Duration::from_millis(500) {
-                    relay_tick = Instant::now();
-                    if let Err(e) = self.relay_round().await
-                        && self.fail(e)
-                    {
-                        break;
-                    }
-                }
-                self.poll_progress(None, now());
-                tokio::time::sleep(Duration::from_millis(50)).await;
-                continue;
-            }
             engine.tick(now());
             let mut actions = engine.poll_actions(now());
             // The window also tells that the channel is alive and which crumbs left it
@@ -468,8 +456,10 @@ impl Runner {
             }
             Action::Download { seq, index } => {
                 if let Err(e) = self.start_download(seq, index).await {
-                    // The engine sees it as a crumb that never completes.
+                    // Playing, the engine sees it as a crumb that never completes; a
+                    // relay asks for it again with the next window.
                     gst::debug!(crate::client::CAT, "crumb {index} of Segment {seq}: {e:#}");
+                    engine.on_download_failed(now, seq, index);
                 }
             }
             Action::UseSuperSeed { seq, index } => {
@@ -532,7 +522,7 @@ impl Runner {
                 });
             }
             Action::Report(r) => {
-                let doc = r.to_doc(&self.settings.client_id);
+                let doc = r.to_doc(&self.settings.client_id, Some(self.session.peer_id()));
                 let http = self.http.clone();
                 let url = format!("{}/report", self.settings.url);
                 tokio::spawn(async move {
@@ -644,34 +634,12 @@ impl Runner {
             .filter(|k| self.active.contains_key(k))
             .count();
     }
-
-    /// Relay: fetch every crumb of every Segment in the window.
-    async fn relay_round(&mut self) -> anyhow::Result<()> {
-        self.fetch_window().await?;
-        // Every crumb of every Segment known (and still in the window), so a download
-        // that could not start is tried again next round.
-        let all: Vec<(u64, u16)> = self
-            .docs
-            .values()
-            .flat_map(|s| s.crumbs.iter().map(move |c| (s.seq, c.index)))
-            .collect();
-        for (seq, index) in all {
-            if let Err(e) = self.start_download(seq, index).await {
-                gst::debug!(
-                    crate::client::CAT,
-                    "relay: crumb {index} of Segment {seq}: {e:#}"
-                );
-            }
-        }
-        Ok(())
-    }
 }
 
-pub(crate) static CAT: once_cell::sync::Lazy<gst::DebugCategory> =
-    once_cell::sync::Lazy::new(|| {
-        gst::DebugCategory::new(
-            "crumbsclient",
-            gst::DebugColorFlags::empty(),
-            Some("crumbs client IO"),
-        )
-    });
+pub(crate) static CAT: std::sync::LazyLock<gst::DebugCategory> = std::sync::LazyLock::new(|| {
+    gst::DebugCategory::new(
+        "crumbsclient",
+        gst::DebugColorFlags::empty(),
+        Some("crumbs client IO"),
+    )
+});

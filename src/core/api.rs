@@ -80,6 +80,11 @@ pub struct ReportDoc {
     pub d: u16,
     /// Measured download rate R, bytes/s.
     pub rate: f64,
+    /// The BitTorrent peer id (40 hex digits) the client announces to the channel's
+    /// tracker with. The channel counts a report only from a peer it knows: one that
+    /// announced with this id from the report's address (docs/http-api.md).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub peer_id: Option<String>,
 }
 
 /// `GET /<channel>/stats`.

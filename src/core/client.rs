@@ -28,15 +28,16 @@
 //!   nothing about the link). A sequence number missing *inside* the window (the
 //!   channel failed to publish it) is skipped without touching TE.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use super::api::{API_VERSION, ReportDoc, SegmentDoc, WindowDoc};
 pub use super::rate::{Adaptation, LastSegment, fit_prefix};
 use super::rate::{RateEstimator, choose_d};
+use super::time::{MS, SEC};
 
 /// Default [`ClientConfig::peer_patience`]: a tracker round trip, a BitTorrent
 /// handshake and a piece from a peer that is itself fetching it.
-pub const DEFAULT_PEER_PATIENCE: u64 = 300_000_000;
+pub const DEFAULT_PEER_PATIENCE: u64 = 300 * MS;
 
 /// Share of the time left to the deadline a crumb may need at its pace before the
 /// super seed is asked (the rest is a margin for the pace to drop).
@@ -68,6 +69,11 @@ pub struct ClientConfig {
     /// crumb has no byte yet or its pace would miss the deadline. `None`: never (the
     /// super seed is only what the tracker hands out).
     pub peer_patience: Option<u64>,
+    /// Relay (crumbsrc `mode=relay`): fetch every crumb of every Segment in the window
+    /// and seed it, an extra super seed; no deadlines, no output, no reports. The
+    /// engine then asks for the window every `poll_interval` and for each crumb once
+    /// ([`ClientEngine::on_download_failed`] puts one back).
+    pub relay: bool,
 }
 
 impl Default for ClientConfig {
@@ -78,9 +84,10 @@ impl Default for ClientConfig {
             initial_rate: None,
             safety: 0.8,
             max_in_flight: 2,
-            poll_interval: 500_000_000,
-            rate_window: 10_000_000_000,
+            poll_interval: 500 * MS,
+            rate_window: 10 * SEC,
             peer_patience: Some(DEFAULT_PEER_PATIENCE),
+            relay: false,
         }
     }
 }
@@ -110,7 +117,7 @@ pub enum Action {
     Report(ClientReport),
 }
 
-/// A Segment's report to the channel: [`ReportDoc`] without the client id.
+/// A Segment's report to the channel: [`ReportDoc`] without the client's ids.
 #[derive(Clone, Debug, PartialEq)]
 pub struct ClientReport {
     pub seq: u64,
@@ -122,7 +129,9 @@ pub struct ClientReport {
 }
 
 impl ClientReport {
-    pub fn to_doc(&self, client_id: &str) -> ReportDoc {
+    /// The document for client `client_id` whose BitTorrent session announces as
+    /// `peer_id` (the channel counts reports of peers it knows only).
+    pub fn to_doc(&self, client_id: &str, peer_id: Option<[u8; 20]>) -> ReportDoc {
         ReportDoc {
             client_id: client_id.to_owned(),
             seq: self.seq,
@@ -130,6 +139,7 @@ impl ClientReport {
             complete: self.complete,
             d: self.d,
             rate: self.rate,
+            peer_id: peer_id.map(|id| super::api::hex(&id)),
         }
     }
 }
@@ -295,6 +305,8 @@ pub struct ClientEngine {
     sum_d: u64,
     stats: ClientStats,
     actions: Vec<Action>,
+    /// Relay: the crumbs asked for, of Segments still in the window.
+    relayed: BTreeSet<(u64, u16)>,
 }
 
 impl ClientEngine {
@@ -324,6 +336,7 @@ impl ClientEngine {
             sum_d: 0,
             stats: ClientStats::default(),
             actions: Vec::new(),
+            relayed: BTreeSet::new(),
         }
     }
 
@@ -356,6 +369,10 @@ impl ClientEngine {
     pub fn on_window(&mut self, now: u64, doc: &WindowDoc) -> Result<(), ClientError> {
         if doc.version != API_VERSION {
             return Err(ClientError::Version(doc.version));
+        }
+        if self.config.relay {
+            self.relay_window(doc);
+            return Ok(());
         }
         self.advance(now, false);
         for seg in &doc.segments {
@@ -445,6 +462,36 @@ impl ClientEngine {
         self.advance(now, true);
     }
 
+    /// Relay: crumb `index` of Segment `seq` could not be started; it is asked for
+    /// again with the next window that still lists it. (A client that plays sees such a
+    /// crumb as one that never completes.)
+    pub fn on_download_failed(&mut self, now: u64, seq: u64, index: u16) {
+        self.advance(now, false);
+        self.relayed.remove(&(seq, index));
+        self.advance(now, true);
+    }
+
+    /// Relay: every crumb of the window not asked for yet; Segments that left the
+    /// window are forgotten (the caller stops seeding them as it reads the window).
+    fn relay_window(&mut self, doc: &WindowDoc) {
+        if let Some(oldest) = doc
+            .oldest
+            .or_else(|| doc.segments.iter().map(|s| s.seq).min())
+        {
+            self.relayed = self.relayed.split_off(&(oldest, 0));
+        }
+        for seg in &doc.segments {
+            for c in &seg.crumbs {
+                if self.relayed.insert((seg.seq, c.index)) {
+                    self.actions.push(Action::Download {
+                        seq: seg.seq,
+                        index: c.index,
+                    });
+                }
+            }
+        }
+    }
+
     /// The caller's running total of bytes downloaded (all crumbs), for R.
     pub fn on_bytes_received(&mut self, now: u64, total_bytes: u64) {
         self.advance(now, false);
@@ -501,7 +548,7 @@ impl ClientEngine {
         };
         let wait = rate
             .filter(|r| r.is_finite() && *r > 0.0)
-            .map_or(0, |r| (first_piece as f64 * 1e9 / r) as u64);
+            .map_or(0, |r| (first_piece as f64 * SEC as f64 / r) as u64);
         let patience = patience.saturating_add(wait);
         t0.saturating_add(patience.min(cur.deadline.saturating_sub(t0) / 2))
     }
@@ -587,6 +634,12 @@ impl ClientEngine {
     fn advance(&mut self, now: u64, inclusive: bool) {
         let now = now.max(self.last_now);
         self.last_now = now;
+        if self.config.relay {
+            if inclusive {
+                self.request_fetch(now);
+            }
+            return;
+        }
         while let Some(deadline) = self.current.as_ref().map(|c| c.deadline) {
             if deadline > now || (deadline == now && !inclusive) {
                 if inclusive {
@@ -877,674 +930,5 @@ impl ClientEngine {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::core::api::CrumbDoc;
-
-    const MS: u64 = 1_000_000;
-    const SEC: u64 = 1_000_000_000;
-
-    fn seg(seq: u64, duration: u64, sizes: &[u64]) -> SegmentDoc {
-        SegmentDoc {
-            seq,
-            pts: Some(seq * duration),
-            duration,
-            age_ms: 0,
-            crumbs: sizes
-                .iter()
-                .enumerate()
-                .map(|(i, &size)| CrumbDoc {
-                    index: i as u16 + 1,
-                    info_hash: "00".repeat(20),
-                    size,
-                    layer: [0, 0, i as u8],
-                    piece_length: 16384,
-                    torrent: String::new(),
-                })
-                .collect(),
-        }
-    }
-
-    fn window(segments: Vec<SegmentDoc>, start: Option<u64>) -> WindowDoc {
-        WindowDoc {
-            version: API_VERSION,
-            channel: "live".into(),
-            caps: None,
-            audio_caps: None,
-            latest: segments.iter().map(|s| s.seq).max(),
-            start_index: start,
-            window_size: 5,
-            archive: false,
-            tracker: String::new(),
-            super_seed: None,
-            oldest: None,
-            segments,
-        }
-    }
-
-    /// Segments `seqs` of 2 s with crumb sizes `sizes`, x' = `start`.
-    fn win(seqs: std::ops::RangeInclusive<u64>, sizes: &[u64], start: u64) -> WindowDoc {
-        window(seqs.map(|s| seg(s, 2 * SEC, sizes)).collect(), Some(start))
-    }
-
-    fn downloads(actions: &[Action]) -> Vec<(u64, u16)> {
-        actions
-            .iter()
-            .filter_map(|a| match a {
-                Action::Download { seq, index } => Some((*seq, *index)),
-                _ => None,
-            })
-            .collect()
-    }
-
-    fn records(actions: &[Action]) -> Vec<SegmentRecord> {
-        actions
-            .iter()
-            .filter_map(|a| match a {
-                Action::Output { record, .. } => Some(record.clone()),
-                _ => None,
-            })
-            .collect()
-    }
-
-    /// The engine as these tests were written for: the paper's rule, and the super
-    /// seed only from the tracker (no fallback actions). Tests of the defaults say so.
-    fn base() -> ClientConfig {
-        ClientConfig {
-            adaptation: Adaptation::Paper,
-            peer_patience: None,
-            ..ClientConfig::default()
-        }
-    }
-
-    fn engine(config: ClientConfig) -> ClientEngine {
-        let mut e = ClientEngine::new(config, 0);
-        assert_eq!(e.poll_actions(0), vec![Action::FetchWindow]);
-        e
-    }
-
-    /// Completes every crumb of `seq` up to `d` at `now` (crumb 1 first).
-    fn complete(e: &mut ClientEngine, now: u64, seq: u64, d: u16) -> Vec<Action> {
-        for index in 1..=d {
-            e.on_crumb_complete(now, seq, index);
-        }
-        e.poll_actions(now)
-    }
-
-    #[test]
-    fn initial_d_from_eq3_and_caps() {
-        let sizes = [100, 200, 300, 400];
-        for (max_crumbs, rate, want) in [(0, 100.0, 2), (1, 100.0, 1), (0, 1e9, 4), (3, 1e9, 3)] {
-            let mut e = engine(ClientConfig {
-                initial_rate: Some(rate),
-                max_crumbs,
-                ..base()
-            });
-            // |s| = 4 s, TE = 0: 400 bytes at 100 B/s are crumbs 1..2.
-            let w = window(vec![seg(7, 4 * SEC, &sizes)], Some(7));
-            e.on_window(SEC, &w).unwrap();
-            assert_eq!(downloads(&e.poll_actions(SEC)), vec![(7, 1)]);
-            assert_eq!(e.stats().d_current, want);
-        }
-        // No rate and no initial_rate: D = 1.
-        let mut e = engine(base());
-        e.on_window(0, &win(1..=5, &sizes, 2)).unwrap();
-        assert_eq!(e.stats().d_current, 1);
-    }
-
-    #[test]
-    fn crumb_one_first_then_in_order() {
-        let mut e = engine(ClientConfig {
-            initial_rate: Some(1e9),
-            ..base()
-        });
-        e.on_window(0, &win(1..=5, &[10, 10, 10, 10, 10], 2))
-            .unwrap();
-        assert_eq!(downloads(&e.poll_actions(0)), vec![(2, 1)]);
-        e.on_crumb_progress(MS, 2, 1, 5);
-        assert!(e.poll_actions(MS).is_empty(), "nothing beside crumb 1");
-        e.on_crumb_complete(2 * MS, 2, 1);
-        assert_eq!(downloads(&e.poll_actions(2 * MS)), vec![(2, 2), (2, 3)]);
-        e.on_crumb_complete(3 * MS, 2, 3);
-        assert_eq!(downloads(&e.poll_actions(3 * MS)), vec![(2, 4)]);
-        e.on_crumb_complete(4 * MS, 2, 99); // no such crumb: ignored
-        e.on_crumb_complete(4 * MS, 1, 2); // another Segment: ignored
-        e.on_crumb_complete(4 * MS, 2, 2);
-        e.on_crumb_complete(4 * MS, 2, 4);
-        assert_eq!(downloads(&e.poll_actions(4 * MS)), vec![(2, 5)]);
-        let a = complete(&mut e, 5 * MS, 2, 5);
-        let r = &records(&a)[0];
-        assert!(r.successful && r.complete && !r.skipped);
-        assert_eq!(
-            (r.seq, r.d, r.d_target, r.crumbs_done, r.crumbs_total),
-            (2, 5, 5, 5, 5)
-        );
-        assert!(a.contains(&Action::Report(ClientReport {
-            seq: 2,
-            successful: true,
-            complete: true,
-            d: 5,
-            rate: 0.0
-        })));
-        // Moved on at once: the next Segment's crumb 1, and only it.
-        assert_eq!(downloads(&a), vec![(3, 1)]);
-        assert_eq!(e.stats().startup_delay, Some(5 * MS));
-    }
-
-    fn fallbacks(actions: &[Action]) -> Vec<(u64, u16)> {
-        actions
-            .iter()
-            .filter_map(|a| match a {
-                Action::UseSuperSeed { seq, index } => Some((*seq, *index)),
-                _ => None,
-            })
-            .collect()
-    }
-
-    /// Peers first: the super seed is asked for a crumb with no byte after the peer
-    /// patience, or whose pace would miss the deadline; once per crumb; never for a
-    /// crumb on time.
-    #[test]
-    fn super_seed_fallback_after_peer_patience() {
-        let mut e = engine(ClientConfig {
-            peer_patience: Some(300 * MS),
-            initial_rate: Some(1e9),
-            ..base()
-        });
-        // |s| = 8 s: patience 300 ms (half the time to the deadline is more).
-        let sizes = [100_000, 100_000, 100_000];
-        e.on_window(0, &window(vec![seg(2, 8 * SEC, &sizes)], Some(2)))
-            .unwrap();
-        assert_eq!(downloads(&e.poll_actions(0)), vec![(2, 1)]);
-        assert_eq!(
-            e.next_wakeup(),
-            Some(300 * MS),
-            "wake at the end of patience"
-        );
-        e.tick(299 * MS);
-        assert!(fallbacks(&e.poll_actions(299 * MS)).is_empty());
-        e.tick(300 * MS);
-        assert_eq!(
-            fallbacks(&e.poll_actions(300 * MS)),
-            vec![(2, 1)],
-            "no byte yet"
-        );
-        e.tick(SEC);
-        assert!(fallbacks(&e.poll_actions(SEC)).is_empty(), "once per crumb");
-        assert_eq!(e.next_wakeup(), Some(8 * SEC), "then only the deadline");
-        e.on_crumb_complete(SEC, 2, 1);
-        assert_eq!(downloads(&e.poll_actions(SEC)), vec![(2, 2), (2, 3)]);
-        // Crumb 2 at a pace that makes it (half in 0.5 s, 6.5 s left); crumb 3 at one
-        // that would not (a twentieth in 0.5 s: 9.5 s more needed).
-        e.on_crumb_progress(1500 * MS, 2, 2, 50_000);
-        e.on_crumb_progress(1500 * MS, 2, 3, 5_000);
-        assert_eq!(fallbacks(&e.poll_actions(1500 * MS)), vec![(2, 3)]);
-        e.on_crumb_complete(2 * SEC, 2, 2);
-        assert!(fallbacks(&e.poll_actions(2 * SEC)).is_empty());
-        assert_eq!(e.stats().super_seed_fallbacks, 2);
-
-        // A short budget shortens the patience: half the time to the deadline.
-        let mut e = engine(ClientConfig {
-            peer_patience: Some(300 * MS),
-            ..base()
-        });
-        e.on_window(0, &window(vec![seg(2, 400 * MS, &[10_000])], Some(2)))
-            .unwrap();
-        e.poll_actions(0);
-        assert_eq!(e.next_wakeup(), Some(200 * MS));
-        e.tick(200 * MS);
-        assert_eq!(fallbacks(&e.poll_actions(200 * MS)), vec![(2, 1)]);
-        // None: never.
-        let mut e = engine(base());
-        e.on_window(0, &win(1..=5, &[10_000], 2)).unwrap();
-        e.poll_actions(0);
-        e.tick(1900 * MS);
-        assert!(fallbacks(&e.poll_actions(1900 * MS)).is_empty());
-    }
-
-    #[test]
-    fn time_extension_accumulates_over_early_segments() {
-        let mut e = engine(base());
-        e.on_window(0, &win(1..=6, &[10], 3)).unwrap();
-        e.poll_actions(0);
-        // Segment 3: deadline 2 s. Done at 0.5 s: Segment 4 gets TE 1.5 s.
-        let a = complete(&mut e, 500 * MS, 3, 1);
-        assert_eq!(records(&a)[0].deadline, 2 * SEC);
-        assert_eq!(e.stats().time_extension_last, 1500 * MS);
-        // Done at 1 s: TE = 4 s - 1 s = 3 s. Done at 1.2 s: 6 s - 1.2 s.
-        let a = complete(&mut e, SEC, 4, 1);
-        assert_eq!(records(&a)[0].time_extension, 1500 * MS);
-        assert_eq!(records(&a)[0].deadline, 4 * SEC);
-        assert_eq!(e.stats().time_extension_last, 3 * SEC);
-        let a = complete(&mut e, 1200 * MS, 5, 1);
-        assert_eq!(records(&a)[0].deadline, 6 * SEC);
-        assert_eq!(e.stats().time_extension_last, 4800 * MS);
-        // Segment 6 is x: done, the engine asks for a window with x+1.
-        e.on_crumb_complete(2 * SEC, 6, 1);
-        assert!(e.poll_actions(2 * SEC).contains(&Action::FetchWindow));
-        let s = e.stats();
-        assert_eq!((s.segments_successful, s.segments_failed), (4, 0));
-    }
-
-    #[test]
-    fn races_to_x_then_waits_for_new_segments() {
-        let mut e = engine(base());
-        e.on_window(0, &win(1..=5, &[10], 4)).unwrap();
-        e.poll_actions(0);
-        complete(&mut e, 100 * MS, 4, 1);
-        let a = complete(&mut e, 200 * MS, 5, 1);
-        // At x = 5: nothing to download, ask for the window.
-        assert_eq!(downloads(&a), vec![]);
-        assert_eq!(a.last(), Some(&Action::FetchWindow));
-        assert_eq!(e.next_wakeup(), Some(700 * MS));
-        // Same window again: still waiting; the next fetch after the poll interval.
-        e.on_window(300 * MS, &win(1..=5, &[10], 4)).unwrap();
-        assert!(e.poll_actions(600 * MS).is_empty());
-        assert_eq!(e.poll_actions(700 * MS), vec![Action::FetchWindow]);
-        // Segment 6 appears at 3 s: TE = deadline of 5 (4 s) - 3 s, so the deadline
-        // stays on the chain 2 + 2 + 2 = 6 s.
-        e.on_window(3 * SEC, &win(2..=6, &[10], 4)).unwrap();
-        assert_eq!(downloads(&e.poll_actions(3 * SEC)), vec![(6, 1)]);
-        assert_eq!(e.stats().time_extension_last, SEC);
-        assert_eq!(e.next_wakeup(), Some(6 * SEC));
-        assert_eq!(e.stats().current_seq, Some(6));
-    }
-
-    #[test]
-    fn failure_goes_back_to_the_initial_stage() {
-        let mut e = engine(ClientConfig {
-            initial_rate: Some(1e9),
-            ..base()
-        });
-        let sizes = [10, 10, 10];
-        e.on_window(0, &win(1..=5, &sizes, 2)).unwrap();
-        e.poll_actions(0);
-        complete(&mut e, 500 * MS, 2, 3);
-        // Segment 3: TE 1.5 s, deadline 4 s; crumb 1 never comes.
-        assert_eq!(e.stats().time_extension_last, 1500 * MS);
-        assert!(e.poll_actions(4 * SEC - 1).is_empty());
-        let a = e.poll_actions(4 * SEC);
-        assert_eq!(a[0], Action::Cancel { seq: 3, index: 1 });
-        let r = &records(&a)[0];
-        assert!(!r.successful && r.d == 0 && r.finished_at == 4 * SEC);
-        assert!(matches!(&a[2], Action::Report(r) if !r.successful));
-        assert_eq!(a[3], Action::FetchWindow);
-        // A late completion changes nothing.
-        e.on_crumb_complete(4 * SEC + 1, 3, 1);
-        assert!(e.poll_actions(4 * SEC + 1).is_empty());
-        // The old window is stale: only a new one gives x'. x' = 8, so 4..=7 are skipped.
-        e.on_window(5 * SEC, &win(6..=10, &sizes, 8)).unwrap();
-        assert_eq!(downloads(&e.poll_actions(5 * SEC)), vec![(8, 1)]);
-        let s = e.stats();
-        assert_eq!((s.segments_failed, s.segments_skipped), (1, 4));
-        assert_eq!(s.time_extension_last, 0, "TE forgotten");
-        assert_eq!(e.next_wakeup(), Some(7 * SEC));
-        // D re-estimated by eq. 3 (initial_rate is huge): N.
-        assert_eq!(s.d_current, 3);
-    }
-
-    #[test]
-    fn failure_never_goes_back() {
-        let mut e = engine(base());
-        e.on_window(0, &win(1..=5, &[10], 4)).unwrap();
-        e.poll_actions(0);
-        e.tick(2 * SEC); // Segment 4 failed
-        // A window whose x' is behind the failed Segment: start at 5.
-        e.on_window(2 * SEC, &win(1..=5, &[10], 2)).unwrap();
-        assert_eq!(downloads(&e.poll_actions(2 * SEC)), vec![(5, 1)]);
-        assert_eq!(e.stats().segments_skipped, 0);
-    }
-
-    #[test]
-    fn event_at_the_deadline_counts() {
-        let mut e = engine(base());
-        e.on_window(0, &win(1..=5, &[10, 10], 3)).unwrap();
-        e.poll_actions(0);
-        e.on_crumb_complete(2 * SEC, 3, 1);
-        let r = &records(&e.poll_actions(2 * SEC))[0];
-        assert!(r.successful && r.complete);
-    }
-
-    #[test]
-    fn output_is_the_longest_complete_prefix() {
-        let mut e = engine(ClientConfig {
-            initial_rate: Some(1e9),
-            max_in_flight: 4,
-            ..base()
-        });
-        e.on_window(0, &win(1..=5, &[10; 5], 3)).unwrap();
-        e.poll_actions(0);
-        e.on_crumb_complete(MS, 3, 1);
-        e.on_crumb_complete(MS, 3, 2);
-        e.on_crumb_complete(MS, 3, 4);
-        assert_eq!(
-            downloads(&e.poll_actions(MS)),
-            vec![(3, 2), (3, 3), (3, 4), (3, 5)]
-        );
-        let a = e.poll_actions(2 * SEC);
-        assert!(a.contains(&Action::Cancel { seq: 3, index: 3 }));
-        assert!(a.contains(&Action::Cancel { seq: 3, index: 5 }));
-        assert!(!a.contains(&Action::Cancel { seq: 3, index: 4 }));
-        let r = &records(&a)[0];
-        assert!(r.successful && !r.complete);
-        assert_eq!((r.d, r.crumbs_done, r.d_target), (2, 3, 5));
-        assert!(matches!(&a[2], Action::Output { seq: 3, d: 2, .. }));
-        // Crumb 1 missing: d = 0 even with later crumbs present.
-        e.on_crumb_complete(2 * SEC + 1, 4, 2);
-        let a = e.poll_actions(4 * SEC);
-        assert!(
-            a.iter()
-                .any(|a| matches!(a, Action::Output { seq: 4, d: 0, .. }))
-        );
-    }
-
-    #[test]
-    fn paper_d_plus_minus_rule_and_bounds() {
-        let mut e = engine(base());
-        let w = window(
-            vec![
-                seg(1, 2 * SEC, &[1; 3]),
-                seg(2, 2 * SEC, &[1; 3]),
-                seg(3, 2 * SEC, &[1; 3]),
-                seg(4, 2 * SEC, &[1; 3]),
-                seg(5, 2 * SEC, &[1; 2]),
-                seg(6, 2 * SEC, &[1; 4]),
-                seg(7, 2 * SEC, &[1; 4]),
-                seg(8, 2 * SEC, &[1; 4]),
-                seg(9, 2 * SEC, &[1; 4]),
-                seg(10, 2 * SEC, &[1; 4]),
-            ],
-            Some(1),
-        );
-        e.on_window(0, &w).unwrap();
-        e.poll_actions(0);
-        let mut now = 0;
-        let mut ds = Vec::new();
-        // Complete, complete, complete (D stays at N = 3), N drops to 2, then 4.
-        for seq in 1..=6 {
-            ds.push(e.stats().d_current);
-            now += MS;
-            complete(&mut e, now, seq, 4);
-        }
-        assert_eq!(ds, vec![1, 2, 3, 3, 2, 3]);
-        // Segment 7 (D = 4): only crumb 1 by the deadline -> D = 3, then 2, then 1 (an
-        // incomplete Segment at D = 1 is a failure, so 1 is the floor).
-        assert_eq!(e.stats().d_current, 4);
-        for (seq, want) in [(7, 3), (8, 2), (9, 1)] {
-            e.on_crumb_complete(now, seq, 1);
-            let deadline = e.next_wakeup().unwrap();
-            let r = &records(&e.poll_actions(deadline))[0];
-            assert!(r.successful && !r.complete);
-            now = deadline;
-            assert_eq!(e.stats().d_current, want);
-        }
-        // max_crumbs caps the climb.
-        let mut e = engine(ClientConfig {
-            max_crumbs: 2,
-            ..base()
-        });
-        e.on_window(0, &win(1..=5, &[1; 4], 1)).unwrap();
-        for seq in 1..=4 {
-            complete(&mut e, seq * MS, seq, 4);
-            assert!(e.stats().d_current <= 2);
-        }
-        assert_eq!(e.stats().d_current, 2);
-        assert_eq!(e.stats().mean_d, 1.75);
-    }
-
-    #[test]
-    fn skips_segments_that_left_the_window() {
-        let mut e = engine(base());
-        e.on_window(0, &win(1..=5, &[10], 5)).unwrap();
-        e.poll_actions(0);
-        complete(&mut e, 100 * MS, 5, 1); // waiting for 6
-        // The next window comes late: 6 and 7 left it; jump to x' = 10.
-        e.on_window(20 * SEC, &win(8..=12, &[10], 10)).unwrap();
-        let a = e.poll_actions(20 * SEC);
-        assert_eq!(downloads(&a), vec![(10, 1)]);
-        let skipped: Vec<u64> = records(&a)
-            .iter()
-            .filter(|r| r.skipped)
-            .map(|r| r.seq)
-            .collect();
-        assert_eq!(
-            skipped,
-            vec![8, 9],
-            "Output d = 0 where the Segment is known"
-        );
-        assert_eq!(e.stats().segments_skipped, 4);
-        assert_eq!(e.stats().time_extension_last, 0);
-        // A hole inside the window (13 never published): skipped, TE kept.
-        let mut w = win(9..=14, &[10], 10);
-        w.segments.retain(|s| s.seq != 13);
-        e.on_window(20 * SEC, &w).unwrap();
-        complete(&mut e, 21 * SEC, 10, 1);
-        complete(&mut e, 21 * SEC, 11, 1);
-        let a = complete(&mut e, 21 * SEC, 12, 1);
-        assert_eq!(downloads(&a), vec![(14, 1)]);
-        assert_eq!(e.stats().segments_skipped, 5);
-        assert_eq!(e.stats().time_extension_last, 5 * SEC); // deadline 12 = 26 s
-    }
-
-    #[test]
-    fn refuses_other_versions_and_ignores_bad_segments() {
-        let mut e = engine(base());
-        let mut w = win(1..=2, &[10], 1);
-        w.version = API_VERSION + 1;
-        assert_eq!(
-            e.on_window(0, &w),
-            Err(ClientError::Version(API_VERSION + 1))
-        );
-        let mut w = win(1..=2, &[10, 10], 1);
-        w.segments[0].crumbs[1].index = 3; // crumbs 1 and 3: not a Segment
-        e.on_window(0, &w).unwrap();
-        assert_eq!(downloads(&e.poll_actions(0)), vec![(2, 1)]);
-        assert_eq!(e.stats().segments_skipped, 1);
-    }
-
-    #[test]
-    fn on_demand_from_an_archived_segment() {
-        let mut e = ClientEngine::new(base(), 0);
-        e.start_at(0, 40);
-        assert_eq!(e.poll_actions(0), vec![Action::FetchSegment { seq: 40 }]);
-        e.on_window(0, &win(45..=47, &[10], 45)).unwrap();
-        assert_eq!(e.poll_actions(0), vec![]);
-        e.on_segment(MS, &seg(40, 2 * SEC, &[10]));
-        assert_eq!(downloads(&e.poll_actions(MS)), vec![(40, 1)]);
-        let a = complete(&mut e, SEC, 40, 1);
-        assert_eq!(a.last(), Some(&Action::FetchSegment { seq: 41 }));
-        // 41 was published (the live edge is at 47) and is gone: skipped.
-        e.on_segment_unavailable(SEC, 41);
-        assert_eq!(e.poll_actions(SEC), vec![Action::FetchSegment { seq: 42 }]);
-        // Same deadline chain: 42 gets TE = 1 ms + 2 s - 1.5 s.
-        e.on_segment(1500 * MS, &seg(42, 2 * SEC, &[10]));
-        assert_eq!(downloads(&e.poll_actions(1500 * MS)), vec![(42, 1)]);
-        assert_eq!(e.stats().time_extension_last, 501 * MS);
-        // A failure goes on with the next Segment, TE reset.
-        let a = e.poll_actions(5 * SEC);
-        assert!(records(&a).iter().any(|r| r.seq == 42 && !r.successful));
-        assert_eq!(a.last(), Some(&Action::FetchSegment { seq: 43 }));
-        assert_eq!(e.stats().segments_skipped, 1);
-    }
-
-    /// On-demand playback that catches up with the live edge waits for the next
-    /// Segment (asking for the window) instead of skipping ahead of the channel.
-    #[test]
-    fn on_demand_waits_at_the_live_edge() {
-        let mut e = ClientEngine::new(base(), 0);
-        e.start_at(0, 10);
-        assert_eq!(e.poll_actions(0), vec![Action::FetchSegment { seq: 10 }]);
-        e.on_window(MS, &win(8..=10, &[10], 8)).unwrap();
-        assert_eq!(downloads(&e.poll_actions(MS)), vec![(10, 1)]);
-        let a = complete(&mut e, 100 * MS, 10, 1);
-        assert_eq!(a.last(), Some(&Action::FetchSegment { seq: 11 }));
-        // 11 is not out yet (x = 10): wait, polling the window, never skipping.
-        e.on_segment_unavailable(110 * MS, 11);
-        let mut t = 110 * MS;
-        for _ in 0..5 {
-            t += SEC;
-            assert_eq!(e.poll_actions(t), vec![Action::FetchWindow]);
-            e.on_window(t, &win(8..=10, &[10], 8)).unwrap();
-            assert_eq!(e.poll_actions(t), vec![Action::FetchSegment { seq: 11 }]);
-            e.on_segment_unavailable(t, 11);
-            assert_eq!(e.poll_actions(t), vec![]);
-        }
-        assert_eq!(e.stats().segments_skipped, 0);
-        // Out now: the window lists it and it is fetched.
-        t += SEC;
-        assert_eq!(e.poll_actions(t), vec![Action::FetchWindow]);
-        e.on_window(t, &win(9..=11, &[10], 9)).unwrap();
-        assert_eq!(downloads(&e.poll_actions(t)), vec![(11, 1)]);
-    }
-
-    /// The paper's deployment scaled to 2 s Segments: base 128 kbps in crumb 1,
-    /// enhancement 1 (512 kbps) in 4 crumbs, enhancement 2 (2048 kbps) in 10: N = 15,
-    /// 672 kB per Segment, 336 kB/s at full quality.
-    const SIM_SIZES: [u64; 15] = [
-        32_000, 32_000, 32_000, 32_000, 32_000, 51_200, 51_200, 51_200, 51_200, 51_200, 51_200,
-        51_200, 51_200, 51_200, 51_200,
-    ];
-    const SIM_DUR: u64 = 2 * SEC;
-
-    /// A channel publishing Segment k at k·|s| (|w| = 5, x' = x - 3) and a fake link
-    /// of `rate(t)` bytes/s serving requested crumbs one at a time, lowest first.
-    /// Runs until `segments` Segments are done; returns their records.
-    fn simulate(
-        config: ClientConfig,
-        rate: impl Fn(u64) -> f64,
-        segments: usize,
-    ) -> (Vec<SegmentRecord>, ClientStats) {
-        let dt = 5 * MS;
-        let join = 4 * SIM_DUR + 300 * MS;
-        let window_at = |t: u64| {
-            let x = t / SIM_DUR;
-            let lo = x.saturating_sub(4);
-            win(lo..=x, &SIM_SIZES, x.saturating_sub(3))
-        };
-        let mut e = ClientEngine::new(config, join);
-        let mut queue: Vec<(u64, u16, f64)> = Vec::new();
-        let mut total = 0.0f64;
-        let mut out = Vec::new();
-        let mut t = join;
-        while out.len() < segments && t < join + 4 * SIM_DUR * segments as u64 {
-            loop {
-                let actions = e.poll_actions(t);
-                if actions.is_empty() {
-                    break;
-                }
-                for a in actions {
-                    match a {
-                        Action::FetchWindow => e.on_window(t, &window_at(t)).unwrap(),
-                        Action::Download { seq, index } => queue.push((seq, index, 0.0)),
-                        Action::Cancel { seq, index } => {
-                            queue.retain(|q| (q.0, q.1) != (seq, index))
-                        }
-                        Action::Output { record, .. } => out.push(record),
-                        Action::Report(_) | Action::UseSuperSeed { .. } => {}
-                        Action::FetchSegment { .. } => panic!("live client"),
-                    }
-                }
-            }
-            queue.sort_by_key(|q| (q.0, q.1));
-            let mut budget = rate(t) * dt as f64 / 1e9;
-            let mut completed = Vec::new();
-            while budget > 0.0 && !queue.is_empty() {
-                let need = SIM_SIZES[usize::from(queue[0].1) - 1] as f64 - queue[0].2;
-                if need <= budget {
-                    budget -= need;
-                    total += need;
-                    completed.push((queue[0].0, queue[0].1));
-                    queue.remove(0);
-                } else {
-                    queue[0].2 += budget;
-                    total += budget;
-                    budget = 0.0;
-                }
-            }
-            t += dt;
-            e.on_bytes_received(t, total as u64);
-            for (seq, index) in completed {
-                e.on_crumb_complete(t, seq, index);
-            }
-            e.tick(t);
-        }
-        (out, e.stats())
-    }
-
-    fn config(adaptation: Adaptation) -> ClientConfig {
-        ClientConfig {
-            adaptation,
-            ..base()
-        }
-    }
-
-    #[test]
-    fn simulation_fast_link_reaches_full_quality() {
-        for a in [Adaptation::Paper, Adaptation::RateBased] {
-            // 500 kB/s, 1.5 times the full-quality rate.
-            let (recs, st) = simulate(config(a), |_| 500_000.0, 60);
-            assert_eq!(recs.len(), 60);
-            assert!(recs.iter().all(|r| r.successful && !r.skipped), "{a:?}");
-            assert_eq!((st.segments_failed, st.segments_skipped), (0, 0));
-            assert!(recs[30..].iter().all(|r| r.d == 15 && r.complete), "{a:?}");
-            assert_eq!(st.d_current, 15);
-        }
-    }
-
-    #[test]
-    fn simulation_link_just_above_base_rate() {
-        for a in [Adaptation::Paper, Adaptation::RateBased] {
-            // 20 kB/s: the base layer alone takes 16 kB/s.
-            let (recs, st) = simulate(config(a), |_| 20_000.0, 60);
-            assert_eq!(recs.len(), 60);
-            assert_eq!((st.segments_failed, st.segments_skipped), (0, 0), "{a:?}");
-            assert!(
-                recs.iter()
-                    .all(|r| r.successful && r.d == 1 && r.d_target <= 2)
-            );
-            assert_eq!(st.mean_d, 1.0);
-        }
-    }
-
-    /// At 62 kB/s crumbs 1..3 (96 kB) fit a 2 s Segment, 1..4 (128 kB) do not. The
-    /// paper's rule probes D+1 after every complete Segment, spends TE on it, and ends
-    /// up cycling D through 3, 4, 5, 4 with TE at 0 half the time; RateBased holds D = 3
-    /// with every Segment complete and TE kept as a buffer. Then R dips to 12 kB/s for
-    /// 8 s (crumb 1 alone needs 2.7 s): the paper fails Segments, RateBased rides the
-    /// dip on its TE.
-    #[test]
-    fn rate_based_vs_paper_where_paper_oscillates() {
-        let steady = |_| 62_000.0;
-        let (paper, paper_st) = simulate(config(Adaptation::Paper), steady, 60);
-        let (rb, rb_st) = simulate(config(Adaptation::RateBased), steady, 60);
-        let switches = |recs: &[SegmentRecord]| {
-            recs.windows(2)
-                .filter(|w| w[0].d_target != w[1].d_target)
-                .count()
-        };
-        let tail = |recs: &[SegmentRecord]| recs[20..].to_vec();
-        assert_eq!((paper_st.segments_failed, rb_st.segments_failed), (0, 0));
-        assert!(switches(&tail(&paper)) >= 20);
-        assert!(tail(&paper).iter().filter(|r| !r.complete).count() >= 10);
-        assert!(tail(&paper).iter().any(|r| r.time_extension == 0));
-        assert_eq!(switches(&tail(&rb)), 0);
-        assert!(tail(&rb).iter().all(|r| r.complete && r.d == 3));
-        assert!(tail(&rb).iter().all(|r| r.time_extension >= SIM_DUR));
-        assert!(rb_st.quality_switches <= 1 && paper_st.quality_switches >= 20);
-
-        let dip = |t: u64| {
-            if (70 * SEC..78 * SEC).contains(&t) {
-                12_000.0
-            } else {
-                62_000.0
-            }
-        };
-        let (_, paper_st) = simulate(config(Adaptation::Paper), dip, 60);
-        let (rb, rb_st) = simulate(config(Adaptation::RateBased), dip, 60);
-        assert!(paper_st.segments_failed >= 1);
-        assert_eq!(rb_st.segments_failed, 0);
-        assert!(rb.iter().all(|r| r.successful));
-        // And it climbs back to D = 3 once the dip leaves the rate window.
-        assert_eq!(rb.last().map(|r| r.d), Some(3));
-    }
-}
+#[path = "client_tests.rs"]
+mod tests;

@@ -3,7 +3,7 @@
 //! self-describing, versioned, bounds-checked byte string. It is what each crumb's torrent carries and
 //! what flows between elements as `application/x-crumb`. Layout in `docs/crumb-format.md`.
 
-use super::{ClockTime, Codec, LayerId};
+use super::{Codec, LayerId, Timestamp};
 
 pub const MAGIC: [u8; 4] = *b"CRMB";
 /// The version this build writes. Version 2 added the Segment's audio to crumb 1; a
@@ -47,7 +47,7 @@ pub struct SegmentInfo {
     /// Number of access units in the Segment (decode indices run 0..au_count).
     pub au_count: u32,
     /// Presentation time of the Segment's start.
-    pub pts: ClockTime,
+    pub pts: Timestamp,
     /// Playback duration |s| in nanoseconds.
     pub duration: u64,
     /// |G|: whole GOPs in the Segment.
@@ -65,9 +65,9 @@ pub struct Unit {
     /// Index of the access unit in the Segment, in decode order; for an audio unit,
     /// its position among the Segment's audio frames.
     pub decode_index: u32,
-    pub pts: ClockTime,
-    pub dts: ClockTime,
-    pub duration: ClockTime,
+    pub pts: Timestamp,
+    pub dts: Timestamp,
+    pub duration: Timestamp,
     pub flags: u32,
     pub payload: Vec<u8>,
 }
@@ -105,11 +105,11 @@ pub enum CrumbError {
     Malformed(&'static str),
 }
 
-fn opt(t: ClockTime) -> u64 {
+fn opt(t: Timestamp) -> u64 {
     t.unwrap_or(NONE)
 }
 
-fn from_opt(v: u64) -> ClockTime {
+fn from_opt(v: u64) -> Timestamp {
     (v != NONE).then_some(v)
 }
 

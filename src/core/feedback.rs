@@ -15,10 +15,19 @@
 //!   time clients join. No evidence, no vote: with no participant rho is `None`, and
 //!   |G| stays where it is.
 //!
+//! One address, one vote: every report comes with the network address it was sent
+//! from ([`Voter`]), and rho_i is the mean over addresses of each address's successful
+//! share. Many clients behind one address (a NAT, or one host running many clients
+//! as the tests do) keep their exact share; one address posting under a hundred client
+//! ids still weighs as one address. With a single address this is exactly the share of
+//! successful clients. Who may report at all (a peer the channel knows) is decided by
+//! the caller, [`super::channel::ChannelEngine`].
+//!
 //! Memory is bounded: reports of Segments that left the live window are forgotten, so
 //! are clients whose newest report left it, and `max_clients` caps distinct clients.
 
 use std::collections::{BTreeMap, HashMap};
+use std::net::IpAddr;
 
 use super::scheduler::Scheduler;
 
@@ -40,6 +49,24 @@ impl Default for FeedbackConfig {
             recent_segments: 5,
             max_clients: 100_000,
             max_client_id_len: 128,
+        }
+    }
+}
+
+/// Whose vote a report is: the sender's IPv4 address, or the /64 prefix of its IPv6
+/// address (one host or home network gets a whole /64, so counting IPv6 addresses one
+/// by one would hand anyone 2^64 votes).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Voter(IpAddr);
+
+impl Voter {
+    pub fn new(addr: IpAddr) -> Self {
+        match addr.to_canonical() {
+            IpAddr::V6(v6) => {
+                let prefix = u128::from(v6) & !((1u128 << 64) - 1);
+                Voter(IpAddr::V6(prefix.into()))
+            }
+            v4 => Voter(v4),
         }
     }
 }
@@ -84,6 +111,8 @@ pub struct ClientStats {
     /// `now` of its latest report.
     pub last_report_at: u64,
     pub reports: u64,
+    /// Where its latest report came from (its vote when it skips a Segment).
+    pub voter: Voter,
 }
 
 /// The feedback on one Segment, as rho sees it.
@@ -98,13 +127,17 @@ pub struct SegmentFeedback {
     pub skipped: usize,
     /// Mean d over reporters, a failure counting d = 0 (0 with no reporter).
     pub mean_d: f64,
+    /// Distinct voters (addresses) among reporters and skippers.
+    pub voters: usize,
+    /// Sum over voters of each voter's successful share of its participants.
+    pub voter_shares: f64,
 }
 
 impl SegmentFeedback {
-    /// successful / (reporters + skipped), `None` with no participant.
+    /// The mean over voters of their successful share (one address, one vote); with a
+    /// single address, successful / (reporters + skipped). `None` with no participant.
     pub fn rho(&self) -> Option<f64> {
-        let participants = self.reporters + self.skipped;
-        (participants > 0).then(|| self.successful as f64 / participants as f64)
+        (self.voters > 0).then(|| self.voter_shares / self.voters as f64)
     }
 }
 
@@ -113,6 +146,7 @@ struct Outcome {
     successful: bool,
     complete: bool,
     d: u16,
+    voter: Voter,
 }
 
 /// Collects reports and says when a rho is due.
@@ -134,15 +168,9 @@ impl Feedback {
         }
     }
 
-    /// Validates and stores a report. Reports on live Segments only: rho is about the
-    /// live stream, and older data is forgotten.
-    pub fn record(
-        &mut self,
-        report: Report,
-        now: u64,
-        scheduler: &Scheduler,
-    ) -> Result<(), FeedbackError> {
-        self.prune(scheduler);
+    /// Whether `report` is one `record` would take (client cap aside): a well-formed
+    /// report on a live Segment.
+    pub fn validate(&self, report: &Report, scheduler: &Scheduler) -> Result<(), FeedbackError> {
         if report.client_id.is_empty() {
             return Err(FeedbackError::EmptyClientId);
         }
@@ -179,6 +207,20 @@ impl Feedback {
         if report.complete && !report.successful {
             return Err(FeedbackError::CompleteWithoutSuccess);
         }
+        Ok(())
+    }
+
+    /// Validates and stores a report sent from `voter`. Reports on live Segments only:
+    /// rho is about the live stream, and older data is forgotten.
+    pub fn record(
+        &mut self,
+        report: Report,
+        voter: Voter,
+        now: u64,
+        scheduler: &Scheduler,
+    ) -> Result<(), FeedbackError> {
+        self.prune(scheduler);
+        self.validate(&report, scheduler)?;
         if !self.clients.contains_key(&report.client_id)
             && self.clients.len() >= self.config.max_clients
         {
@@ -191,6 +233,7 @@ impl Feedback {
             successful: report.successful,
             complete: report.complete,
             d: report.d,
+            voter,
         };
         let stats = self
             .clients
@@ -204,6 +247,7 @@ impl Feedback {
                 last_complete: report.complete,
                 last_report_at: now,
                 reports: 0,
+                voter,
             });
         stats.first_seq = stats.first_seq.min(report.seq);
         stats.last_seq = stats.last_seq.max(report.seq);
@@ -213,6 +257,7 @@ impl Feedback {
         stats.last_complete = report.complete;
         stats.last_report_at = now;
         stats.reports += 1;
+        stats.voter = voter;
         self.reports
             .entry(report.seq)
             .or_default()
@@ -244,13 +289,30 @@ impl Feedback {
     pub fn summary(&self, seq: u64) -> SegmentFeedback {
         let empty = HashMap::new();
         let reports = self.reports.get(&seq).unwrap_or(&empty);
-        let skipped = self
+        let skippers: Vec<Voter> = self
             .clients
             .iter()
             .filter(|(id, c)| c.first_seq < seq && seq < c.last_seq && !reports.contains_key(*id))
-            .count();
+            .map(|(_, c)| c.voter)
+            .collect();
+        let skipped = skippers.len();
+        // (successful, participants) per voter; a skipper is a failure of its voter.
+        let mut by_voter: HashMap<Voter, (usize, usize)> = HashMap::new();
+        for o in reports.values() {
+            let v = by_voter.entry(o.voter).or_default();
+            v.0 += usize::from(o.successful);
+            v.1 += 1;
+        }
+        for voter in skippers {
+            by_voter.entry(voter).or_default().1 += 1;
+        }
         let d_sum: u64 = reports.values().map(|o| u64::from(o.d)).sum();
         SegmentFeedback {
+            voters: by_voter.len(),
+            voter_shares: by_voter
+                .values()
+                .map(|&(ok, all)| ok as f64 / all as f64)
+                .sum(),
             seq,
             reporters: reports.len(),
             successful: reports.values().filter(|o| o.successful).count(),
@@ -310,7 +372,12 @@ mod tests {
     use super::*;
     use crate::core::scheduler::{PublishedCrumb, PublishedSegment, SchedulerConfig};
 
-    const SEC: u64 = 1_000_000_000;
+    use crate::core::time::SEC;
+
+    /// The one address of most tests: every client behind it, as with one NAT.
+    fn home() -> Voter {
+        Voter::new("127.0.0.1".parse().unwrap())
+    }
 
     /// Segments of 2 s, 3 crumbs, grace 1 s: Segment k published at 2k s, deadline 2k+3 s.
     fn publish(s: &mut Scheduler, seq: u64) {
@@ -356,16 +423,18 @@ mod tests {
             complete: false,
             d: if successful { 2 } else { 0 },
             rate: 50_000.0,
+            peer_id: None,
         }
     }
 
     #[test]
     fn rho_is_successful_share_once_deadline_passed() {
         let (s, mut f) = setup(3);
-        f.record(report("a", 2, true), 5 * SEC, &s).unwrap();
-        f.record(report("b", 2, true), 5 * SEC, &s).unwrap();
-        f.record(report("c", 2, false), 5 * SEC, &s).unwrap();
-        f.record(report("d", 2, true), 5 * SEC, &s).unwrap();
+        f.record(report("a", 2, true), home(), 5 * SEC, &s).unwrap();
+        f.record(report("b", 2, true), home(), 5 * SEC, &s).unwrap();
+        f.record(report("c", 2, false), home(), 5 * SEC, &s)
+            .unwrap();
+        f.record(report("d", 2, true), home(), 5 * SEC, &s).unwrap();
         // Segment 2: published 4 s, deadline 4 + 2 + 1 = 7 s. Segment 1 (deadline 5 s)
         // had no reports.
         assert_eq!(f.rho_due(6 * SEC, &s), None);
@@ -382,29 +451,30 @@ mod tests {
         let (mut s, mut f) = setup(3);
         assert_eq!(f.rho_due(100 * SEC, &s), None);
         // Reports only on an older Segment: the newest due one has none, no fallback.
-        f.record(report("a", 1, true), 5 * SEC, &s).unwrap();
+        f.record(report("a", 1, true), home(), 5 * SEC, &s).unwrap();
         assert_eq!(f.rho_due(7 * SEC, &s), None);
         // Evidence arriving late still yields the rho while it is the newest due.
-        f.record(report("a", 2, true), 7 * SEC, &s).unwrap();
+        f.record(report("a", 2, true), home(), 7 * SEC, &s).unwrap();
         assert_eq!(f.rho_due(7 * SEC, &s), Some((2, 1.0)));
         publish(&mut s, 3);
-        f.record(report("a", 3, false), 9 * SEC, &s).unwrap();
+        f.record(report("a", 3, false), home(), 9 * SEC, &s)
+            .unwrap();
         assert_eq!(f.rho_due(9 * SEC, &s), Some((3, 0.0)));
     }
 
     #[test]
     fn newest_due_segment_wins_and_older_are_skipped() {
         let (s, mut f) = setup(5);
-        f.record(report("a", 2, true), 0, &s).unwrap();
-        f.record(report("a", 3, false), 0, &s).unwrap();
+        f.record(report("a", 2, true), home(), 0, &s).unwrap();
+        f.record(report("a", 3, false), home(), 0, &s).unwrap();
         // At 20 s every Segment's deadline has passed: only Segment 4 counts, and
         // "a" is merely silent on it (newest report 3 < 4): no participant.
         assert_eq!(f.rho_due(20 * SEC, &s), None);
-        f.record(report("a", 4, true), 0, &s).unwrap();
+        f.record(report("a", 4, true), home(), 0, &s).unwrap();
         assert_eq!(f.rho_due(20 * SEC, &s), Some((4, 1.0)));
         // Older Segments never come back.
         assert_eq!(f.rho_due(21 * SEC, &s), None);
-        f.record(report("b", 3, true), 0, &s).unwrap();
+        f.record(report("b", 3, true), home(), 0, &s).unwrap();
         assert_eq!(f.rho_due(21 * SEC, &s), None);
         assert_eq!(f.late_reports(), 1);
     }
@@ -412,10 +482,11 @@ mod tests {
     #[test]
     fn skippers_count_as_failures_silent_clients_do_not() {
         let (s, mut f) = setup(5);
-        f.record(report("skipper", 1, false), 0, &s).unwrap();
-        f.record(report("skipper", 4, true), 0, &s).unwrap();
-        f.record(report("behind", 2, true), 0, &s).unwrap();
-        f.record(report("ok", 3, true), 0, &s).unwrap();
+        f.record(report("skipper", 1, false), home(), 0, &s)
+            .unwrap();
+        f.record(report("skipper", 4, true), home(), 0, &s).unwrap();
+        f.record(report("behind", 2, true), home(), 0, &s).unwrap();
+        f.record(report("ok", 3, true), home(), 0, &s).unwrap();
         let sum = f.summary(3);
         assert_eq!((sum.reporters, sum.successful, sum.skipped), (1, 1, 1));
         // Segment 3: published 6 s, deadline 9 s; Segment 4's (11 s) not yet passed.
@@ -425,8 +496,8 @@ mod tests {
     #[test]
     fn latest_report_of_a_client_wins() {
         let (s, mut f) = setup(3);
-        f.record(report("a", 2, false), 0, &s).unwrap();
-        f.record(report("a", 2, true), 0, &s).unwrap();
+        f.record(report("a", 2, false), home(), 0, &s).unwrap();
+        f.record(report("a", 2, true), home(), 0, &s).unwrap();
         assert_eq!(f.summary(2).reporters, 1);
         assert_eq!(f.rho_due(7 * SEC, &s), Some((2, 1.0)));
         assert_eq!(f.client("a").map(|c| c.reports), Some(2));
@@ -437,20 +508,20 @@ mod tests {
         let (s, mut f) = setup(8);
         let mut r = report("", 5, true);
         assert_eq!(
-            f.record(r.clone(), 0, &s),
+            f.record(r.clone(), home(), 0, &s),
             Err(FeedbackError::EmptyClientId)
         );
         r.client_id = "x".repeat(129);
         assert!(matches!(
-            f.record(r, 0, &s),
+            f.record(r, home(), 0, &s),
             Err(FeedbackError::ClientIdTooLong(_))
         ));
         assert_eq!(
-            f.record(report("a", 8, true), 0, &s),
+            f.record(report("a", 8, true), home(), 0, &s),
             Err(FeedbackError::UnknownSegment(8))
         );
         assert_eq!(
-            f.record(report("a", 2, true), 0, &s),
+            f.record(report("a", 2, true), home(), 0, &s),
             Err(FeedbackError::OutOfWindow(2))
         );
         let mut r = report("a", 5, true);
@@ -460,29 +531,29 @@ mod tests {
             n: 3,
             successful,
         };
-        assert_eq!(f.record(r.clone(), 0, &s), Err(bad(0, true)));
+        assert_eq!(f.record(r.clone(), home(), 0, &s), Err(bad(0, true)));
         r.d = 4;
-        assert_eq!(f.record(r, 0, &s), Err(bad(4, true)));
+        assert_eq!(f.record(r, home(), 0, &s), Err(bad(4, true)));
         // A failure has no crumb output.
         let mut r = report("a", 5, false);
         r.d = 1;
-        assert_eq!(f.record(r, 0, &s), Err(bad(1, false)));
+        assert_eq!(f.record(r, home(), 0, &s), Err(bad(1, false)));
         for rate in [f64::NAN, f64::INFINITY, -1.0] {
             let mut r = report("a", 5, true);
             r.rate = rate;
-            assert_eq!(f.record(r, 0, &s), Err(FeedbackError::BadRate));
+            assert_eq!(f.record(r, home(), 0, &s), Err(FeedbackError::BadRate));
         }
         let mut r = report("a", 5, false);
         r.complete = true;
         assert_eq!(
-            f.record(r, 0, &s),
+            f.record(r, home(), 0, &s),
             Err(FeedbackError::CompleteWithoutSuccess)
         );
         assert_eq!(f.clients().count(), 0, "nothing stored");
         // Nothing published yet.
         let (empty, mut f) = setup(0);
         assert_eq!(
-            f.record(report("a", 0, true), 0, &empty),
+            f.record(report("a", 0, true), home(), 0, &empty),
             Err(FeedbackError::UnknownSegment(0))
         );
     }
@@ -494,13 +565,13 @@ mod tests {
             max_clients: 2,
             ..Default::default()
         });
-        f.record(report("a", 0, true), 0, &s).unwrap();
-        f.record(report("b", 0, true), 0, &s).unwrap();
+        f.record(report("a", 0, true), home(), 0, &s).unwrap();
+        f.record(report("b", 0, true), home(), 0, &s).unwrap();
         assert_eq!(
-            f.record(report("c", 0, true), 0, &s),
+            f.record(report("c", 0, true), home(), 0, &s),
             Err(FeedbackError::TooManyClients)
         );
-        f.record(report("a", 0, false), 0, &s).unwrap();
+        f.record(report("a", 0, false), home(), 0, &s).unwrap();
     }
 
     #[test]
@@ -510,9 +581,9 @@ mod tests {
         r.d = 3;
         r.complete = true;
         r.rate = 123.5;
-        f.record(r, 42, &s).unwrap();
-        f.record(report("b", 1, true), 0, &s).unwrap();
-        f.record(report("c", 3, true), 0, &s).unwrap();
+        f.record(r, home(), 42, &s).unwrap();
+        f.record(report("b", 1, true), home(), 0, &s).unwrap();
+        f.record(report("c", 3, true), home(), 0, &s).unwrap();
         let c = f.client("a").unwrap();
         assert_eq!((c.last_d, c.last_rate, c.last_report_at), (3, 123.5, 42));
         assert!(c.last_complete);
@@ -527,5 +598,29 @@ mod tests {
         assert!(f.client("b").is_none());
         assert!(f.reports.keys().all(|&seq| seq >= 2));
         assert_eq!(f.clients().count(), 2);
+    }
+
+    #[test]
+    fn one_address_one_vote() {
+        let (s, mut f) = setup(3);
+        let at = |a: &str| Voter::new(a.parse().unwrap());
+        // Twenty ids from one address fail; one client elsewhere succeeds.
+        for i in 0..20 {
+            f.record(report(&format!("x{i}"), 2, false), at("127.0.0.9"), 0, &s)
+                .unwrap();
+        }
+        f.record(report("real", 2, true), at("127.0.0.1"), 0, &s)
+            .unwrap();
+        let sum = f.summary(2);
+        assert_eq!((sum.reporters, sum.voters), (21, 2));
+        assert_eq!(sum.rho(), Some(0.5), "each address weighs one vote");
+        // Within an address, its clients keep their exact shares.
+        f.record(report("real2", 2, false), at("127.0.0.1"), 0, &s)
+            .unwrap();
+        assert_eq!(f.summary(2).rho(), Some(0.25));
+        // An IPv6 /64 is one voter, whatever its interface ids.
+        assert_eq!(at("2001:db8::1"), at("2001:db8::ffff:1"));
+        assert_ne!(at("2001:db8::1"), at("2001:db8:0:1::1"));
+        assert_eq!(at("::ffff:127.0.0.1"), at("127.0.0.1"));
     }
 }

@@ -6,6 +6,7 @@
 pub mod api;
 pub mod audio;
 pub mod av1;
+pub mod channel;
 pub mod classify;
 pub mod client;
 pub mod crumb;
@@ -19,6 +20,7 @@ pub mod reassembly;
 pub mod scheduler;
 pub mod segmenter;
 pub mod spool;
+pub mod time;
 pub mod tracker;
 pub mod uplink;
 
@@ -172,16 +174,15 @@ pub enum ParseError {
     Empty,
 }
 
-/// Timestamps in nanoseconds, `None` when unknown (GStreamer's GST_CLOCK_TIME_NONE).
-pub type ClockTime = Option<u64>;
+pub use time::Timestamp;
 
 /// One access unit entering the segmenter.
 #[derive(Clone, Debug)]
 pub struct AccessUnit {
     pub data: Vec<u8>,
-    pub pts: ClockTime,
-    pub dts: ClockTime,
-    pub duration: ClockTime,
+    pub pts: Timestamp,
+    pub dts: Timestamp,
+    pub duration: Timestamp,
     pub keyframe: bool,
     pub classified: ClassifiedAu,
 }

@@ -21,9 +21,11 @@
 
 use std::collections::VecDeque;
 
+use super::time::{MS, SEC, per_second};
+
 /// Least active time between the oldest used sample and `now` before R is given:
 /// below it one TCP burst or one piece would read as the link's rate.
-pub const MIN_SPAN_NS: u64 = 100_000_000;
+pub const MIN_SPAN_NS: u64 = 100 * MS;
 
 /// Samples kept per window at most (plus two): bounds memory whatever the caller's
 /// reporting frequency.
@@ -73,10 +75,6 @@ impl RateEstimator {
 
     pub fn window(&self) -> u64 {
         self.window
-    }
-
-    pub fn is_active(&self) -> bool {
-        self.active
     }
 
     /// Bytes counted so far.
@@ -173,7 +171,10 @@ impl RateEstimator {
         if span == 0 {
             return None;
         }
-        Some((self.bytes as f64 - bytes_at_start).max(0.0) * 1e9 / span as f64)
+        Some(per_second(
+            (self.bytes as f64 - bytes_at_start).max(0.0),
+            span,
+        ))
     }
 
     /// Forgets all evidence (e.g. after the network changed).
@@ -233,7 +234,7 @@ impl LastSegment {
         let prefix_rate = if duration == 0 {
             0.0
         } else {
-            bytes as f64 * 1e9 / duration as f64
+            per_second(bytes as f64, duration)
         };
         LastSegment {
             d,
@@ -257,7 +258,7 @@ impl LastSegment {
 /// Largest d (at least 1) with bytes(crumbs 1..=d) / `rate` <= `budget_ns`: the
 /// paper's eq. 3. `sizes` are crumbs 1..=N; the caller applies caps.
 pub fn fit_prefix(sizes: &[u64], rate: f64, budget_ns: u64) -> u16 {
-    let allowed = rate * budget_ns as f64 / 1e9;
+    let allowed = rate * budget_ns as f64 / SEC as f64;
     let mut sum = 0u64;
     let mut d = 0u16;
     for &size in sizes.iter().take(usize::from(u16::MAX)) {
@@ -345,8 +346,7 @@ pub fn choose_d(
 mod tests {
     use super::*;
 
-    const MS: u64 = 1_000_000;
-    const SEC: u64 = 1_000_000_000;
+    use crate::core::time::{MS, SEC};
 
     fn close(a: f64, b: f64) -> bool {
         (a - b).abs() <= b.abs() * 1e-6 + 1e-6

@@ -4,16 +4,16 @@
 
 use std::collections::BTreeMap;
 
-use super::ClockTime;
+use super::Timestamp;
 use super::crumb::{Crumb, SegmentInfo, UNIT_FLAG_ENHANCEMENT_ONLY, UNIT_FLAG_KEYFRAME};
 
 /// One access unit rebuilt from a prefix of crumbs.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct OutputAu {
     pub data: Vec<u8>,
-    pub pts: ClockTime,
-    pub dts: ClockTime,
-    pub duration: ClockTime,
+    pub pts: Timestamp,
+    pub dts: Timestamp,
+    pub duration: Timestamp,
     pub keyframe: bool,
 }
 

@@ -11,6 +11,7 @@
 use std::collections::BTreeMap;
 
 use super::LayerId;
+use super::time::{MS, SEC};
 
 /// Settings of the Program Scheduler, as crumbsink's properties set them.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -36,7 +37,7 @@ impl Default for SchedulerConfig {
             window: 5,
             start_offset: 3,
             archive: false,
-            feedback_grace: 2_000_000_000,
+            feedback_grace: 2 * SEC,
         }
     }
 }
@@ -113,7 +114,7 @@ impl SegmentEntry {
             seq: self.seq,
             pts: self.pts,
             duration: self.duration,
-            age_ms: now.saturating_sub(self.published_at) / 1_000_000,
+            age_ms: now.saturating_sub(self.published_at) / MS,
             crumbs: self
                 .crumbs
                 .iter()
@@ -333,7 +334,7 @@ impl Scheduler {
 mod tests {
     use super::*;
 
-    const SEC: u64 = 1_000_000_000;
+    use crate::core::time::SEC;
 
     fn crumb(index: u16) -> PublishedCrumb {
         PublishedCrumb {

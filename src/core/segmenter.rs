@@ -4,6 +4,7 @@
 
 use std::ops::Range;
 
+use super::time::SEC;
 use super::{AccessUnit, Codec, Part, PartClass};
 
 /// Settings of the segmenter, as svcsegmenter's properties set them.
@@ -29,7 +30,7 @@ impl Default for SegmenterConfig {
             min_gops: 1,
             max_gops: 10,
             success_threshold: 0.8,
-            max_segment_duration: 60_000_000_000,
+            max_segment_duration: 60 * SEC,
         }
     }
 }

@@ -24,6 +24,8 @@
 
 use std::collections::VecDeque;
 
+use super::time::{MS, SEC, per_second};
+
 /// Settings of the governor.
 #[derive(Clone, Debug, PartialEq)]
 pub struct UplinkConfig {
@@ -47,12 +49,12 @@ pub struct UplinkConfig {
 impl Default for UplinkConfig {
     fn default() -> Self {
         UplinkConfig {
-            target_delay: 100_000_000,
-            base_window: 120_000_000_000,
+            target_delay: 100 * MS,
+            base_window: 120 * SEC,
             min_limit: 1024,
             initial_limit: 32 * 1024,
             weak_limit: 16 * 1024,
-            rate_window: 5_000_000_000,
+            rate_window: 5 * SEC,
         }
     }
 }
@@ -123,7 +125,7 @@ impl UploadGovernor {
     pub fn upload_rate(&self) -> Option<f64> {
         let (&(t0, b0), &(t1, b1)) = (self.uploads.front()?, self.uploads.back()?);
         let span = t1.saturating_sub(t0);
-        (span >= 100_000_000).then(|| b1.saturating_sub(b0) as f64 * 1e9 / span as f64)
+        (span >= 100 * MS).then(|| per_second(b1.saturating_sub(b0) as f64, span))
     }
 
     /// A request sent at `sent` (caller's clock, ns) arrived at `received` (the
@@ -178,8 +180,7 @@ impl UploadGovernor {
 mod tests {
     use super::*;
 
-    const MS: u64 = 1_000_000;
-    const SEC: u64 = 1_000 * MS;
+    use crate::core::time::{MS, SEC};
 
     /// A link that uploads at `link` B/s with the governor's limit, and a queue that
     /// grows when the client offers more than the link carries (the client always has

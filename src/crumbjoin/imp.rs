@@ -6,12 +6,12 @@ use std::sync::Mutex;
 use gst::glib;
 use gst::prelude::*;
 use gst::subclass::prelude::*;
-use once_cell::sync::Lazy;
+use std::sync::LazyLock;
 
 use crate::core::crumb::Crumb;
 use crate::core::reassembly::{Output, Reassembler};
 
-static CAT: Lazy<gst::DebugCategory> = Lazy::new(|| {
+static CAT: LazyLock<gst::DebugCategory> = LazyLock::new(|| {
     gst::DebugCategory::new(
         "crumbjoin",
         gst::DebugColorFlags::empty(),
@@ -83,12 +83,14 @@ impl CrumbJoin {
     fn post_outcomes(&self, outcomes: Vec<crate::core::reassembly::SegmentOutcome>) {
         for o in outcomes {
             let msg = gst::message::Element::builder(
-                gst::Structure::builder("crumbjoin-segment")
-                    .field("seq", o.seq)
-                    .field("d", o.d as u32)
-                    .field("crumbs-total", o.crumbs_total as u32)
-                    .field("access-units", o.access_units as u32)
-                    .build(),
+                crate::interface::CRUMBJOIN_SEGMENT.checked(
+                    gst::Structure::builder(crate::interface::CRUMBJOIN_SEGMENT.name)
+                        .field("seq", o.seq)
+                        .field("d", o.d as u32)
+                        .field("crumbs-total", o.crumbs_total as u32)
+                        .field("access-units", o.access_units as u32)
+                        .build(),
+                ),
             )
             .src(&*self.obj())
             .build();
@@ -100,7 +102,7 @@ impl CrumbJoin {
         for o in out {
             match o {
                 Output::Caps(caps) => {
-                    let caps = match crate::crumbjoin::output_caps(&caps) {
+                    let caps = match crate::element::output_caps(&caps) {
                         Ok(c) => c,
                         Err(err) => {
                             gst::element_imp_error!(self, gst::StreamError::Format, ("{}", err));
@@ -127,7 +129,7 @@ impl CrumbJoin {
                     self.srcpad.push_event(ev);
                 }
                 Output::Au { au, discont } => {
-                    let buf = super::au_buffer(au, discont, gst::ClockTime::from_nseconds);
+                    let buf = crate::element::au_buffer(au, discont, gst::ClockTime::from_nseconds);
                     self.srcpad.push(buf)?;
                 }
                 Output::AudioCaps(caps) => self.audio_caps(&caps)?,
@@ -135,8 +137,9 @@ impl CrumbJoin {
                     let Some(audio) = self.audiopad.lock().unwrap().clone() else {
                         continue;
                     };
-                    let buf = super::au_buffer(frame, discont, gst::ClockTime::from_nseconds);
-                    super::audio_flow(audio.push(buf))?;
+                    let buf =
+                        crate::element::au_buffer(frame, discont, gst::ClockTime::from_nseconds);
+                    crate::element::audio_flow(audio.push(buf))?;
                 }
             }
         }
@@ -176,11 +179,12 @@ impl CrumbJoin {
             .sinkpad
             .sticky_event::<gst::event::StreamStart>(0)
             .and_then(|e| e.group_id());
-        let pad = super::add_audio_pad(self.obj().upcast_ref(), &caps, segment, group, None)
-            .map_err(|err| {
-                gst::element_imp_error!(self, gst::CoreError::Pad, ("{}", err));
-                gst::FlowError::Error
-            })?;
+        let pad =
+            crate::element::add_audio_pad(self.obj().upcast_ref(), &caps, segment, group, None)
+                .map_err(|err| {
+                    gst::element_imp_error!(self, gst::CoreError::Pad, ("{}", err));
+                    gst::FlowError::Error
+                })?;
         gst::debug!(CAT, imp = self, "Audio pad with caps {caps}");
         *audiopad = Some(pad);
         Ok(())
@@ -247,18 +251,20 @@ impl CrumbJoin {
     fn stats(&self) -> gst::Structure {
         let state = self.state.lock().unwrap();
         let s = state.reassembler.stats();
-        gst::Structure::builder("application/x-crumbjoin-stats")
-            .field("crumbs-received", s.crumbs_received)
-            .field("crumbs-late", s.crumbs_late)
-            .field("crumbs-malformed", state.malformed)
-            .field("segments-output", s.segments_output)
-            .field("segments-skipped", s.segments_skipped)
-            .field("access-units-output", s.access_units_output)
-            .field(
-                "access-units-dropped-waiting-keyframe",
-                s.access_units_dropped_waiting_keyframe,
-            )
-            .build()
+        crate::interface::CRUMBJOIN_STATS.checked(
+            gst::Structure::builder(crate::interface::CRUMBJOIN_STATS.name)
+                .field("crumbs-received", s.crumbs_received)
+                .field("crumbs-late", s.crumbs_late)
+                .field("crumbs-malformed", state.malformed)
+                .field("segments-output", s.segments_output)
+                .field("segments-skipped", s.segments_skipped)
+                .field("access-units-output", s.access_units_output)
+                .field(
+                    "access-units-dropped-waiting-keyframe",
+                    s.access_units_dropped_waiting_keyframe,
+                )
+                .build(),
+        )
     }
 }
 
@@ -301,7 +307,7 @@ impl ObjectSubclass for CrumbJoin {
 
 impl ObjectImpl for CrumbJoin {
     fn properties() -> &'static [glib::ParamSpec] {
-        static PROPERTIES: Lazy<Vec<glib::ParamSpec>> = Lazy::new(|| {
+        static PROPERTIES: LazyLock<Vec<glib::ParamSpec>> = LazyLock::new(|| {
             vec![
                 glib::ParamSpecUInt::builder("max-crumbs")
                     .nick("Maximum crumbs")
@@ -312,7 +318,7 @@ impl ObjectImpl for CrumbJoin {
                     .build(),
                 glib::ParamSpecBoxed::builder::<gst::Structure>("stats")
                     .nick("Statistics")
-                    .blurb("Running counters: crumbs-received, crumbs-late, crumbs-malformed, segments-output, segments-skipped, access-units-output, access-units-dropped-waiting-keyframe")
+                    .blurb(&crate::interface::CRUMBJOIN_STATS.blurb())
                     .read_only()
                     .build(),
             ]
@@ -352,7 +358,7 @@ impl GstObjectImpl for CrumbJoin {}
 
 impl ElementImpl for CrumbJoin {
     fn metadata() -> Option<&'static gst::subclass::ElementMetadata> {
-        static ELEMENT_METADATA: Lazy<gst::subclass::ElementMetadata> = Lazy::new(|| {
+        static ELEMENT_METADATA: LazyLock<gst::subclass::ElementMetadata> = LazyLock::new(|| {
             gst::subclass::ElementMetadata::new(
                 "Crumb Joiner",
                 "Codec/Demuxer/Video",
@@ -364,27 +370,27 @@ impl ElementImpl for CrumbJoin {
     }
 
     fn pad_templates() -> &'static [gst::PadTemplate] {
-        static PAD_TEMPLATES: Lazy<Vec<gst::PadTemplate>> = Lazy::new(|| {
+        static PAD_TEMPLATES: LazyLock<Vec<gst::PadTemplate>> = LazyLock::new(|| {
             vec![
                 gst::PadTemplate::new(
                     "sink",
                     gst::PadDirection::Sink,
                     gst::PadPresence::Always,
-                    &crate::crumb_caps(),
+                    &crate::element::crumb_caps(),
                 )
                 .unwrap(),
                 gst::PadTemplate::new(
                     "src",
                     gst::PadDirection::Src,
                     gst::PadPresence::Always,
-                    &crate::video_caps(),
+                    &crate::element::video_caps(),
                 )
                 .unwrap(),
                 gst::PadTemplate::new(
                     "audio",
                     gst::PadDirection::Src,
                     gst::PadPresence::Sometimes,
-                    &crate::audio_caps(),
+                    &crate::element::audio_caps(),
                 )
                 .unwrap(),
             ]

@@ -10,7 +10,7 @@ use gst::prelude::*;
 use gst::subclass::prelude::*;
 use gst_base::prelude::*;
 use gst_base::subclass::prelude::*;
-use once_cell::sync::Lazy;
+use std::sync::LazyLock;
 
 use crate::channel::{
     Canceller, Channel, ChannelConfig, ChannelStatsHandle, IncomingCrumb, PublishError,
@@ -19,7 +19,7 @@ use crate::channel::{
 use crate::core::crumb::Crumb;
 use crate::properties;
 
-static CAT: Lazy<gst::DebugCategory> = Lazy::new(|| {
+static CAT: LazyLock<gst::DebugCategory> = LazyLock::new(|| {
     gst::DebugCategory::new(
         "crumbsink",
         gst::DebugColorFlags::empty(),
@@ -278,15 +278,17 @@ impl CrumbSink {
             );
         }
         let msg = gst::message::Element::builder(
-            gst::Structure::builder("crumbsink-segment")
-                .field("seq", outcome.seq)
-                .field("crumbs", outcome.crumbs as u32)
-                .field("bytes", outcome.bytes)
-                .field("rho", last_rho.unwrap_or(-1.0))
-                .field("window-first", outcome.window.0)
-                .field("window-last", outcome.window.1)
-                .field("expired", gst::Array::new(outcome.expired.iter().copied()))
-                .build(),
+            crate::interface::CRUMBSINK_SEGMENT.checked(
+                gst::Structure::builder(crate::interface::CRUMBSINK_SEGMENT.name)
+                    .field("seq", outcome.seq)
+                    .field("crumbs", outcome.crumbs as u32)
+                    .field("bytes", outcome.bytes)
+                    .field("rho", last_rho.unwrap_or(-1.0))
+                    .field("window-first", outcome.window.0)
+                    .field("window-last", outcome.window.1)
+                    .field("expired", gst::Array::new(outcome.expired.iter().copied()))
+                    .build(),
+            ),
         )
         .src(&*self.obj())
         .build();
@@ -298,7 +300,7 @@ impl CrumbSink {
                 "rho {r:.3} for Segment {rseq}: sent upstream"
             );
             let pad = self.obj().static_pad("sink").unwrap();
-            if !pad.push_event(crate::svcsegmenter::success_ratio_event(r, rseq)) {
+            if !pad.push_event(crate::element::success_ratio_event(r, rseq)) {
                 gst::debug!(
                     CAT,
                     imp = self,
@@ -318,14 +320,14 @@ impl CrumbSink {
         );
         let handle = state.stats.clone();
         drop(state);
-        let mut b = gst::Structure::builder("application/x-crumbsink-stats")
-            .field("crumbs-malformed", malformed)
-            .field("segments-incomplete", incomplete)
-            .field("segments-write-failed", write_failures);
-        if let Some(h) = handle {
-            let s = h.stats();
-            let c = h.connections();
-            b = b
+        // Zeros while not running: the structure is always the same.
+        let (s, c) = handle.map_or_else(Default::default, |h| (h.stats(), h.connections()));
+        let def = &crate::interface::CRUMBSINK_STATS;
+        def.checked(
+            gst::Structure::builder(def.name)
+                .field("crumbs-malformed", malformed)
+                .field("segments-incomplete", incomplete)
+                .field("segments-write-failed", write_failures)
                 .field("segments-published", s.segments_published)
                 .field("segments-expired", s.segments_expired)
                 .field("crumbs-published", s.crumbs_published)
@@ -341,9 +343,9 @@ impl CrumbSink {
                 .field("connections-open", c.open)
                 .field("connections-accepted", c.accepted)
                 .field("connections-refused", c.refused)
-                .field("connections-timed-out", c.timed_out);
-        }
-        b.build()
+                .field("connections-timed-out", c.timed_out)
+                .build(),
+        )
     }
 }
 
@@ -356,7 +358,7 @@ impl ObjectSubclass for CrumbSink {
 
 impl ObjectImpl for CrumbSink {
     fn properties() -> &'static [glib::ParamSpec] {
-        static PROPERTIES: Lazy<Vec<glib::ParamSpec>> = Lazy::new(|| {
+        static PROPERTIES: LazyLock<Vec<glib::ParamSpec>> = LazyLock::new(|| {
             vec![
                 glib::ParamSpecString::builder("channel")
                     .nick("Channel")
@@ -472,7 +474,7 @@ impl ObjectImpl for CrumbSink {
                     .build(),
                 glib::ParamSpecBoxed::builder::<gst::Structure>("stats")
                     .nick("Statistics")
-                    .blurb("segments-published, segments-expired, crumbs-published, bytes-published, bytes-uploaded (by the super seed), peers-known, clients-reporting, reports-accepted, reports-rejected, torrents-seeded, last-rho (-1 = none), crumbs-malformed, segments-incomplete, super-seed-grants (announce replies that named the super seed), segments-write-failed (crumb files not written, retry included), connections-open, connections-accepted, connections-refused (beyond max-connections or max-connections-per-address), connections-timed-out (header or idle timeout)")
+                    .blurb(&crate::interface::CRUMBSINK_STATS.blurb())
                     .read_only()
                     .build(),
             ]
@@ -566,7 +568,7 @@ impl GstObjectImpl for CrumbSink {}
 
 impl ElementImpl for CrumbSink {
     fn metadata() -> Option<&'static gst::subclass::ElementMetadata> {
-        static ELEMENT_METADATA: Lazy<gst::subclass::ElementMetadata> = Lazy::new(|| {
+        static ELEMENT_METADATA: LazyLock<gst::subclass::ElementMetadata> = LazyLock::new(|| {
             gst::subclass::ElementMetadata::new(
                 "Crumb channel sink",
                 "Sink/Network",
@@ -578,13 +580,13 @@ impl ElementImpl for CrumbSink {
     }
 
     fn pad_templates() -> &'static [gst::PadTemplate] {
-        static PAD_TEMPLATES: Lazy<Vec<gst::PadTemplate>> = Lazy::new(|| {
+        static PAD_TEMPLATES: LazyLock<Vec<gst::PadTemplate>> = LazyLock::new(|| {
             vec![
                 gst::PadTemplate::new(
                     "sink",
                     gst::PadDirection::Sink,
                     gst::PadPresence::Always,
-                    &crate::crumb_caps(),
+                    &crate::element::crumb_caps(),
                 )
                 .unwrap(),
             ]
@@ -625,12 +627,14 @@ impl BaseSinkImpl for CrumbSink {
             channel.p2p_port()
         );
         let msg = gst::message::Element::builder(
-            gst::Structure::builder("crumbsink-listening")
-                .field("url", &url)
-                .field("http-port", channel.http_addr().port() as u32)
-                .field("p2p-port", channel.p2p_port() as u32)
-                .field("spool-dir", channel.spool_dir().display().to_string())
-                .build(),
+            crate::interface::CRUMBSINK_LISTENING.checked(
+                gst::Structure::builder(crate::interface::CRUMBSINK_LISTENING.name)
+                    .field("url", &url)
+                    .field("http-port", channel.http_addr().port() as u32)
+                    .field("p2p-port", channel.p2p_port() as u32)
+                    .field("spool-dir", channel.spool_dir().display().to_string())
+                    .build(),
+            ),
         )
         .src(&*self.obj())
         .build();

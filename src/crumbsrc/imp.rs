@@ -13,7 +13,7 @@ use gst::subclass::prelude::*;
 use gst_base::prelude::*;
 use gst_base::subclass::base_src::CreateSuccess;
 use gst_base::subclass::prelude::*;
-use once_cell::sync::Lazy;
+use std::sync::LazyLock;
 
 use crate::client::{Client, ClientEvent, ClientSettings, Mode};
 use crate::core::client::{Adaptation, ClientConfig};
@@ -21,7 +21,7 @@ use crate::core::reassembly::Output;
 use crate::core::uplink::UplinkConfig;
 use crate::properties;
 
-static CAT: Lazy<gst::DebugCategory> = Lazy::new(|| {
+static CAT: LazyLock<gst::DebugCategory> = LazyLock::new(|| {
     gst::DebugCategory::new(
         "crumbsrc",
         gst::DebugColorFlags::empty(),
@@ -159,7 +159,7 @@ impl CrumbSrc {
             };
             running + latency - au.pts.or(au.dts).unwrap_or(0) as i128
         });
-        crate::crumbjoin::au_buffer(au, discont, |t| {
+        crate::element::au_buffer(au, discont, |t| {
             gst::ClockTime::from_nseconds((t as i128 + offset).max(0) as u64)
         })
     }
@@ -196,7 +196,7 @@ impl CrumbSrc {
             .sticky_event::<gst::event::StreamStart>(0)
             .and_then(|e| e.group_id());
         let latency = gst::ClockTime::from_nseconds(self.settings.lock().unwrap().latency);
-        let pad = crate::crumbjoin::add_audio_pad(
+        let pad = crate::element::add_audio_pad(
             self.obj().upcast_ref(),
             &caps,
             segment,
@@ -235,23 +235,25 @@ impl CrumbSrc {
         let margin = record.deadline as i128 - record.finished_at as i128;
         let margin = margin.clamp(i64::MIN as i128, i64::MAX as i128) as i64;
         let msg = gst::message::Element::builder(
-            gst::Structure::builder("crumbsrc-segment")
-                .field("seq", record.seq)
-                .field("success", record.successful)
-                .field("complete", record.complete)
-                .field("skipped", record.skipped)
-                .field("d", record.d as u32)
-                .field("d-target", record.d_target as u32)
-                .field("crumbs-done", record.crumbs_done as u32)
-                .field("crumbs-total", record.crumbs_total as u32)
-                .field("time-extension", record.time_extension)
-                .field("rate", record.rate.unwrap_or(0.0))
-                .field("bytes-from-super-seed", from_seed)
-                .field("bytes-from-peers", from_peers)
-                .field("bytes-output", bytes_output)
-                .field("duration", duration)
-                .field("deadline-margin", margin)
-                .build(),
+            crate::interface::CRUMBSRC_SEGMENT.checked(
+                gst::Structure::builder(crate::interface::CRUMBSRC_SEGMENT.name)
+                    .field("seq", record.seq)
+                    .field("success", record.successful)
+                    .field("complete", record.complete)
+                    .field("skipped", record.skipped)
+                    .field("d", record.d as u32)
+                    .field("d-target", record.d_target as u32)
+                    .field("crumbs-done", record.crumbs_done as u32)
+                    .field("crumbs-total", record.crumbs_total as u32)
+                    .field("time-extension", record.time_extension)
+                    .field("rate", record.rate.unwrap_or(0.0))
+                    .field("bytes-from-super-seed", from_seed)
+                    .field("bytes-from-peers", from_peers)
+                    .field("bytes-output", bytes_output)
+                    .field("duration", duration)
+                    .field("deadline-margin", margin)
+                    .build(),
+            ),
         )
         .src(&*self.obj())
         .build();
@@ -266,28 +268,30 @@ impl CrumbSrc {
             (None, None) => (Default::default(), 0),
         };
         let e = &t.engine;
-        gst::Structure::builder("application/x-crumbsrc-stats")
-            .field("segments-successful", e.segments_successful)
-            .field("segments-failed", e.segments_failed)
-            .field("segments-skipped", e.segments_skipped)
-            .field("segments-complete", e.segments_complete)
-            .field("mean-d", e.mean_d)
-            .field("d", e.d_current as u32)
-            .field("quality-switches", e.quality_switches)
-            .field("startup-delay", e.startup_delay.unwrap_or(u64::MAX))
-            .field("time-extension", e.time_extension_last)
-            .field("rate", e.rate.unwrap_or(0.0))
-            .field("bytes-downloaded", t.bytes_downloaded)
-            .field("bytes-uploaded", t.bytes_uploaded)
-            .field("bytes-from-super-seed", t.bytes_from_super_seed)
-            .field("bytes-from-peers", t.bytes_from_peers)
-            .field("crumbs-malformed", t.crumbs_malformed)
-            .field("torrents-seeding", t.torrents_seeding as u64)
-            .field("super-seed-fallbacks", e.super_seed_fallbacks)
-            .field("upload-limit", t.upload_limit.unwrap_or(0))
-            .field("uplink-delay", t.uplink_delay.unwrap_or(u64::MAX))
-            .field("p2p-port", port)
-            .build()
+        crate::interface::CRUMBSRC_STATS.checked(
+            gst::Structure::builder(crate::interface::CRUMBSRC_STATS.name)
+                .field("segments-successful", e.segments_successful)
+                .field("segments-failed", e.segments_failed)
+                .field("segments-skipped", e.segments_skipped)
+                .field("segments-complete", e.segments_complete)
+                .field("mean-d", e.mean_d)
+                .field("d", e.d_current as u32)
+                .field("quality-switches", e.quality_switches)
+                .field("startup-delay", e.startup_delay.unwrap_or(u64::MAX))
+                .field("time-extension", e.time_extension_last)
+                .field("rate", e.rate.unwrap_or(0.0))
+                .field("bytes-downloaded", t.bytes_downloaded)
+                .field("bytes-uploaded", t.bytes_uploaded)
+                .field("bytes-from-super-seed", t.bytes_from_super_seed)
+                .field("bytes-from-peers", t.bytes_from_peers)
+                .field("crumbs-malformed", t.crumbs_malformed)
+                .field("torrents-seeding", t.torrents_seeding as u64)
+                .field("super-seed-fallbacks", e.super_seed_fallbacks)
+                .field("upload-limit", t.upload_limit.unwrap_or(0))
+                .field("uplink-delay", t.uplink_delay.unwrap_or(u64::MAX))
+                .field("p2p-port", port)
+                .build(),
+        )
     }
 }
 
@@ -300,7 +304,7 @@ impl ObjectSubclass for CrumbSrc {
 
 impl ObjectImpl for CrumbSrc {
     fn properties() -> &'static [glib::ParamSpec] {
-        static PROPERTIES: Lazy<Vec<glib::ParamSpec>> = Lazy::new(|| {
+        static PROPERTIES: LazyLock<Vec<glib::ParamSpec>> = LazyLock::new(|| {
             vec![
                 glib::ParamSpecString::builder("location")
                     .nick("Location")
@@ -377,7 +381,7 @@ impl ObjectImpl for CrumbSrc {
                     .build(),
                 glib::ParamSpecBoxed::builder::<gst::Structure>("stats")
                     .nick("Statistics")
-                    .blurb("segments-successful, segments-failed, segments-skipped, segments-complete, mean-d, d, quality-switches, startup-delay (ns), time-extension (ns), rate (bytes/s), bytes-downloaded, bytes-uploaded, bytes-from-super-seed, bytes-from-peers, crumbs-malformed, torrents-seeding, super-seed-fallbacks (crumbs for which the super seed was asked), upload-limit (bytes/s set by the upload governor, 0 = none), uplink-delay (ns of queueing delay on the uplink at the last window poll; max = unknown), p2p-port")
+                    .blurb(&crate::interface::CRUMBSRC_STATS.blurb())
                     .read_only()
                     .build(),
             ]
@@ -445,7 +449,7 @@ impl GstObjectImpl for CrumbSrc {}
 
 impl ElementImpl for CrumbSrc {
     fn metadata() -> Option<&'static gst::subclass::ElementMetadata> {
-        static ELEMENT_METADATA: Lazy<gst::subclass::ElementMetadata> = Lazy::new(|| {
+        static ELEMENT_METADATA: LazyLock<gst::subclass::ElementMetadata> = LazyLock::new(|| {
             gst::subclass::ElementMetadata::new(
                 "Crumb channel source",
                 "Source/Network",
@@ -457,20 +461,20 @@ impl ElementImpl for CrumbSrc {
     }
 
     fn pad_templates() -> &'static [gst::PadTemplate] {
-        static PAD_TEMPLATES: Lazy<Vec<gst::PadTemplate>> = Lazy::new(|| {
+        static PAD_TEMPLATES: LazyLock<Vec<gst::PadTemplate>> = LazyLock::new(|| {
             vec![
                 gst::PadTemplate::new(
                     "src",
                     gst::PadDirection::Src,
                     gst::PadPresence::Always,
-                    &crate::video_caps(),
+                    &crate::element::video_caps(),
                 )
                 .unwrap(),
                 gst::PadTemplate::new(
                     "audio",
                     gst::PadDirection::Src,
                     gst::PadPresence::Sometimes,
-                    &crate::audio_caps(),
+                    &crate::element::audio_caps(),
                 )
                 .unwrap(),
             ]
@@ -640,7 +644,7 @@ impl PushSrcImpl for CrumbSrc {
             };
             match event {
                 ClientEvent::Output(Output::Caps(caps)) => {
-                    let caps = crate::crumbjoin::output_caps(&caps).map_err(|e| {
+                    let caps = crate::element::output_caps(&caps).map_err(|e| {
                         gst::element_imp_error!(self, gst::StreamError::Format, ("{}", e));
                         gst::FlowError::NotNegotiated
                     })?;
@@ -686,7 +690,7 @@ impl PushSrcImpl for CrumbSrc {
                         let mut state = self.state.lock().unwrap();
                         self.to_buffer(&mut state, frame, discont)
                     };
-                    if let Err(err) = crate::crumbjoin::audio_flow(audio.push(buf)) {
+                    if let Err(err) = crate::element::audio_flow(audio.push(buf)) {
                         if err == gst::FlowError::Flushing {
                             return Err(err);
                         }

@@ -12,7 +12,7 @@ use std::fmt::Write as _;
 
 use gst::glib;
 use gst::log::DebugLogger as _;
-use once_cell::sync::Lazy;
+use std::sync::LazyLock;
 use tracing::field::{Field, Visit};
 use tracing::span::{Attributes, Id, Record};
 use tracing::subscriber::Interest;
@@ -20,7 +20,7 @@ use tracing::{Event, Level, Metadata, Subscriber};
 use tracing_subscriber::layer::{Context, Layer, SubscriberExt};
 use tracing_subscriber::registry::{LookupSpan, Registry};
 
-pub static CAT: Lazy<gst::DebugCategory> = Lazy::new(|| {
+pub static CAT: LazyLock<gst::DebugCategory> = LazyLock::new(|| {
     gst::DebugCategory::new(
         "crumbs-bittorrent",
         gst::DebugColorFlags::empty(),
@@ -146,8 +146,8 @@ where
 /// Sends `tracing` events (librqbit's) to [`CAT`], unless the process already has a
 /// global subscriber. Idempotent.
 pub fn install() {
-    static INSTALLED: Lazy<bool> = Lazy::new(|| {
-        Lazy::force(&CAT);
+    static INSTALLED: LazyLock<bool> = LazyLock::new(|| {
+        LazyLock::force(&CAT);
         tracing::subscriber::set_global_default(Registry::default().with(GstLayer)).is_ok()
     });
     if !*INSTALLED {

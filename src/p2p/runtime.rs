@@ -1,7 +1,7 @@
 // SPDX-License-Identifier: MPL-2.0
 //! The one tokio runtime of the plugin (as gst-plugins-rs elements keep theirs).
 
-use once_cell::sync::Lazy;
+use std::sync::LazyLock;
 
 /// The shared multi-thread runtime: 2 to 4 workers named `crumbs-rt`.
 ///
@@ -9,7 +9,7 @@ use once_cell::sync::Lazy;
 /// work onto this runtime whichever context its methods are awaited in.
 /// Call `RUNTIME.block_on` only from threads that are not workers of this runtime
 /// (GStreamer streaming threads, the application thread).
-pub static RUNTIME: Lazy<tokio::runtime::Runtime> = Lazy::new(|| {
+pub static RUNTIME: LazyLock<tokio::runtime::Runtime> = LazyLock::new(|| {
     let workers = std::thread::available_parallelism()
         .map(|n| n.get())
         .unwrap_or(2)

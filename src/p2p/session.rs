@@ -167,7 +167,7 @@ fn new_peer_id() -> [u8; 20] {
     let nanos = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_nanos() as u64);
-    let mix = nanos ^ (u64::from(std::process::id()) << 32) ^ crate::unique();
+    let mix = nanos ^ (u64::from(std::process::id()) << 32) ^ crate::spool::unique();
     let tail = format!("{:012x}", mix & 0xffff_ffff_ffff);
     id[8..].copy_from_slice(tail.as_bytes());
     id

@@ -22,13 +22,6 @@ pub struct MadeTorrent {
     pub length: u64,
 }
 
-impl MadeTorrent {
-    /// The info hash as 40 lowercase hex digits (as trackers and magnets show it).
-    pub fn info_hash_hex(&self) -> String {
-        hex(&self.info_hash)
-    }
-}
-
 /// What [`parse_torrent`] reads back from a `.torrent` file.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TorrentInfo {

@@ -1,13 +1,18 @@
 // SPDX-License-Identifier: MPL-2.0
-//! The simulated channel: the real Scheduler and Feedback, a window document per
-//! publish, and the crumbs' piece holders (who can serve which piece).
+//! The simulated channel: the real [`ChannelEngine`] crumbsink runs (window, expiry,
+//! tracker, audience, feedback, rho), a window document per publish, and the crumbs'
+//! piece holders (who can serve which piece). Which downloader the tracker sends to the
+//! super seed is modelled in `swarm` (a fluid model of the exchange, as librqbit is).
 
 use std::collections::HashMap;
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::rc::Rc;
 
-use crate::core::api::{API_VERSION, WindowDoc};
-use crate::core::feedback::{Feedback, FeedbackConfig, Report};
-use crate::core::scheduler::{PublishedCrumb, PublishedSegment, Scheduler, SchedulerConfig};
+use crate::core::api::WindowDoc;
+use crate::core::channel::{ChannelEngine, ChannelEngineConfig, TorrentFile};
+use crate::core::feedback::Report;
+use crate::core::scheduler::{PublishedCrumb, PublishedSegment};
+use crate::core::tracker::{AnnounceRequest, Event};
 
 /// A live crumb: its size and, per piece, the peers holding that piece (the super seed
 /// holds every piece and is not listed).
@@ -19,8 +24,7 @@ pub struct CrumbState {
 }
 
 pub struct Channel {
-    pub scheduler: Scheduler,
-    pub feedback: Feedback,
+    pub engine: ChannelEngine,
     pub window: Option<Rc<WindowDoc>>,
     pub crumbs: HashMap<(u64, u16), CrumbState>,
     pub sizes: Vec<u64>,
@@ -39,11 +43,21 @@ fn info_hash(seq: u64, index: u16) -> [u8; 20] {
     h
 }
 
+/// Peer `p`'s address (a virtual one: nothing is sent) and peer id.
+pub fn peer_address(p: u32) -> (IpAddr, [u8; 20]) {
+    let ip = Ipv4Addr::from(0x7f00_0001u32.wrapping_add(p));
+    let mut id = *b"-SIM0000-00000000000";
+    id[12..16].copy_from_slice(&p.to_be_bytes());
+    (IpAddr::V4(ip), id)
+}
+
 impl Channel {
     pub fn new(sizes: Vec<u64>, piece_size: u64, duration: u64) -> Self {
         Channel {
-            scheduler: Scheduler::new(SchedulerConfig::default()),
-            feedback: Feedback::new(FeedbackConfig::default()),
+            engine: ChannelEngine::new(ChannelEngineConfig {
+                name: "sim".into(),
+                ..Default::default()
+            }),
             window: None,
             crumbs: HashMap::new(),
             sizes,
@@ -93,46 +107,54 @@ impl Channel {
             crumbs,
             pts: Some(seq * self.duration),
         };
-        let expired = self
-            .scheduler
-            .publish(segment, now)
+        let torrents = segment
+            .crumbs
+            .iter()
+            .map(|c| TorrentFile {
+                index: c.index,
+                bytes: Vec::new(),
+            })
+            .collect();
+        let published = self
+            .engine
+            .publish(now, segment, torrents, None, None)
             .expect("sequence numbers increase");
-        for e in expired {
+        for e in published.expired {
             for c in e.crumbs {
                 self.crumbs.remove(&(e.seq, c.index));
             }
         }
-        self.window = Some(Rc::new(self.window_doc(now)));
-        if let Some(rho) = self.feedback.rho_due(now, &self.scheduler) {
+        self.window = Some(Rc::new(self.engine.window_doc(now, None)));
+        if let Some(rho) = self.engine.poll_rho(now) {
             self.rhos.push(rho);
         }
     }
 
-    fn window_doc(&self, now: u64) -> WindowDoc {
-        let segments = self
-            .scheduler
-            .window()
-            .into_iter()
-            .map(|e| e.to_doc("sim", now))
-            .collect();
-        WindowDoc {
-            version: API_VERSION,
-            channel: "sim".into(),
-            caps: None,
-            audio_caps: None,
-            latest: self.scheduler.latest().map(|e| e.seq),
-            start_index: self.scheduler.start_index(),
-            window_size: self.scheduler.config().window,
-            archive: false,
-            tracker: String::new(),
-            super_seed: None,
-            oldest: None,
-            segments,
-        }
+    /// Peer `p` announces crumb (seq, index) to the tracker, as librqbit does when a
+    /// download starts: it becomes the channel's audience, so its reports count.
+    pub fn announce(&mut self, p: u32, seq: u64, index: u16, now: u64) {
+        let (ip, peer_id) = peer_address(p);
+        let req = AnnounceRequest {
+            info_hash: info_hash(seq, index),
+            peer_id,
+            port: 6881,
+            uploaded: 0,
+            downloaded: 0,
+            left: self.crumbs.get(&(seq, index)).map(|c| c.size),
+            compact: true,
+            no_peer_id: true,
+            event: Event::Started,
+            // Peers are picked by the fluid model; the reply's list is not needed.
+            numwant: Some(0),
+            ip: None,
+        };
+        let _ = self.engine.announce(now, &req, SocketAddr::new(ip, 6881));
     }
 
-    pub fn report(&mut self, report: Report, now: u64) {
-        match self.feedback.record(report, now, &self.scheduler) {
+    /// Peer `p`'s report.
+    pub fn report(&mut self, p: u32, report: Report, now: u64) {
+        let (ip, _) = peer_address(p);
+        match self.engine.on_report(now, ip, report) {
             Ok(()) => self.reports_accepted += 1,
             Err(_) => self.reports_rejected += 1,
         }

@@ -3,8 +3,7 @@
 
 use crate::core::client::Adaptation;
 
-pub const SEC: u64 = 1_000_000_000;
-pub const MS: u64 = 1_000_000;
+pub use crate::core::time::{MS, SEC};
 
 /// One class of peer link, capacities in kbit/s.
 #[derive(Clone, Debug, PartialEq)]
@@ -71,11 +70,17 @@ pub struct SimConfig {
     pub peer_patience: Option<u64>,
     /// Holders sampled (besides the super seed) when picking a piece's source.
     pub sample_holders: usize,
-    /// Only the first this many peers post reports to the channel's Feedback (its
-    /// bookkeeping is O(clients) per report).
+    /// Only the first this many peers announce to the channel's tracker and post
+    /// reports (the Feedback's bookkeeping is O(clients) per report, the tracker's
+    /// O(peers of the crumb) per announce).
     pub feedback_clients: usize,
     /// Metrics ignore Segments begun before this (ns of virtual time).
     pub warmup: u64,
+    /// Relays (crumbsrc `mode=relay`) besides `peers`, on the profile with the largest
+    /// upload: each fetches every crumb (the super seed is one of its sources from the
+    /// start) and seeds it to the peers; they play nothing, stay to the end, and are
+    /// left out of the clients' figures.
+    pub relays: usize,
     /// Peers per profile whose every Segment is traced (the first ones of each
     /// profile to be created), for the report's time series.
     pub trace_per_profile: usize,
@@ -114,6 +119,7 @@ impl SimConfig {
             feedback_clients: 1000,
             warmup: 30 * SEC,
             trace_per_profile: 2,
+            relays: 0,
         }
     }
 

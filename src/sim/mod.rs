@@ -1,12 +1,14 @@
 // SPDX-License-Identifier: MPL-2.0
-//! A deterministic discrete-event swarm simulator (issue 5): the real channel core
-//! (Scheduler, Feedback) and client core (ClientEngine) driven in virtual time, with
-//! simulated links and a simulated BitTorrent-like piece exchange, so that swarms of
-//! thousands of heterogeneous peers, with churn, run in minutes.
+//! A deterministic discrete-event swarm simulator (issue 5): the real channel engine
+//! (ChannelEngine, as crumbsink runs it) and client engine (ClientEngine, also in
+//! relay mode) driven in virtual time, with simulated links and a simulated
+//! BitTorrent-like piece exchange, so that swarms of thousands of heterogeneous peers,
+//! with churn, run in minutes.
 //!
 //! Model (simplifications against librqbit): pieces of one crumb come from the super
-//! seed or any peer holding that piece (no peer lists, choking, handshakes or
-//! tracker: a fixed `crumb_setup` delay stands for them); each missing piece is
+//! seed or any peer holding that piece (no peer lists, choking or handshakes: a fixed
+//! `crumb_setup` delay stands for them; the reporting peers announce to the engine's
+//! tracker, so that their reports count, but sources are picked by the model); each missing piece is
 //! requested at once from the least loaded of the super seed and a few sampled
 //! holders, rarest piece first; bandwidth is a fluid model per step (each uploader
 //! splits its upload equally over its transfers, each downloader is scaled down to
@@ -41,7 +43,7 @@ fn measure(s: &Swarm) -> SimResult {
         Summary::of(
             s.peers
                 .iter()
-                .filter(move |p| profile.is_none_or(|k| p.profile == k))
+                .filter(move |p| !p.relay && profile.is_none_or(|k| p.profile == k))
                 .map(|p| ClientFigures {
                     acc: &p.acc,
                     startup_s: p.startup.map(|t| t as f64 / 1e9),

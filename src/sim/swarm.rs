@@ -63,6 +63,8 @@ pub struct Peer {
     pub uploaded: f64,
     pub acc: PeerAcc,
     pub startup: Option<u64>,
+    /// Runs the engine in relay mode.
+    pub relay: bool,
     /// Index in `trace.peers` when this peer's Segments are traced.
     pub traced: Option<usize>,
 }
@@ -137,6 +139,19 @@ impl Swarm {
             let at = dur + (s.rng.unit() * s.config.join_spread as f64) as u64;
             s.add_peer(profile, at);
         }
+        if s.config.relays > 0 {
+            let fastest = (0..s.config.profiles.len())
+                .max_by(|&a, &b| {
+                    s.config.profiles[a]
+                        .up_kbps
+                        .total_cmp(&s.config.profiles[b].up_kbps)
+                })
+                .unwrap_or(0);
+            for _ in 0..s.config.relays {
+                let id = s.add_peer(fastest, dur);
+                s.peers[id as usize].relay = true;
+            }
+        }
         s.start_trace();
         s
     }
@@ -152,7 +167,7 @@ impl Swarm {
         self.trace.d_counts = vec![vec![0; sizes.len() + 1]; self.config.profiles.len()];
         let mut per_profile = vec![0usize; self.config.profiles.len()];
         for (id, peer) in self.peers.iter_mut().enumerate() {
-            if per_profile[peer.profile] < self.config.trace_per_profile {
+            if !peer.relay && per_profile[peer.profile] < self.config.trace_per_profile {
                 per_profile[peer.profile] += 1;
                 peer.traced = Some(self.trace.peers.len());
                 self.trace.peers.push(TracePeer {
@@ -169,7 +184,7 @@ impl Swarm {
         self.queue.push(Reverse((at, self.order, e)));
     }
 
-    fn add_peer(&mut self, profile: usize, at: u64) {
+    fn add_peer(&mut self, profile: usize, at: u64) -> u32 {
         let p = &self.config.profiles[profile];
         let id = self.peers.len() as u32;
         self.peers.push(Peer {
@@ -187,10 +202,12 @@ impl Swarm {
             uploaded: 0.0,
             acc: PeerAcc::default(),
             startup: None,
+            relay: false,
             traced: None,
         });
         self.load.push(0);
         self.push(at, Event::Join(id));
+        id
     }
 
     /// Runs to the configured end.
@@ -233,8 +250,12 @@ impl Swarm {
     fn join(&mut self, p: u32, t: u64) {
         let peer = &mut self.peers[p as usize];
         peer.alive = true;
-        peer.engine = Some(ClientEngine::new(self.engine_config.clone(), t));
-        if let Some(mean) = self.config.mean_lifetime_s {
+        let config = ClientConfig {
+            relay: peer.relay,
+            ..self.engine_config.clone()
+        };
+        peer.engine = Some(ClientEngine::new(config, t));
+        if let Some(mean) = self.config.mean_lifetime_s.filter(|_| !peer.relay) {
             let life = (self.rng.exp(mean) * 1e9) as u64;
             self.push(t + life.max(1), Event::Leave(p));
         }
@@ -292,13 +313,18 @@ impl Swarm {
             }
             Action::FetchSegment { seq } => engine.on_segment_unavailable(now, seq),
             Action::Download { seq, index } => {
+                if (p as usize) < self.config.feedback_clients {
+                    self.channel.announce(p, seq, index, now);
+                }
                 let fanout = self.config.super_seed_fanout;
                 if let Some(c) = self.channel.crumbs.get_mut(&(seq, index)) {
                     let pieces = c.holders.len().min(64);
                     // The tracker: the first `fanout` downloaders get the super seed, and
                     // so does one that finds no other peer.
                     let alone = c.holders.iter().all(|h| h.is_empty()) && c.granted > 0;
-                    let super_seed = fanout == 0 || c.granted < fanout || alone;
+                    // A relay adds the super seed as a peer itself (crumbsrc does).
+                    let relay = self.peers[p as usize].relay;
+                    let super_seed = relay || fanout == 0 || c.granted < fanout || alone;
                     c.granted += u32::from(super_seed);
                     self.peers[p as usize].downloads.push(Download {
                         seq,
@@ -333,8 +359,9 @@ impl Swarm {
                         complete: r.complete,
                         d: r.d,
                         rate: r.rate,
+                        peer_id: Some(crate::core::api::hex(&super::channel::peer_address(p).1)),
                     };
-                    self.channel.report(report, now);
+                    self.channel.report(p, report, now);
                 }
             }
         }

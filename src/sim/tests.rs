@@ -47,3 +47,37 @@ fn fluid_limit_and_bound() {
     assert_eq!(ratio(1.0, 0.0), 0.0);
     assert_eq!(ratio(1.0, 4.0), 0.25);
 }
+
+/// Relays run the real engine in relay mode: they fetch every crumb of every Segment,
+/// seed it to the peers, play nothing and stay out of the clients' figures.
+#[test]
+fn relays_fetch_every_crumb_and_serve_peers() {
+    let mut c = small(7);
+    c.relays = 2;
+    let mut s = swarm::Swarm::new(c);
+    s.run();
+    let full: u64 = s.channel.sizes.iter().sum();
+    let relays: Vec<&swarm::Peer> = s.peers.iter().filter(|p| p.relay).collect();
+    assert_eq!(relays.len(), 2);
+    for r in &relays {
+        // Every Segment published after the relay joined (at 2 s), but the newest few
+        // still in flight at the end.
+        let expected = (s.channel.published - 1 - 3) * full;
+        assert!(
+            r.received >= expected as f64,
+            "a relay received {} of at least {expected} bytes",
+            r.received
+        );
+        assert!(r.uploaded > 0.0, "a relay seeds to the peers");
+        assert_eq!(r.acc.segments, 0, "a relay plays nothing");
+    }
+    let result = measure(&s);
+    assert_eq!(result.clients, 20, "relays are not clients");
+    let adsl = &result
+        .profiles
+        .iter()
+        .find(|p| p.0.starts_with("adsl"))
+        .unwrap()
+        .1;
+    assert!(adsl.continuity >= 0.95, "{result:#?}");
+}

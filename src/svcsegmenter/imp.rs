@@ -4,7 +4,7 @@
 
 use std::sync::{Mutex, MutexGuard};
 
-use once_cell::sync::Lazy;
+use std::sync::LazyLock;
 
 use gst::glib;
 use gst::prelude::*;
@@ -16,7 +16,7 @@ use crate::core::partition::partition;
 use crate::core::segmenter::{AudioFrame, Segment, Segmenter, SegmenterConfig};
 use crate::core::{AccessUnit, Codec};
 
-static CAT: Lazy<gst::DebugCategory> = Lazy::new(|| {
+static CAT: LazyLock<gst::DebugCategory> = LazyLock::new(|| {
     gst::DebugCategory::new(
         "svcsegmenter",
         gst::DebugColorFlags::empty(),
@@ -369,7 +369,7 @@ impl SvcSegmenter {
         state.counters.crumbs += crumbs.len() as u64;
         state.counters.bytes += bytes;
         let layer_names: Vec<String> = layers.iter().map(|l| l.to_string()).collect();
-        let mut s = gst::Structure::builder("svcsegmenter-segment")
+        let mut s = gst::Structure::builder(crate::interface::SVCSEGMENTER_SEGMENT.name)
             .field("seq", seg.seq)
             .field("pts", seg.pts.unwrap_or(u64::MAX))
             .field("duration", seg.duration)
@@ -387,9 +387,11 @@ impl SvcSegmenter {
                 .field("audio-frames", a.frames.len() as u32)
                 .field("audio-bytes", audio_bytes);
         }
-        let msg = gst::message::Element::builder(s.build())
-            .src(&*self.obj())
-            .build();
+        let msg = gst::message::Element::builder(
+            crate::interface::SVCSEGMENTER_SEGMENT.checked(s.build()),
+        )
+        .src(&*self.obj())
+        .build();
         gst::debug!(
             CAT,
             imp = self,
@@ -509,7 +511,7 @@ impl SvcSegmenter {
         if let gst::EventView::CustomUpstream(ev) = event.view()
             && let Some(s) = ev
                 .structure()
-                .filter(|s| s.name() == crate::svcsegmenter::SUCCESS_RATIO_EVENT)
+                .filter(|s| s.name() == crate::element::SUCCESS_RATIO_EVENT)
         {
             let Ok(rho) = s.get::<f64>("ratio") else {
                 gst::warning!(CAT, imp = self, "Success-ratio event without a ratio: {s}");
@@ -582,7 +584,7 @@ impl SvcSegmenter {
         match event.view() {
             EventView::Caps(c) => {
                 let caps = c.caps();
-                if !caps.can_intersect(&crate::audio_caps()) {
+                if !caps.can_intersect(&crate::element::audio_caps()) {
                     gst::element_imp_error!(
                         self,
                         gst::StreamError::WrongType,
@@ -621,23 +623,25 @@ impl SvcSegmenter {
         let state = self.state.lock().unwrap();
         let a = state.audio.stats();
         let s = state.segmenter.stats();
-        gst::Structure::builder("application/x-svcsegmenter-stats")
-            .field("access-units", s.access_units)
-            .field("dropped-before-keyframe", s.dropped_before_keyframe)
-            .field("malformed", state.counters.malformed)
-            .field("segments", s.segments)
-            .field("forced-cuts", s.forced_cuts)
-            .field("parameter-sets-inserted", s.parameter_sets_inserted)
-            .field("crumbs", state.counters.crumbs)
-            .field("bytes", state.counters.bytes)
-            .field("current-gops", state.segmenter.target_gops() as u32)
-            .field("timestamps-interpolated", state.frames_interpolated)
-            .field("last-success-ratio", s.last_success_ratio.unwrap_or(-1.0))
-            .field("audio-frames", a.frames)
-            .field("audio-bytes", a.bytes)
-            .field("audio-frames-dropped", a.frames_dropped)
-            .field("segments-not-waited", a.segments_not_waited)
-            .build()
+        crate::interface::SVCSEGMENTER_STATS.checked(
+            gst::Structure::builder(crate::interface::SVCSEGMENTER_STATS.name)
+                .field("access-units", s.access_units)
+                .field("dropped-before-keyframe", s.dropped_before_keyframe)
+                .field("malformed", state.counters.malformed)
+                .field("segments", s.segments)
+                .field("forced-cuts", s.forced_cuts)
+                .field("parameter-sets-inserted", s.parameter_sets_inserted)
+                .field("crumbs", state.counters.crumbs)
+                .field("bytes", state.counters.bytes)
+                .field("current-gops", state.segmenter.target_gops() as u32)
+                .field("timestamps-interpolated", state.frames_interpolated)
+                .field("last-success-ratio", s.last_success_ratio.unwrap_or(-1.0))
+                .field("audio-frames", a.frames)
+                .field("audio-bytes", a.bytes)
+                .field("audio-frames-dropped", a.frames_dropped)
+                .field("segments-not-waited", a.segments_not_waited)
+                .build(),
+        )
     }
 }
 
@@ -693,7 +697,7 @@ impl ObjectSubclass for SvcSegmenter {
 
 impl ObjectImpl for SvcSegmenter {
     fn properties() -> &'static [glib::ParamSpec] {
-        static PROPERTIES: Lazy<Vec<glib::ParamSpec>> = Lazy::new(|| {
+        static PROPERTIES: LazyLock<Vec<glib::ParamSpec>> = LazyLock::new(|| {
             vec![
                 glib::ParamSpecUInt::builder("gops")
                     .nick("GOPs")
@@ -742,7 +746,7 @@ impl ObjectImpl for SvcSegmenter {
                     .build(),
                 glib::ParamSpecBoxed::builder::<gst::Structure>("stats")
                     .nick("Statistics")
-                    .blurb("Running counters: access-units, dropped-before-keyframe, malformed, segments, forced-cuts, parameter-sets-inserted, crumbs, bytes, current-gops, last-success-ratio (-1 = none yet), timestamps-interpolated (access units without timestamps, timed from the caps' framerate), audio-frames and audio-bytes (audio put into crumb 1), audio-frames-dropped (audio outside every Segment's span, e.g. before the first key frame), segments-not-waited (Segments published before the audio reached their end, after waiting 3 s of video time)")
+                    .blurb(&crate::interface::SVCSEGMENTER_STATS.blurb())
                     .read_only()
                     .build(),
             ]
@@ -806,7 +810,7 @@ impl GstObjectImpl for SvcSegmenter {}
 
 impl ElementImpl for SvcSegmenter {
     fn metadata() -> Option<&'static gst::subclass::ElementMetadata> {
-        static ELEMENT_METADATA: Lazy<gst::subclass::ElementMetadata> = Lazy::new(|| {
+        static ELEMENT_METADATA: LazyLock<gst::subclass::ElementMetadata> = LazyLock::new(|| {
             gst::subclass::ElementMetadata::new(
                 "SVC Segmenter",
                 "Codec/Muxer/Video",
@@ -818,9 +822,9 @@ impl ElementImpl for SvcSegmenter {
     }
 
     fn pad_templates() -> &'static [gst::PadTemplate] {
-        static PAD_TEMPLATES: Lazy<Vec<gst::PadTemplate>> = Lazy::new(|| {
-            let sink_caps = crate::video_caps();
-            let src_caps = crate::crumb_caps();
+        static PAD_TEMPLATES: LazyLock<Vec<gst::PadTemplate>> = LazyLock::new(|| {
+            let sink_caps = crate::element::video_caps();
+            let src_caps = crate::element::crumb_caps();
             vec![
                 gst::PadTemplate::new(
                     "sink",
@@ -833,7 +837,7 @@ impl ElementImpl for SvcSegmenter {
                     "audio",
                     gst::PadDirection::Sink,
                     gst::PadPresence::Request,
-                    &crate::audio_caps(),
+                    &crate::element::audio_caps(),
                 )
                 .unwrap(),
                 gst::PadTemplate::new(

@@ -7,19 +7,8 @@ use gst::prelude::*;
 
 mod imp;
 
-/// Name of the custom upstream event that carries the success ratio rho to
-/// svcsegmenter (crumbsink sends it once per Segment).
-pub const SUCCESS_RATIO_EVENT: &str = "crumbs-success-ratio";
-
-/// Builds the upstream event carrying rho (0.0..=1.0) for Segment `seq`.
-pub fn success_ratio_event(rho: f64, seq: u64) -> gst::Event {
-    gst::event::CustomUpstream::new(
-        gst::Structure::builder(SUCCESS_RATIO_EVENT)
-            .field("ratio", rho)
-            .field("seq", seq)
-            .build(),
-    )
-}
+/// The success-ratio event svcsegmenter takes (defined with the other shared helpers).
+pub use crate::element::{SUCCESS_RATIO_EVENT, success_ratio_event};
 
 glib::wrapper! {
     pub struct SvcSegmenter(ObjectSubclass<imp::SvcSegmenter>) @extends gst::Element, gst::Object;

@@ -6,9 +6,9 @@ use std::sync::Mutex;
 use gst::glib;
 use gst::prelude::*;
 use gst::subclass::prelude::*;
-use once_cell::sync::Lazy;
+use std::sync::LazyLock;
 
-static CAT: Lazy<gst::DebugCategory> = Lazy::new(|| {
+static CAT: LazyLock<gst::DebugCategory> = LazyLock::new(|| {
     gst::DebugCategory::new(
         "svcvp8enc",
         gst::DebugColorFlags::empty(),
@@ -113,7 +113,7 @@ impl ObjectSubclass for SvcVp8Enc {
 
 impl ObjectImpl for SvcVp8Enc {
     fn properties() -> &'static [glib::ParamSpec] {
-        static PROPERTIES: Lazy<Vec<glib::ParamSpec>> = Lazy::new(|| {
+        static PROPERTIES: LazyLock<Vec<glib::ParamSpec>> = LazyLock::new(|| {
             vec![
                 glib::ParamSpecUInt::builder("layers")
                     .nick("Temporal layers")
@@ -200,7 +200,7 @@ impl GstObjectImpl for SvcVp8Enc {}
 
 impl ElementImpl for SvcVp8Enc {
     fn metadata() -> Option<&'static gst::subclass::ElementMetadata> {
-        static ELEMENT_METADATA: Lazy<gst::subclass::ElementMetadata> = Lazy::new(|| {
+        static ELEMENT_METADATA: LazyLock<gst::subclass::ElementMetadata> = LazyLock::new(|| {
             gst::subclass::ElementMetadata::new(
                 "VP8 encoder with temporal layers",
                 "Codec/Encoder/Video",
@@ -212,7 +212,7 @@ impl ElementImpl for SvcVp8Enc {
     }
 
     fn pad_templates() -> &'static [gst::PadTemplate] {
-        static PAD_TEMPLATES: Lazy<Vec<gst::PadTemplate>> = Lazy::new(|| {
+        static PAD_TEMPLATES: LazyLock<Vec<gst::PadTemplate>> = LazyLock::new(|| {
             vec![
                 gst::PadTemplate::new(
                     "sink",

@@ -1,0 +1,394 @@
+// SPDX-License-Identifier: MPL-2.0
+//! The channel's engine, sans-IO: the window ([`Scheduler`]), the feedback and rho
+//! ([`Feedback`]), the tracker ([`Tracker`]), the .torrent files served and the
+//! channel's statistics, driven by inputs and an injected clock (`now`, ns from any
+//! origin the caller keeps). crumbsink (`crate::channel`) and the simulator
+//! (`crate::sim`) both drive it: a Segment published, a report, an announce and time
+//! passing go in; window documents, rho, tracker answers and expiries come out.
+//!
+//! IO stays with the caller: writing crumb files, seeding them (the super seed),
+//! sockets. The order of a publish is: [`ChannelEngine::prepare`] the crumbs' info
+//! hashes (so the super seed's first announce is answered), seed them, then
+//! [`ChannelEngine::publish`] the Segment (or [`ChannelEngine::abandon`] it), and stop
+//! seeding what it says expired.
+//!
+//! Feedback counts only the audience: a report is counted when its client is a peer
+//! the channel knows, i.e. the report names a peer id (`peer_id`) that announced to
+//! this tracker from the report's own IP address within the tracker's peer TTL; and
+//! every address weighs one vote in rho (see [`super::feedback`]). What an attacker
+//! can still do is said in docs/http-api.md ("Reports").
+
+use std::collections::HashMap;
+use std::net::{IpAddr, SocketAddr};
+
+use super::api::{self, ReportDoc, SegmentDoc, StatsDoc, WindowDoc};
+use super::feedback::{Feedback, FeedbackConfig, FeedbackError, Voter};
+use super::scheduler::{Expired, PublishedSegment, ScheduleError, Scheduler, SchedulerConfig};
+use super::tracker::{AnnounceRequest, Event, Tracker, TrackerConfig, TrackerError};
+
+/// Settings of a channel engine.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ChannelEngineConfig {
+    /// The channel's name (the URL path segment; it names the .torrent paths).
+    pub name: String,
+    pub scheduler: SchedulerConfig,
+    pub feedback: FeedbackConfig,
+    pub tracker: TrackerConfig,
+    /// Peers remembered at most as the channel's audience; beyond it, new peers'
+    /// reports are not counted until older ones expire. Bounds memory against
+    /// announce floods with made-up peer ids.
+    pub max_audience: usize,
+}
+
+impl Default for ChannelEngineConfig {
+    fn default() -> Self {
+        ChannelEngineConfig {
+            name: "live".into(),
+            scheduler: SchedulerConfig::default(),
+            feedback: FeedbackConfig::default(),
+            tracker: TrackerConfig::default(),
+            max_audience: 100_000,
+        }
+    }
+}
+
+/// Why a report was not counted.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum ReportError {
+    /// No `peer_id`, or one that did not announce to this tracker from the report's
+    /// address (lately): not the channel's audience.
+    #[error(
+        "client '{0}' is not a peer of this channel (a report counts only with the peer_id its BitTorrent session announced to this tracker from the same address)"
+    )]
+    NotAPeer(String),
+    #[error(transparent)]
+    Invalid(#[from] FeedbackError),
+}
+
+/// What publishing a Segment did.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Published {
+    pub seq: u64,
+    /// Segments that left the live window, oldest first: stop seeding those with
+    /// [`Expired::delete_data`] and delete their files (the engine already forgot
+    /// their torrents).
+    pub expired: Vec<Expired>,
+    /// The live window after the publish, (oldest, newest).
+    pub window: (u64, u64),
+}
+
+/// A crumb of a Segment being published: its .torrent file, served as
+/// `/<channel>/torrents/<seq>/<index>.torrent`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TorrentFile {
+    pub index: u16,
+    pub bytes: Vec<u8>,
+}
+
+/// A peer of the audience: where it announced from, when last.
+#[derive(Clone, Copy, Debug)]
+struct Member {
+    ip: IpAddr,
+    last_seen: u64,
+}
+
+/// The channel, without its IO.
+#[derive(Debug)]
+pub struct ChannelEngine {
+    config: ChannelEngineConfig,
+    scheduler: Scheduler,
+    feedback: Feedback,
+    tracker: Tracker,
+    /// .torrent bytes by (seq, index) for every Segment still served.
+    torrents: HashMap<(u64, u16), Vec<u8>>,
+    caps: Option<String>,
+    /// The audio's caps, from crumb 1 of the newest Segment that carried audio.
+    audio_caps: Option<String>,
+    tracker_url: String,
+    super_seed: Option<String>,
+    /// Peer ids that announced lately, and from where.
+    audience: HashMap<[u8; 20], Member>,
+    /// When the audience was last swept of expired members.
+    audience_swept: u64,
+    stats: StatsDoc,
+}
+
+impl ChannelEngine {
+    pub fn new(config: ChannelEngineConfig) -> Self {
+        ChannelEngine {
+            scheduler: Scheduler::new(config.scheduler.clone()),
+            feedback: Feedback::new(config.feedback.clone()),
+            tracker: Tracker::new(config.tracker.clone()),
+            torrents: HashMap::new(),
+            caps: None,
+            audio_caps: None,
+            tracker_url: String::new(),
+            super_seed: None,
+            audience: HashMap::new(),
+            audience_swept: 0,
+            stats: StatsDoc {
+                channel: config.name.clone(),
+                ..Default::default()
+            },
+            config,
+        }
+    }
+
+    pub fn config(&self) -> &ChannelEngineConfig {
+        &self.config
+    }
+
+    /// The tracker URL the window names (the announce URL of every .torrent).
+    pub fn set_tracker_url(&mut self, url: String) {
+        self.tracker_url = url;
+    }
+
+    pub fn tracker_url(&self) -> &str {
+        &self.tracker_url
+    }
+
+    /// The super seed: the address peers dial (the window names it) and its peer id;
+    /// the tracker hands it out as `super_seed_fanout` says.
+    pub fn set_super_seed(&mut self, addr: SocketAddr, peer_id: [u8; 20]) {
+        self.tracker.set_super_seed(addr, peer_id);
+        self.super_seed = Some(addr.to_string());
+    }
+
+    /// Starts tracking the crumbs of a Segment about to be seeded: the super seed
+    /// announces them as soon as it seeds them.
+    pub fn prepare(&mut self, info_hashes: &[[u8; 20]]) {
+        for h in info_hashes {
+            self.tracker.register(*h);
+        }
+    }
+
+    /// Forgets the crumbs of a Segment whose publishing failed after `prepare`.
+    pub fn abandon(&mut self, info_hashes: &[[u8; 20]]) {
+        for h in info_hashes {
+            self.tracker.remove_torrent(h);
+        }
+    }
+
+    /// Segment `segment` enters the window at `now` with its .torrent files; `caps`
+    /// and `audio_caps` (when the crumbs carried them) become the window's caps. The Segments that
+    /// leave the window are forgotten here (tracker, .torrent files) unless archived;
+    /// the caller stops seeding them.
+    pub fn publish(
+        &mut self,
+        now: u64,
+        segment: PublishedSegment,
+        torrents: Vec<TorrentFile>,
+        caps: Option<String>,
+        audio_caps: Option<String>,
+    ) -> Result<Published, ScheduleError> {
+        let seq = segment.seq;
+        let hashes: Vec<[u8; 20]> = segment.crumbs.iter().map(|c| c.info_hash).collect();
+        let crumbs = segment.crumbs.len() as u64;
+        let bytes: u64 = segment.crumbs.iter().map(|c| c.size).sum();
+        self.prepare(&hashes);
+        let expired = self.scheduler.publish(segment, now)?;
+        // Peers of crumbs nobody announces any more (archived ones) go too.
+        self.tracker.purge(now);
+        for t in torrents {
+            self.torrents.insert((seq, t.index), t.bytes);
+        }
+        if caps.is_some() {
+            self.caps = caps;
+        }
+        if audio_caps.is_some() {
+            self.audio_caps = audio_caps;
+        }
+        self.stats.segments_published += 1;
+        self.stats.crumbs_published += crumbs;
+        self.stats.bytes_published += bytes;
+        for e in &expired {
+            self.stats.segments_expired += 1;
+            if !e.delete_data() {
+                continue; // archived: still seeded, still tracked, still served
+            }
+            for c in &e.crumbs {
+                self.tracker.remove_torrent(&c.info_hash);
+                self.torrents.remove(&(e.seq, c.index));
+            }
+        }
+        let window = self
+            .scheduler
+            .live_range()
+            .map(|r| (*r.start(), *r.end()))
+            .unwrap_or((seq, seq));
+        Ok(Published {
+            seq,
+            expired,
+            window,
+        })
+    }
+
+    /// rho of the newest Segment whose feedback deadline passed, once per Segment
+    /// (what the channel sends upstream to svcsegmenter, which moves |G|).
+    pub fn poll_rho(&mut self, now: u64) -> Option<(u64, f64)> {
+        let due = self.feedback.rho_due(now, &self.scheduler);
+        if let Some((seq, rho)) = due {
+            self.stats.last_rho = Some(rho);
+            self.stats.last_rho_seq = Some(seq);
+        }
+        due
+    }
+
+    /// When the next rho may be due: the feedback deadline of the newest Segment,
+    /// if it has not passed yet and no rho was emitted for it.
+    pub fn next_wakeup(&self) -> Option<u64> {
+        let latest = self.scheduler.latest()?;
+        if self
+            .feedback
+            .last_rho()
+            .is_some_and(|(s, _)| s >= latest.seq)
+        {
+            return None;
+        }
+        Some(latest.deadline(self.scheduler.config().feedback_grace))
+    }
+
+    /// A client's report, sent from `source`. Counted only from a peer the channel
+    /// knows (see the module documentation).
+    pub fn on_report(
+        &mut self,
+        now: u64,
+        source: IpAddr,
+        report: ReportDoc,
+    ) -> Result<(), ReportError> {
+        // A malformed report is refused for what it is, whoever sent it.
+        if let Err(e) = self.feedback.validate(&report, &self.scheduler) {
+            self.stats.reports_rejected += 1;
+            return Err(e.into());
+        }
+        let known = report
+            .peer_id
+            .as_deref()
+            .and_then(api::parse_info_hash)
+            .and_then(|id| self.audience.get(&id))
+            .is_some_and(|m| {
+                m.ip == source.to_canonical()
+                    && now.saturating_sub(m.last_seen) < self.config.tracker.peer_ttl_ns
+            });
+        let result = if known {
+            self.feedback
+                .record(report, Voter::new(source), now, &self.scheduler)
+                .map_err(ReportError::from)
+        } else {
+            Err(ReportError::NotAPeer(report.client_id))
+        };
+        match result {
+            Ok(()) => self.stats.reports_accepted += 1,
+            Err(_) => self.stats.reports_rejected += 1,
+        }
+        result
+    }
+
+    /// A report body that is not a report document at all.
+    pub fn on_malformed_report(&mut self) {
+        self.stats.reports_rejected += 1;
+    }
+
+    /// An announce (`GET /announce?<query>`) from `source`: the bencoded
+    /// body to answer with status 200 (a failure body on error).
+    /// A BEP 48 scrape from its raw query string: always a body (see
+    /// [`Tracker::scrape`]).
+    pub fn on_scrape(&self, now: u64, query: &str) -> Vec<u8> {
+        self.tracker.scrape(query, now)
+    }
+
+    pub fn on_announce(&mut self, now: u64, query: &str, source: SocketAddr) -> Vec<u8> {
+        self.stats.announces += 1;
+        AnnounceRequest::parse(query)
+            .and_then(|req| self.announce(now, &req, source))
+            .unwrap_or_else(|e| e.body())
+    }
+
+    /// An announce already parsed (the simulator's peers).
+    pub fn announce(
+        &mut self,
+        now: u64,
+        req: &AnnounceRequest,
+        source: SocketAddr,
+    ) -> Result<Vec<u8>, TrackerError> {
+        let body = self.tracker.announce(req, source, now)?;
+        self.learn_peer(now, req, source.ip().to_canonical());
+        Ok(body)
+    }
+
+    /// Remembers the peer of an answered announce as audience (by the address it
+    /// announced from, not the `ip=` it asks to be dialled at).
+    fn learn_peer(&mut self, now: u64, req: &AnnounceRequest, ip: IpAddr) {
+        let ttl = self.config.tracker.peer_ttl_ns;
+        if req.event == Event::Stopped {
+            self.audience.remove(&req.peer_id);
+            return;
+        }
+        if now.saturating_sub(self.audience_swept) >= ttl {
+            self.audience
+                .retain(|_, m| now.saturating_sub(m.last_seen) < ttl);
+            self.audience_swept = now;
+        }
+        if self.audience.len() < self.config.max_audience
+            || self.audience.contains_key(&req.peer_id)
+        {
+            self.audience
+                .insert(req.peer_id, Member { ip, last_seen: now });
+        }
+    }
+
+    /// The window at `now`; with `after`, only the Segments newer than it are listed
+    /// (a client polling every second need not download the whole window each time:
+    /// on a 256 kbit/s link that was a fifth of the line).
+    pub fn window_doc(&self, now: u64, after: Option<u64>) -> WindowDoc {
+        let name = &self.config.name;
+        WindowDoc {
+            version: api::API_VERSION,
+            channel: name.clone(),
+            caps: self.caps.clone(),
+            audio_caps: self.audio_caps.clone(),
+            latest: self.scheduler.latest().map(|e| e.seq),
+            start_index: self.scheduler.start_index(),
+            window_size: self.scheduler.config().window,
+            archive: self.scheduler.config().archive,
+            tracker: self.tracker_url.clone(),
+            super_seed: self.super_seed.clone(),
+            oldest: self.scheduler.window().first().map(|e| e.seq),
+            segments: self
+                .scheduler
+                .window()
+                .iter()
+                .filter(|e| after.is_none_or(|a| e.seq > a))
+                .map(|e| e.to_doc(name, now))
+                .collect(),
+        }
+    }
+
+    /// One Segment (live, or archived when `archive` is on).
+    pub fn segment_doc(&self, now: u64, seq: u64) -> Option<SegmentDoc> {
+        Some(self.scheduler.get(seq)?.to_doc(&self.config.name, now))
+    }
+
+    /// The .torrent file of crumb `index` of Segment `seq`.
+    pub fn torrent(&self, seq: u64, index: u16) -> Option<&[u8]> {
+        self.torrents.get(&(seq, index)).map(Vec::as_slice)
+    }
+
+    /// The statistics the engine knows (the caller adds the super seed's
+    /// `bytes_uploaded` and `torrents_seeded`).
+    pub fn stats(&self, now: u64) -> StatsDoc {
+        let mut st = self.stats.clone();
+        st.peers_known = self.tracker.peers_known(now);
+        st.super_seed_grants = self.tracker.super_seed_grants();
+        st.clients_reporting = self.feedback.clients_reporting(&self.scheduler);
+        st
+    }
+
+    pub fn tracker(&self) -> &Tracker {
+        &self.tracker
+    }
+}
+
+#[cfg(test)]
+#[path = "channel_tests.rs"]
+mod tests;

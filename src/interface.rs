@@ -1,0 +1,504 @@
+// SPDX-License-Identifier: MPL-2.0
+//! The plugin's element messages and `stats` structures, each defined once: the
+//! elements build them checked against these definitions (in debug builds, so every
+//! test that runs an element checks what it posts), the `stats` blurbs are made from
+//! them, and `tests/interface.rs` checks `plugins/crumbs.json` and README's tables
+//! against them.
+
+use gst::glib;
+use gst::prelude::*;
+
+use FieldType::*;
+
+/// The GLib type of a field.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum FieldType {
+    Bool,
+    U32,
+    U64,
+    I64,
+    F64,
+    Str,
+    U64Array,
+    StrArray,
+}
+
+impl FieldType {
+    /// The type as GStreamer prints it (gst-inspect, `plugins/crumbs.json`).
+    pub fn name(self) -> &'static str {
+        match self {
+            Bool => "gboolean",
+            U32 => "guint",
+            U64 => "guint64",
+            I64 => "gint64",
+            F64 => "gdouble",
+            Str => "gchararray",
+            U64Array => "GstValueArray of guint64",
+            StrArray => "GstValueArray of gchararray",
+        }
+    }
+
+    fn matches(self, v: &glib::SendValue) -> bool {
+        let elements = |t: glib::Type| {
+            v.get::<gst::Array>()
+                .is_ok_and(|a| a.iter().all(|e| e.type_() == t))
+        };
+        match self {
+            Bool => v.type_() == bool::static_type(),
+            U32 => v.type_() == u32::static_type(),
+            U64 => v.type_() == u64::static_type(),
+            I64 => v.type_() == i64::static_type(),
+            F64 => v.type_() == f64::static_type(),
+            Str => v.type_() == String::static_type(),
+            U64Array => elements(u64::static_type()),
+            StrArray => elements(String::static_type()),
+        }
+    }
+}
+
+/// One field of a message or stats structure.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Field {
+    pub name: &'static str,
+    pub ty: FieldType,
+    pub meaning: &'static str,
+    /// Present only in some cases (the meaning says when).
+    pub optional: bool,
+}
+
+const fn f(name: &'static str, ty: FieldType, meaning: &'static str) -> Field {
+    Field {
+        name,
+        ty,
+        meaning,
+        optional: false,
+    }
+}
+
+/// A field present only in some cases (its meaning says when).
+const fn opt(name: &'static str, ty: FieldType, meaning: &'static str) -> Field {
+    Field {
+        name,
+        ty,
+        meaning,
+        optional: true,
+    }
+}
+
+/// An element message or an element's `stats` structure.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct StructDef {
+    pub element: &'static str,
+    /// The structure's name.
+    pub name: &'static str,
+    /// When it is posted (messages) or what it holds (stats).
+    pub when: &'static str,
+    pub fields: &'static [Field],
+}
+
+impl StructDef {
+    /// Whether `s` is exactly this structure: its name, and every field with its type
+    /// (no field missing but optional ones, none more).
+    pub fn check(&self, s: &gst::StructureRef) -> Result<(), String> {
+        if s.name() != self.name {
+            return Err(format!("structure {} is not {}", s.name(), self.name));
+        }
+        for field in self.fields {
+            match s.value(field.name) {
+                Ok(v) if field.ty.matches(v) => {}
+                Ok(v) => {
+                    return Err(format!(
+                        "{}: field {} is {}, defined as {}",
+                        self.name,
+                        field.name,
+                        v.type_(),
+                        field.ty.name()
+                    ));
+                }
+                Err(_) if field.optional => {}
+                Err(_) => return Err(format!("{}: field {} missing", self.name, field.name)),
+            }
+        }
+        if let Some((extra, _)) = s
+            .iter()
+            .find(|(n, _)| !self.fields.iter().any(|f| f.name == n.as_str()))
+        {
+            return Err(format!("{}: field {extra} is not defined", self.name));
+        }
+        Ok(())
+    }
+
+    /// `s`, checked against this definition in debug builds (tests): what the elements
+    /// post and return.
+    pub fn checked(&self, s: gst::Structure) -> gst::Structure {
+        if cfg!(debug_assertions)
+            && let Err(e) = self.check(&s)
+        {
+            panic!("{e} (src/interface.rs defines it)");
+        }
+        s
+    }
+
+    /// The blurb of a `stats` property: its fields by name.
+    pub fn blurb(&self) -> String {
+        let names: Vec<&str> = self.fields.iter().map(|f| f.name).collect();
+        format!(
+            "{}: {} (plugins/crumbs.json describes each field)",
+            self.when,
+            names.join(", ")
+        )
+    }
+}
+
+pub const SVCSEGMENTER_SEGMENT: StructDef = StructDef {
+    element: "svcsegmenter",
+    name: "svcsegmenter-segment",
+    when: "once per Segment, before its crumbs are pushed",
+    fields: &[
+        f("seq", U64, "Segment sequence number from 0"),
+        f(
+            "pts",
+            U64,
+            "presentation time of the Segment's start (ns; G_MAXUINT64 = unknown)",
+        ),
+        f("duration", U64, "playback duration |s| (ns)"),
+        f("gops", U32, "whole GOPs in the Segment (|G|)"),
+        f("layers", U32, "distinct crumb layers"),
+        f(
+            "layer-names",
+            StrArray,
+            "crumb layers as S<spatial>Q<quality>T<temporal>, crumb order",
+        ),
+        f("crumbs", U32, "crumbs N of the Segment"),
+        f("bytes", U64, "bytes of all crumbs, headers included"),
+        f(
+            "base-bytes",
+            U64,
+            "bytes of crumb 1 (headers + base layer, and the audio)",
+        ),
+        f("access-units", U32, "access units in the Segment"),
+        f(
+            "starts-with-keyframe",
+            Bool,
+            "false only after a forced cut inside an over-long GOP",
+        ),
+        opt(
+            "audio-frames",
+            U32,
+            "audio frames of the Segment's span in crumb 1 (only when the audio pad is requested)",
+        ),
+        opt(
+            "audio-bytes",
+            U64,
+            "payload bytes of those audio frames, part of base-bytes (only with the audio pad)",
+        ),
+    ],
+};
+
+pub const CRUMBJOIN_SEGMENT: StructDef = StructDef {
+    element: "crumbjoin",
+    name: "crumbjoin-segment",
+    when: "once per Segment output or skipped",
+    fields: &[
+        f("seq", U64, "Segment sequence number"),
+        f(
+            "d",
+            U32,
+            "crumbs output (the complete prefix 1..d; 0 = Segment skipped)",
+        ),
+        f("crumbs-total", U32, "crumbs N of the Segment"),
+        f("access-units", U32, "access units output"),
+    ],
+};
+
+pub const CRUMBSINK_LISTENING: StructDef = StructDef {
+    element: "crumbsink",
+    name: "crumbsink-listening",
+    when: "once the HTTP API, tracker and super seed listen",
+    fields: &[
+        f("url", Str, "the URL clients join"),
+        f("http-port", U32, "bound HTTP port"),
+        f("p2p-port", U32, "the super seed's BitTorrent port"),
+        f("spool-dir", Str, "where crumb files are kept"),
+    ],
+};
+
+pub const CRUMBSINK_SEGMENT: StructDef = StructDef {
+    element: "crumbsink",
+    name: "crumbsink-segment",
+    when: "once per published Segment",
+    fields: &[
+        f("seq", U64, "Segment number"),
+        f("crumbs", U32, "crumbs published (torrents made and seeded)"),
+        f("bytes", U64, "bytes of those crumbs"),
+        f(
+            "rho",
+            F64,
+            "last success ratio sent upstream (-1 = none yet)",
+        ),
+        f("window-first", U64, "oldest live Segment"),
+        f("window-last", U64, "newest live Segment"),
+        f("expired", U64Array, "Segments that left the window now"),
+    ],
+};
+
+pub const CRUMBSRC_SEGMENT: StructDef = StructDef {
+    element: "crumbsrc",
+    name: "crumbsrc-segment",
+    when: "once per Segment done, failed or skipped",
+    fields: &[
+        f("seq", U64, "Segment number"),
+        f("success", Bool, "crumb 1 complete by the deadline"),
+        f("complete", Bool, "all D crumbs complete by the deadline"),
+        f(
+            "skipped",
+            Bool,
+            "left the window before the client got to it",
+        ),
+        f("d", U32, "crumbs output (longest complete prefix)"),
+        f("d-target", U32, "D, the crumbs aimed for"),
+        f("crumbs-done", U32, "crumbs complete"),
+        f("crumbs-total", U32, "crumbs N of the Segment"),
+        f("time-extension", U64, "time extension granted (ns)"),
+        f("rate", F64, "measured download rate R (bytes/s)"),
+        f(
+            "bytes-from-super-seed",
+            U64,
+            "bytes of this Segment fetched from the super seed",
+        ),
+        f(
+            "bytes-from-peers",
+            U64,
+            "bytes of this Segment fetched from other clients",
+        ),
+        f("bytes-output", U64, "bytes of the crumbs output (1..d)"),
+        f("duration", U64, "playback duration |s| (ns; 0 = unknown)"),
+        f(
+            "deadline-margin",
+            I64,
+            "deadline minus finish time (ns; negative = late)",
+        ),
+    ],
+};
+
+pub const SVCSEGMENTER_STATS: StructDef = StructDef {
+    element: "svcsegmenter",
+    name: "application/x-svcsegmenter-stats",
+    when: "Running counters",
+    fields: &[
+        f("access-units", U64, "access units taken in"),
+        f(
+            "dropped-before-keyframe",
+            U64,
+            "access units dropped before the first key frame",
+        ),
+        f("malformed", U64, "buffers that could not be parsed"),
+        f("segments", U64, "Segments cut"),
+        f("forced-cuts", U64, "Segments cut inside an over-long GOP"),
+        f(
+            "parameter-sets-inserted",
+            U64,
+            "Segments given the stream's parameter sets",
+        ),
+        f("crumbs", U64, "crumbs pushed"),
+        f("bytes", U64, "bytes of crumbs pushed"),
+        f("current-gops", U32, "|G| the Segment in progress aims for"),
+        f(
+            "timestamps-interpolated",
+            U64,
+            "access units without timestamps, timed from the caps' framerate",
+        ),
+        f(
+            "last-success-ratio",
+            F64,
+            "the last rho received (-1 = none yet)",
+        ),
+        f("audio-frames", U64, "audio frames put into crumb 1"),
+        f("audio-bytes", U64, "payload bytes of those audio frames"),
+        f(
+            "audio-frames-dropped",
+            U64,
+            "audio frames outside every Segment's span (e.g. before the first key frame)",
+        ),
+        f(
+            "segments-not-waited",
+            U64,
+            "Segments published before the audio reached their end (after waiting 3 s of video time)",
+        ),
+    ],
+};
+
+pub const CRUMBJOIN_STATS: StructDef = StructDef {
+    element: "crumbjoin",
+    name: "application/x-crumbjoin-stats",
+    when: "Running counters",
+    fields: &[
+        f("crumbs-received", U64, "crumbs taken in"),
+        f("crumbs-late", U64, "crumbs of a Segment already output"),
+        f("crumbs-malformed", U64, "buffers that are not crumbs"),
+        f("segments-output", U64, "Segments output"),
+        f("segments-skipped", U64, "Segments skipped (no crumb 1)"),
+        f("access-units-output", U64, "access units output"),
+        f(
+            "access-units-dropped-waiting-keyframe",
+            U64,
+            "access units dropped while waiting for a key frame",
+        ),
+    ],
+};
+
+pub const CRUMBSINK_STATS: StructDef = StructDef {
+    element: "crumbsink",
+    name: "application/x-crumbsink-stats",
+    when: "The channel's counters, 0 while not running",
+    fields: &[
+        f("crumbs-malformed", U64, "buffers that are not crumbs"),
+        f(
+            "segments-incomplete",
+            U64,
+            "Segments published without some of their crumbs",
+        ),
+        f(
+            "segments-write-failed",
+            U64,
+            "Segments not published: a crumb file could not be written, retry included",
+        ),
+        f("segments-published", U64, "Segments published"),
+        f("segments-expired", U64, "Segments that left the window"),
+        f("crumbs-published", U64, "crumbs published"),
+        f("bytes-published", U64, "bytes of crumbs published"),
+        f("bytes-uploaded", U64, "bytes the super seed uploaded"),
+        f(
+            "peers-known",
+            U64,
+            "live peer entries of the tracker, summed over crumbs",
+        ),
+        f(
+            "clients-reporting",
+            U64,
+            "clients whose newest report is on one of the last 5 Segments",
+        ),
+        f("reports-accepted", U64, "reports counted"),
+        f(
+            "reports-rejected",
+            U64,
+            "reports refused (malformed, or not from a peer of the channel)",
+        ),
+        f("torrents-seeded", U64, "torrents the super seed seeds"),
+        f(
+            "last-rho",
+            F64,
+            "the last rho sent upstream (-1 = none yet)",
+        ),
+        f(
+            "super-seed-grants",
+            U64,
+            "announce replies that named the super seed",
+        ),
+        f("connections-open", U64, "HTTP connections open"),
+        f("connections-accepted", U64, "HTTP connections served"),
+        f(
+            "connections-refused",
+            U64,
+            "HTTP connections closed at once: beyond max-connections or max-connections-per-address",
+        ),
+        f(
+            "connections-timed-out",
+            U64,
+            "HTTP connections closed by the header or idle timeout",
+        ),
+    ],
+};
+
+pub const CRUMBSRC_STATS: StructDef = StructDef {
+    element: "crumbsrc",
+    name: "application/x-crumbsrc-stats",
+    when: "The client's counters",
+    fields: &[
+        f(
+            "segments-successful",
+            U64,
+            "Segments with crumb 1 by the deadline",
+        ),
+        f(
+            "segments-failed",
+            U64,
+            "Segments without crumb 1 by the deadline",
+        ),
+        f(
+            "segments-skipped",
+            U64,
+            "Segments that left the window before the client got to them",
+        ),
+        f(
+            "segments-complete",
+            U64,
+            "Segments with all D crumbs by the deadline",
+        ),
+        f("mean-d", F64, "mean crumbs output per Segment"),
+        f("d", U32, "D, the crumbs aimed for now"),
+        f(
+            "quality-switches",
+            U64,
+            "changes of d between successful Segments",
+        ),
+        f(
+            "startup-delay",
+            U64,
+            "ns from start to the first output (max = none yet)",
+        ),
+        f(
+            "time-extension",
+            U64,
+            "the last time extension granted (ns)",
+        ),
+        f("rate", F64, "measured download rate R (bytes/s)"),
+        f("bytes-downloaded", U64, "bytes received"),
+        f("bytes-uploaded", U64, "bytes uploaded to peers"),
+        f(
+            "bytes-from-super-seed",
+            U64,
+            "bytes fetched from the super seed",
+        ),
+        f("bytes-from-peers", U64, "bytes fetched from other clients"),
+        f(
+            "crumbs-malformed",
+            U64,
+            "downloaded crumbs that did not parse",
+        ),
+        f("torrents-seeding", U64, "torrents seeded now"),
+        f(
+            "super-seed-fallbacks",
+            U64,
+            "crumbs for which the super seed was asked",
+        ),
+        f(
+            "upload-limit",
+            U32,
+            "bytes/s set by the upload governor (0 = none)",
+        ),
+        f(
+            "uplink-delay",
+            U64,
+            "ns of queueing delay on the uplink at the last window poll (max = unknown)",
+        ),
+        f("p2p-port", U32, "the BitTorrent port (0 = not running)"),
+    ],
+};
+
+/// Every element message of the plugin.
+pub const MESSAGES: &[&StructDef] = &[
+    &SVCSEGMENTER_SEGMENT,
+    &CRUMBJOIN_SEGMENT,
+    &CRUMBSINK_LISTENING,
+    &CRUMBSINK_SEGMENT,
+    &CRUMBSRC_SEGMENT,
+];
+
+/// Every element's `stats` structure.
+pub const STATS: &[&StructDef] = &[
+    &SVCSEGMENTER_STATS,
+    &CRUMBJOIN_STATS,
+    &CRUMBSINK_STATS,
+    &CRUMBSRC_STATS,
+];
