@@ -135,6 +135,8 @@ pub struct PublishOutcome {
 /// State shared by the HTTP handlers and the element.
 pub(crate) struct Shared {
     pub name: String,
+    /// This run's epoch (`WindowDoc::epoch`).
+    pub epoch: u64,
     pub origin: Instant,
     pub scheduler: Scheduler,
     pub feedback: Feedback,
@@ -164,6 +166,7 @@ impl Shared {
         WindowDoc {
             version: api::API_VERSION,
             channel: self.name.clone(),
+            epoch: Some(self.epoch),
             caps: self.caps.clone(),
             latest: self.scheduler.latest().map(|e| e.seq),
             start_index: self.scheduler.start_index(),
@@ -317,8 +320,12 @@ impl Channel {
             ..Default::default()
         });
         tracker.set_super_seed(session.listen_addr(), session.peer_id());
+        let unix_ns = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos() as u64);
         let shared = Arc::new(Mutex::new(Shared {
             name: config.name.clone(),
+            epoch: api::channel_epoch(unix_ns, std::process::id(), crate::unique()),
             origin: Instant::now(),
             scheduler: Scheduler::new(SchedulerConfig {
                 window: config.window,

@@ -27,6 +27,16 @@
 //!   engine jumps to x' of the window at hand (TE reset, D kept: being late says
 //!   nothing about the link). A sequence number missing *inside* the window (the
 //!   channel failed to publish it) is skipped without touching TE.
+//! - A channel restart (the window's epoch changed, or its newest Segment number went
+//!   back) drops everything of the old run: the Segment in progress is cancelled
+//!   without output, TE and D are forgotten, and the engine asks for the whole new
+//!   window at once ([`Action::ChannelRestarted`], then [`Action::FetchWindow`]) and
+//!   starts at its x' like a new client. A restarted channel that keeps its numbers
+//!   but changed its epoch is the same case; one that keeps its numbers and has no
+//!   epoch looks like a channel that skipped ahead, which the rule above covers.
+//! - Stall (crumbsrc's `stall-timeout`): no window answered, x did not advance (live),
+//!   or no byte of any crumb arrived, for [`ClientConfig::stall_timeout`]: the engine
+//!   emits [`Action::Stalled`] once and then nothing more; the caller ends the stream.
 
 use std::collections::BTreeMap;
 
@@ -37,6 +47,9 @@ use super::rate::{RateEstimator, choose_d};
 /// Default [`ClientConfig::peer_patience`]: a tracker round trip, a BitTorrent
 /// handshake and a piece from a peer that is itself fetching it.
 pub const DEFAULT_PEER_PATIENCE: u64 = 300_000_000;
+
+/// Default [`ClientConfig::stall_timeout`]: five 2 s Segments.
+pub const DEFAULT_STALL_TIMEOUT: u64 = 10_000_000_000;
 
 /// Share of the time left to the deadline a crumb may need at its pace before the
 /// super seed is asked (the rest is a margin for the pace to drop).
@@ -68,6 +81,10 @@ pub struct ClientConfig {
     /// crumb has no byte yet or its pace would miss the deadline. `None`: never (the
     /// super seed is only what the tracker hands out).
     pub peer_patience: Option<u64>,
+    /// Give up on a channel that shows no sign of life for this long (ns): no window
+    /// answered, no new Segment in the window (live), or no byte of any crumb fetched.
+    /// `None`: wait forever.
+    pub stall_timeout: Option<u64>,
 }
 
 impl Default for ClientConfig {
@@ -81,6 +98,7 @@ impl Default for ClientConfig {
             poll_interval: 500_000_000,
             rate_window: 10_000_000_000,
             peer_patience: Some(DEFAULT_PEER_PATIENCE),
+            stall_timeout: Some(DEFAULT_STALL_TIMEOUT),
         }
     }
 }
@@ -108,6 +126,65 @@ pub enum Action {
     },
     /// Send this report to the channel (feeds rho).
     Report(ClientReport),
+    /// The channel restarted: drop every crumb, torrent and Segment document of the
+    /// old run (its numbers may come back with other content) and restart reassembly.
+    /// A [`Action::FetchWindow`] follows, for the whole new window.
+    ChannelRestarted(Restart),
+    /// The channel showed no sign of life for `stall_timeout`: end the stream. Emitted
+    /// once; the engine does nothing after it.
+    Stalled { reason: StallReason, since: u64 },
+}
+
+/// How a channel restart was seen.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RestartSign {
+    /// The window's epoch changed (or appeared, or went).
+    Epoch,
+    /// The newest Segment number went back.
+    NumbersBack,
+}
+
+/// A channel restart, for the element's message.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Restart {
+    pub sign: RestartSign,
+    pub old_epoch: Option<u64>,
+    pub new_epoch: Option<u64>,
+    /// The old run's newest Segment seen.
+    pub old_latest: Option<u64>,
+    /// The new run's newest Segment (None: nothing published yet).
+    pub new_latest: Option<u64>,
+}
+
+/// Which sign of life was missing for `stall_timeout`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum StallReason {
+    /// No window (or Segment document) answered.
+    NoAnswer,
+    /// Windows answered, but no new Segment appeared in them.
+    WindowFrozen,
+    /// Segments were there, but no byte of any crumb arrived.
+    NothingFetched,
+}
+
+impl StallReason {
+    /// The name in crumbsrc's messages.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            StallReason::NoAnswer => "no-answer",
+            StallReason::WindowFrozen => "window-frozen",
+            StallReason::NothingFetched => "nothing-fetched",
+        }
+    }
+
+    /// What happened, for a person.
+    pub fn describe(self) -> &'static str {
+        match self {
+            StallReason::NoAnswer => "the channel did not answer",
+            StallReason::WindowFrozen => "the channel published no new Segment",
+            StallReason::NothingFetched => "no byte of any crumb could be fetched",
+        }
+    }
 }
 
 /// A Segment's report to the channel: [`ReportDoc`] without the client id.
@@ -182,6 +259,8 @@ pub struct ClientStats {
     pub super_seed_fallbacks: u64,
     /// D of the current (or last) Segment.
     pub d_current: u16,
+    /// Channel restarts seen (epoch changed or numbers went back).
+    pub channel_restarts: u64,
     pub rate: Option<f64>,
     pub current_seq: Option<u64>,
 }
@@ -292,6 +371,113 @@ pub struct ClientEngine {
     sum_d: u64,
     stats: ClientStats,
     actions: Vec<Action>,
+    /// The epoch of the channel run followed; `None` before the first window.
+    epoch: Option<Option<u64>>,
+    /// Newest Segment number of this run seen in a window.
+    latest_seen: Option<u64>,
+    liveness: Liveness,
+    stalled: bool,
+}
+
+/// Signs of life of a channel, for [`ClientConfig::stall_timeout`]: when it last
+/// answered (a window or a Segment document), last showed a new Segment, and when the
+/// last byte of a crumb arrived. The engine keeps one; crumbsrc's relay mode, which
+/// has no engine, keeps its own.
+#[derive(Clone, Debug)]
+pub struct Liveness {
+    timeout: Option<u64>,
+    /// Live: a window that stops advancing is a stall (not on demand, where an
+    /// archive is played at the client's pace).
+    follow_window: bool,
+    last_answer: u64,
+    last_advance: u64,
+    last_fetched: u64,
+    bytes_seen: u64,
+    /// Longest Segment seen, ns: a healthy channel of long Segments shows a new one
+    /// only that often, so the timeout is at least two of them.
+    longest_segment: u64,
+}
+
+impl Liveness {
+    pub fn new(timeout: Option<u64>, follow_window: bool, now: u64) -> Liveness {
+        Liveness {
+            timeout,
+            follow_window,
+            last_answer: now,
+            last_advance: now,
+            last_fetched: now,
+            bytes_seen: 0,
+            longest_segment: 0,
+        }
+    }
+
+    pub fn set_follow_window(&mut self, follow: bool) {
+        self.follow_window = follow;
+    }
+
+    /// The channel answered (a window or Segment document, or a 404 for one).
+    pub fn on_answer(&mut self, now: u64) {
+        self.last_answer = self.last_answer.max(now);
+    }
+
+    /// A new Segment appeared in the window.
+    pub fn on_advance(&mut self, now: u64) {
+        self.last_advance = self.last_advance.max(now);
+    }
+
+    /// A Segment of `duration` ns is known.
+    pub fn on_segment(&mut self, duration: u64) {
+        self.longest_segment = self.longest_segment.max(duration);
+    }
+
+    /// A crumb completed.
+    pub fn on_fetched(&mut self, now: u64) {
+        self.last_fetched = self.last_fetched.max(now);
+    }
+
+    /// The running total of crumb bytes downloaded: progress when it grew.
+    pub fn on_bytes(&mut self, now: u64, total: u64) {
+        if total > self.bytes_seen {
+            self.bytes_seen = total;
+            self.on_fetched(now);
+        }
+    }
+
+    /// A new run of the channel: it gets a whole timeout to show its first Segments.
+    pub fn restart(&mut self, now: u64) {
+        self.on_answer(now);
+        self.on_advance(now);
+        self.on_fetched(now);
+    }
+
+    /// The timeout in force: `stall_timeout`, at least two of the longest Segments.
+    pub fn timeout(&self) -> Option<u64> {
+        Some(self.timeout?.max(self.longest_segment.saturating_mul(2)))
+    }
+
+    /// When a stall is declared if nothing happens before.
+    pub fn deadline(&self) -> Option<u64> {
+        let mut since = self.last_answer.min(self.last_fetched);
+        if self.follow_window {
+            since = since.min(self.last_advance);
+        }
+        Some(since.saturating_add(self.timeout()?))
+    }
+
+    /// The sign of life missing for the timeout at `now`, and since when.
+    pub fn stall(&self, now: u64) -> Option<(StallReason, u64)> {
+        let timeout = self.timeout()?;
+        let over = |t: u64| now >= t.saturating_add(timeout);
+        if over(self.last_answer) {
+            Some((StallReason::NoAnswer, self.last_answer))
+        } else if self.follow_window && over(self.last_advance) {
+            Some((StallReason::WindowFrozen, self.last_advance))
+        } else if over(self.last_fetched) {
+            Some((StallReason::NothingFetched, self.last_fetched))
+        } else {
+            None
+        }
+    }
 }
 
 impl ClientEngine {
@@ -303,6 +489,7 @@ impl ClientEngine {
         }
         ClientEngine {
             rate: RateEstimator::new(config.rate_window),
+            liveness: Liveness::new(config.stall_timeout, true, now),
             config,
             created_at: now,
             last_now: now,
@@ -320,6 +507,9 @@ impl ClientEngine {
             sum_d: 0,
             stats: ClientStats::default(),
             actions: Vec::new(),
+            epoch: None,
+            latest_seen: None,
+            stalled: false,
         }
     }
 
@@ -338,6 +528,7 @@ impl ClientEngine {
             self.rate.set_active(now, false);
         }
         self.on_demand = true;
+        self.liveness.set_follow_window(false);
         self.next = Some(seq);
         self.last_done = None;
         self.prev_deadline = None;
@@ -353,6 +544,20 @@ impl ClientEngine {
             return Err(ClientError::Version(doc.version));
         }
         self.advance(now, false);
+        if self.stalled {
+            return Ok(());
+        }
+        self.liveness.on_answer(now);
+        if let Some(sign) = self.restart_sign(doc) {
+            self.restart(now, sign, doc);
+            return Ok(());
+        }
+        self.epoch = Some(doc.epoch);
+        let newest = doc.latest.or(doc.segments.iter().map(|s| s.seq).max());
+        if newest.is_some_and(|n| self.latest_seen.is_none_or(|l| n > l)) {
+            self.latest_seen = newest;
+            self.liveness.on_advance(now);
+        }
         for seg in &doc.segments {
             self.insert_segment(seg);
         }
@@ -379,17 +584,73 @@ impl ClientEngine {
         Ok(())
     }
 
+    /// Whether `doc` comes from another run of the channel than the windows before.
+    pub fn restart_sign(&self, doc: &WindowDoc) -> Option<RestartSign> {
+        let epoch = self.epoch?;
+        if epoch != doc.epoch {
+            return Some(RestartSign::Epoch);
+        }
+        let newest = doc.latest.or(doc.segments.iter().map(|s| s.seq).max());
+        match (self.latest_seen, newest) {
+            (Some(old), Some(new)) if new < old => Some(RestartSign::NumbersBack),
+            _ => None,
+        }
+    }
+
+    /// Forgets the old run: its Segment in progress (cancelled, no output), its
+    /// Segments, TE and D; asks for the whole new window at once.
+    fn restart(&mut self, now: u64, sign: RestartSign, doc: &WindowDoc) {
+        let restart = Restart {
+            sign,
+            old_epoch: self.epoch.flatten(),
+            new_epoch: doc.epoch,
+            old_latest: self.latest_seen,
+            new_latest: doc.latest.or(doc.segments.iter().map(|s| s.seq).max()),
+        };
+        if let Some(cur) = self.current.take() {
+            self.cancel_in_flight(&cur);
+            self.rate.set_active(now, false);
+        }
+        self.stats.channel_restarts += 1;
+        self.actions.push(Action::ChannelRestarted(restart));
+        self.segments.clear();
+        self.window = None;
+        self.window_fresh = false;
+        if !self.on_demand {
+            self.next = None;
+        }
+        self.last_done = None;
+        self.prev_deadline = None;
+        self.last = None;
+        // The window in hand may list only Segments after one of the old run (the
+        // caller's `?after=`): a whole one is needed, now.
+        self.epoch = Some(doc.epoch);
+        self.latest_seen = None;
+        self.last_fetch = Some(now);
+        self.actions.push(Action::FetchWindow);
+        self.liveness.restart(now);
+    }
+
+    /// A window or Segment fetch got no usable answer (refused, timed out, not
+    /// JSON): nothing changes but time, which `stall_timeout` measures.
+    pub fn on_fetch_failed(&mut self, now: u64) {
+        self.advance(now, true);
+    }
+
     /// One Segment's document (on-demand: `GET /<channel>/segments/<seq>`).
     pub fn on_segment(&mut self, now: u64, doc: &SegmentDoc) {
         self.advance(now, false);
+        self.liveness.on_answer(now);
         self.insert_segment(doc);
         self.advance(now, true);
         self.prune();
     }
 
-    /// On-demand: Segment `seq` cannot be had; it is skipped.
+    /// On-demand: Segment `seq` cannot be had (the channel answered so); it is
+    /// skipped.
     pub fn on_segment_unavailable(&mut self, now: u64, seq: u64) {
         self.advance(now, false);
+        self.liveness.on_answer(now);
         if self.on_demand && self.current.is_none() && self.next == Some(seq) {
             self.skip(now, seq, seq.saturating_add(1));
         }
@@ -418,6 +679,7 @@ impl ClientEngine {
         };
         let i = usize::from(index);
         if cur.seq == seq && (1..=cur.done.len()).contains(&i) {
+            self.liveness.on_fetched(now);
             cur.done[i - 1] = true;
             if cur.done.iter().take(usize::from(cur.d)).all(|d| *d) {
                 self.finish(now);
@@ -432,6 +694,7 @@ impl ClientEngine {
     /// The caller's running total of bytes downloaded (all crumbs), for R.
     pub fn on_bytes_received(&mut self, now: u64, total_bytes: u64) {
         self.advance(now, false);
+        self.liveness.on_bytes(now, total_bytes);
         self.rate.on_bytes(now, total_bytes);
         self.advance(now, true);
     }
@@ -450,6 +713,23 @@ impl ClientEngine {
     /// When `tick` should be called next at the latest (a deadline, the end of a
     /// crumb's peer patience, or a poll timer).
     pub fn next_wakeup(&self) -> Option<u64> {
+        if self.stalled {
+            return None;
+        }
+        let wake = self.next_engine_wakeup();
+        match self.liveness.deadline() {
+            Some(s) => Some(wake.map_or(s, |w| w.min(s))),
+            None => wake,
+        }
+    }
+
+    /// When the engine gives up if nothing happens before (`stall_timeout` after the
+    /// oldest missing sign of life); `None` when it never does.
+    pub fn stall_at(&self) -> Option<u64> {
+        self.liveness.deadline().filter(|_| !self.stalled)
+    }
+
+    fn next_engine_wakeup(&self) -> Option<u64> {
         match (&self.current, self.last_fetch) {
             (Some(cur), _) => {
                 let patience = self
@@ -541,6 +821,7 @@ impl ClientEngine {
             return;
         }
         if let Some(meta) = SegmentMeta::parse(doc) {
+            self.liveness.on_segment(meta.duration);
             self.segments.insert(doc.seq, meta);
         }
     }
@@ -571,6 +852,18 @@ impl ClientEngine {
     fn advance(&mut self, now: u64, inclusive: bool) {
         let now = now.max(self.last_now);
         self.last_now = now;
+        if self.stalled {
+            return;
+        }
+        if inclusive && let Some((reason, since)) = self.liveness.stall(now) {
+            self.stalled = true;
+            if let Some(cur) = self.current.take() {
+                self.cancel_in_flight(&cur);
+                self.rate.set_active(now, false);
+            }
+            self.actions.push(Action::Stalled { reason, since });
+            return;
+        }
         while let Some(deadline) = self.current.as_ref().map(|c| c.deadline) {
             if deadline > now || (deadline == now && !inclusive) {
                 if inclusive {
@@ -892,6 +1185,7 @@ mod tests {
         WindowDoc {
             version: API_VERSION,
             channel: "live".into(),
+            epoch: None,
             caps: None,
             latest: segments.iter().map(|s| s.seq).max(),
             start_index: start,
@@ -929,12 +1223,14 @@ mod tests {
             .collect()
     }
 
-    /// The engine as these tests were written for: the paper's rule, and the super
-    /// seed only from the tracker (no fallback actions). Tests of the defaults say so.
+    /// The engine as these tests were written for: the paper's rule, the super seed
+    /// only from the tracker (no fallback actions), no stall timeout. Tests of the
+    /// defaults say so.
     fn base() -> ClientConfig {
         ClientConfig {
             adaptation: Adaptation::Paper,
             peer_patience: None,
+            stall_timeout: None,
             ..ClientConfig::default()
         }
     }
@@ -1346,6 +1642,268 @@ mod tests {
         assert_eq!(e.stats().segments_skipped, 1);
     }
 
+    /// `win` of the channel run `epoch`.
+    fn run(epoch: u64, seqs: std::ops::RangeInclusive<u64>, start: u64) -> WindowDoc {
+        WindowDoc {
+            epoch: Some(epoch),
+            ..win(seqs, &[10, 10], start)
+        }
+    }
+
+    fn restarts(actions: &[Action]) -> Vec<Restart> {
+        actions
+            .iter()
+            .filter_map(|a| match a {
+                Action::ChannelRestarted(r) => Some(r.clone()),
+                _ => None,
+            })
+            .collect()
+    }
+
+    #[test]
+    fn a_new_epoch_drops_the_old_run_and_starts_at_the_new_start_index() {
+        let mut e = engine(base());
+        e.on_window(0, &run(1, 40..=44, 42)).unwrap();
+        assert_eq!(downloads(&e.poll_actions(0)), vec![(42, 1)]);
+        // The channel restarted from 0; the client asked `?after=44`, so the window
+        // lists no Segment, only x = 1.
+        let mut w = run(2, 0..=1, 0);
+        w.segments.clear();
+        e.on_window(SEC, &w).unwrap();
+        let a = e.poll_actions(SEC);
+        assert_eq!(
+            a,
+            vec![
+                Action::Cancel { seq: 42, index: 1 },
+                Action::ChannelRestarted(Restart {
+                    sign: RestartSign::Epoch,
+                    old_epoch: Some(1),
+                    new_epoch: Some(2),
+                    old_latest: Some(44),
+                    new_latest: Some(1),
+                }),
+                Action::FetchWindow,
+            ],
+            "no Output for the dropped Segment, the whole window asked for at once"
+        );
+        assert_eq!(e.stats().channel_restarts, 1);
+        // The whole new window: x' = 0 begins at once, TE and D start over.
+        e.on_window(SEC + MS, &run(2, 0..=1, 0)).unwrap();
+        assert_eq!(downloads(&e.poll_actions(SEC + MS)), vec![(0, 1)]);
+        let s = e.stats();
+        assert_eq!((s.time_extension_last, s.d_current), (0, 1));
+        assert_eq!((s.segments_failed, s.segments_skipped), (0, 0));
+        // Then it plays on in the new run.
+        let a = complete(&mut e, SEC + 2 * MS, 0, 1);
+        assert_eq!(downloads(&a), vec![(1, 1)]);
+        assert_eq!(e.stats().channel_restarts, 1);
+    }
+
+    #[test]
+    fn a_new_epoch_with_the_numbers_kept_is_a_restart_too() {
+        let mut e = engine(base());
+        e.on_window(0, &run(1, 40..=44, 42)).unwrap();
+        e.poll_actions(0);
+        complete(&mut e, 100 * MS, 42, 1);
+        // Spool or archive reused: the new run goes on from 45 (and relists 43, 44
+        // with other crumbs).
+        e.on_window(SEC, &run(9, 43..=47, 45)).unwrap();
+        let a = e.poll_actions(SEC);
+        assert_eq!(restarts(&a)[0].sign, RestartSign::Epoch);
+        assert!(a.contains(&Action::Cancel { seq: 43, index: 1 }));
+        e.on_window(SEC, &run(9, 43..=47, 45)).unwrap();
+        assert_eq!(downloads(&e.poll_actions(SEC)), vec![(45, 1)]);
+        // The same epoch again is no restart.
+        e.on_window(2 * SEC, &run(9, 44..=48, 46)).unwrap();
+        assert!(restarts(&e.poll_actions(2 * SEC)).is_empty());
+        assert_eq!(e.stats().channel_restarts, 1);
+    }
+
+    #[test]
+    fn numbers_going_back_are_a_restart_without_epochs() {
+        let mut e = engine(base());
+        e.on_window(0, &win(40..=44, &[10], 42)).unwrap();
+        e.poll_actions(0);
+        e.on_window(SEC, &win(0..=2, &[10], 0)).unwrap();
+        let a = e.poll_actions(SEC);
+        let r = &restarts(&a)[0];
+        assert_eq!(r.sign, RestartSign::NumbersBack);
+        assert_eq!((r.old_epoch, r.new_epoch), (None, None));
+        assert_eq!((r.old_latest, r.new_latest), (Some(44), Some(2)));
+        e.on_window(SEC, &win(0..=2, &[10], 0)).unwrap();
+        assert_eq!(downloads(&e.poll_actions(SEC)), vec![(0, 1)]);
+        // A channel gaining an epoch (an upgrade that restarted it) is one too.
+        e.on_window(2 * SEC, &run(5, 0..=3, 1)).unwrap();
+        assert_eq!(restarts(&e.poll_actions(2 * SEC)).len(), 1);
+        assert_eq!(e.stats().channel_restarts, 2);
+    }
+
+    #[test]
+    fn numbers_that_go_on_without_epochs_are_a_channel_ahead_not_a_restart() {
+        let mut e = engine(base());
+        e.on_window(0, &win(40..=44, &[10], 42)).unwrap();
+        e.poll_actions(0);
+        complete(&mut e, 100 * MS, 42, 1);
+        complete(&mut e, 200 * MS, 43, 1);
+        complete(&mut e, 300 * MS, 44, 1);
+        // Restarted with the numbers kept, no epoch: it looks like a channel that
+        // went on, and the client jumps to its x' as for any Segments it missed.
+        e.on_window(20 * SEC, &win(60..=64, &[10], 62)).unwrap();
+        let a = e.poll_actions(20 * SEC);
+        assert!(restarts(&a).is_empty());
+        assert_eq!(downloads(&a), vec![(62, 1)]);
+    }
+
+    fn stall_config(timeout: u64) -> ClientConfig {
+        ClientConfig {
+            stall_timeout: Some(timeout),
+            ..base()
+        }
+    }
+
+    fn stalls(actions: &[Action]) -> Vec<(StallReason, u64)> {
+        actions
+            .iter()
+            .filter_map(|a| match a {
+                Action::Stalled { reason, since } => Some((*reason, *since)),
+                _ => None,
+            })
+            .collect()
+    }
+
+    #[test]
+    fn a_frozen_window_is_a_stall_after_the_timeout() {
+        let mut e = engine(stall_config(5 * SEC));
+        e.on_window(0, &win(1..=5, &[10], 5)).unwrap();
+        e.poll_actions(0);
+        complete(&mut e, 100 * MS, 5, 1);
+        e.on_bytes_received(100 * MS, 10);
+        // The channel answers every second, always with x = 5.
+        for t in 1..5 {
+            e.on_window(t * SEC, &win(1..=5, &[10], 5)).unwrap();
+            assert!(stalls(&e.poll_actions(t * SEC)).is_empty());
+        }
+        assert_eq!(e.stall_at(), Some(5 * SEC));
+        assert!(e.next_wakeup() <= Some(5 * SEC), "woken for the stall");
+        assert!(stalls(&e.poll_actions(5 * SEC - 1)).is_empty());
+        let a = e.poll_actions(5 * SEC);
+        assert_eq!(stalls(&a), vec![(StallReason::WindowFrozen, 0)]);
+        // Once: then nothing, whatever comes.
+        e.on_window(6 * SEC, &win(1..=6, &[10], 6)).unwrap();
+        assert!(e.poll_actions(7 * SEC).is_empty());
+        assert_eq!(e.next_wakeup(), None);
+    }
+
+    #[test]
+    fn no_answer_is_a_stall_after_the_timeout() {
+        let mut e = engine(stall_config(5 * SEC));
+        e.on_window(0, &win(1..=5, &[10], 5)).unwrap();
+        e.poll_actions(0);
+        complete(&mut e, 2 * SEC, 5, 1);
+        e.on_bytes_received(2 * SEC, 10);
+        let mut t = 2 * SEC;
+        let mut got = Vec::new();
+        while got.is_empty() {
+            t += SEC / 2;
+            e.on_fetch_failed(t);
+            got = stalls(&e.poll_actions(t));
+        }
+        assert_eq!(t, 5 * SEC);
+        assert_eq!(got, vec![(StallReason::NoAnswer, 0)]);
+    }
+
+    #[test]
+    fn crumbs_nobody_seeds_are_a_stall_after_the_timeout() {
+        let mut e = engine(stall_config(5 * SEC));
+        e.on_window(0, &win(1..=5, &[10], 3)).unwrap();
+        e.poll_actions(0);
+        e.on_bytes_received(0, 0);
+        // The window advances, every Segment fails: no byte ever comes.
+        let mut got = Vec::new();
+        let mut t = 0;
+        while got.is_empty() && t < 20 * SEC {
+            t += SEC / 2;
+            let x = 5 + t / (2 * SEC);
+            e.on_window(t, &win(x - 4..=x, &[10], x - 2)).unwrap();
+            e.on_bytes_received(t, 0);
+            got = stalls(&e.poll_actions(t));
+        }
+        assert_eq!(got, vec![(StallReason::NothingFetched, 0)]);
+        assert_eq!(t, 5 * SEC);
+        assert!(e.stats().segments_failed >= 2);
+    }
+
+    #[test]
+    fn progress_of_any_kind_keeps_a_channel_alive() {
+        // Bytes trickling in keep it alive however slow; windows advancing too.
+        let mut e = engine(stall_config(5 * SEC));
+        let mut t = 0;
+        while t < 60 * SEC {
+            let x = 5 + t / (2 * SEC);
+            e.on_window(t, &win(x - 4..=x, &[1_000_000], x - 2))
+                .unwrap();
+            e.on_bytes_received(t, t / MS);
+            assert!(stalls(&e.poll_actions(t)).is_empty(), "at {t}");
+            t += SEC;
+        }
+        // Segments of 8 s: a new one every 8 s is no stall at a 5 s timeout (the
+        // timeout is at least two Segments).
+        let mut e = engine(stall_config(5 * SEC));
+        let long = |x: u64| window(vec![seg(x, 8 * SEC, &[10])], Some(x));
+        for x in 1..5 {
+            let t = x * 8 * SEC;
+            e.on_window(t, &long(x)).unwrap();
+            e.on_bytes_received(t, x);
+            assert!(stalls(&e.poll_actions(t + 7 * SEC)).is_empty());
+        }
+        e.on_window(47 * SEC, &long(4)).unwrap();
+        assert_eq!(
+            stalls(&e.poll_actions(48 * SEC)),
+            vec![(StallReason::WindowFrozen, 32 * SEC)]
+        );
+        // No timeout: never.
+        let mut e = engine(base());
+        e.on_window(0, &win(1..=5, &[10], 5)).unwrap();
+        assert!(stalls(&e.poll_actions(3600 * SEC)).is_empty());
+    }
+
+    #[test]
+    fn a_restart_gives_the_new_run_a_whole_timeout() {
+        let mut e = engine(stall_config(5 * SEC));
+        e.on_window(0, &run(1, 1..=5, 5)).unwrap();
+        e.poll_actions(0);
+        // Gone for 4 s, back as a new run with nothing published yet.
+        e.on_fetch_failed(4 * SEC);
+        let mut w = run(2, 0..=0, 0);
+        w.segments.clear();
+        w.latest = None;
+        e.on_window(4 * SEC, &w).unwrap();
+        assert_eq!(restarts(&e.poll_actions(4 * SEC)).len(), 1);
+        e.on_window(8 * SEC, &w).unwrap();
+        assert!(stalls(&e.poll_actions(9 * SEC - 1)).is_empty());
+        assert_eq!(
+            stalls(&e.poll_actions(9 * SEC)),
+            vec![(StallReason::WindowFrozen, 4 * SEC)]
+        );
+    }
+
+    #[test]
+    fn on_demand_is_not_stalled_by_a_window_that_stands_still() {
+        let mut e = ClientEngine::new(stall_config(5 * SEC), 0);
+        e.start_at(0, 40);
+        let mut t = 0;
+        for seq in 40..50 {
+            e.poll_actions(t);
+            e.on_segment(t, &seg(seq, 2 * SEC, &[10]));
+            e.poll_actions(t);
+            t += SEC;
+            e.on_bytes_received(t, seq);
+            e.on_crumb_complete(t, seq, 1);
+            assert!(stalls(&e.poll_actions(t)).is_empty());
+        }
+        assert!(!stalls(&e.poll_actions(t + 10 * SEC)).is_empty());
+    }
+
     /// The paper's deployment scaled to 2 s Segments: base 128 kbps in crumb 1,
     /// enhancement 1 (512 kbps) in 4 crumbs, enhancement 2 (2048 kbps) in 10: N = 15,
     /// 672 kB per Segment, 336 kB/s at full quality.
@@ -1391,6 +1949,9 @@ mod tests {
                         Action::Output { record, .. } => out.push(record),
                         Action::Report(_) | Action::UseSuperSeed { .. } => {}
                         Action::FetchSegment { .. } => panic!("live client"),
+                        Action::ChannelRestarted(_) | Action::Stalled { .. } => {
+                            panic!("the simulated channel never restarts nor stalls")
+                        }
                     }
                 }
             }

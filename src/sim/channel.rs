@@ -118,6 +118,7 @@ impl Channel {
         WindowDoc {
             version: API_VERSION,
             channel: "sim".into(),
+            epoch: None,
             caps: None,
             latest: self.scheduler.latest().map(|e| e.seq),
             start_index: self.scheduler.start_index(),
