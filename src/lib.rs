@@ -224,4 +224,58 @@ pub const MESSAGES: &[MessageDoc] = &[
             ),
         ],
     },
+    MessageDoc {
+        element: "crumbsrc",
+        name: "crumbsrc-channel-restarted",
+        when: "when the channel restarted (its window's epoch changed, or its newest Segment number went back): the old run is dropped and the client rejoins at the new start index",
+        fields: &[
+            (
+                "sign",
+                "gchararray",
+                "how it was seen: epoch or numbers-back",
+            ),
+            (
+                "old-epoch",
+                "guint64",
+                "the old run's epoch (G_MAXUINT64 = none)",
+            ),
+            (
+                "new-epoch",
+                "guint64",
+                "the new run's epoch (G_MAXUINT64 = none)",
+            ),
+            (
+                "old-latest",
+                "guint64",
+                "the old run's newest Segment seen (G_MAXUINT64 = none)",
+            ),
+            (
+                "new-latest",
+                "guint64",
+                "the new run's newest Segment (G_MAXUINT64 = none yet)",
+            ),
+        ],
+    },
+    MessageDoc {
+        element: "crumbsrc",
+        name: "crumbsrc-stalled",
+        when: "once, after a warning and before EOS, when the channel showed no sign of life for stall-timeout",
+        fields: &[
+            (
+                "reason",
+                "gchararray",
+                "no-answer (the channel did not answer), window-frozen (no new Segment) or nothing-fetched (no byte of any crumb)",
+            ),
+            (
+                "stalled-for",
+                "guint64",
+                "how long the sign of life was missing (ns)",
+            ),
+            (
+                "timeout",
+                "guint64",
+                "the timeout in force: stall-timeout, at least two of the longest Segments (ns)",
+            ),
+        ],
+    },
 ];

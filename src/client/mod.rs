@@ -249,10 +249,11 @@ impl Runner {
                 if relay_tick.elapsed() >= Duration::from_millis(500) {
                     relay_tick = Instant::now();
                     self.stall_at = liveness.deadline();
-                    if let Err(e) = self.relay_round(&mut liveness, now()).await
-                        && self.fail(e)
-                    {
-                        break;
+                    if let Err(e) = self.relay_round(&mut liveness, now()).await {
+                        liveness.on_no_answer();
+                        if self.fail(e) {
+                            break;
+                        }
                     }
                 }
                 self.poll_progress(None, now());
@@ -268,8 +269,11 @@ impl Runner {
             self.stall_at = engine.stall_at();
             let mut actions = engine.poll_actions(now());
             // The window also tells that the channel is alive and which crumbs left it
-            // (to stop seeding them): read it at least every second.
-            if self.last_window.elapsed() >= Duration::from_secs(1)
+            // (to stop seeding them): read it at least every second (not after a stall:
+            // that ends the stream at once).
+            let stalled = actions.iter().any(|a| matches!(a, Action::Stalled { .. }));
+            if !stalled
+                && self.last_window.elapsed() >= Duration::from_secs(1)
                 && !actions.contains(&Action::FetchWindow)
             {
                 actions.insert(0, Action::FetchWindow);

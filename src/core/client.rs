@@ -393,6 +393,9 @@ pub struct Liveness {
     last_advance: u64,
     last_fetched: u64,
     bytes_seen: u64,
+    /// The last fetch got an answer: a stall while the channel is not answering is
+    /// told as such, whichever sign of life ran out first.
+    answering: bool,
     /// Longest Segment seen, ns: a healthy channel of long Segments shows a new one
     /// only that often, so the timeout is at least two of them.
     longest_segment: u64,
@@ -407,6 +410,7 @@ impl Liveness {
             last_advance: now,
             last_fetched: now,
             bytes_seen: 0,
+            answering: true,
             longest_segment: 0,
         }
     }
@@ -418,6 +422,12 @@ impl Liveness {
     /// The channel answered (a window or Segment document, or a 404 for one).
     pub fn on_answer(&mut self, now: u64) {
         self.last_answer = self.last_answer.max(now);
+        self.answering = true;
+    }
+
+    /// A fetch got no usable answer (refused, timed out, not JSON).
+    pub fn on_no_answer(&mut self) {
+        self.answering = false;
     }
 
     /// A new Segment appeared in the window.
@@ -464,19 +474,23 @@ impl Liveness {
         Some(since.saturating_add(self.timeout()?))
     }
 
-    /// The sign of life missing for the timeout at `now`, and since when.
+    /// A stall at `now`: why, and since when the sign of life that ran out was
+    /// missing. A channel that is not answering now is told as `NoAnswer` even when
+    /// its window had stopped advancing before.
     pub fn stall(&self, now: u64) -> Option<(StallReason, u64)> {
-        let timeout = self.timeout()?;
-        let over = |t: u64| now >= t.saturating_add(timeout);
-        if over(self.last_answer) {
-            Some((StallReason::NoAnswer, self.last_answer))
-        } else if self.follow_window && over(self.last_advance) {
-            Some((StallReason::WindowFrozen, self.last_advance))
-        } else if over(self.last_fetched) {
-            Some((StallReason::NothingFetched, self.last_fetched))
-        } else {
-            None
+        let deadline = self.deadline()?;
+        if now < deadline {
+            return None;
         }
+        let since = deadline.saturating_sub(self.timeout()?);
+        let reason = if !self.answering || self.last_answer == since {
+            StallReason::NoAnswer
+        } else if self.follow_window && self.last_advance == since {
+            StallReason::WindowFrozen
+        } else {
+            StallReason::NothingFetched
+        };
+        Some((reason, since))
     }
 }
 
@@ -634,6 +648,7 @@ impl ClientEngine {
     /// A window or Segment fetch got no usable answer (refused, timed out, not
     /// JSON): nothing changes but time, which `stall_timeout` measures.
     pub fn on_fetch_failed(&mut self, now: u64) {
+        self.liveness.on_no_answer();
         self.advance(now, true);
     }
 
