@@ -12,6 +12,7 @@ pub mod core;
 pub mod crumbjoin;
 pub mod crumbsink;
 pub mod crumbsrc;
+pub mod fuzzing;
 pub mod p2p;
 pub mod sim;
 pub mod spool;
