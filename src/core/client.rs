@@ -1128,7 +1128,9 @@ impl ClientEngine {
         self.actions.push(Action::Report(report));
         self.last_done = Some(cur.seq);
         self.last_fetch = None;
-        self.next = Some(cur.seq.saturating_add(1));
+        // Segment u64::MAX has no successor: saturating would begin it again, and
+        // again at each of its deadlines (found by fuzzing: a loop of 32 ns Segments).
+        self.next = cur.seq.checked_add(1);
         if successful {
             self.stats.segments_successful += 1;
             self.stats.segments_complete += u64::from(complete);
@@ -1178,7 +1180,7 @@ mod tests {
     fn seg(seq: u64, duration: u64, sizes: &[u64]) -> SegmentDoc {
         SegmentDoc {
             seq,
-            pts: Some(seq * duration),
+            pts: Some(seq.wrapping_mul(duration)),
             duration,
             age_ms: 0,
             crumbs: sizes
@@ -1917,6 +1919,31 @@ mod tests {
             assert!(stalls(&e.poll_actions(t)).is_empty());
         }
         assert!(!stalls(&e.poll_actions(t + 10 * SEC)).is_empty());
+    }
+
+    /// Found by fuzzing (`window_json`): on demand, Segment u64::MAX was begun again
+    /// after it was done, at each of its deadlines, so a late `tick` looped (and
+    /// queued actions) once per |s| of the gap: 30 million times for 32 ns Segments.
+    #[test]
+    fn the_last_segment_number_is_played_once() {
+        let mut e = ClientEngine::new(base(), 0);
+        e.start_at(0, u64::MAX);
+        e.poll_actions(0);
+        e.on_segment(0, &seg(u64::MAX, 32, &[10, 10]));
+        assert_eq!(downloads(&e.poll_actions(0)), vec![(u64::MAX, 1)]);
+        e.tick(SEC);
+        let a = e.poll_actions(SEC);
+        assert_eq!(records(&a).len(), 1, "{a:?}");
+        assert!(downloads(&a).is_empty());
+        assert_eq!(e.stats().segments_failed, 1);
+        // Live, the same: done once, then only window polls.
+        let mut e = engine(base());
+        e.on_window(0, &win(u64::MAX - 1..=u64::MAX, &[10], u64::MAX))
+            .unwrap();
+        e.poll_actions(0);
+        let a = complete(&mut e, MS, u64::MAX, 1);
+        assert_eq!(records(&a).len(), 1);
+        assert!(downloads(&e.poll_actions(10 * SEC)).is_empty());
     }
 
     /// The paper's deployment scaled to 2 s Segments: base 128 kbps in crumb 1,
