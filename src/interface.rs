@@ -281,6 +281,50 @@ pub const CRUMBSRC_SEGMENT: StructDef = StructDef {
     ],
 };
 
+pub const CRUMBSRC_CHANNEL_RESTARTED: StructDef = StructDef {
+    element: "crumbsrc",
+    name: "crumbsrc-channel-restarted",
+    when: "when the channel restarted (its window's epoch changed, or its newest Segment number went back): the old run is dropped and the client rejoins at the new start index",
+    fields: &[
+        f("sign", Str, "how it was seen: epoch or numbers-back"),
+        f("old-epoch", U64, "the old run's epoch (G_MAXUINT64 = none)"),
+        f("new-epoch", U64, "the new run's epoch (G_MAXUINT64 = none)"),
+        f(
+            "old-latest",
+            U64,
+            "the old run's newest Segment seen (G_MAXUINT64 = none)",
+        ),
+        f(
+            "new-latest",
+            U64,
+            "the new run's newest Segment (G_MAXUINT64 = none yet)",
+        ),
+    ],
+};
+
+pub const CRUMBSRC_STALLED: StructDef = StructDef {
+    element: "crumbsrc",
+    name: "crumbsrc-stalled",
+    when: "once, after a warning and before EOS, when the channel showed no sign of life for stall-timeout",
+    fields: &[
+        f(
+            "reason",
+            Str,
+            "no-answer (the channel did not answer), window-frozen (no new Segment) or nothing-fetched (no byte of any crumb)",
+        ),
+        f(
+            "stalled-for",
+            U64,
+            "how long the sign of life was missing (ns)",
+        ),
+        f(
+            "timeout",
+            U64,
+            "the timeout in force: stall-timeout, at least two of the longest Segments (ns)",
+        ),
+    ],
+};
+
 pub const SVCSEGMENTER_STATS: StructDef = StructDef {
     element: "svcsegmenter",
     name: "application/x-svcsegmenter-stats",
@@ -473,6 +517,11 @@ pub const CRUMBSRC_STATS: StructDef = StructDef {
             "crumbs for which the super seed was asked",
         ),
         f(
+            "channel-restarts",
+            U64,
+            "restarts of the channel seen (a new epoch, or Segment numbers going back)",
+        ),
+        f(
             "upload-limit",
             U32,
             "bytes/s set by the upload governor (0 = none)",
@@ -493,6 +542,8 @@ pub const MESSAGES: &[&StructDef] = &[
     &CRUMBSINK_LISTENING,
     &CRUMBSINK_SEGMENT,
     &CRUMBSRC_SEGMENT,
+    &CRUMBSRC_CHANNEL_RESTARTED,
+    &CRUMBSRC_STALLED,
 ];
 
 /// Every element's `stats` structure.

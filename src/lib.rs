@@ -13,6 +13,7 @@ pub mod crumbjoin;
 pub mod crumbsink;
 pub mod crumbsrc;
 pub mod element;
+pub mod fuzzing;
 pub mod interface;
 pub mod p2p;
 mod properties;

@@ -288,6 +288,13 @@ impl Channel {
                 super_seed_fanout: config.super_seed_fanout,
                 ..Default::default()
             },
+            epoch: Some(api::channel_epoch(
+                std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .map_or(0, |d| d.as_nanos() as u64),
+                std::process::id(),
+                crate::spool::unique(),
+            )),
             ..Default::default()
         });
         engine.set_tracker_url(tracker_url);

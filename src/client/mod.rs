@@ -15,7 +15,8 @@ use anyhow::{Context, bail};
 
 use crate::core::api::{CrumbDoc, SegmentDoc, WindowDoc};
 use crate::core::client::{
-    Action, ClientConfig as EngineConfig, ClientEngine, ClientStats, SegmentRecord,
+    Action, ClientConfig as EngineConfig, ClientEngine, ClientStats, Restart, SegmentRecord,
+    StallReason,
 };
 use crate::core::crumb::Crumb;
 use crate::core::reassembly::{Output, Reassembler};
@@ -68,10 +69,20 @@ pub enum ClientEvent {
         /// |s| in ns (0 when the Segment's document never arrived).
         duration: u64,
     },
+    /// The channel restarted: what follows is its new run (timestamps start over).
+    Restarted(Restart),
     /// Fatal: the text names the problem (unreachable channel, wrong URL...).
     Error(String),
-    /// The channel is gone after having worked: clean end of stream.
-    Eos,
+    /// The channel showed no sign of life for `stall_timeout` after having worked
+    /// (stopped, frozen, or its crumbs cannot be had): the end of the stream. The
+    /// client has stopped.
+    Stalled {
+        reason: StallReason,
+        /// How long the sign of life was missing, ns.
+        stalled_for: u64,
+        /// The timeout in force, ns.
+        timeout: u64,
+    },
 }
 
 /// Running totals shared with the element's `stats`.
@@ -102,8 +113,8 @@ pub struct Client {
 /// Peers per crumb torrent at most (both ways).
 const PEER_LIMIT: usize = 12;
 
-/// How many window fetches in a row may fail before the channel counts as gone.
-const MAX_FETCH_FAILURES: u32 = 10;
+/// Longest wait for one HTTP answer; shorter when the stall timeout ends sooner.
+const HTTP_TIMEOUT: Duration = Duration::from_secs(5);
 
 impl Client {
     pub fn start(settings: ClientSettings) -> anyhow::Result<Client> {
@@ -148,9 +159,7 @@ impl Client {
         // The governor's first limit is set at the first round.
         let applied_upload_limit = settings.max_upload_rate;
         let runner = Runner {
-            http: reqwest::Client::builder()
-                .timeout(Duration::from_secs(5))
-                .build()?,
+            http: reqwest::Client::builder().build()?,
             origin: format!("{}://{}", url.scheme(), url.authority()),
             settings,
             session: Arc::new(session),
@@ -168,8 +177,8 @@ impl Client {
             super_seed: None,
             reassembler: Reassembler::new(0),
             window_ok_once: false,
-            fetch_failures: 0,
             last_window: Instant::now(),
+            stall_at: None,
         };
         let task = RUNTIME.spawn(runner.run());
         Ok(Client {
@@ -221,8 +230,9 @@ struct Runner {
     super_seed: Option<SocketAddr>,
     reassembler: Reassembler,
     window_ok_once: bool,
-    fetch_failures: u32,
     last_window: Instant,
+    /// When the engine declares a stall (its clock): HTTP waits end by then.
+    stall_at: Option<u64>,
 }
 
 impl Runner {
@@ -241,20 +251,34 @@ impl Runner {
         }
         while !self.stop.load(Ordering::SeqCst) {
             engine.tick(now());
+            self.stall_at = engine.stall_at();
             let mut actions = engine.poll_actions(now());
             // The window also tells that the channel is alive and which crumbs left it
-            // (to stop seeding them): read it at least every second.
-            if self.last_window.elapsed() >= Duration::from_secs(1)
+            // (to stop seeding them): read it at least every second (not after a stall:
+            // that ends the stream at once).
+            let stalled = actions.iter().any(|a| matches!(a, Action::Stalled { .. }));
+            if !stalled
+                && self.last_window.elapsed() >= Duration::from_secs(1)
                 && !actions.contains(&Action::FetchWindow)
             {
                 actions.insert(0, Action::FetchWindow);
             }
             for action in actions {
-                if let Err(e) = self.act(&mut engine, action, now()).await
-                    && self.fail(e)
-                {
+                if let Action::Stalled { reason, since } = action {
+                    let timeout = engine.config().stall_timeout;
+                    self.stalled(reason, since, timeout);
                     self.finish().await;
                     return;
+                }
+                let fetch = matches!(action, Action::FetchWindow);
+                if let Err(e) = self.act(&mut engine, action, now()).await {
+                    if fetch {
+                        engine.on_fetch_failed(now());
+                    }
+                    if self.fail(e) {
+                        self.finish().await;
+                        return;
+                    }
                 }
             }
             self.poll_progress(Some(&mut engine), now());
@@ -267,10 +291,9 @@ impl Runner {
         self.finish().await;
     }
 
-    /// A failed step: fatal (returns true) for a channel that never answered or that
-    /// went away; otherwise counted and retried.
+    /// A failed step: fatal (returns true) for a channel that never answered;
+    /// otherwise retried (the stall timeout decides when a channel is gone).
     fn fail(&mut self, e: anyhow::Error) -> bool {
-        self.fetch_failures += 1;
         if !self.window_ok_once {
             let _ = self.tx.send(ClientEvent::Error(format!(
                 "Cannot join channel {}: {e:#}",
@@ -278,11 +301,17 @@ impl Runner {
             )));
             return true;
         }
-        if self.fetch_failures >= MAX_FETCH_FAILURES {
-            let _ = self.tx.send(ClientEvent::Eos);
-            return true;
-        }
+        gst::debug!(crate::client::CAT, "{e:#}");
         false
+    }
+
+    fn stalled(&mut self, reason: StallReason, since: u64, timeout: Option<u64>) {
+        let stalled_for = self.now().saturating_sub(since);
+        let _ = self.tx.send(ClientEvent::Stalled {
+            reason,
+            stalled_for,
+            timeout: timeout.unwrap_or(stalled_for),
+        });
     }
 
     async fn finish(&mut self) {
@@ -296,9 +325,16 @@ impl Runner {
         } else {
             format!("{}{}", self.origin, path)
         };
+        // Never past the stall deadline: a channel that accepts and never answers
+        // must not hold the client longer than `stall-timeout`.
+        let left = self.stall_at.map_or(HTTP_TIMEOUT, |at| {
+            Duration::from_nanos(at.saturating_sub(self.now()))
+        });
+        let timeout = left.clamp(Duration::from_millis(100), HTTP_TIMEOUT);
         let r = self
             .http
             .get(&url)
+            .timeout(timeout)
             .send()
             .await
             .with_context(|| format!("GET {url}"))?;
@@ -345,7 +381,6 @@ impl Runner {
         }
         self.window_ok_once = true;
         self.last_window = Instant::now();
-        self.fetch_failures = 0;
         if let Some(s) = doc.super_seed.as_deref().and_then(|s| s.parse().ok()) {
             self.super_seed = Some(s);
         }
@@ -521,6 +556,20 @@ impl Runner {
                     duration,
                 });
             }
+            Action::ChannelRestarted(r) => {
+                gst::info!(crate::client::CAT, "channel restarted: {r:?}");
+                // The old run's numbers may come back with other crumbs: nothing of it
+                // may be kept, seeded or reassembled with the new one.
+                for (_, id) in self.active.drain() {
+                    let _ = self.session.remove(id, true).await;
+                }
+                self.docs.clear();
+                self.done.clear();
+                self.fallback_pending.clear();
+                self.reassembler = Reassembler::new(0);
+                let _ = self.tx.send(ClientEvent::Restarted(r));
+            }
+            Action::Stalled { .. } => {}
             Action::Report(r) => {
                 let doc = r.to_doc(&self.settings.client_id, Some(self.session.peer_id()));
                 let http = self.http.clone();

@@ -12,6 +12,11 @@ pub const API_VERSION: u32 = 1;
 pub struct WindowDoc {
     pub version: u32,
     pub channel: String,
+    /// The channel instance: chosen at the channel's start, different for every run
+    /// ([`channel_epoch`]). A client that sees it change knows the channel restarted,
+    /// with new Segments that may reuse the old numbers. Absent from older channels.
+    #[serde(default)]
+    pub epoch: Option<u64>,
     /// The stream's caps (crumb 1 of the newest Segment carries them too).
     pub caps: Option<String>,
     /// The audio's caps when the channel carries audio (crumb 1 of each Segment
@@ -115,6 +120,16 @@ pub struct StatsDoc {
 /// ([`super::uplink`]) reads its uplink's queueing delay from it.
 pub const RECEIVED_HEADER: &str = "x-crumbs-received-ns";
 
+/// A channel run's epoch: its start time (ns since the Unix epoch) mixed with the
+/// process id and a per-process count, so that two runs differ even when started in
+/// the same nanosecond (two processes) or by the same process (two channels). The
+/// mix is an xor with the pid and the count scrambled into the high bits, where the
+/// clock's bits change slowest.
+pub fn channel_epoch(unix_ns: u64, pid: u32, n: u64) -> u64 {
+    let salt = (u64::from(pid) ^ n.rotate_left(22)).wrapping_mul(0x9e37_79b9_7f4a_7c15);
+    unix_ns ^ salt
+}
+
 /// Hex of an info-hash.
 pub fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
@@ -166,6 +181,7 @@ mod tests {
         let w = WindowDoc {
             version: API_VERSION,
             channel: "live".into(),
+            epoch: Some(7),
             caps: Some("video/x-vp8".into()),
             audio_caps: Some("audio/x-opus".into()),
             latest: Some(9),
@@ -200,5 +216,23 @@ mod tests {
         let s = serde_json::to_string(&video_only).unwrap();
         assert!(!s.contains("audio"), "{s}");
         assert_eq!(serde_json::from_str::<WindowDoc>(&s).unwrap(), video_only);
+        // A window of a channel from before epochs still parses.
+        let mut v: serde_json::Value = serde_json::from_str(&s).unwrap();
+        v.as_object_mut().unwrap().remove("epoch");
+        let old: WindowDoc = serde_json::from_value(v).unwrap();
+        assert_eq!(old.epoch, None);
+    }
+
+    #[test]
+    fn epochs_differ_between_runs() {
+        let t = 1_700_000_000_000_000_000;
+        let e = channel_epoch(t, 100, 0);
+        assert_ne!(e, channel_epoch(t, 101, 0), "another process, same ns");
+        assert_ne!(
+            e,
+            channel_epoch(t, 100, 1),
+            "another channel of the process"
+        );
+        assert_ne!(e, channel_epoch(t + 1, 100, 0), "a later start");
     }
 }

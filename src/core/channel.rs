@@ -38,6 +38,9 @@ pub struct ChannelEngineConfig {
     /// reports are not counted until older ones expire. Bounds memory against
     /// announce floods with made-up peer ids.
     pub max_audience: usize,
+    /// This run of the channel (`WindowDoc::epoch`, see `api::channel_epoch`): a
+    /// client that sees it change knows the channel restarted.
+    pub epoch: Option<u64>,
 }
 
 impl Default for ChannelEngineConfig {
@@ -48,6 +51,7 @@ impl Default for ChannelEngineConfig {
             feedback: FeedbackConfig::default(),
             tracker: TrackerConfig::default(),
             max_audience: 100_000,
+            epoch: None,
         }
     }
 }
@@ -345,6 +349,7 @@ impl ChannelEngine {
         WindowDoc {
             version: api::API_VERSION,
             channel: name.clone(),
+            epoch: self.config.epoch,
             caps: self.caps.clone(),
             audio_caps: self.audio_caps.clone(),
             latest: self.scheduler.latest().map(|e| e.seq),

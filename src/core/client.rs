@@ -27,6 +27,16 @@
 //!   engine jumps to x' of the window at hand (TE reset, D kept: being late says
 //!   nothing about the link). A sequence number missing *inside* the window (the
 //!   channel failed to publish it) is skipped without touching TE.
+//! - A channel restart (the window's epoch changed, or its newest Segment number went
+//!   back) drops everything of the old run: the Segment in progress is cancelled
+//!   without output, TE and D are forgotten, and the engine asks for the whole new
+//!   window at once ([`Action::ChannelRestarted`], then [`Action::FetchWindow`]) and
+//!   starts at its x' like a new client. A restarted channel that keeps its numbers
+//!   but changed its epoch is the same case; one that keeps its numbers and has no
+//!   epoch looks like a channel that skipped ahead, which the rule above covers.
+//! - Stall (crumbsrc's `stall-timeout`): no window answered, x did not advance (live),
+//!   or no byte of any crumb arrived, for [`ClientConfig::stall_timeout`]: the engine
+//!   emits [`Action::Stalled`] once and then nothing more; the caller ends the stream.
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -38,6 +48,9 @@ use super::time::{MS, SEC};
 /// Default [`ClientConfig::peer_patience`]: a tracker round trip, a BitTorrent
 /// handshake and a piece from a peer that is itself fetching it.
 pub const DEFAULT_PEER_PATIENCE: u64 = 300 * MS;
+
+/// Default [`ClientConfig::stall_timeout`]: five 2 s Segments.
+pub const DEFAULT_STALL_TIMEOUT: u64 = 10_000_000_000;
 
 /// Share of the time left to the deadline a crumb may need at its pace before the
 /// super seed is asked (the rest is a margin for the pace to drop).
@@ -74,6 +87,10 @@ pub struct ClientConfig {
     /// engine then asks for the window every `poll_interval` and for each crumb once
     /// ([`ClientEngine::on_download_failed`] puts one back).
     pub relay: bool,
+    /// Give up on a channel that shows no sign of life for this long (ns): no window
+    /// answered, no new Segment in the window (live), or no byte of any crumb fetched.
+    /// `None`: wait forever.
+    pub stall_timeout: Option<u64>,
 }
 
 impl Default for ClientConfig {
@@ -88,6 +105,7 @@ impl Default for ClientConfig {
             rate_window: 10 * SEC,
             peer_patience: Some(DEFAULT_PEER_PATIENCE),
             relay: false,
+            stall_timeout: Some(DEFAULT_STALL_TIMEOUT),
         }
     }
 }
@@ -115,6 +133,65 @@ pub enum Action {
     },
     /// Send this report to the channel (feeds rho).
     Report(ClientReport),
+    /// The channel restarted: drop every crumb, torrent and Segment document of the
+    /// old run (its numbers may come back with other content) and restart reassembly.
+    /// A [`Action::FetchWindow`] follows, for the whole new window.
+    ChannelRestarted(Restart),
+    /// The channel showed no sign of life for `stall_timeout`: end the stream. Emitted
+    /// once; the engine does nothing after it.
+    Stalled { reason: StallReason, since: u64 },
+}
+
+/// How a channel restart was seen.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RestartSign {
+    /// The window's epoch changed (or appeared, or went).
+    Epoch,
+    /// The newest Segment number went back.
+    NumbersBack,
+}
+
+/// A channel restart, for the element's message.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Restart {
+    pub sign: RestartSign,
+    pub old_epoch: Option<u64>,
+    pub new_epoch: Option<u64>,
+    /// The old run's newest Segment seen.
+    pub old_latest: Option<u64>,
+    /// The new run's newest Segment (None: nothing published yet).
+    pub new_latest: Option<u64>,
+}
+
+/// Which sign of life was missing for `stall_timeout`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum StallReason {
+    /// No window (or Segment document) answered.
+    NoAnswer,
+    /// Windows answered, but no new Segment appeared in them.
+    WindowFrozen,
+    /// Segments were there, but no byte of any crumb arrived.
+    NothingFetched,
+}
+
+impl StallReason {
+    /// The name in crumbsrc's messages.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            StallReason::NoAnswer => "no-answer",
+            StallReason::WindowFrozen => "window-frozen",
+            StallReason::NothingFetched => "nothing-fetched",
+        }
+    }
+
+    /// What happened, for a person.
+    pub fn describe(self) -> &'static str {
+        match self {
+            StallReason::NoAnswer => "the channel did not answer",
+            StallReason::WindowFrozen => "the channel published no new Segment",
+            StallReason::NothingFetched => "no byte of any crumb could be fetched",
+        }
+    }
 }
 
 /// A Segment's report to the channel: [`ReportDoc`] without the client's ids.
@@ -192,6 +269,8 @@ pub struct ClientStats {
     pub super_seed_fallbacks: u64,
     /// D of the current (or last) Segment.
     pub d_current: u16,
+    /// Channel restarts seen (epoch changed or numbers went back).
+    pub channel_restarts: u64,
     pub rate: Option<f64>,
     pub current_seq: Option<u64>,
 }
@@ -307,6 +386,127 @@ pub struct ClientEngine {
     actions: Vec<Action>,
     /// Relay: the crumbs asked for, of Segments still in the window.
     relayed: BTreeSet<(u64, u16)>,
+    /// The epoch of the channel run followed; `None` before the first window.
+    epoch: Option<Option<u64>>,
+    /// Newest Segment number of this run seen in a window.
+    latest_seen: Option<u64>,
+    liveness: Liveness,
+    stalled: bool,
+}
+
+/// Signs of life of a channel, for [`ClientConfig::stall_timeout`]: when it last
+/// answered (a window or a Segment document), last showed a new Segment, and when the
+/// last byte of a crumb arrived. The engine keeps one; crumbsrc's relay mode, which
+/// has no engine, keeps its own.
+#[derive(Clone, Debug)]
+pub struct Liveness {
+    timeout: Option<u64>,
+    /// Live: a window that stops advancing is a stall (not on demand, where an
+    /// archive is played at the client's pace).
+    follow_window: bool,
+    last_answer: u64,
+    last_advance: u64,
+    last_fetched: u64,
+    bytes_seen: u64,
+    /// The last fetch got an answer: a stall while the channel is not answering is
+    /// told as such, whichever sign of life ran out first.
+    answering: bool,
+    /// Longest Segment seen, ns: a healthy channel of long Segments shows a new one
+    /// only that often, so the timeout is at least two of them.
+    longest_segment: u64,
+}
+
+impl Liveness {
+    pub fn new(timeout: Option<u64>, follow_window: bool, now: u64) -> Liveness {
+        Liveness {
+            timeout,
+            follow_window,
+            last_answer: now,
+            last_advance: now,
+            last_fetched: now,
+            bytes_seen: 0,
+            answering: true,
+            longest_segment: 0,
+        }
+    }
+
+    pub fn set_follow_window(&mut self, follow: bool) {
+        self.follow_window = follow;
+    }
+
+    /// The channel answered (a window or Segment document, or a 404 for one).
+    pub fn on_answer(&mut self, now: u64) {
+        self.last_answer = self.last_answer.max(now);
+        self.answering = true;
+    }
+
+    /// A fetch got no usable answer (refused, timed out, not JSON).
+    pub fn on_no_answer(&mut self) {
+        self.answering = false;
+    }
+
+    /// A new Segment appeared in the window.
+    pub fn on_advance(&mut self, now: u64) {
+        self.last_advance = self.last_advance.max(now);
+    }
+
+    /// A Segment of `duration` ns is known.
+    pub fn on_segment(&mut self, duration: u64) {
+        self.longest_segment = self.longest_segment.max(duration);
+    }
+
+    /// A crumb completed.
+    pub fn on_fetched(&mut self, now: u64) {
+        self.last_fetched = self.last_fetched.max(now);
+    }
+
+    /// The running total of crumb bytes downloaded: progress when it grew.
+    pub fn on_bytes(&mut self, now: u64, total: u64) {
+        if total > self.bytes_seen {
+            self.bytes_seen = total;
+            self.on_fetched(now);
+        }
+    }
+
+    /// A new run of the channel: it gets a whole timeout to show its first Segments.
+    pub fn restart(&mut self, now: u64) {
+        self.on_answer(now);
+        self.on_advance(now);
+        self.on_fetched(now);
+    }
+
+    /// The timeout in force: `stall_timeout`, at least two of the longest Segments.
+    pub fn timeout(&self) -> Option<u64> {
+        Some(self.timeout?.max(self.longest_segment.saturating_mul(2)))
+    }
+
+    /// When a stall is declared if nothing happens before.
+    pub fn deadline(&self) -> Option<u64> {
+        let mut since = self.last_answer.min(self.last_fetched);
+        if self.follow_window {
+            since = since.min(self.last_advance);
+        }
+        Some(since.saturating_add(self.timeout()?))
+    }
+
+    /// A stall at `now`: why, and since when the sign of life that ran out was
+    /// missing. A channel that is not answering now is told as `NoAnswer` even when
+    /// its window had stopped advancing before.
+    pub fn stall(&self, now: u64) -> Option<(StallReason, u64)> {
+        let deadline = self.deadline()?;
+        if now < deadline {
+            return None;
+        }
+        let since = deadline.saturating_sub(self.timeout()?);
+        let reason = if !self.answering || self.last_answer == since {
+            StallReason::NoAnswer
+        } else if self.follow_window && self.last_advance == since {
+            StallReason::WindowFrozen
+        } else {
+            StallReason::NothingFetched
+        };
+        Some((reason, since))
+    }
 }
 
 impl ClientEngine {
@@ -318,6 +518,7 @@ impl ClientEngine {
         }
         ClientEngine {
             rate: RateEstimator::new(config.rate_window),
+            liveness: Liveness::new(config.stall_timeout, true, now),
             config,
             created_at: now,
             last_now: now,
@@ -337,6 +538,9 @@ impl ClientEngine {
             stats: ClientStats::default(),
             actions: Vec::new(),
             relayed: BTreeSet::new(),
+            epoch: None,
+            latest_seen: None,
+            stalled: false,
         }
     }
 
@@ -356,6 +560,7 @@ impl ClientEngine {
         }
         self.on_demand = true;
         self.at_live_edge = false;
+        self.liveness.set_follow_window(false);
         self.next = Some(seq);
         self.last_done = None;
         self.prev_deadline = None;
@@ -375,6 +580,20 @@ impl ClientEngine {
             return Ok(());
         }
         self.advance(now, false);
+        if self.stalled {
+            return Ok(());
+        }
+        self.liveness.on_answer(now);
+        if let Some(sign) = self.restart_sign(doc) {
+            self.restart(now, sign, doc);
+            return Ok(());
+        }
+        self.epoch = Some(doc.epoch);
+        let newest = doc.latest.or(doc.segments.iter().map(|s| s.seq).max());
+        if newest.is_some_and(|n| self.latest_seen.is_none_or(|l| n > l)) {
+            self.latest_seen = newest;
+            self.liveness.on_advance(now);
+        }
         for seg in &doc.segments {
             self.insert_segment(seg);
         }
@@ -406,9 +625,64 @@ impl ClientEngine {
         Ok(())
     }
 
+    /// Whether `doc` comes from another run of the channel than the windows before.
+    pub fn restart_sign(&self, doc: &WindowDoc) -> Option<RestartSign> {
+        let epoch = self.epoch?;
+        if epoch != doc.epoch {
+            return Some(RestartSign::Epoch);
+        }
+        let newest = doc.latest.or(doc.segments.iter().map(|s| s.seq).max());
+        match (self.latest_seen, newest) {
+            (Some(old), Some(new)) if new < old => Some(RestartSign::NumbersBack),
+            _ => None,
+        }
+    }
+
+    /// Forgets the old run: its Segment in progress (cancelled, no output), its
+    /// Segments, TE and D; asks for the whole new window at once.
+    fn restart(&mut self, now: u64, sign: RestartSign, doc: &WindowDoc) {
+        let restart = Restart {
+            sign,
+            old_epoch: self.epoch.flatten(),
+            new_epoch: doc.epoch,
+            old_latest: self.latest_seen,
+            new_latest: doc.latest.or(doc.segments.iter().map(|s| s.seq).max()),
+        };
+        if let Some(cur) = self.current.take() {
+            self.cancel_in_flight(&cur);
+            self.rate.set_active(now, false);
+        }
+        self.stats.channel_restarts += 1;
+        self.actions.push(Action::ChannelRestarted(restart));
+        self.segments.clear();
+        self.window = None;
+        self.window_fresh = false;
+        if !self.on_demand {
+            self.next = None;
+        }
+        self.last_done = None;
+        self.prev_deadline = None;
+        self.last = None;
+        // The window in hand may list only Segments after one of the old run (the
+        // caller's `?after=`): a whole one is needed, now.
+        self.epoch = Some(doc.epoch);
+        self.latest_seen = None;
+        self.last_fetch = Some(now);
+        self.actions.push(Action::FetchWindow);
+        self.liveness.restart(now);
+    }
+
+    /// A window or Segment fetch got no usable answer (refused, timed out, not
+    /// JSON): nothing changes but time, which `stall_timeout` measures.
+    pub fn on_fetch_failed(&mut self, now: u64) {
+        self.liveness.on_no_answer();
+        self.advance(now, true);
+    }
+
     /// One Segment's document (on-demand: `GET /<channel>/segments/<seq>`).
     pub fn on_segment(&mut self, now: u64, doc: &SegmentDoc) {
         self.advance(now, false);
+        self.liveness.on_answer(now);
         self.insert_segment(doc);
         self.advance(now, true);
         self.prune();
@@ -420,6 +694,7 @@ impl ClientEngine {
     /// (skipping there would run ahead of the channel and never play again).
     pub fn on_segment_unavailable(&mut self, now: u64, seq: u64) {
         self.advance(now, false);
+        self.liveness.on_answer(now);
         if self.on_demand && self.current.is_none() && self.next == Some(seq) {
             match self.window {
                 Some(w) if seq <= w.latest => self.skip(now, seq, seq.saturating_add(1)),
@@ -451,6 +726,7 @@ impl ClientEngine {
         };
         let i = usize::from(index);
         if cur.seq == seq && (1..=cur.done.len()).contains(&i) {
+            self.liveness.on_fetched(now);
             cur.done[i - 1] = true;
             if cur.done.iter().take(usize::from(cur.d)).all(|d| *d) {
                 self.finish(now);
@@ -495,6 +771,7 @@ impl ClientEngine {
     /// The caller's running total of bytes downloaded (all crumbs), for R.
     pub fn on_bytes_received(&mut self, now: u64, total_bytes: u64) {
         self.advance(now, false);
+        self.liveness.on_bytes(now, total_bytes);
         self.rate.on_bytes(now, total_bytes);
         self.advance(now, true);
     }
@@ -513,6 +790,23 @@ impl ClientEngine {
     /// When `tick` should be called next at the latest (a deadline, the end of a
     /// crumb's peer patience, or a poll timer).
     pub fn next_wakeup(&self) -> Option<u64> {
+        if self.stalled {
+            return None;
+        }
+        let wake = self.next_engine_wakeup();
+        match self.liveness.deadline() {
+            Some(s) => Some(wake.map_or(s, |w| w.min(s))),
+            None => wake,
+        }
+    }
+
+    /// When the engine gives up if nothing happens before (`stall_timeout` after the
+    /// oldest missing sign of life); `None` when it never does.
+    pub fn stall_at(&self) -> Option<u64> {
+        self.liveness.deadline().filter(|_| !self.stalled)
+    }
+
+    fn next_engine_wakeup(&self) -> Option<u64> {
         match (&self.current, self.last_fetch) {
             (Some(cur), _) => {
                 let patience = self
@@ -604,6 +898,7 @@ impl ClientEngine {
             return;
         }
         if let Some(meta) = SegmentMeta::parse(doc) {
+            self.liveness.on_segment(meta.duration);
             self.segments.insert(doc.seq, meta);
         }
     }
@@ -634,6 +929,18 @@ impl ClientEngine {
     fn advance(&mut self, now: u64, inclusive: bool) {
         let now = now.max(self.last_now);
         self.last_now = now;
+        if self.stalled {
+            return;
+        }
+        if inclusive && let Some((reason, since)) = self.liveness.stall(now) {
+            self.stalled = true;
+            if let Some(cur) = self.current.take() {
+                self.cancel_in_flight(&cur);
+                self.rate.set_active(now, false);
+            }
+            self.actions.push(Action::Stalled { reason, since });
+            return;
+        }
         if self.config.relay {
             if inclusive {
                 self.request_fetch(now);
@@ -890,7 +1197,9 @@ impl ClientEngine {
         self.actions.push(Action::Report(report));
         self.last_done = Some(cur.seq);
         self.last_fetch = None;
-        self.next = Some(cur.seq.saturating_add(1));
+        // Segment u64::MAX has no successor: saturating would begin it again, and
+        // again at each of its deadlines (found by fuzzing: a loop of 32 ns Segments).
+        self.next = cur.seq.checked_add(1);
         if successful {
             self.stats.segments_successful += 1;
             self.stats.segments_complete += u64::from(complete);

@@ -6,7 +6,7 @@ use crate::core::time::{MS, SEC};
 fn seg(seq: u64, duration: u64, sizes: &[u64]) -> SegmentDoc {
     SegmentDoc {
         seq,
-        pts: Some(seq * duration),
+        pts: Some(seq.wrapping_mul(duration)),
         duration,
         age_ms: 0,
         crumbs: sizes
@@ -28,6 +28,7 @@ fn window(segments: Vec<SegmentDoc>, start: Option<u64>) -> WindowDoc {
     WindowDoc {
         version: API_VERSION,
         channel: "live".into(),
+        epoch: None,
         caps: None,
         audio_caps: None,
         latest: segments.iter().map(|s| s.seq).max(),
@@ -66,12 +67,14 @@ fn records(actions: &[Action]) -> Vec<SegmentRecord> {
         .collect()
 }
 
-/// The engine as these tests were written for: the paper's rule, and the super
-/// seed only from the tracker (no fallback actions). Tests of the defaults say so.
+/// The engine as these tests were written for: the paper's rule, the super seed
+/// only from the tracker (no fallback actions), no stall timeout. Tests of the
+/// defaults say so.
 fn base() -> ClientConfig {
     ClientConfig {
         adaptation: Adaptation::Paper,
         peer_patience: None,
+        stall_timeout: None,
         ..ClientConfig::default()
     }
 }
@@ -516,6 +519,293 @@ fn on_demand_waits_at_the_live_edge() {
     assert_eq!(downloads(&e.poll_actions(t)), vec![(11, 1)]);
 }
 
+/// `win` of the channel run `epoch`.
+fn run(epoch: u64, seqs: std::ops::RangeInclusive<u64>, start: u64) -> WindowDoc {
+    WindowDoc {
+        epoch: Some(epoch),
+        ..win(seqs, &[10, 10], start)
+    }
+}
+
+fn restarts(actions: &[Action]) -> Vec<Restart> {
+    actions
+        .iter()
+        .filter_map(|a| match a {
+            Action::ChannelRestarted(r) => Some(r.clone()),
+            _ => None,
+        })
+        .collect()
+}
+
+#[test]
+fn a_new_epoch_drops_the_old_run_and_starts_at_the_new_start_index() {
+    let mut e = engine(base());
+    e.on_window(0, &run(1, 40..=44, 42)).unwrap();
+    assert_eq!(downloads(&e.poll_actions(0)), vec![(42, 1)]);
+    // The channel restarted from 0; the client asked `?after=44`, so the window
+    // lists no Segment, only x = 1.
+    let mut w = run(2, 0..=1, 0);
+    w.segments.clear();
+    e.on_window(SEC, &w).unwrap();
+    let a = e.poll_actions(SEC);
+    assert_eq!(
+        a,
+        vec![
+            Action::Cancel { seq: 42, index: 1 },
+            Action::ChannelRestarted(Restart {
+                sign: RestartSign::Epoch,
+                old_epoch: Some(1),
+                new_epoch: Some(2),
+                old_latest: Some(44),
+                new_latest: Some(1),
+            }),
+            Action::FetchWindow,
+        ],
+        "no Output for the dropped Segment, the whole window asked for at once"
+    );
+    assert_eq!(e.stats().channel_restarts, 1);
+    // The whole new window: x' = 0 begins at once, TE and D start over.
+    e.on_window(SEC + MS, &run(2, 0..=1, 0)).unwrap();
+    assert_eq!(downloads(&e.poll_actions(SEC + MS)), vec![(0, 1)]);
+    let s = e.stats();
+    assert_eq!((s.time_extension_last, s.d_current), (0, 1));
+    assert_eq!((s.segments_failed, s.segments_skipped), (0, 0));
+    // Then it plays on in the new run.
+    let a = complete(&mut e, SEC + 2 * MS, 0, 1);
+    assert_eq!(downloads(&a), vec![(1, 1)]);
+    assert_eq!(e.stats().channel_restarts, 1);
+}
+
+#[test]
+fn a_new_epoch_with_the_numbers_kept_is_a_restart_too() {
+    let mut e = engine(base());
+    e.on_window(0, &run(1, 40..=44, 42)).unwrap();
+    e.poll_actions(0);
+    complete(&mut e, 100 * MS, 42, 1);
+    // Spool or archive reused: the new run goes on from 45 (and relists 43, 44
+    // with other crumbs).
+    e.on_window(SEC, &run(9, 43..=47, 45)).unwrap();
+    let a = e.poll_actions(SEC);
+    assert_eq!(restarts(&a)[0].sign, RestartSign::Epoch);
+    assert!(a.contains(&Action::Cancel { seq: 43, index: 1 }));
+    e.on_window(SEC, &run(9, 43..=47, 45)).unwrap();
+    assert_eq!(downloads(&e.poll_actions(SEC)), vec![(45, 1)]);
+    // The same epoch again is no restart.
+    e.on_window(2 * SEC, &run(9, 44..=48, 46)).unwrap();
+    assert!(restarts(&e.poll_actions(2 * SEC)).is_empty());
+    assert_eq!(e.stats().channel_restarts, 1);
+}
+
+#[test]
+fn numbers_going_back_are_a_restart_without_epochs() {
+    let mut e = engine(base());
+    e.on_window(0, &win(40..=44, &[10], 42)).unwrap();
+    e.poll_actions(0);
+    e.on_window(SEC, &win(0..=2, &[10], 0)).unwrap();
+    let a = e.poll_actions(SEC);
+    let r = &restarts(&a)[0];
+    assert_eq!(r.sign, RestartSign::NumbersBack);
+    assert_eq!((r.old_epoch, r.new_epoch), (None, None));
+    assert_eq!((r.old_latest, r.new_latest), (Some(44), Some(2)));
+    e.on_window(SEC, &win(0..=2, &[10], 0)).unwrap();
+    assert_eq!(downloads(&e.poll_actions(SEC)), vec![(0, 1)]);
+    // A channel gaining an epoch (an upgrade that restarted it) is one too.
+    e.on_window(2 * SEC, &run(5, 0..=3, 1)).unwrap();
+    assert_eq!(restarts(&e.poll_actions(2 * SEC)).len(), 1);
+    assert_eq!(e.stats().channel_restarts, 2);
+}
+
+#[test]
+fn numbers_that_go_on_without_epochs_are_a_channel_ahead_not_a_restart() {
+    let mut e = engine(base());
+    e.on_window(0, &win(40..=44, &[10], 42)).unwrap();
+    e.poll_actions(0);
+    complete(&mut e, 100 * MS, 42, 1);
+    complete(&mut e, 200 * MS, 43, 1);
+    complete(&mut e, 300 * MS, 44, 1);
+    // Restarted with the numbers kept, no epoch: it looks like a channel that
+    // went on, and the client jumps to its x' as for any Segments it missed.
+    e.on_window(20 * SEC, &win(60..=64, &[10], 62)).unwrap();
+    let a = e.poll_actions(20 * SEC);
+    assert!(restarts(&a).is_empty());
+    assert_eq!(downloads(&a), vec![(62, 1)]);
+}
+
+fn stall_config(timeout: u64) -> ClientConfig {
+    ClientConfig {
+        stall_timeout: Some(timeout),
+        ..base()
+    }
+}
+
+fn stalls(actions: &[Action]) -> Vec<(StallReason, u64)> {
+    actions
+        .iter()
+        .filter_map(|a| match a {
+            Action::Stalled { reason, since } => Some((*reason, *since)),
+            _ => None,
+        })
+        .collect()
+}
+
+#[test]
+fn a_frozen_window_is_a_stall_after_the_timeout() {
+    let mut e = engine(stall_config(5 * SEC));
+    e.on_window(0, &win(1..=5, &[10], 5)).unwrap();
+    e.poll_actions(0);
+    complete(&mut e, 100 * MS, 5, 1);
+    e.on_bytes_received(100 * MS, 10);
+    // The channel answers every second, always with x = 5.
+    for t in 1..5 {
+        e.on_window(t * SEC, &win(1..=5, &[10], 5)).unwrap();
+        assert!(stalls(&e.poll_actions(t * SEC)).is_empty());
+    }
+    assert_eq!(e.stall_at(), Some(5 * SEC));
+    assert!(e.next_wakeup() <= Some(5 * SEC), "woken for the stall");
+    assert!(stalls(&e.poll_actions(5 * SEC - 1)).is_empty());
+    let a = e.poll_actions(5 * SEC);
+    assert_eq!(stalls(&a), vec![(StallReason::WindowFrozen, 0)]);
+    // Once: then nothing, whatever comes.
+    e.on_window(6 * SEC, &win(1..=6, &[10], 6)).unwrap();
+    assert!(e.poll_actions(7 * SEC).is_empty());
+    assert_eq!(e.next_wakeup(), None);
+}
+
+#[test]
+fn no_answer_is_a_stall_after_the_timeout() {
+    let mut e = engine(stall_config(5 * SEC));
+    e.on_window(0, &win(1..=5, &[10], 5)).unwrap();
+    e.poll_actions(0);
+    complete(&mut e, 2 * SEC, 5, 1);
+    e.on_bytes_received(2 * SEC, 10);
+    let mut t = 2 * SEC;
+    let mut got = Vec::new();
+    while got.is_empty() {
+        t += SEC / 2;
+        e.on_fetch_failed(t);
+        got = stalls(&e.poll_actions(t));
+    }
+    assert_eq!(t, 5 * SEC);
+    assert_eq!(got, vec![(StallReason::NoAnswer, 0)]);
+}
+
+#[test]
+fn crumbs_nobody_seeds_are_a_stall_after_the_timeout() {
+    let mut e = engine(stall_config(5 * SEC));
+    e.on_window(0, &win(1..=5, &[10], 3)).unwrap();
+    e.poll_actions(0);
+    e.on_bytes_received(0, 0);
+    // The window advances, every Segment fails: no byte ever comes.
+    let mut got = Vec::new();
+    let mut t = 0;
+    while got.is_empty() && t < 20 * SEC {
+        t += SEC / 2;
+        let x = 5 + t / (2 * SEC);
+        e.on_window(t, &win(x - 4..=x, &[10], x - 2)).unwrap();
+        e.on_bytes_received(t, 0);
+        got = stalls(&e.poll_actions(t));
+    }
+    assert_eq!(got, vec![(StallReason::NothingFetched, 0)]);
+    assert_eq!(t, 5 * SEC);
+    assert!(e.stats().segments_failed >= 2);
+}
+
+#[test]
+fn progress_of_any_kind_keeps_a_channel_alive() {
+    // Bytes trickling in keep it alive however slow; windows advancing too.
+    let mut e = engine(stall_config(5 * SEC));
+    let mut t = 0;
+    while t < 60 * SEC {
+        let x = 5 + t / (2 * SEC);
+        e.on_window(t, &win(x - 4..=x, &[1_000_000], x - 2))
+            .unwrap();
+        e.on_bytes_received(t, t / MS);
+        assert!(stalls(&e.poll_actions(t)).is_empty(), "at {t}");
+        t += SEC;
+    }
+    // Segments of 8 s: a new one every 8 s is no stall at a 5 s timeout (the
+    // timeout is at least two Segments).
+    let mut e = engine(stall_config(5 * SEC));
+    let long = |x: u64| window(vec![seg(x, 8 * SEC, &[10])], Some(x));
+    for x in 1..5 {
+        let t = x * 8 * SEC;
+        e.on_window(t, &long(x)).unwrap();
+        e.on_bytes_received(t, x);
+        assert!(stalls(&e.poll_actions(t + 7 * SEC)).is_empty());
+    }
+    e.on_window(47 * SEC, &long(4)).unwrap();
+    assert_eq!(
+        stalls(&e.poll_actions(48 * SEC)),
+        vec![(StallReason::WindowFrozen, 32 * SEC)]
+    );
+    // No timeout: never.
+    let mut e = engine(base());
+    e.on_window(0, &win(1..=5, &[10], 5)).unwrap();
+    assert!(stalls(&e.poll_actions(3600 * SEC)).is_empty());
+}
+
+#[test]
+fn a_restart_gives_the_new_run_a_whole_timeout() {
+    let mut e = engine(stall_config(5 * SEC));
+    e.on_window(0, &run(1, 1..=5, 5)).unwrap();
+    e.poll_actions(0);
+    // Gone for 4 s, back as a new run with nothing published yet.
+    e.on_fetch_failed(4 * SEC);
+    let mut w = run(2, 0..=0, 0);
+    w.segments.clear();
+    w.latest = None;
+    e.on_window(4 * SEC, &w).unwrap();
+    assert_eq!(restarts(&e.poll_actions(4 * SEC)).len(), 1);
+    e.on_window(8 * SEC, &w).unwrap();
+    assert!(stalls(&e.poll_actions(9 * SEC - 1)).is_empty());
+    assert_eq!(
+        stalls(&e.poll_actions(9 * SEC)),
+        vec![(StallReason::WindowFrozen, 4 * SEC)]
+    );
+}
+
+#[test]
+fn on_demand_is_not_stalled_by_a_window_that_stands_still() {
+    let mut e = ClientEngine::new(stall_config(5 * SEC), 0);
+    e.start_at(0, 40);
+    let mut t = 0;
+    for seq in 40..50 {
+        e.poll_actions(t);
+        e.on_segment(t, &seg(seq, 2 * SEC, &[10]));
+        e.poll_actions(t);
+        t += SEC;
+        e.on_bytes_received(t, seq);
+        e.on_crumb_complete(t, seq, 1);
+        assert!(stalls(&e.poll_actions(t)).is_empty());
+    }
+    assert!(!stalls(&e.poll_actions(t + 10 * SEC)).is_empty());
+}
+
+/// Found by fuzzing (`window_json`): on demand, Segment u64::MAX was begun again
+/// after it was done, at each of its deadlines, so a late `tick` looped (and
+/// queued actions) once per |s| of the gap: 30 million times for 32 ns Segments.
+#[test]
+fn the_last_segment_number_is_played_once() {
+    let mut e = ClientEngine::new(base(), 0);
+    e.start_at(0, u64::MAX);
+    e.poll_actions(0);
+    e.on_segment(0, &seg(u64::MAX, 32, &[10, 10]));
+    assert_eq!(downloads(&e.poll_actions(0)), vec![(u64::MAX, 1)]);
+    e.tick(SEC);
+    let a = e.poll_actions(SEC);
+    assert_eq!(records(&a).len(), 1, "{a:?}");
+    assert!(downloads(&a).is_empty());
+    assert_eq!(e.stats().segments_failed, 1);
+    // Live, the same: done once, then only window polls.
+    let mut e = engine(base());
+    e.on_window(0, &win(u64::MAX - 1..=u64::MAX, &[10], u64::MAX))
+        .unwrap();
+    e.poll_actions(0);
+    let a = complete(&mut e, MS, u64::MAX, 1);
+    assert_eq!(records(&a).len(), 1);
+    assert!(downloads(&e.poll_actions(10 * SEC)).is_empty());
+}
+
 /// The paper's deployment scaled to 2 s Segments: base 128 kbps in crumb 1,
 /// enhancement 1 (512 kbps) in 4 crumbs, enhancement 2 (2048 kbps) in 10: N = 15,
 /// 672 kB per Segment, 336 kB/s at full quality.
@@ -559,6 +849,9 @@ fn simulate(
                     Action::Output { record, .. } => out.push(record),
                     Action::Report(_) | Action::UseSuperSeed { .. } => {}
                     Action::FetchSegment { .. } => panic!("live client"),
+                    Action::ChannelRestarted(_) | Action::Stalled { .. } => {
+                        panic!("the simulated channel never restarts nor stalls")
+                    }
                 }
             }
         }

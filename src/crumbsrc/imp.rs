@@ -39,6 +39,8 @@ const DEFAULT_ADAPTATION: AdaptationMode = AdaptationMode::Rate;
 const DEFAULT_UPLINK_TARGET_DELAY: u32 = 100;
 /// ms; -1 = never fall back (the super seed only when the tracker hands it out).
 const DEFAULT_PEER_PATIENCE: i64 = (crate::core::client::DEFAULT_PEER_PATIENCE / 1_000_000) as i64;
+/// ms; 0 = wait forever.
+const DEFAULT_STALL_TIMEOUT: u32 = (crate::core::client::DEFAULT_STALL_TIMEOUT / 1_000_000) as u32;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, glib::Enum)]
 #[repr(u32)]
@@ -83,6 +85,7 @@ struct Settings {
     client_id: Option<String>,
     peer_patience: i64,
     uplink_target_delay: u32,
+    stall_timeout: u32,
 }
 
 impl Default for Settings {
@@ -100,6 +103,7 @@ impl Default for Settings {
             client_id: None,
             peer_patience: DEFAULT_PEER_PATIENCE,
             uplink_target_delay: DEFAULT_UPLINK_TARGET_DELAY,
+            stall_timeout: DEFAULT_STALL_TIMEOUT,
         }
     }
 }
@@ -260,6 +264,27 @@ impl CrumbSrc {
         let _ = self.obj().post_message(msg);
     }
 
+    fn post_restart(&self, r: &crate::core::client::Restart) {
+        let sign = match r.sign {
+            crate::core::client::RestartSign::Epoch => "epoch",
+            crate::core::client::RestartSign::NumbersBack => "numbers-back",
+        };
+        let msg = gst::message::Element::builder(
+            crate::interface::CRUMBSRC_CHANNEL_RESTARTED.checked(
+                gst::Structure::builder(crate::interface::CRUMBSRC_CHANNEL_RESTARTED.name)
+                    .field("sign", sign)
+                    .field("old-epoch", r.old_epoch.unwrap_or(u64::MAX))
+                    .field("new-epoch", r.new_epoch.unwrap_or(u64::MAX))
+                    .field("old-latest", r.old_latest.unwrap_or(u64::MAX))
+                    .field("new-latest", r.new_latest.unwrap_or(u64::MAX))
+                    .build(),
+            ),
+        )
+        .src(&*self.obj())
+        .build();
+        let _ = self.obj().post_message(msg);
+    }
+
     fn stats(&self) -> gst::Structure {
         let state = self.state.lock().unwrap();
         let (t, port) = match (&state.client, &state.last_totals) {
@@ -287,6 +312,7 @@ impl CrumbSrc {
                 .field("crumbs-malformed", t.crumbs_malformed)
                 .field("torrents-seeding", t.torrents_seeding as u64)
                 .field("super-seed-fallbacks", e.super_seed_fallbacks)
+                .field("channel-restarts", e.channel_restarts)
                 .field("upload-limit", t.upload_limit.unwrap_or(0))
                 .field("uplink-delay", t.uplink_delay.unwrap_or(u64::MAX))
                 .field("p2p-port", port)
@@ -374,6 +400,13 @@ impl ObjectImpl for CrumbSrc {
                     .default_value(DEFAULT_UPLINK_TARGET_DELAY)
                     .mutable_ready()
                     .build(),
+                glib::ParamSpecUInt::builder("stall-timeout")
+                    .nick("Stall timeout")
+                    .blurb("ms without a sign of life from the channel (no answer, no new Segment in the window, or no byte of any crumb) after which crumbsrc posts a warning and a crumbsrc-stalled message and ends the stream (EOS); at least two of the longest Segments seen. 0 = wait forever")
+                    .maximum(3_600_000)
+                    .default_value(DEFAULT_STALL_TIMEOUT)
+                    .mutable_ready()
+                    .build(),
                 glib::ParamSpecString::builder("client-id")
                     .nick("Client id")
                     .blurb("Id in the reports to the channel (default: random)")
@@ -409,6 +442,7 @@ impl ObjectImpl for CrumbSrc {
             "client-id" => s.client_id = value.get().unwrap(),
             "peer-patience" => s.peer_patience = value.get().unwrap(),
             "uplink-target-delay" => s.uplink_target_delay = value.get().unwrap(),
+            "stall-timeout" => s.stall_timeout = value.get().unwrap(),
             _ => unimplemented!(),
         }
     }
@@ -428,6 +462,7 @@ impl ObjectImpl for CrumbSrc {
             "client-id" => s.client_id.to_value(),
             "peer-patience" => s.peer_patience.to_value(),
             "uplink-target-delay" => s.uplink_target_delay.to_value(),
+            "stall-timeout" => s.stall_timeout.to_value(),
             "stats" => {
                 drop(s);
                 self.stats().to_value()
@@ -531,6 +566,8 @@ impl BaseSrcImpl for CrumbSrc {
                 },
                 max_crumbs: s.max_crumbs.min(u16::MAX as u32) as u16,
                 peer_patience: u64::try_from(s.peer_patience).ok().map(|ms| ms * 1_000_000),
+                stall_timeout: (s.stall_timeout > 0)
+                    .then(|| u64::from(s.stall_timeout) * 1_000_000),
                 ..Default::default()
             },
             mode: match s.mode {
@@ -727,12 +764,42 @@ impl PushSrcImpl for CrumbSrc {
                     gst::element_imp_error!(self, gst::ResourceError::Read, ("{}", text));
                     return Err(gst::FlowError::Error);
                 }
-                ClientEvent::Eos => {
-                    gst::info!(
-                        CAT,
-                        imp = self,
-                        "The channel stopped answering: end of stream"
+                ClientEvent::Restarted(r) => {
+                    gst::info!(CAT, imp = self, "The channel restarted: {r:?}");
+                    // The new run's timestamps start over: the next buffer is anchored
+                    // anew, `latency` after now.
+                    self.state.lock().unwrap().offset = None;
+                    self.post_restart(&r);
+                }
+                ClientEvent::Stalled {
+                    reason,
+                    stalled_for,
+                    timeout,
+                } => {
+                    let url = self.settings.lock().unwrap().location.clone();
+                    gst::element_imp_warning!(
+                        self,
+                        gst::ResourceError::Read,
+                        (
+                            "Channel {} stalled: {} for {} ms (stall-timeout {} ms): end of stream",
+                            url.unwrap_or_default(),
+                            reason.describe(),
+                            stalled_for / 1_000_000,
+                            timeout / 1_000_000
+                        )
                     );
+                    let msg = gst::message::Element::builder(
+                        crate::interface::CRUMBSRC_STALLED.checked(
+                            gst::Structure::builder(crate::interface::CRUMBSRC_STALLED.name)
+                                .field("reason", reason.as_str())
+                                .field("stalled-for", stalled_for)
+                                .field("timeout", timeout)
+                                .build(),
+                        ),
+                    )
+                    .src(&*self.obj())
+                    .build();
+                    let _ = self.obj().post_message(msg);
                     self.audio_eos();
                     return Err(gst::FlowError::Eos);
                 }

@@ -99,6 +99,9 @@ impl Swarm {
         let engine_config = ClientConfig {
             adaptation: config.adaptation,
             peer_patience: config.peer_patience,
+            // The simulated channel never restarts nor freezes: a peer starved for
+            // a while must go on, as its figures assume.
+            stall_timeout: None,
             ..Default::default()
         };
         let mut s = Swarm {
@@ -337,6 +340,7 @@ impl Swarm {
                     });
                 }
             }
+            Action::ChannelRestarted(_) | Action::Stalled { .. } => {}
             Action::Cancel { seq, index } => {
                 let d = &mut self.peers[p as usize].downloads;
                 d.retain(|d| (d.seq, d.index) != (seq, index));
