@@ -112,7 +112,10 @@ fn several_channels_share_one_port() {
     for (c, w) in list.channels.iter().zip([&w1, &w2]) {
         assert_eq!(c.url, format!("{base}/{}", c.name));
         assert_eq!(c.status, format!("{base}/{}/status", c.name));
-        assert!(c.caps.as_deref().unwrap().starts_with("video/x-vp8"), "{c:?}");
+        assert!(
+            c.caps.as_deref().unwrap().starts_with("video/x-vp8"),
+            "{c:?}"
+        );
         assert!(c.latest.unwrap() >= w.latest.unwrap(), "{c:?}");
         assert!(c.viewers >= 1, "each channel has its viewer: {c:?}");
     }
@@ -129,10 +132,7 @@ fn several_channels_share_one_port() {
     // crumb of two counts at two, not at one.
     let crumb = &w2.segments.last().unwrap().crumbs[0];
     let ih = parse_info_hash(&crumb.info_hash).unwrap();
-    let (a1, a2) = (
-        stats(&base, "one").announces,
-        stats(&base, "two").announces,
-    );
+    let (a1, a2) = (stats(&base, "one").announces, stats(&base, "two").announces);
     let (status, body) = get(&format!(
         "{base}/announce?info_hash={}&peer_id={}&port=6881&left=100",
         pct(&ih),
@@ -142,10 +142,7 @@ fn several_channels_share_one_port() {
     let body = String::from_utf8_lossy(&body).into_owned();
     assert!(!body.contains("failure"), "{body}");
     assert!(body.contains("peers"), "{body}");
-    let (b1, b2) = (
-        stats(&base, "one").announces,
-        stats(&base, "two").announces,
-    );
+    let (b1, b2) = (stats(&base, "one").announces, stats(&base, "two").announces);
     assert!(b2 > a2, "two counted the announce ({a2} -> {b2})");
     // One's own clients announce meanwhile; the test's peer id must not be known there.
     let (_, scrape_one) = get(&format!("{base}/one/scrape?info_hash={}", pct(&ih)));
@@ -157,7 +154,11 @@ fn several_channels_share_one_port() {
     let contains = |hay: &[u8], needle: &[u8]| hay.windows(needle.len()).any(|w| w == needle);
     for w in [&w1, &w2] {
         let ih = parse_info_hash(&w.segments.last().unwrap().crumbs[0].info_hash).unwrap();
-        assert!(contains(&all, &ih), "root scrape lists {}'s crumb", w.channel);
+        assert!(
+            contains(&all, &ih),
+            "root scrape lists {}'s crumb",
+            w.channel
+        );
     }
 
     // A second channel of a name already served on the port is a clear error.
@@ -264,14 +265,18 @@ fn status_page_in_headless_chromium() {
     wait_segments(&v, 3, "the viewer to play");
     // The page's figures are there: reports counted, rho computed, upload measured.
     let status_url = format!("{url}/status");
-    let doc = wait("reports and rho in status.json", Duration::from_secs(60), || {
-        let d: StatusDoc = json(&format!("{url}/status.json"));
-        (d.stats.last_rho.is_some()
-            && !d.clients.is_empty()
-            && !d.d_distribution.is_empty()
-            && d.samples.iter().any(|s| s.upload_rate.is_some()))
-        .then_some(d)
-    });
+    let doc = wait(
+        "reports and rho in status.json",
+        Duration::from_secs(60),
+        || {
+            let d: StatusDoc = json(&format!("{url}/status.json"));
+            (d.stats.last_rho.is_some()
+                && !d.clients.is_empty()
+                && !d.d_distribution.is_empty()
+                && d.samples.iter().any(|s| s.upload_rate.is_some()))
+            .then_some(d)
+        },
+    );
     assert_eq!(doc.channel, "news");
     assert!(doc.samples.iter().all(|s| s.gops.is_some()), "|G| known");
     assert!(doc.samples.iter().any(|s| s.delivered_rate > 0.0));
@@ -288,14 +293,19 @@ fn status_page_in_headless_chromium() {
         .nth(1)
         .and_then(|r| r[..r.find('"')?].parse::<u32>().ok())
         .unwrap_or(0);
-    assert!(refreshes >= 1, "the script refreshed from status.json: {dom}");
+    assert!(
+        refreshes >= 1,
+        "the script refreshed from status.json: {dom}"
+    );
     assert!(
         dom.matches("<path d=\"M").count() >= 2,
         "drawn lines (upload/delivered, rho): {dom}"
     );
     assert!(dom.contains("class=\"bar\""), "drawn bars: {dom}");
     let figure = |id: &str| -> String {
-        let at = dom.find(&format!("id=\"{id}\">")).unwrap_or_else(|| panic!("{id}"));
+        let at = dom
+            .find(&format!("id=\"{id}\">"))
+            .unwrap_or_else(|| panic!("{id}"));
         let rest = &dom[at + id.len() + 6..];
         rest[..rest.find('<').unwrap()].to_owned()
     };
@@ -304,9 +314,15 @@ fn status_page_in_headless_chromium() {
         assert!(v.parse::<u64>().is_ok(), "{id} is a number: '{v}'");
     }
     assert!(figure("f-published").parse::<u64>().unwrap() >= 3);
-    assert!(figure("f-rho").starts_with(|c: char| c.is_ascii_digit()), "{}", figure("f-rho"));
     assert!(
-        doc.clients.iter().any(|c| dom.contains(&format!("<td>{}</td>", c.client_id))),
+        figure("f-rho").starts_with(|c: char| c.is_ascii_digit()),
+        "{}",
+        figure("f-rho")
+    );
+    assert!(
+        doc.clients
+            .iter()
+            .any(|c| dom.contains(&format!("<td>{}</td>", c.client_id))),
         "the clients table lists the viewer"
     );
     assert!(!dom.contains("Some("), "no Rust debug text");
@@ -328,7 +344,11 @@ fn status_page_in_headless_chromium() {
         )
     });
     assert!(png.starts_with(b"\x89PNG\r\n\x1a\n"), "a PNG");
-    assert!(png.len() > 20_000, "a page with charts, not a blank: {} bytes", png.len());
+    assert!(
+        png.len() > 20_000,
+        "a page with charts, not a blank: {} bytes",
+        png.len()
+    );
     // Kept for a look when CRUMBS_KEEP_SCREENSHOT is set.
     if std::env::var_os("CRUMBS_KEEP_SCREENSHOT").is_none() {
         let _ = std::fs::remove_file(&shot);

@@ -18,6 +18,7 @@ use std::sync::{Arc, LazyLock, Mutex, Weak};
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
+use anyhow::{Context as _, bail};
 use axum::Json;
 use axum::Router;
 use axum::extract::{ConnectInfo, Path, Query, RawQuery, State};
@@ -26,7 +27,6 @@ use axum::response::{Html, IntoResponse, Response};
 use axum::routing::{get, post};
 use hyper_util::rt::{TokioIo, TokioTimer};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
-use anyhow::{Context as _, bail};
 use tokio::task::JoinSet;
 
 use super::{Shared, fmt_addr};
@@ -601,11 +601,7 @@ async fn root_announce(
 
 /// BEP 48 scrape of the channel's torrents (the URL clients derive from the announce
 /// URL by its last path part).
-async fn scrape(
-    State(cs): State<S>,
-    Path(name): Path<String>,
-    RawQuery(q): RawQuery,
-) -> Response {
+async fn scrape(State(cs): State<S>, Path(name): Path<String>, RawQuery(q): RawQuery) -> Response {
     let s = channel_or_404!(cs, name);
     let now = s.now();
     let body = s.engine().on_scrape(now, q.as_deref().unwrap_or(""));
@@ -661,11 +657,7 @@ async fn stats(State(cs): State<S>, Path(name): Path<String>) -> Response {
 
 async fn status_json(State(cs): State<S>, Path(name): Path<String>) -> Response {
     let s = channel_or_404!(cs, name);
-    (
-        [(header::CACHE_CONTROL, "no-store")],
-        Json(s.status()),
-    )
-        .into_response()
+    ([(header::CACHE_CONTROL, "no-store")], Json(s.status())).into_response()
 }
 
 async fn status_page(State(cs): State<S>, Path(name): Path<String>) -> Response {

@@ -543,7 +543,10 @@ impl ChannelEngine {
             .values()
             .filter(|r| now.saturating_sub(r.at) < ttl)
             .collect();
-        clients.sort_by(|a, b| b.at.cmp(&a.at).then(a.report.client_id.cmp(&b.report.client_id)));
+        clients.sort_by(|a, b| {
+            b.at.cmp(&a.at)
+                .then(a.report.client_id.cmp(&b.report.client_id))
+        });
         StatusDoc {
             version: api::API_VERSION,
             channel: self.config.name.clone(),
