@@ -84,8 +84,9 @@ impl Drop for Hub {
 }
 
 /// The process's HTTP servers by the (address, port) they are bound to.
-static HUBS: LazyLock<Mutex<HashMap<(IpAddr, u16), Weak<Hub>>>> =
-    LazyLock::new(|| Mutex::new(HashMap::new()));
+static HUBS: LazyLock<Mutex<Registry>> = LazyLock::new(|| Mutex::new(HashMap::new()));
+
+type Registry = HashMap<(IpAddr, u16), Weak<Hub>>;
 
 /// A channel's place on a server: it serves the channel once [`Membership::serve`]
 /// gave it the channel, and frees the name (and the server, when it was the last
@@ -389,22 +390,21 @@ fn router(channels: S) -> Router {
         .with_state(channels)
 }
 
-/// The channel of a route, or the 404 to answer.
-fn channel(cs: &Channels, name: &str) -> Result<Arc<Shared>, Response> {
-    cs.get(name).ok_or_else(|| {
-        (
-            StatusCode::NOT_FOUND,
-            format!("no channel '{name}' here (GET /channels lists them)\n"),
-        )
-            .into_response()
-    })
+/// The 404 of a route naming a channel this server does not serve.
+fn no_channel(name: &str) -> Response {
+    (
+        StatusCode::NOT_FOUND,
+        format!("no channel '{name}' here (GET /channels lists them)\n"),
+    )
+        .into_response()
 }
 
+/// The channel of a route, or return its 404.
 macro_rules! channel_or_404 {
     ($cs:expr, $name:expr) => {
-        match channel(&$cs, &$name) {
-            Ok(s) => s,
-            Err(r) => return r,
+        match $cs.get(&$name) {
+            Some(s) => s,
+            None => return no_channel(&$name),
         }
     };
 }
