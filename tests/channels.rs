@@ -67,6 +67,22 @@ fn wait_segments(p: &Peer, n: usize, what: &str) {
     });
 }
 
+/// The error a pipeline posts when it cannot start.
+fn start_error(desc: &str) -> String {
+    let p = launch(desc);
+    let bus = p.bus().unwrap();
+    assert!(p.set_state(gst::State::Playing).is_err(), "{desc} started");
+    let msg = bus
+        .timed_pop_filtered(gst::ClockTime::from_seconds(20), &[gst::MessageType::Error])
+        .expect("an error message");
+    let gst::MessageView::Error(e) = msg.view() else {
+        unreachable!()
+    };
+    let text = format!("{} {:?}", e.error(), e.debug());
+    p.set_state(gst::State::Null).unwrap();
+    text
+}
+
 fn pct(b: &[u8]) -> String {
     b.iter().map(|b| format!("%{b:02X}")).collect()
 }
@@ -162,24 +178,19 @@ fn several_channels_share_one_port() {
     }
 
     // A second channel of a name already served on the port is a clear error.
-    let dup = launch(&format!(
+    let err = start_error(&format!(
         "{LIVE} ! svcsegmenter ! crumbsink channel=two http-port={port}"
     ));
-    let bus = dup.bus().unwrap();
-    assert!(dup.set_state(gst::State::Playing).is_err());
-    let msg = bus
-        .timed_pop_filtered(gst::ClockTime::from_seconds(20), &[gst::MessageType::Error])
-        .expect("an error message");
-    let gst::MessageView::Error(e) = msg.view() else {
-        unreachable!()
-    };
-    let err = format!("{} {:?}", e.error(), e.debug());
-    dup.set_state(gst::State::Null).unwrap();
     assert!(
         err.contains("channel 'two' is already served") && err.contains(&url_two),
         "{err}"
     );
     assert_eq!(get(&url_two).0, 200, "the duplicate took nothing away");
+    // Names that the server's own routes would hide are refused.
+    let err = start_error(&format!(
+        "{LIVE} ! svcsegmenter ! crumbsink channel=channels http-port={port}"
+    ));
+    assert!(err.contains("channel name 'channels' is taken"), "{err}");
 
     // Stopping one leaves two serving on the port.
     drop(v1);
