@@ -696,6 +696,34 @@ async fn channel_list(State(cs): State<S>) -> Response {
     Json(channels_doc(&cs)).into_response()
 }
 
+/// Caps in short for a person: the media type, and the size and frame rate (video) or
+/// the rate and channels (audio) when given.
+fn short_caps(caps: &str) -> String {
+    let mut parts = caps.split(", ");
+    let media = parts.next().unwrap_or_default();
+    let fields: HashMap<&str, &str> = parts
+        .filter_map(|p| {
+            let (k, v) = p.split_once('=')?;
+            // "(int)160" -> "160"
+            Some((k, v.rsplit_once(')').map_or(v, |(_, v)| v)))
+        })
+        .collect();
+    let mut out = media.to_owned();
+    if let (Some(w), Some(h)) = (fields.get("width"), fields.get("height")) {
+        out += &format!(" {w}×{h}");
+    }
+    if let Some(r) = fields.get("framerate") {
+        out += &format!(" @ {r} fps");
+    }
+    if let Some(r) = fields.get("rate") {
+        out += &format!(" {r} Hz");
+    }
+    if let Some(c) = fields.get("channels") {
+        out += &format!(" ×{c}");
+    }
+    out
+}
+
 fn html_escape(s: &str) -> String {
     s.replace('&', "&amp;")
         .replace('<', "&lt;")
@@ -711,14 +739,20 @@ async fn index(State(cs): State<S>) -> Html<String> {
         .iter()
         .map(|c| {
             let n = html_escape(&c.name);
+            let audio = c.audio_caps.as_deref().map(short_caps);
             format!(
-                "<tr><td><a href=\"/{n}/status\">{n}</a></td><td>{latest}</td>\
-                 <td>{viewers}</td><td>{peers}</td><td><code>{caps}</code></td>\
-                 <td><a href=\"/{n}\">window</a> · <a href=\"/{n}/stats\">stats</a></td></tr>",
+                "<tr><td><a href=\"/{n}/status\">{n}</a></td><td><code>{url}</code></td>\
+                 <td>{latest}</td><td>{viewers}</td><td>{peers}</td>\
+                 <td title=\"{full}\">{caps}{audio}</td>\
+                 <td><a href=\"/{n}\">window</a> · <a href=\"/{n}/stats\">stats</a> · \
+                 <a href=\"/{n}/status.json\">status</a></td></tr>",
+                url = html_escape(&c.url),
                 latest = c.latest.map_or("none yet".into(), |l| l.to_string()),
                 viewers = c.viewers,
                 peers = c.peers_known,
-                caps = html_escape(c.caps.as_deref().unwrap_or("not known yet")),
+                full = html_escape(c.caps.as_deref().unwrap_or("")),
+                caps = html_escape(&c.caps.as_deref().map_or("not known yet".into(), short_caps)),
+                audio = audio.map_or(String::new(), |a| format!(" + {}", html_escape(&a))),
             )
         })
         .collect();
@@ -730,8 +764,9 @@ async fn index(State(cs): State<S>) -> Html<String> {
          code{{font-size:12px;color:#555}}</style></head><body>\
          <h1>crumbs channels</h1><p>{count} channel(s) on this server. \
          Play one with <code>crumbsrc location=URL</code>; the list as JSON: <a href=\"/channels\">/channels</a>.</p>\
-         <table id=channels><tr><th>channel (status)</th><th>latest Segment</th><th>viewers</th>\
-         <th>peers known</th><th>caps</th><th>JSON</th></tr>{rows}</table></body></html>",
+         <table id=channels><tr><th>channel (status page)</th><th>URL (crumbsrc location)</th>\
+         <th>latest Segment</th><th>viewers</th><th>peers known</th><th>caps</th><th>JSON</th></tr>\
+         {rows}</table></body></html>",
         count = doc.channels.len(),
     ))
 }
@@ -743,6 +778,22 @@ const STATUS_PAGE: &str = include_str!("status.html");
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn caps_in_short() {
+        assert_eq!(
+            short_caps(
+                "video/x-vp8, profile=(string)0, width=(int)160, height=(int)120, \
+                 framerate=(fraction)30/1, interlace-mode=(string)progressive"
+            ),
+            "video/x-vp8 160×120 @ 30/1 fps"
+        );
+        assert_eq!(
+            short_caps("audio/x-opus, rate=(int)48000, channels=(int)2"),
+            "audio/x-opus 48000 Hz ×2"
+        );
+        assert_eq!(short_caps("video/x-h264"), "video/x-h264");
+    }
 
     #[test]
     fn slots_cap_connections_in_all_and_per_address() {
