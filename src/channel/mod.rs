@@ -19,7 +19,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
 
-use crate::core::api::{self, StatsDoc};
+use crate::core::api::{self, StatsDoc, StatusDoc};
 use crate::core::channel::{ChannelEngine, ChannelEngineConfig, TorrentFile};
 use crate::core::crumb::Crumb;
 use crate::core::feedback::FeedbackConfig;
@@ -163,6 +163,14 @@ impl Shared {
         st.torrents_seeded = self.seeded.load(Ordering::Relaxed);
         st
     }
+
+    /// The status page's document, with the super seed's figures.
+    pub fn status(&self) -> StatusDoc {
+        let mut doc = self.engine().status_doc(self.now());
+        doc.stats.bytes_uploaded = self.session.total_uploaded();
+        doc.stats.torrents_seeded = self.seeded.load(Ordering::Relaxed);
+        doc
+    }
 }
 
 /// What the channel's statistics are read from, without the `Channel` itself (that
@@ -190,7 +198,9 @@ pub struct Channel {
     shared: Arc<Shared>,
     session: Arc<P2pSession>,
     connections: Arc<server::ConnectionStats>,
-    server: Option<tokio::task::JoinHandle<()>>,
+    /// Its place on the HTTP server it shares with the process's other channels of
+    /// the same address and port.
+    membership: Option<server::Membership>,
     http_addr: SocketAddr,
     spool: PathBuf,
     private_spool: bool,
@@ -206,6 +216,12 @@ impl Channel {
         if !api::valid_channel_name(&config.name) {
             bail!(
                 "channel name '{}' must be letters, digits, '-' or '_' (it is a URL path segment)",
+                config.name
+            );
+        }
+        if api::RESERVED_CHANNEL_NAMES.contains(&config.name.as_str()) {
+            bail!(
+                "channel name '{}' is taken by the server's own routes (/channels, /announce, /scrape): choose another",
                 config.name
             );
         }
@@ -254,10 +270,13 @@ impl Channel {
         spool: PathBuf,
         private_spool: bool,
     ) -> anyhow::Result<Channel> {
-        let listener = tokio::net::TcpListener::bind((config.address, config.http_port))
-            .await
-            .with_context(|| format!("cannot listen on {}:{}", config.address, config.http_port))?;
-        let http_addr = listener.local_addr()?;
+        let membership = server::join(
+            config.address,
+            config.http_port,
+            &config.name,
+            config.limits,
+        )?;
+        let http_addr = membership.http_addr();
         let tracker_url = format!("http://{}/announce", fmt_addr(http_addr));
         let session = P2pSession::new(SessionConfig {
             listen_addr: config.address,
@@ -307,18 +326,13 @@ impl Channel {
             session: session.clone(),
             seeded: AtomicUsize::new(0),
         });
-        let connections = Arc::new(server::ConnectionStats::default());
-        let server = tokio::spawn(server::serve(
-            listener,
-            shared.clone(),
-            config.limits,
-            connections.clone(),
-        ));
+        let connections = membership.connections();
+        membership.serve(shared.clone());
         Ok(Channel {
             shared,
             session,
             connections,
-            server: Some(server),
+            membership: Some(membership),
             http_addr,
             spool,
             private_spool,
@@ -483,6 +497,11 @@ impl Channel {
             .engine()
             .publish(now, segment, files, caps, audio_caps)
             .map_err(anyhow::Error::from)?;
+        self.shared.engine().note_segment(
+            seq,
+            (info.gops > 0).then_some(info.gops),
+            Some(self.session.total_uploaded()),
+        );
         let mut to_remove = Vec::new();
         for e in outcome.expired.iter().filter(|e| e.delete_data()) {
             for c in &e.crumbs {
@@ -524,9 +543,8 @@ impl Channel {
     }
 
     fn shutdown(&mut self) -> anyhow::Result<()> {
-        if let Some(server) = self.server.take() {
-            server.abort();
-        }
+        // Leaves the HTTP server (stopping it when this was its last channel).
+        drop(self.membership.take());
         let res = RUNTIME.block_on(self.session.shutdown());
         self.seeded.clear();
         self.shared.seeded.store(0, Ordering::Relaxed);
@@ -539,13 +557,13 @@ impl Channel {
 
 impl Drop for Channel {
     fn drop(&mut self) {
-        if self.server.is_some() {
+        if self.membership.is_some() {
             let _ = self.shutdown();
         }
     }
 }
 
-fn fmt_addr(a: SocketAddr) -> String {
+pub(crate) fn fmt_addr(a: SocketAddr) -> String {
     match a {
         SocketAddr::V4(v) => v.to_string(),
         SocketAddr::V6(v) => format!("[{}]:{}", v.ip(), v.port()),

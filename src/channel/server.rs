@@ -1,17 +1,24 @@
 // SPDX-License-Identifier: MPL-2.0
-//! The channel's HTTP server (axum): window, Segments, .torrent files, tracker,
-//! reports, stats, and a status page. Documented in `docs/http-api.md`.
+//! The channels' HTTP server (axum): window, Segments, .torrent files, tracker,
+//! reports, stats, the list of channels and status pages. Documented in
+//! `docs/http-api.md`.
+//!
+//! One server serves every channel of the process bound to the same (address, port):
+//! a process-wide registry of servers ([`join`]), reference-counted by the channels'
+//! [`Membership`]s; the server stops when its last channel leaves. Routes dispatch by
+//! channel name; the tracker at the root dispatches by info-hash.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::future::Future;
 use std::io;
 use std::net::{IpAddr, SocketAddr};
 use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, LazyLock, Mutex, Weak};
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
+use anyhow::{Context as _, bail};
 use axum::Json;
 use axum::Router;
 use axum::extract::{ConnectInfo, Path, Query, RawQuery, State};
@@ -22,14 +29,166 @@ use hyper_util::rt::{TokioIo, TokioTimer};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::task::JoinSet;
 
-use super::Shared;
-use crate::core::api::ReportDoc;
+use super::{Shared, fmt_addr};
+use crate::core::api::{self, ChannelEntryDoc, ChannelsDoc, ReportDoc};
 use crate::core::channel::ReportError;
+use crate::core::tracker::{AnnounceRequest, failure_body, scrape_body};
 
-type S = Arc<Shared>;
+type S = Arc<Channels>;
+
+/// The channels one server serves, by name. A name is reserved (None) from the
+/// channel's join until its engine exists.
+pub(super) struct Channels {
+    addr: SocketAddr,
+    by_name: Mutex<BTreeMap<String, Option<Arc<Shared>>>>,
+}
+
+impl Channels {
+    fn get(&self, name: &str) -> Option<Arc<Shared>> {
+        self.by_name.lock().unwrap().get(name).cloned().flatten()
+    }
+
+    /// The channels ready to serve, in name order.
+    fn all(&self) -> Vec<Arc<Shared>> {
+        self.by_name
+            .lock()
+            .unwrap()
+            .values()
+            .filter_map(Clone::clone)
+            .collect()
+    }
+
+    fn url(&self, name: &str) -> String {
+        format!("http://{}/{name}", fmt_addr(self.addr))
+    }
+}
+
+/// A running HTTP server and the channels it serves. Its channels hold it (through
+/// their [`Membership`]); dropping the last stops it.
+struct Hub {
+    key: (IpAddr, u16),
+    channels: Arc<Channels>,
+    connections: Arc<ConnectionStats>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Drop for Hub {
+    fn drop(&mut self) {
+        // Closes the listener and every connection.
+        self.task.abort();
+        let mut hubs = HUBS.lock().unwrap();
+        if hubs.get(&self.key).is_some_and(|w| w.upgrade().is_none()) {
+            hubs.remove(&self.key);
+        }
+    }
+}
+
+/// The process's HTTP servers by the (address, port) they are bound to.
+static HUBS: LazyLock<Mutex<Registry>> = LazyLock::new(|| Mutex::new(HashMap::new()));
+
+type Registry = HashMap<(IpAddr, u16), Weak<Hub>>;
+
+/// A channel's place on a server: it serves the channel once [`Membership::serve`]
+/// gave it the channel, and frees the name (and the server, when it was the last
+/// channel) when dropped.
+pub(super) struct Membership {
+    hub: Arc<Hub>,
+    name: String,
+}
+
+impl Membership {
+    pub fn http_addr(&self) -> SocketAddr {
+        self.hub.channels.addr
+    }
+
+    /// The server's connection counters (shared by its channels).
+    pub fn connections(&self) -> Arc<ConnectionStats> {
+        self.hub.connections.clone()
+    }
+
+    /// The channel's routes start answering.
+    pub fn serve(&self, shared: Arc<Shared>) {
+        self.hub
+            .channels
+            .by_name
+            .lock()
+            .unwrap()
+            .insert(self.name.clone(), Some(shared));
+    }
+}
+
+impl Drop for Membership {
+    fn drop(&mut self) {
+        self.hub.channels.by_name.lock().unwrap().remove(&self.name);
+    }
+}
+
+/// Channel `name` joins the server of (`address`, `port`) in this process, which is
+/// started (bound) when there is none; port 0 always starts a new server on a free
+/// port. The first channel's `limits` rule a shared server. A name already served
+/// there is an error. Runs on the runtime (it spawns the server).
+pub(super) fn join(
+    address: IpAddr,
+    port: u16,
+    name: &str,
+    limits: ServerLimits,
+) -> anyhow::Result<Membership> {
+    let mut hubs = HUBS.lock().unwrap();
+    let existing = (port != 0)
+        .then(|| hubs.get(&(address, port)).and_then(Weak::upgrade))
+        .flatten();
+    let hub = match existing {
+        Some(hub) => hub,
+        None => {
+            let listener = std::net::TcpListener::bind((address, port))
+                .with_context(|| format!("cannot listen on {address}:{port}"))?;
+            listener.set_nonblocking(true)?;
+            let listener = tokio::net::TcpListener::from_std(listener)?;
+            let addr = listener.local_addr()?;
+            let channels = Arc::new(Channels {
+                addr,
+                by_name: Mutex::new(BTreeMap::new()),
+            });
+            let connections = Arc::new(ConnectionStats::default());
+            let task = tokio::spawn(serve(
+                listener,
+                channels.clone(),
+                limits,
+                connections.clone(),
+            ));
+            let hub = Arc::new(Hub {
+                key: (address, addr.port()),
+                channels,
+                connections,
+                task,
+            });
+            hubs.insert(hub.key, Arc::downgrade(&hub));
+            hub
+        }
+    };
+    // The registry's lock is let go before `hub` may be dropped (its Drop takes it).
+    drop(hubs);
+    {
+        let mut names = hub.channels.by_name.lock().unwrap();
+        if names.contains_key(name) {
+            let url = hub.channels.url(name);
+            drop(names);
+            bail!(
+                "channel '{name}' is already served at {url} by another crumbsink of this \
+                 process: channels sharing address and http-port need different names"
+            );
+        }
+        names.insert(name.to_owned(), None);
+    }
+    Ok(Membership {
+        hub,
+        name: name.to_owned(),
+    })
+}
 
 /// What the server lets a client hold (crumbsink's `header-timeout`, `idle-timeout`,
-/// `max-connections`, `max-connections-per-address`).
+/// `max-connections`, `max-connections-per-address`). Channels sharing a server: the
+/// first channel's limits rule it.
 #[derive(Clone, Copy, Debug)]
 pub struct ServerLimits {
     /// A request's headers must arrive within this, counted from the connection's
@@ -210,22 +369,44 @@ impl AsyncWrite for Watched {
     }
 }
 
-fn router(shared: S) -> Router {
-    let name = shared.name.clone();
+fn router(channels: S) -> Router {
     Router::new()
         .route("/", get(index))
-        .route(&format!("/{name}"), get(window))
-        .route(&format!("/{name}/segments/{{seq}}"), get(segment))
-        .route(&format!("/{name}/torrents/{{seq}}/{{file}}"), get(torrent))
+        .route("/channels", get(channel_list))
         // The tracker answers at the root too: libtorrent (qBittorrent, Deluge) takes
-        // a loopback or LAN tracker only at the path `/announce` (its SSRF rule).
-        .route("/announce", get(announce))
-        .route("/scrape", get(scrape))
-        .route(&format!("/{name}/announce"), get(announce))
-        .route(&format!("/{name}/scrape"), get(scrape))
-        .route(&format!("/{name}/report"), post(report))
-        .route(&format!("/{name}/stats"), get(stats))
-        .with_state(shared)
+        // a loopback or LAN tracker only at the path `/announce` (its SSRF rule). It
+        // dispatches by info-hash to the channel that has the torrent.
+        .route("/announce", get(root_announce))
+        .route("/scrape", get(root_scrape))
+        .route("/{channel}", get(window))
+        .route("/{channel}/segments/{seq}", get(segment))
+        .route("/{channel}/torrents/{seq}/{file}", get(torrent))
+        .route("/{channel}/announce", get(announce))
+        .route("/{channel}/scrape", get(scrape))
+        .route("/{channel}/report", post(report))
+        .route("/{channel}/stats", get(stats))
+        .route("/{channel}/status", get(status_page))
+        .route("/{channel}/status.json", get(status_json))
+        .with_state(channels)
+}
+
+/// The 404 of a route naming a channel this server does not serve.
+fn no_channel(name: &str) -> Response {
+    (
+        StatusCode::NOT_FOUND,
+        format!("no channel '{name}' here (GET /channels lists them)\n"),
+    )
+        .into_response()
+}
+
+/// The channel of a route, or return its 404.
+macro_rules! channel_or_404 {
+    ($cs:expr, $name:expr) => {
+        match $cs.get(&$name) {
+            Some(s) => s,
+            None => return no_channel(&$name),
+        }
+    };
 }
 
 /// Serves HTTP/1.1 on `listener` until the task is aborted (which closes every
@@ -234,11 +415,11 @@ fn router(shared: S) -> Router {
 /// file descriptor the process had (the next crumb write failed).
 pub(super) async fn serve(
     listener: tokio::net::TcpListener,
-    shared: S,
+    channels: S,
     limits: ServerLimits,
     stats: Arc<ConnectionStats>,
 ) {
-    let app = router(shared);
+    let app = router(channels);
     let mut http = hyper::server::conn::http1::Builder::new();
     http.timer(TokioTimer::new())
         .header_read_timeout(limits.header_timeout)
@@ -319,7 +500,12 @@ struct WindowQuery {
     after: Option<u64>,
 }
 
-async fn window(State(s): State<S>, Query(q): Query<WindowQuery>) -> Response {
+async fn window(
+    State(cs): State<S>,
+    Path(name): Path<String>,
+    Query(q): Query<WindowQuery>,
+) -> Response {
+    let s = channel_or_404!(cs, name);
     let now = s.now();
     let doc = s.engine().window_doc(now, q.after);
     (
@@ -329,7 +515,8 @@ async fn window(State(s): State<S>, Query(q): Query<WindowQuery>) -> Response {
         .into_response()
 }
 
-async fn segment(State(s): State<S>, Path(seq): Path<u64>) -> Response {
+async fn segment(State(cs): State<S>, Path((name, seq)): Path<(String, u64)>) -> Response {
+    let s = channel_or_404!(cs, name);
     let now = s.now();
     let doc = s.engine().segment_doc(now, seq);
     match doc {
@@ -342,7 +529,11 @@ async fn segment(State(s): State<S>, Path(seq): Path<u64>) -> Response {
     }
 }
 
-async fn torrent(State(s): State<S>, Path((seq, file)): Path<(u64, String)>) -> Response {
+async fn torrent(
+    State(cs): State<S>,
+    Path((name, seq, file)): Path<(String, u64, String)>,
+) -> Response {
+    let s = channel_or_404!(cs, name);
     let Some(index) = file
         .strip_suffix(".torrent")
         .and_then(|i| i.parse::<u16>().ok())
@@ -362,35 +553,85 @@ async fn torrent(State(s): State<S>, Path((seq, file)): Path<(u64, String)>) -> 
     }
 }
 
+fn bencoded(body: Vec<u8>) -> Response {
+    ([(header::CONTENT_TYPE, "text/plain")], body).into_response()
+}
+
 /// BitTorrent HTTP tracker. Errors are bencoded `failure reason` bodies with status
 /// 200, as BEP 3 clients expect; the channel goes on.
 async fn announce(
-    State(s): State<S>,
+    State(cs): State<S>,
+    Path(name): Path<String>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
     RawQuery(q): RawQuery,
 ) -> Response {
+    let s = channel_or_404!(cs, name);
+    channel_announce(&s, peer, q.as_deref().unwrap_or(""))
+}
+
+fn channel_announce(s: &Shared, peer: SocketAddr, query: &str) -> Response {
     let now = s.now();
-    let body = s
-        .engine()
-        .on_announce(now, q.as_deref().unwrap_or(""), peer);
-    ([(header::CONTENT_TYPE, "text/plain")], body).into_response()
+    let body = s.engine().on_announce(now, query, peer);
+    bencoded(body)
+}
+
+/// The tracker at the root: the announce goes to the channel whose tracker has the
+/// torrent (an unknown one to the first channel, which refuses it as its own tracker
+/// does).
+async fn root_announce(
+    State(cs): State<S>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    RawQuery(q): RawQuery,
+) -> Response {
+    let query = q.as_deref().unwrap_or("");
+    let req = match AnnounceRequest::parse(query) {
+        Ok(r) => r,
+        Err(e) => return bencoded(e.body()),
+    };
+    let all = cs.all();
+    let Some(s) = all
+        .iter()
+        .find(|s| s.engine().tracks(&req.info_hash))
+        .or(all.first())
+    else {
+        return bencoded(failure_body("no channel is served here"));
+    };
+    channel_announce(s, peer, query)
 }
 
 /// BEP 48 scrape of the channel's torrents (the URL clients derive from the announce
 /// URL by its last path part).
-async fn scrape(State(s): State<S>, RawQuery(q): RawQuery) -> Response {
+async fn scrape(State(cs): State<S>, Path(name): Path<String>, RawQuery(q): RawQuery) -> Response {
+    let s = channel_or_404!(cs, name);
     let now = s.now();
     let body = s.engine().on_scrape(now, q.as_deref().unwrap_or(""));
-    ([(header::CONTENT_TYPE, "text/plain")], body).into_response()
+    bencoded(body)
+}
+
+/// BEP 48 scrape at the root: every channel's torrents asked for (all of them when
+/// no info_hash is given).
+async fn root_scrape(State(cs): State<S>, RawQuery(q): RawQuery) -> Response {
+    let query = q.as_deref().unwrap_or("");
+    let mut files = Vec::new();
+    for s in cs.all() {
+        let now = s.now();
+        match s.engine().tracker().scrape_counts(query, now) {
+            Ok(f) => files.extend(f),
+            Err(e) => return bencoded(e.body()),
+        }
+    }
+    bencoded(scrape_body(files))
 }
 
 /// A report counts only from a peer the channel knows (its `peer_id` announced from
 /// this address): others get 403 and change nothing.
 async fn report(
-    State(s): State<S>,
+    State(cs): State<S>,
+    Path(name): Path<String>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
     body: axum::body::Bytes,
 ) -> Response {
+    let s = channel_or_404!(cs, name);
     let doc: ReportDoc = match serde_json::from_slice(&body) {
         Ok(d) => d,
         Err(e) => {
@@ -409,40 +650,150 @@ async fn report(
     }
 }
 
-async fn stats(State(s): State<S>) -> Response {
+async fn stats(State(cs): State<S>, Path(name): Path<String>) -> Response {
+    let s = channel_or_404!(cs, name);
     Json(s.stats()).into_response()
 }
 
-async fn index(State(s): State<S>) -> Html<String> {
-    let now = s.now();
-    let w = s.engine().window_doc(now, None);
-    let rows: String = w
-        .segments
+async fn status_json(State(cs): State<S>, Path(name): Path<String>) -> Response {
+    let s = channel_or_404!(cs, name);
+    ([(header::CACHE_CONTROL, "no-store")], Json(s.status())).into_response()
+}
+
+async fn status_page(State(cs): State<S>, Path(name): Path<String>) -> Response {
+    let s = channel_or_404!(cs, name);
+    Html(STATUS_PAGE.replace("{{CHANNEL}}", &html_escape(&s.name))).into_response()
+}
+
+/// The list of channels of this server.
+fn channels_doc(cs: &Channels) -> ChannelsDoc {
+    ChannelsDoc {
+        version: api::API_VERSION,
+        channels: cs
+            .all()
+            .iter()
+            .map(|s| {
+                let now = s.now();
+                let e = s.engine();
+                let st = e.stats(now);
+                ChannelEntryDoc {
+                    name: s.name.clone(),
+                    url: cs.url(&s.name),
+                    status: format!("{}/status", cs.url(&s.name)),
+                    caps: e.caps().map(str::to_owned),
+                    audio_caps: e.audio_caps().map(str::to_owned),
+                    latest: e.latest(),
+                    viewers: e.viewers(now),
+                    clients_reporting: st.clients_reporting,
+                    peers_known: st.peers_known,
+                }
+            })
+            .collect(),
+    }
+}
+
+async fn channel_list(State(cs): State<S>) -> Response {
+    Json(channels_doc(&cs)).into_response()
+}
+
+/// Caps in short for a person: the media type, and the size and frame rate (video) or
+/// the rate and channels (audio) when given.
+fn short_caps(caps: &str) -> String {
+    let mut parts = caps.split(", ");
+    let media = parts.next().unwrap_or_default();
+    let fields: HashMap<&str, &str> = parts
+        .filter_map(|p| {
+            let (k, v) = p.split_once('=')?;
+            // "(int)160" -> "160"
+            Some((k, v.rsplit_once(')').map_or(v, |(_, v)| v)))
+        })
+        .collect();
+    let mut out = media.to_owned();
+    if let (Some(w), Some(h)) = (fields.get("width"), fields.get("height")) {
+        out += &format!(" {w}×{h}");
+    }
+    if let Some(r) = fields.get("framerate") {
+        out += &format!(" @ {r} fps");
+    }
+    if let Some(r) = fields.get("rate") {
+        out += &format!(" {r} Hz");
+    }
+    if let Some(c) = fields.get("channels") {
+        out += &format!(" ×{c}");
+    }
+    out
+}
+
+fn html_escape(s: &str) -> String {
+    s.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace('"', "&quot;")
+}
+
+/// The server's front page: its channels, linked to their status pages.
+async fn index(State(cs): State<S>) -> Html<String> {
+    let doc = channels_doc(&cs);
+    let rows: String = doc
+        .channels
         .iter()
-        .map(|seg| {
+        .map(|c| {
+            let n = html_escape(&c.name);
+            let audio = c.audio_caps.as_deref().map(short_caps);
             format!(
-                "<tr><td>{}</td><td>{:.2} s</td><td>{}</td><td>{} B</td></tr>",
-                seg.seq,
-                seg.duration as f64 / 1e9,
-                seg.crumbs.len(),
-                seg.crumbs.iter().map(|c| c.size).sum::<u64>()
+                "<tr><td><a href=\"/{n}/status\">{n}</a></td><td><code>{url}</code></td>\
+                 <td>{latest}</td><td>{viewers}</td><td>{peers}</td>\
+                 <td title=\"{full}\">{caps}{audio}</td>\
+                 <td><a href=\"/{n}\">window</a> · <a href=\"/{n}/stats\">stats</a> · \
+                 <a href=\"/{n}/status.json\">status</a></td></tr>",
+                url = html_escape(&c.url),
+                latest = c.latest.map_or("none yet".into(), |l| l.to_string()),
+                viewers = c.viewers,
+                peers = c.peers_known,
+                full = html_escape(c.caps.as_deref().unwrap_or("")),
+                caps = html_escape(&c.caps.as_deref().map_or("not known yet".into(), short_caps)),
+                audio = audio.map_or(String::new(), |a| format!(" + {}", html_escape(&a))),
             )
         })
         .collect();
     Html(format!(
-        "<!doctype html><title>crumbs: {name}</title><h1>channel {name}</h1>\
-         <p>window <a href=\"/{name}\">/{name}</a> (JSON), stats <a href=\"/{name}/stats\">/{name}/stats</a>, \
-         tracker /announce</p><p>start index {start:?}, latest {latest:?}</p>\
-         <table border=1><tr><th>Segment</th><th>length</th><th>crumbs</th><th>bytes</th></tr>{rows}</table>",
-        name = w.channel,
-        start = w.start_index,
-        latest = w.latest,
+        "<!doctype html><html lang=en><head><meta charset=utf-8>\
+         <meta name=viewport content=\"width=device-width\"><title>crumbs channels</title>\
+         <style>body{{font:15px system-ui,sans-serif;margin:2em;color:#222}}\
+         table{{border-collapse:collapse}}td,th{{padding:.35em .8em;border-bottom:1px solid #ddd;text-align:left}}\
+         code{{font-size:12px;color:#555}}</style></head><body>\
+         <h1>crumbs channels</h1><p>{count} channel(s) on this server. \
+         Play one with <code>crumbsrc location=URL</code>; the list as JSON: <a href=\"/channels\">/channels</a>.</p>\
+         <table id=channels><tr><th>channel (status page)</th><th>URL (crumbsrc location)</th>\
+         <th>latest Segment</th><th>viewers</th><th>peers known</th><th>caps</th><th>JSON</th></tr>\
+         {rows}</table></body></html>",
+        count = doc.channels.len(),
     ))
 }
+
+/// The status page: static HTML, CSS and a small script that polls `status.json`
+/// every second and draws its charts as inline SVG (nothing fetched but the JSON).
+const STATUS_PAGE: &str = include_str!("status.html");
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn caps_in_short() {
+        assert_eq!(
+            short_caps(
+                "video/x-vp8, profile=(string)0, width=(int)160, height=(int)120, \
+                 framerate=(fraction)30/1, interlace-mode=(string)progressive"
+            ),
+            "video/x-vp8 160×120 @ 30/1 fps"
+        );
+        assert_eq!(
+            short_caps("audio/x-opus, rate=(int)48000, channels=(int)2"),
+            "audio/x-opus 48000 Hz ×2"
+        );
+        assert_eq!(short_caps("video/x-h264"), "video/x-h264");
+    }
 
     #[test]
     fn slots_cap_connections_in_all_and_per_address() {

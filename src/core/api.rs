@@ -115,6 +115,114 @@ pub struct StatsDoc {
     pub torrents_seeded: usize,
 }
 
+/// `GET /channels`: the channels this HTTP server serves (several crumbsink elements
+/// of one process sharing `address` and `http-port`), by name.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Default)]
+pub struct ChannelsDoc {
+    pub version: u32,
+    pub channels: Vec<ChannelEntryDoc>,
+}
+
+/// One channel of [`ChannelsDoc`].
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Default)]
+pub struct ChannelEntryDoc {
+    pub name: String,
+    /// The URL clients join (crumbsrc's `location`).
+    pub url: String,
+    /// Its status page.
+    pub status: String,
+    pub caps: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub audio_caps: Option<String>,
+    /// x, the newest Segment.
+    pub latest: Option<u64>,
+    /// Viewers: the clients whose reports count, or when none reports (clients that do
+    /// not report, plain BitTorrent peers), the peers the tracker knows besides the
+    /// super seed.
+    pub viewers: usize,
+    pub clients_reporting: usize,
+    pub peers_known: usize,
+}
+
+/// `GET /<channel>/status.json`: what the status page draws. Samples are per Segment,
+/// oldest first, a bounded history kept by the channel.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Default)]
+pub struct StatusDoc {
+    pub version: u32,
+    pub channel: String,
+    pub caps: Option<String>,
+    pub latest: Option<u64>,
+    pub start_index: Option<u64>,
+    pub window_size: u32,
+    /// The channel's clock (ms since it started) when the document was made.
+    pub now_ms: u64,
+    pub stats: StatsDoc,
+    pub samples: Vec<SegmentSampleDoc>,
+    /// The Segment whose reports `d_distribution` counts (the newest with reports).
+    pub d_seq: Option<u64>,
+    /// How many viewers fetched each D for Segment `d_seq`, by D ascending.
+    pub d_distribution: Vec<DCountDoc>,
+    /// Reporting clients with their last report, newest first.
+    pub clients: Vec<ClientDoc>,
+}
+
+/// One Segment's figures on the status page.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Default)]
+pub struct SegmentSampleDoc {
+    pub seq: u64,
+    /// When it was published, ms on the channel's clock.
+    pub published_ms: u64,
+    /// |s| in ns.
+    pub duration: u64,
+    pub crumbs: u16,
+    /// Its crumbs' bytes.
+    pub bytes: u64,
+    /// |G|, the Segment's GOP count, when the crumbs said it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub gops: Option<u16>,
+    /// The channel's (super seed's) upload between the previous Segment's publish and
+    /// this one's, bytes/s. Absent for the first sample.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub upload_rate: Option<f64>,
+    /// Reports counted for this Segment.
+    pub reports: u32,
+    /// What the reporting viewers received of this Segment, bytes/s over |s|: the
+    /// prefix of D crumbs for a complete report, crumb 1 for a successful one.
+    pub delivered_rate: f64,
+    /// The sum of the download rates R the viewers reported, bytes/s.
+    pub reported_rate: f64,
+    /// rho of this Segment, once its feedback deadline passed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rho: Option<f64>,
+}
+
+/// Viewers that fetched `d` crumbs of a Segment.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Default)]
+pub struct DCountDoc {
+    pub d: u16,
+    pub clients: u32,
+}
+
+/// A reporting client and its last report.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Default)]
+pub struct ClientDoc {
+    pub client_id: String,
+    /// The address it reported from.
+    pub address: String,
+    pub seq: u64,
+    pub d: u16,
+    pub successful: bool,
+    pub complete: bool,
+    /// R, bytes/s.
+    pub rate: f64,
+    /// ms since the report arrived.
+    pub age_ms: u64,
+}
+
+/// Channel names that would hide a route of the server (`/channels`, the tracker at
+/// the root).
+pub const RESERVED_CHANNEL_NAMES: [&str; 3] = ["channels", "announce", "scrape"];
+
 /// Response header of the window (`GET /<channel>`): the channel's clock, in ns from
 /// its start, when the request arrived. The client's upload governor
 /// ([`super::uplink`]) reads its uplink's queueing delay from it.

@@ -18,10 +18,13 @@
 //! every address weighs one vote in rho (see [`super::feedback`]). What an attacker
 //! can still do is said in docs/http-api.md ("Reports").
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::net::{IpAddr, SocketAddr};
 
-use super::api::{self, ReportDoc, SegmentDoc, StatsDoc, WindowDoc};
+use super::api::{
+    self, ClientDoc, DCountDoc, ReportDoc, SegmentDoc, SegmentSampleDoc, StatsDoc, StatusDoc,
+    WindowDoc,
+};
 use super::feedback::{Feedback, FeedbackConfig, FeedbackError, Voter};
 use super::scheduler::{Expired, PublishedSegment, ScheduleError, Scheduler, SchedulerConfig};
 use super::tracker::{AnnounceRequest, Event, Tracker, TrackerConfig, TrackerError};
@@ -89,6 +92,32 @@ pub struct TorrentFile {
     pub bytes: Vec<u8>,
 }
 
+/// Per-Segment samples the status page's history keeps (about 4 minutes of 2 s
+/// Segments): a bounded ring, the oldest dropped first.
+pub const STATUS_HISTORY: usize = 120;
+
+/// Reporting clients the status page lists at most; beyond it the one that reported
+/// longest ago is forgotten (made-up client ids cannot grow memory).
+pub const STATUS_CLIENTS: usize = 256;
+
+/// One Segment's sample in the status history.
+#[derive(Clone, Debug)]
+struct Sample {
+    doc: SegmentSampleDoc,
+    /// The super seed's upload total when the Segment was published.
+    uploaded: Option<u64>,
+    /// Counted reports by D.
+    d_counts: BTreeMap<u16, u32>,
+}
+
+/// A reporting client's last report, where from and when.
+#[derive(Clone, Debug)]
+struct LastReport {
+    report: ReportDoc,
+    ip: IpAddr,
+    at: u64,
+}
+
 /// A peer of the audience: where it announced from, when last.
 #[derive(Clone, Copy, Debug)]
 struct Member {
@@ -115,6 +144,12 @@ pub struct ChannelEngine {
     /// When the audience was last swept of expired members.
     audience_swept: u64,
     stats: StatsDoc,
+    /// The super seed's peer id (not a viewer).
+    super_seed_id: Option<[u8; 20]>,
+    /// The status page's per-Segment history, oldest first.
+    history: VecDeque<Sample>,
+    /// The status page's clients by client id.
+    last_reports: HashMap<String, LastReport>,
 }
 
 impl ChannelEngine {
@@ -130,6 +165,9 @@ impl ChannelEngine {
             super_seed: None,
             audience: HashMap::new(),
             audience_swept: 0,
+            super_seed_id: None,
+            history: VecDeque::new(),
+            last_reports: HashMap::new(),
             stats: StatsDoc {
                 channel: config.name.clone(),
                 ..Default::default()
@@ -155,6 +193,7 @@ impl ChannelEngine {
     /// the tracker hands it out as `super_seed_fanout` says.
     pub fn set_super_seed(&mut self, addr: SocketAddr, peer_id: [u8; 20]) {
         self.tracker.set_super_seed(addr, peer_id);
+        self.super_seed_id = Some(peer_id);
         self.super_seed = Some(addr.to_string());
     }
 
@@ -203,6 +242,21 @@ impl ChannelEngine {
             self.audio_caps = audio_caps;
         }
         self.stats.segments_published += 1;
+        if self.history.len() >= STATUS_HISTORY {
+            self.history.pop_front();
+        }
+        self.history.push_back(Sample {
+            doc: SegmentSampleDoc {
+                seq,
+                published_ms: now / 1_000_000,
+                duration: self.scheduler.get(seq).map_or(0, |e| e.duration),
+                crumbs: crumbs as u16,
+                bytes,
+                ..Default::default()
+            },
+            uploaded: None,
+            d_counts: BTreeMap::new(),
+        });
         self.stats.crumbs_published += crumbs;
         self.stats.bytes_published += bytes;
         for e in &expired {
@@ -234,6 +288,9 @@ impl ChannelEngine {
         if let Some((seq, rho)) = due {
             self.stats.last_rho = Some(rho);
             self.stats.last_rho_seq = Some(seq);
+            if let Some(s) = self.sample_mut(seq) {
+                s.doc.rho = Some(rho);
+            }
         }
         due
     }
@@ -275,9 +332,11 @@ impl ChannelEngine {
                     && now.saturating_sub(m.last_seen) < self.config.tracker.peer_ttl_ns
             });
         let result = if known {
+            let kept = report.clone();
             self.feedback
                 .record(report, Voter::new(source), now, &self.scheduler)
                 .map_err(ReportError::from)
+                .inspect(|()| self.note_report(now, source, kept))
         } else {
             Err(ReportError::NotAPeer(report.client_id))
         };
@@ -387,6 +446,161 @@ impl ChannelEngine {
         st.super_seed_grants = self.tracker.super_seed_grants();
         st.clients_reporting = self.feedback.clients_reporting(&self.scheduler);
         st
+    }
+
+    /// What the IO side knows of Segment `seq` just published: |G| (from its crumbs)
+    /// and the super seed's upload total now, from which the channel's upload rate
+    /// since the previous Segment is computed.
+    pub fn note_segment(&mut self, seq: u64, gops: Option<u16>, uploaded: Option<u64>) {
+        let prev = self
+            .history
+            .iter()
+            .rev()
+            .find(|s| s.doc.seq < seq)
+            .and_then(|s| Some((s.uploaded?, s.doc.published_ms)));
+        let Some(s) = self.sample_mut(seq) else {
+            return;
+        };
+        s.doc.gops = gops.or(s.doc.gops);
+        if let Some(up) = uploaded {
+            s.uploaded = Some(up);
+            if let Some((prev_up, prev_ms)) = prev {
+                let ms = s.doc.published_ms.saturating_sub(prev_ms).max(1);
+                s.doc.upload_rate = Some(up.saturating_sub(prev_up) as f64 * 1000.0 / ms as f64);
+            }
+        }
+    }
+
+    fn sample_mut(&mut self, seq: u64) -> Option<&mut Sample> {
+        self.history.iter_mut().rev().find(|s| s.doc.seq == seq)
+    }
+
+    /// A counted report enters the status history: the Segment's delivered rate and
+    /// D distribution, and the client's last report.
+    fn note_report(&mut self, now: u64, source: IpAddr, report: ReportDoc) {
+        // Bytes the viewer got by the deadline: D crumbs when complete, crumb 1 when
+        // only successful (what it got beyond crumb 1 is not known).
+        let got = match (report.complete, report.successful) {
+            (true, _) => report.d.max(1) as usize,
+            (false, true) => 1,
+            (false, false) => 0,
+        };
+        let bytes = self
+            .scheduler
+            .get(report.seq)
+            .map_or(0, |e| e.prefix_size(got));
+        if let Some(s) = self.sample_mut(report.seq) {
+            s.doc.reports += 1;
+            s.doc.reported_rate += report.rate.max(0.0);
+            if s.doc.duration > 0 {
+                s.doc.delivered_rate += bytes as f64 * 1e9 / s.doc.duration as f64;
+            }
+            *s.d_counts.entry(report.d).or_insert(0) += 1;
+        }
+        if self.last_reports.len() >= STATUS_CLIENTS
+            && !self.last_reports.contains_key(&report.client_id)
+            && let Some(oldest) = self
+                .last_reports
+                .iter()
+                .min_by_key(|(_, r)| r.at)
+                .map(|(k, _)| k.clone())
+        {
+            self.last_reports.remove(&oldest);
+        }
+        self.last_reports.insert(
+            report.client_id.clone(),
+            LastReport {
+                report,
+                ip: source.to_canonical(),
+                at: now,
+            },
+        );
+    }
+
+    /// Viewers at `now`: the clients whose reports count, or when none reports, the
+    /// peers that announced lately other than the super seed.
+    pub fn viewers(&self, now: u64) -> usize {
+        let reporting = self.feedback.clients_reporting(&self.scheduler);
+        if reporting > 0 {
+            return reporting;
+        }
+        let ttl = self.config.tracker.peer_ttl_ns;
+        self.audience
+            .iter()
+            .filter(|(id, m)| {
+                Some(**id) != self.super_seed_id && now.saturating_sub(m.last_seen) < ttl
+            })
+            .count()
+    }
+
+    /// The status page's document at `now` (the caller adds the super seed's figures
+    /// to `stats`, as for [`Self::stats`]).
+    pub fn status_doc(&self, now: u64) -> StatusDoc {
+        let ttl = self.config.tracker.peer_ttl_ns;
+        let d_sample = self.history.iter().rev().find(|s| s.doc.reports > 0);
+        let mut clients: Vec<&LastReport> = self
+            .last_reports
+            .values()
+            .filter(|r| now.saturating_sub(r.at) < ttl)
+            .collect();
+        clients.sort_by(|a, b| {
+            b.at.cmp(&a.at)
+                .then(a.report.client_id.cmp(&b.report.client_id))
+        });
+        StatusDoc {
+            version: api::API_VERSION,
+            channel: self.config.name.clone(),
+            caps: self.caps.clone(),
+            latest: self.scheduler.latest().map(|e| e.seq),
+            start_index: self.scheduler.start_index(),
+            window_size: self.scheduler.config().window,
+            now_ms: now / 1_000_000,
+            stats: self.stats(now),
+            samples: self.history.iter().map(|s| s.doc.clone()).collect(),
+            d_seq: d_sample.map(|s| s.doc.seq),
+            d_distribution: d_sample
+                .map(|s| {
+                    s.d_counts
+                        .iter()
+                        .map(|(&d, &clients)| DCountDoc { d, clients })
+                        .collect()
+                })
+                .unwrap_or_default(),
+            clients: clients
+                .into_iter()
+                .map(|r| ClientDoc {
+                    client_id: r.report.client_id.clone(),
+                    address: r.ip.to_string(),
+                    seq: r.report.seq,
+                    d: r.report.d,
+                    successful: r.report.successful,
+                    complete: r.report.complete,
+                    rate: r.report.rate,
+                    age_ms: now.saturating_sub(r.at) / 1_000_000,
+                })
+                .collect(),
+        }
+    }
+
+    /// x, the newest Segment.
+    pub fn latest(&self) -> Option<u64> {
+        self.scheduler.latest().map(|e| e.seq)
+    }
+
+    /// The caps of the channel's video (None before the first Segment).
+    pub fn caps(&self) -> Option<&str> {
+        self.caps.as_deref()
+    }
+
+    /// The caps of the channel's audio, if it carries audio.
+    pub fn audio_caps(&self) -> Option<&str> {
+        self.audio_caps.as_deref()
+    }
+
+    /// Whether the channel's tracker tracks crumb `info_hash` (where an announce at
+    /// the server's root goes).
+    pub fn tracks(&self, info_hash: &[u8; 20]) -> bool {
+        self.tracker.is_registered(info_hash)
     }
 
     pub fn tracker(&self) -> &Tracker {

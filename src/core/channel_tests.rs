@@ -390,3 +390,93 @@ fn the_audience_is_bounded() {
     announce(&mut e, 50 * SEC, 0, [3; 20], "127.0.0.3:6881");
     assert!(counted(&mut e, 3, 50 * SEC));
 }
+
+#[test]
+fn status_history_has_upload_delivery_d_and_rho_per_segment() {
+    let mut e = engine();
+    let (a, b) = ([1u8; 20], [2u8; 20]);
+    publish(&mut e, 0);
+    e.note_segment(0, Some(1), Some(0));
+    announce(&mut e, SEC, 0, a, "127.0.0.2:6881");
+    announce(&mut e, SEC, 0, b, "127.0.0.3:6881");
+    // The super seed only announces: it is no viewer.
+    announce(&mut e, SEC, 0, [0xee; 20], "127.0.0.1:4000");
+    assert_eq!(
+        e.viewers(SEC),
+        2,
+        "peers count as viewers before any report"
+    );
+    publish(&mut e, 1);
+    // 6,000 bytes uploaded in the 2 s between the publishes.
+    e.note_segment(1, Some(2), Some(6000));
+    let complete = |client: &str, d: u16, id| ReportDoc {
+        complete: true,
+        d,
+        ..report(client, 1, true, Some(id))
+    };
+    e.on_report(3 * SEC, ip("127.0.0.2"), complete("a", 3, a))
+        .unwrap();
+    e.on_report(3 * SEC, ip("127.0.0.3"), complete("b", 2, b))
+        .unwrap();
+    // Refused reports draw nothing.
+    assert!(
+        e.on_report(3 * SEC, ip("127.0.0.9"), complete("x", 3, [9; 20]))
+            .is_err()
+    );
+    let rho = e.poll_rho(6 * SEC);
+    assert_eq!(rho, Some((1, 1.0)));
+    let doc = e.status_doc(6 * SEC);
+    assert_eq!(doc.channel, "live");
+    assert_eq!(doc.latest, Some(1));
+    assert_eq!(doc.now_ms, 6000);
+    assert_eq!(doc.samples.len(), 2);
+    let (s0, s1) = (&doc.samples[0], &doc.samples[1]);
+    assert_eq!(
+        (s0.seq, s0.published_ms, s0.bytes, s0.crumbs),
+        (0, 0, 3000, 3)
+    );
+    assert_eq!(s0.upload_rate, None, "no previous Segment to count from");
+    assert_eq!(s1.upload_rate, Some(3000.0));
+    assert_eq!((s0.gops, s1.gops), (Some(1), Some(2)));
+    assert_eq!(s1.reports, 2);
+    // a got 3 crumbs, b 2, of 1,000 bytes each, over |s| = 2 s.
+    assert_eq!(s1.delivered_rate, 2500.0);
+    assert_eq!(s1.reported_rate, 100_000.0);
+    assert_eq!(s1.rho, Some(1.0));
+    assert_eq!(doc.d_seq, Some(1));
+    let dist: Vec<(u16, u32)> = doc
+        .d_distribution
+        .iter()
+        .map(|c| (c.d, c.clients))
+        .collect();
+    assert_eq!(dist, [(2, 1), (3, 1)]);
+    let clients: Vec<(&str, &str, u16)> = doc
+        .clients
+        .iter()
+        .map(|c| (c.client_id.as_str(), c.address.as_str(), c.d))
+        .collect();
+    assert_eq!(clients, [("a", "127.0.0.2", 3), ("b", "127.0.0.3", 2)]);
+    assert_eq!(doc.clients[0].age_ms, 3000);
+    assert_eq!(e.viewers(6 * SEC), 2);
+    // Clients that stopped reporting leave the list after the peer TTL.
+    assert!(e.status_doc(50 * SEC).clients.is_empty());
+}
+
+#[test]
+fn status_history_is_a_bounded_ring() {
+    let mut e = engine();
+    let n = STATUS_HISTORY as u64 + 7;
+    for seq in 0..n {
+        publish(&mut e, seq);
+    }
+    let doc = e.status_doc(2 * n * SEC);
+    assert_eq!(doc.samples.len(), STATUS_HISTORY);
+    assert_eq!(
+        doc.samples.first().unwrap().seq,
+        7,
+        "the oldest dropped first"
+    );
+    assert_eq!(doc.samples.last().unwrap().seq, n - 1);
+    assert_eq!(doc.d_seq, None);
+    assert!(doc.d_distribution.is_empty());
+}

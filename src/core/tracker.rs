@@ -113,6 +113,27 @@ pub fn failure_body(msg: &str) -> Vec<u8> {
     out
 }
 
+/// The bencoded BEP 48 scrape answer for (info-hash, complete, incomplete) counts
+/// (`downloaded` is not kept: 0).
+pub fn scrape_body(mut files: Vec<([u8; 20], usize, usize)>) -> Vec<u8> {
+    files.sort(); // bencode dictionaries are sorted by key
+    files.dedup_by_key(|f| f.0);
+    let mut out = b"d5:filesd".to_vec();
+    for (h, complete, incomplete) in files {
+        put_bytes(&mut out, &h);
+        out.push(b'd');
+        put_bytes(&mut out, b"complete");
+        put_int(&mut out, complete as u64);
+        put_bytes(&mut out, b"downloaded");
+        put_int(&mut out, 0);
+        put_bytes(&mut out, b"incomplete");
+        put_int(&mut out, incomplete as u64);
+        out.push(b'e');
+    }
+    out.extend_from_slice(b"ee");
+    out
+}
+
 /// Byte-wise percent-decoding. info_hash and peer_id are raw 20-byte strings, so no
 /// UTF-8 is assumed. `+` stays `+` (RFC 3986 query; BitTorrent clients escape every
 /// byte outside the unreserved set, so treating `+` as a space would corrupt hashes).
@@ -522,40 +543,44 @@ impl Tracker {
     /// info-hashes are left out, as BEP 48 allows; a malformed query gets a failure
     /// body.
     pub fn scrape(&self, query: &str, now: u64) -> Vec<u8> {
+        match self.scrape_counts(query, now) {
+            Ok(files) => scrape_body(files),
+            Err(e) => e.body(),
+        }
+    }
+
+    /// The swarms a BEP 48 scrape asks for (all when no `info_hash` is given), as
+    /// (info-hash, complete, incomplete); unknown info-hashes are left out. Several
+    /// channels' counts for one scrape at the server's root are joined by
+    /// [`scrape_body`].
+    pub fn scrape_counts(
+        &self,
+        query: &str,
+        now: u64,
+    ) -> Result<Vec<([u8; 20], usize, usize)>, TrackerError> {
         let query = query.strip_prefix('?').unwrap_or(query);
         let mut asked = BTreeSet::new();
         for pair in query.as_bytes().split(|&b| b == b'&') {
             let Some(eq) = pair.iter().position(|&b| b == b'=') else {
                 continue;
             };
-            let key = match percent_decode(&pair[..eq]) {
-                Ok(k) => k,
-                Err(e) => return e.body(),
-            };
+            let key = percent_decode(&pair[..eq])?;
             if key != b"info_hash" {
                 continue;
             }
-            match percent_decode(&pair[eq + 1..]) {
-                Ok(v) => match <[u8; 20]>::try_from(v.as_slice()) {
-                    Ok(h) => {
-                        asked.insert(h);
-                    }
-                    Err(_) => return TrackerError::Invalid("info_hash").body(),
-                },
-                Err(e) => return e.body(),
-            }
+            let v = percent_decode(&pair[eq + 1..])?;
+            let h = <[u8; 20]>::try_from(v.as_slice())
+                .map_err(|_| TrackerError::Invalid("info_hash"))?;
+            asked.insert(h);
         }
         let all = asked.is_empty();
-        let mut hashes: Vec<&[u8; 20]> = self
-            .swarms
-            .keys()
-            .filter(|h| all || asked.contains(*h))
-            .collect();
-        hashes.sort(); // bencode dictionaries are sorted by key
         let ttl = self.config.peer_ttl_ns;
-        let mut out = b"d5:filesd".to_vec();
-        for h in hashes {
-            let swarm = &self.swarms[h];
+        let mut out = Vec::new();
+        for (h, swarm) in self
+            .swarms
+            .iter()
+            .filter(|(h, _)| all || asked.contains(*h))
+        {
             let (mut complete, incomplete) = swarm.counts(now, ttl);
             if let Some((ss, _)) = self.super_seed
                 && !swarm
@@ -565,18 +590,9 @@ impl Tracker {
             {
                 complete += 1;
             }
-            put_bytes(&mut out, h);
-            out.push(b'd');
-            put_bytes(&mut out, b"complete");
-            put_int(&mut out, complete as u64);
-            put_bytes(&mut out, b"downloaded");
-            put_int(&mut out, 0);
-            put_bytes(&mut out, b"incomplete");
-            put_int(&mut out, incomplete as u64);
-            out.push(b'e');
+            out.push((*h, complete, incomplete));
         }
-        out.extend_from_slice(b"ee");
-        out
+        Ok(out)
     }
 
     fn reply(

@@ -583,3 +583,30 @@ fn scrape_counts_seeds_leechers_and_the_super_seed() {
             .starts_with(b"d14:failure reason")
     );
 }
+
+#[test]
+fn scrape_counts_of_several_trackers_join_into_one_answer() {
+    let (mut a, mut b) = (
+        Tracker::new(TrackerConfig::default()),
+        Tracker::new(TrackerConfig::default()),
+    );
+    a.register([3; 20]);
+    b.register([1; 20]);
+    b.register([2; 20]);
+    let mut files = a.scrape_counts("", 0).unwrap();
+    files.extend(b.scrape_counts("", 0).unwrap());
+    let body = scrape_body(files);
+    let keys: Vec<usize> = [[1u8; 20], [2; 20], [3; 20]]
+        .iter()
+        .map(|h| body.windows(20).position(|w| w == h).unwrap())
+        .collect();
+    assert!(keys.is_sorted(), "bencode keys in order: {keys:?}");
+    assert_eq!(body, {
+        let mut all = Tracker::new(TrackerConfig::default());
+        for h in [[1u8; 20], [2; 20], [3; 20]] {
+            all.register(h);
+        }
+        all.scrape("", 0)
+    });
+    assert!(a.scrape_counts("info_hash=%01", 0).is_err());
+}

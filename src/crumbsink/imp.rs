@@ -374,7 +374,7 @@ impl ObjectImpl for CrumbSink {
                     .build(),
                 glib::ParamSpecUInt::builder("http-port")
                     .nick("HTTP port")
-                    .blurb("TCP port of the HTTP API and tracker (0 = pick a free one; read it back from url)")
+                    .blurb("TCP port of the HTTP API and tracker (0 = pick a free one; read it back from url); crumbsinks of one process with the same address and a fixed port share one server, each channel under its name")
                     .maximum(65535)
                     .default_value(DEFAULT_HTTP_PORT)
                     .mutable_ready()
