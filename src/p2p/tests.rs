@@ -654,9 +654,99 @@ fn peers_found_through_the_torrents_tracker() {
         assert!(log[0].contains("left=0"), "{}", log[0]);
         assert!(log.iter().any(|q| q.contains(&b_port)));
 
+        if std::env::var("CHURN_EXIT").is_ok() {
+            std::process::exit(0);
+        }
         b.shutdown().await?;
         a.shutdown().await?;
         task.abort();
+        Ok(())
+    });
+}
+
+/// Tasks alive on the runtime once they settle at or below `limit` (a removed
+/// torrent's tasks end a moment after `remove` returns), waiting at most 5 s.
+async fn settled_tasks(limit: usize) -> usize {
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        let n = RUNTIME.metrics().num_alive_tasks();
+        if n <= limit || Instant::now() >= deadline {
+            return n;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// A channel and its clients add and remove torrents forever (one per crumb): what a
+/// removed torrent held must go. Every handle, task and file of a removed torrent is
+/// released, and every `TRIM_EVERY_REMOVED`th removal hands the allocator's free
+/// pages back (`memory`), which is what keeps the resident size flat over hours
+/// (`scripts/soak`).
+#[test]
+fn removed_torrents_are_freed() {
+    let _g = LEAK_LOCK.write().unwrap_or_else(|e| e.into_inner());
+    let dir = TempDir::new("churn");
+    run(Duration::from_secs(240), async {
+        // As crumbsink and crumbsrc run them: a tracker in every torrent, re-announced
+        // every second, and the seed given as an initial peer.
+        let (url, _log, tracker) = fake_tracker().await?;
+        let cfg = |p: &Path| SessionConfig {
+            tracker_interval: Some(Duration::from_secs(1)),
+            ..config(p)
+        };
+        let a = P2pSession::new(cfg(&dir.path().join("a"))).await?;
+        let b = P2pSession::new(cfg(&dir.path().join("b"))).await?;
+        let b_out = dir.path().join("b").join("out");
+        let cycle = |i: u64| {
+            let (a, b, url, dir, b_out) = (&a, &b, &url, dir.path(), &b_out);
+            async move {
+                let name = format!("crumb-{i}");
+                let data = random_bytes(40_000, 1000 + i);
+                let t = make_torrent(&name, &data, 16 * 1024, std::slice::from_ref(url))?;
+                let path = dir.join("a").join(&name);
+                std::fs::write(&path, &data)?;
+                let id = a.seed(&t, &path, vec![]).await?;
+                b.download(&t.bytes, b_out, peer(a)).await?;
+                b.wait_finished(id, Duration::from_secs(30)).await?;
+                let handles = [a.weak_handle(id), b.weak_handle(id)];
+                a.remove(id, true).await?;
+                b.remove(id, true).await?;
+                anyhow::Ok(handles)
+            }
+        };
+        // Warm-up: lazily started tasks (announcers, the blocking pool) settle.
+        for i in 0..4 {
+            cycle(i).await?;
+        }
+        let tasks0 = settled_tasks(0).await;
+        let trims0 = memory::trims();
+
+        let n = 2 * memory::TRIM_EVERY_REMOVED;
+        let mut handles = Vec::new();
+        for i in 0..n {
+            handles.extend(cycle(100 + i).await?);
+        }
+        let alive = handles.iter().filter(|h| h.strong_count() > 0).count();
+        let tasks1 = settled_tasks(tasks0).await;
+        let trims = memory::trims() - trims0;
+        eprintln!(
+            "{n} torrents seeded, downloaded and removed: {alive} still held, tasks {tasks0} -> {tasks1}, {trims} trims"
+        );
+        assert_eq!(alive, 0, "removed torrents still held by librqbit");
+        assert!(tasks1 <= tasks0, "tasks {tasks0} -> {tasks1}");
+        assert!(a.torrents().is_empty() && b.torrents().is_empty());
+        // The files went, and the download folder with them once empty.
+        let left = std::fs::read_dir(&b_out).map_or(0, |d| d.count());
+        assert_eq!(left, 0, "files left in {b_out:?}");
+        // 2n removals in this test alone; other p2p tests may add a few trims.
+        assert!(trims >= 2 * n / memory::TRIM_EVERY_REMOVED, "{trims} trims");
+        let start = Instant::now();
+        memory::trim();
+        eprintln!("one trim took {:?}", start.elapsed());
+
+        b.shutdown().await?;
+        a.shutdown().await?;
+        tracker.abort();
         Ok(())
     });
 }
