@@ -573,6 +573,17 @@ impl P2pSession {
             .map_or_else(|_| std::sync::Weak::new(), Arc::downgrade)
     }
 
+    /// librqbit's live state of a torrent (None when not live), weakly and
+    /// type-erased (librqbit does not export its type): tests check that it is freed.
+    #[cfg(test)]
+    pub(crate) fn weak_live(
+        &self,
+        id: TorrentId,
+    ) -> Option<std::sync::Weak<dyn std::any::Any + Send + Sync>> {
+        let live: Arc<dyn std::any::Any + Send + Sync> = self.handle(id).ok()?.live()?;
+        Some(Arc::downgrade(&live))
+    }
+
     /// The torrents in the session.
     pub fn torrents(&self) -> Vec<TorrentId> {
         self.session

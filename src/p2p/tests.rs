@@ -678,74 +678,90 @@ async fn settled_tasks(limit: usize) -> usize {
 }
 
 /// A channel and its clients add and remove torrents forever (one per crumb): what a
-/// removed torrent held must go. Every handle, task and file of a removed torrent is
-/// released, and every `TRIM_EVERY_REMOVED`th removal hands the allocator's free
-/// pages back (`memory`), which is what keeps the resident size flat over hours
-/// (`scripts/soak`).
+/// removed torrent held must go. As in a live channel: a seed and two downloaders
+/// that also trade with each other, a window of 10 torrents whose oldest goes while
+/// the newest download, a tracker in every torrent re-announced every second. Every
+/// handle, live state, task and file of a removed torrent is released, and every
+/// `TRIM_EVERY_REMOVED`th removal hands the allocator's free pages back (`memory`),
+/// which keeps the resident size from creeping up over hours (`scripts/soak`).
 #[test]
 fn removed_torrents_are_freed() {
     let _g = LEAK_LOCK.write().unwrap_or_else(|e| e.into_inner());
     let dir = TempDir::new("churn");
     run(Duration::from_secs(240), async {
-        // As crumbsink and crumbsrc run them: a tracker in every torrent, re-announced
-        // every second, and the seed given as an initial peer.
         let (url, _log, tracker) = fake_tracker().await?;
-        let cfg = |p: &Path| SessionConfig {
+        let cfg = |p: &Path, download: Option<u32>| SessionConfig {
             tracker_interval: Some(Duration::from_secs(1)),
+            download_limit_bps: download,
+            peer_limit: Some(12),
             ..config(p)
         };
-        let a = P2pSession::new(cfg(&dir.path().join("a"))).await?;
-        let b = P2pSession::new(cfg(&dir.path().join("b"))).await?;
-        let b_out = dir.path().join("b").join("out");
-        let cycle = |i: u64| {
-            let (a, b, url, dir, b_out) = (&a, &b, &url, dir.path(), &b_out);
-            async move {
-                let name = format!("crumb-{i}");
-                let data = random_bytes(40_000, 1000 + i);
-                let t = make_torrent(&name, &data, 16 * 1024, std::slice::from_ref(url))?;
-                let path = dir.join("a").join(&name);
-                std::fs::write(&path, &data)?;
-                let id = a.seed(&t, &path, vec![]).await?;
-                b.download(&t.bytes, b_out, peer(a)).await?;
-                b.wait_finished(id, Duration::from_secs(30)).await?;
-                let handles = [a.weak_handle(id), b.weak_handle(id)];
-                a.remove(id, true).await?;
-                b.remove(id, true).await?;
-                anyhow::Ok(handles)
-            }
-        };
-        // Warm-up: lazily started tasks (announcers, the blocking pool) settle.
-        for i in 0..4 {
-            cycle(i).await?;
-        }
+        let seed = P2pSession::new(cfg(&dir.path().join("a"), None)).await?;
+        // Capped, so that the oldest torrent is often removed mid-download.
+        let b = P2pSession::new(cfg(&dir.path().join("b"), Some(200_000))).await?;
+        let c = P2pSession::new(cfg(&dir.path().join("c"), Some(200_000))).await?;
+        let sessions = [&seed, &b, &c];
         let tasks0 = settled_tasks(0).await;
         let trims0 = memory::trims();
 
-        let n = 2 * memory::TRIM_EVERY_REMOVED;
-        let mut handles = Vec::new();
-        for i in 0..n {
-            handles.extend(cycle(100 + i).await?);
+        let n = 64u64;
+        let (mut handles, mut states) = (Vec::new(), Vec::new());
+        let mut window = std::collections::VecDeque::new();
+        for i in 0..n + 10 {
+            if i < n {
+                let name = format!("crumb-{i}");
+                let data = random_bytes(60_000, 5000 + i);
+                let t = make_torrent(&name, &data, 16 * 1024, std::slice::from_ref(&url))?;
+                let path = dir.path().join("a").join(&name);
+                std::fs::write(&path, &data)?;
+                let id = seed.seed(&t, &path, vec![]).await?;
+                b.download(&t.bytes, &dir.path().join("b/out"), peer(&seed))
+                    .await?;
+                c.download(&t.bytes, &dir.path().join("c/out"), peer(&b))
+                    .await?;
+                let _ = c.add_peer(id, seed.listen_addr());
+                for s in sessions {
+                    handles.push(s.weak_handle(id));
+                    states.extend(s.weak_live(id));
+                }
+                window.push_back(id);
+            }
+            if window.len() > 10 || i >= n {
+                let old = window.pop_front().unwrap();
+                for s in sessions {
+                    s.remove(old, true).await?;
+                }
+            }
         }
-        let alive = handles.iter().filter(|h| h.strong_count() > 0).count();
         let tasks1 = settled_tasks(tasks0).await;
+        let held = handles.iter().filter(|h| h.strong_count() > 0).count();
+        let live = states.iter().filter(|h| h.strong_count() > 0).count();
         let trims = memory::trims() - trims0;
         eprintln!(
-            "{n} torrents seeded, downloaded and removed: {alive} still held, tasks {tasks0} -> {tasks1}, {trims} trims"
+            "{n} torrents in 3 sessions added and removed: {held} handles and {live} of {} live states still held, tasks {tasks0} -> {tasks1}, {trims} trims",
+            states.len()
         );
-        assert_eq!(alive, 0, "removed torrents still held by librqbit");
+        assert_eq!(held, 0, "removed torrents still held by librqbit");
+        assert_eq!(live, 0, "live states of removed torrents still held");
         assert!(tasks1 <= tasks0, "tasks {tasks0} -> {tasks1}");
-        assert!(a.torrents().is_empty() && b.torrents().is_empty());
-        // The files went, and the download folder with them once empty.
-        let left = std::fs::read_dir(&b_out).map_or(0, |d| d.count());
-        assert_eq!(left, 0, "files left in {b_out:?}");
-        // 2n removals in this test alone; other p2p tests may add a few trims.
-        assert!(trims >= 2 * n / memory::TRIM_EVERY_REMOVED, "{trims} trims");
+        for s in sessions {
+            assert!(s.torrents().is_empty());
+        }
+        for d in ["b/out", "c/out"] {
+            // The files went, and the download folder with them once empty.
+            let left = std::fs::read_dir(dir.path().join(d)).map_or(0, |d| d.count());
+            assert_eq!(left, 0, "files left in {d}");
+        }
+        // 3n removals in a row cross 3n / TRIM_EVERY_REMOVED multiples of it (other
+        // tests may add a few).
+        assert!(trims >= 3 * n / memory::TRIM_EVERY_REMOVED, "{trims} trims");
         let start = Instant::now();
         memory::trim();
         eprintln!("one trim took {:?}", start.elapsed());
 
-        b.shutdown().await?;
-        a.shutdown().await?;
+        for s in sessions {
+            s.shutdown().await?;
+        }
         tracker.abort();
         Ok(())
     });
