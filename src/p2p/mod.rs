@@ -9,12 +9,15 @@
 //!   LSD, no persistence): seed a crumb already on disk, download one, watch its
 //!   progress, remove it, change rate limits live, shut down.
 //!
+//! - [`memory`]: removed torrents' memory goes back to the system (`malloc_trim`).
+//!
 //! GStreamer threads call the async functions through `RUNTIME.block_on(..)` (never
 //! from inside a task of the runtime itself) or `RUNTIME.spawn(..)`. Completed crumbs
 //! are read from their file on disk ([`P2pSession::read_file`]), never through a
 //! librqbit `FileStream` (every open stream holds a blocking permit of the session).
 
 pub mod log;
+pub mod memory;
 pub mod runtime;
 pub mod session;
 pub mod torrent;

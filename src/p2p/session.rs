@@ -525,11 +525,15 @@ impl P2pSession {
 
     /// Stops and forgets a torrent; with `delete_files` its file goes too (and its
     /// folder, when that is empty then and not the spool dir).
+    /// Every [`super::memory::TRIM_EVERY_REMOVED`]th removal in the process gives the
+    /// allocator's free pages back to the system ([`super::memory`]).
     pub async fn remove(&self, id: TorrentId, delete_files: bool) -> anyhow::Result<()> {
         self.session
             .delete(id.key(), delete_files)
             .await
-            .with_context(|| format!("removing torrent {id}"))
+            .with_context(|| format!("removing torrent {id}"))?;
+        super::memory::torrent_removed();
+        Ok(())
     }
 
     /// Changes the session-wide limits in bytes/s at once (None = unlimited; values
@@ -558,6 +562,26 @@ impl P2pSession {
     /// Bytes this session received from peers since it started (all torrents).
     pub fn total_downloaded(&self) -> u64 {
         self.session.stats_snapshot().counters.fetched_bytes
+    }
+
+    /// librqbit's handle of a torrent, weakly: tests check that a removed torrent
+    /// is freed.
+    #[cfg(test)]
+    pub(crate) fn weak_handle(&self, id: TorrentId) -> std::sync::Weak<ManagedTorrent> {
+        self.handle(id)
+            .as_ref()
+            .map_or_else(|_| std::sync::Weak::new(), Arc::downgrade)
+    }
+
+    /// librqbit's live state of a torrent (None when not live), weakly and
+    /// type-erased (librqbit does not export its type): tests check that it is freed.
+    #[cfg(test)]
+    pub(crate) fn weak_live(
+        &self,
+        id: TorrentId,
+    ) -> Option<std::sync::Weak<dyn std::any::Any + Send + Sync>> {
+        let live: Arc<dyn std::any::Any + Send + Sync> = self.handle(id).ok()?.live()?;
+        Some(Arc::downgrade(&live))
     }
 
     /// The torrents in the session.

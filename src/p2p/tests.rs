@@ -657,6 +657,9 @@ fn peers_found_through_the_torrents_tracker() {
         assert!(log[0].contains("left=0"), "{}", log[0]);
         assert!(log.iter().any(|q| q.contains(&b_port)));
 
+        if std::env::var("CHURN_EXIT").is_ok() {
+            std::process::exit(0);
+        }
         b.shutdown().await?;
         a.shutdown().await?;
         task.abort();
@@ -712,4 +715,107 @@ fn librqbit_logs_reach_the_gstreamer_debug_log() {
         "no span context in {:?}",
         &seen[..seen.len().min(5)]
     );
+}
+
+/// Tasks alive on the runtime once they settle at or below `limit` (a removed
+/// torrent's tasks end a moment after `remove` returns), waiting at most 5 s.
+async fn settled_tasks(limit: usize) -> usize {
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        let n = RUNTIME.metrics().num_alive_tasks();
+        if n <= limit || Instant::now() >= deadline {
+            return n;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// A channel and its clients add and remove torrents forever (one per crumb): what a
+/// removed torrent held must go. As in a live channel: a seed and two downloaders
+/// that also trade with each other, a window of 10 torrents whose oldest goes while
+/// the newest download, a tracker in every torrent re-announced every second. Every
+/// handle, live state, task and file of a removed torrent is released, and every
+/// `TRIM_EVERY_REMOVED`th removal hands the allocator's free pages back (`memory`),
+/// which keeps the resident size from creeping up over hours (`scripts/soak`).
+#[test]
+fn removed_torrents_are_freed() {
+    let _g = LEAK_LOCK.write().unwrap_or_else(|e| e.into_inner());
+    let dir = TempDir::new("churn");
+    run(Duration::from_secs(240), async {
+        let (url, _log, tracker) = fake_tracker().await?;
+        let cfg = |p: &Path, download: Option<u32>| SessionConfig {
+            tracker_interval: Some(Duration::from_secs(1)),
+            download_limit_bps: download,
+            peer_limit: Some(12),
+            ..config(p)
+        };
+        let seed = P2pSession::new(cfg(&dir.path().join("a"), None)).await?;
+        // Capped, so that the oldest torrent is often removed mid-download.
+        let b = P2pSession::new(cfg(&dir.path().join("b"), Some(200_000))).await?;
+        let c = P2pSession::new(cfg(&dir.path().join("c"), Some(200_000))).await?;
+        let sessions = [&seed, &b, &c];
+        let tasks0 = settled_tasks(0).await;
+        let trims0 = memory::trims();
+
+        let n = 64u64;
+        let (mut handles, mut states) = (Vec::new(), Vec::new());
+        let mut window = std::collections::VecDeque::new();
+        for i in 0..n + 10 {
+            if i < n {
+                let name = format!("crumb-{i}");
+                let data = random_bytes(60_000, 5000 + i);
+                let t = make_torrent(&name, &data, 16 * 1024, std::slice::from_ref(&url))?;
+                let path = dir.path().join("a").join(&name);
+                std::fs::write(&path, &data)?;
+                let id = seed.seed(&t, &path, vec![]).await?;
+                b.download(&t.bytes, &dir.path().join("b/out"), peer(&seed))
+                    .await?;
+                c.download(&t.bytes, &dir.path().join("c/out"), peer(&b))
+                    .await?;
+                let _ = c.add_peer(id, seed.listen_addr());
+                for s in sessions {
+                    handles.push(s.weak_handle(id));
+                    states.extend(s.weak_live(id));
+                }
+                window.push_back(id);
+            }
+            if window.len() > 10 || i >= n {
+                let old = window.pop_front().unwrap();
+                for s in sessions {
+                    s.remove(old, true).await?;
+                }
+            }
+        }
+        let tasks1 = settled_tasks(tasks0).await;
+        let held = handles.iter().filter(|h| h.strong_count() > 0).count();
+        let live = states.iter().filter(|h| h.strong_count() > 0).count();
+        let trims = memory::trims() - trims0;
+        eprintln!(
+            "{n} torrents in 3 sessions added and removed: {held} handles and {live} of {} live states still held, tasks {tasks0} -> {tasks1}, {trims} trims",
+            states.len()
+        );
+        assert_eq!(held, 0, "removed torrents still held by librqbit");
+        assert_eq!(live, 0, "live states of removed torrents still held");
+        assert!(tasks1 <= tasks0, "tasks {tasks0} -> {tasks1}");
+        for s in sessions {
+            assert!(s.torrents().is_empty());
+        }
+        for d in ["b/out", "c/out"] {
+            // The files went, and the download folder with them once empty.
+            let left = std::fs::read_dir(dir.path().join(d)).map_or(0, |d| d.count());
+            assert_eq!(left, 0, "files left in {d}");
+        }
+        // 3n removals in a row cross 3n / TRIM_EVERY_REMOVED multiples of it (other
+        // tests may add a few).
+        assert!(trims >= 3 * n / memory::TRIM_EVERY_REMOVED, "{trims} trims");
+        let start = Instant::now();
+        memory::trim();
+        eprintln!("one trim took {:?}", start.elapsed());
+
+        for s in sessions {
+            s.shutdown().await?;
+        }
+        tracker.abort();
+        Ok(())
+    });
 }
