@@ -206,6 +206,31 @@ fn relay_and_on_demand() {
         st.get::<u64>("torrents-seeding").unwrap() > 0,
         "relay seeds what it fetched"
     );
+    // Its own per-Segment messages: every crumb of each Segment fetched (an
+    // unloaded loopback), from the super seed (no other peer), once each; its stats
+    // count them, and no play-mode Segment.
+    let relayed = relay.named("crumbsrc-relay-segment");
+    assert!(relayed.len() >= 4, "{} relay messages", relayed.len());
+    for r in &relayed {
+        assert!(r.get::<bool>("complete").unwrap(), "{r}");
+        assert_eq!(u(r, "crumbs-done"), u(r, "crumbs-total"), "{r}");
+        assert!(u(r, "crumbs-total") >= 1);
+        assert!(u(r, "bytes-from-super-seed") > 0, "{r}");
+    }
+    let seqs: std::collections::BTreeSet<u64> = relayed.iter().map(|r| u(r, "seq")).collect();
+    assert_eq!(seqs.len(), relayed.len(), "one message per Segment");
+    let st = relay
+        .pipeline
+        .by_name("relay")
+        .unwrap()
+        .property::<gst::Structure>("stats");
+    assert!(st.get::<u64>("segments-relayed").unwrap() >= relayed.len() as u64);
+    assert!(
+        st.get::<u64>("crumbs-relayed").unwrap()
+            >= relayed.iter().map(|r| u(r, "crumbs-total")).sum::<u64>()
+    );
+    assert!(st.get::<u64>("bytes-from-super-seed").unwrap() > 0);
+    assert_eq!(st.get::<u64>("segments-successful").unwrap(), 0);
     // The relay goes: the on-demand client fetches from the super seed alone, faster
     // than real time (sync=false), so it reaches the live edge.
     assert!(relay.errors.lock().unwrap().is_empty());
