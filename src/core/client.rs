@@ -593,10 +593,7 @@ impl ClientEngine {
     /// Segment (there is no x' to refresh).
     pub fn start_at(&mut self, now: u64, seq: u64) {
         self.last_now = self.last_now.max(now);
-        if let Some(cur) = self.current.take() {
-            self.cancel_in_flight(&cur);
-            self.rate.set_active(now, false);
-        }
+        self.drop_current(now);
         self.on_demand = true;
         self.at_live_edge = false;
         self.liveness.set_follow_window(false);
@@ -687,8 +684,10 @@ impl ClientEngine {
             old_latest: self.latest_seen,
             new_latest: doc.latest.or(doc.segments.iter().map(|s| s.seq).max()),
         };
+        self.drop_current(now);
         self.stats.channel_restarts += 1;
-        self.forget_run(now, Action::ChannelRestarted(restart));
+        self.actions.push(Action::ChannelRestarted(restart));
+        self.forget_run(now);
         self.epoch = Some(doc.epoch);
     }
 
@@ -709,24 +708,26 @@ impl ClientEngine {
         self.next = None;
         self.relayed.clear();
         self.relay_segments.clear();
-        self.forget_run(now, Action::FetchWindow);
+        // Without Cancel actions: the caller dropped the old channel's torrents, and
+        // its Segment numbers may name the new channel's crumbs.
+        self.current = None;
+        self.rate.set_active(now, false);
+        self.forget_run(now);
         // The new channel's first window is not compared with the old one's epoch.
         self.epoch = None;
-        // The caller dropped the old channel's torrents: nothing to cancel, and its
-        // Segment numbers may name the new channel's crumbs.
-        self.actions.retain(|a| !matches!(a, Action::Cancel { .. }));
     }
 
-    /// Drops the run followed (the Segment in progress cancelled without output,
-    /// Segments, TE and D), pushes `first`, and asks for a whole window at once.
-    fn forget_run(&mut self, now: u64, first: Action) {
+    /// The Segment in progress is cancelled, without output.
+    fn drop_current(&mut self, now: u64) {
         if let Some(cur) = self.current.take() {
             self.cancel_in_flight(&cur);
             self.rate.set_active(now, false);
         }
-        if first != Action::FetchWindow {
-            self.actions.push(first);
-        }
+    }
+
+    /// Forgets the run followed (its Segments, TE and D; the Segment in progress is
+    /// dropped first) and asks for a whole window at once.
+    fn forget_run(&mut self, now: u64) {
         self.segments.clear();
         self.window = None;
         self.window_fresh = false;
