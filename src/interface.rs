@@ -302,6 +302,43 @@ pub const CRUMBSRC_CHANNEL_RESTARTED: StructDef = StructDef {
     ],
 };
 
+pub const CRUMBSRC_SWITCHED: StructDef = StructDef {
+    element: "crumbsrc",
+    name: "crumbsrc-switched",
+    when: "when the client left its channel for the one location was set to while playing: the old channel's crumbs are dropped, the new one is joined at its start index (base layer first) and new caps follow",
+    fields: &[
+        f("old-location", Str, "the channel left"),
+        f("new-location", Str, "the channel joined"),
+    ],
+};
+
+pub const CRUMBSRC_RELAY_SEGMENT: StructDef = StructDef {
+    element: "crumbsrc",
+    name: "crumbsrc-relay-segment",
+    when: "mode=relay, once per Segment whose crumbs were all fetched, or that left the window before (given up)",
+    fields: &[
+        f("seq", U64, "Segment number"),
+        f("complete", Bool, "every crumb of the Segment fetched"),
+        f("crumbs-done", U32, "crumbs fetched (and seeded)"),
+        f("crumbs-total", U32, "crumbs N of the Segment"),
+        f(
+            "bytes-from-super-seed",
+            U64,
+            "bytes of this Segment fetched from the super seed",
+        ),
+        f(
+            "bytes-from-peers",
+            U64,
+            "bytes of this Segment fetched from other clients",
+        ),
+        f(
+            "bytes-uploaded",
+            U64,
+            "bytes uploaded to peers so far, all Segments",
+        ),
+    ],
+};
+
 pub const CRUMBSRC_STALLED: StructDef = StructDef {
     element: "crumbsrc",
     name: "crumbsrc-stalled",
@@ -522,6 +559,22 @@ pub const CRUMBSRC_STATS: StructDef = StructDef {
             "restarts of the channel seen (a new epoch, or Segment numbers going back)",
         ),
         f(
+            "channel-switches",
+            U64,
+            "channels switched to (location set while playing)",
+        ),
+        f(
+            "segments-relayed",
+            U64,
+            "mode=relay: Segments with every crumb fetched (the segments-* counters above count play mode only)",
+        ),
+        f(
+            "segments-relay-incomplete",
+            U64,
+            "mode=relay: Segments that left the window with some crumb not fetched",
+        ),
+        f("crumbs-relayed", U64, "mode=relay: crumbs fetched"),
+        f(
             "upload-limit",
             U32,
             "bytes/s set by the upload governor (0 = none)",
@@ -543,6 +596,8 @@ pub const MESSAGES: &[&StructDef] = &[
     &CRUMBSINK_SEGMENT,
     &CRUMBSRC_SEGMENT,
     &CRUMBSRC_CHANNEL_RESTARTED,
+    &CRUMBSRC_SWITCHED,
+    &CRUMBSRC_RELAY_SEGMENT,
     &CRUMBSRC_STALLED,
 ];
 

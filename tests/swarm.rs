@@ -206,6 +206,42 @@ fn relay_and_on_demand() {
         st.get::<u64>("torrents-seeding").unwrap() > 0,
         "relay seeds what it fetched"
     );
+    // Its own per-Segment messages: on an unloaded loopback every crumb of each
+    // Segment fetched, from the super seed (no other peer); one given up (left the
+    // window first) says how many it got. Its stats count them, and no play-mode
+    // Segment.
+    let relayed = relay.named("crumbsrc-relay-segment");
+    let complete: Vec<_> = relayed
+        .iter()
+        .filter(|r| r.get::<bool>("complete").unwrap())
+        .collect();
+    assert!(
+        complete.len() >= 4,
+        "{} complete of {relayed:?}",
+        complete.len()
+    );
+    for r in &relayed {
+        let (done, total) = (u(r, "crumbs-done"), u(r, "crumbs-total"));
+        assert!(total >= 1 && done <= total, "{r}");
+        assert_eq!(r.get::<bool>("complete").unwrap(), done == total, "{r}");
+    }
+    for r in &complete {
+        assert!(u(r, "bytes-from-super-seed") > 0, "{r}");
+    }
+    let seqs: std::collections::BTreeSet<u64> = relayed.iter().map(|r| u(r, "seq")).collect();
+    assert_eq!(seqs.len(), relayed.len(), "one message per Segment");
+    let st = relay
+        .pipeline
+        .by_name("relay")
+        .unwrap()
+        .property::<gst::Structure>("stats");
+    assert!(st.get::<u64>("segments-relayed").unwrap() >= complete.len() as u64);
+    assert!(
+        st.get::<u64>("crumbs-relayed").unwrap()
+            >= relayed.iter().map(|r| u(r, "crumbs-done")).sum::<u64>()
+    );
+    assert!(st.get::<u64>("bytes-from-super-seed").unwrap() > 0);
+    assert_eq!(st.get::<u64>("segments-successful").unwrap(), 0);
     // The relay goes: the on-demand client fetches from the super seed alone, faster
     // than real time (sync=false), so it reaches the live edge.
     assert!(relay.errors.lock().unwrap().is_empty());

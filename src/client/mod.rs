@@ -15,8 +15,8 @@ use anyhow::{Context, bail};
 
 use crate::core::api::{CrumbDoc, SegmentDoc, WindowDoc};
 use crate::core::client::{
-    Action, ClientConfig as EngineConfig, ClientEngine, ClientStats, Restart, SegmentRecord,
-    StallReason,
+    Action, ClientConfig as EngineConfig, ClientEngine, ClientStats, RelayRecord, Restart,
+    SegmentRecord, StallReason,
 };
 use crate::core::crumb::Crumb;
 use crate::core::reassembly::{Output, Reassembler};
@@ -71,6 +71,21 @@ pub enum ClientEvent {
     },
     /// The channel restarted: what follows is its new run (timestamps start over).
     Restarted(Restart),
+    /// The client left channel `old` and joins `new`: what follows is the new
+    /// channel (caps, timestamps start over).
+    Switched {
+        old: String,
+        new: String,
+    },
+    /// Relay: one Segment's crumbs fetched, or given up, with where their bytes came
+    /// from.
+    Relayed {
+        record: RelayRecord,
+        bytes_from_super_seed: u64,
+        bytes_from_peers: u64,
+        /// Bytes uploaded to peers so far, all Segments.
+        bytes_uploaded: u64,
+    },
     /// Fatal: the text names the problem (unreachable channel, wrong URL...).
     Error(String),
     /// The channel showed no sign of life for `stall_timeout` after having worked
@@ -105,6 +120,8 @@ pub struct ClientTotals {
 pub struct Client {
     pub events: mpsc::Receiver<ClientEvent>,
     stop: Arc<AtomicBool>,
+    /// A channel to switch to, taken by the task at its next round.
+    switch: Arc<Mutex<Option<String>>>,
     task: Option<tokio::task::JoinHandle<()>>,
     pub totals: Arc<Mutex<ClientTotals>>,
     pub p2p_port: u16,
@@ -116,21 +133,23 @@ const PEER_LIMIT: usize = 12;
 /// Longest wait for one HTTP answer; shorter when the stall timeout ends sooner.
 const HTTP_TIMEOUT: Duration = Duration::from_secs(5);
 
+/// `http://HOST:PORT` of channel URL `url`, or why it is not one.
+fn origin(url: &str) -> anyhow::Result<String> {
+    let parsed = reqwest::Url::parse(url).with_context(|| format!("'{url}' is not a URL"))?;
+    if parsed.scheme() != "http"
+        || parsed
+            .path_segments()
+            .map_or(0, |s| s.filter(|p| !p.is_empty()).count())
+            != 1
+    {
+        bail!("'{url}' is not a channel URL (http://HOST:PORT/CHANNEL)");
+    }
+    Ok(format!("{}://{}", parsed.scheme(), parsed.authority()))
+}
+
 impl Client {
     pub fn start(settings: ClientSettings) -> anyhow::Result<Client> {
-        let url = reqwest::Url::parse(&settings.url)
-            .with_context(|| format!("'{}' is not a URL", settings.url))?;
-        if url.scheme() != "http"
-            || url
-                .path_segments()
-                .map_or(0, |s| s.filter(|p| !p.is_empty()).count())
-                != 1
-        {
-            bail!(
-                "'{}' is not a channel URL (http://HOST:PORT/CHANNEL)",
-                settings.url
-            );
-        }
+        let origin = origin(&settings.url)?;
         let spool = std::env::temp_dir().join(format!(
             "crumbsrc-{}-{}",
             std::process::id(),
@@ -154,14 +173,17 @@ impl Client {
         let p2p_port = session.listen_port();
         let (tx, rx) = mpsc::channel();
         let stop = Arc::new(AtomicBool::new(false));
+        let switch = Arc::new(Mutex::new(None));
         let totals = Arc::new(Mutex::new(ClientTotals::default()));
         let governor = settings.uplink.clone().map(UploadGovernor::new);
         // The governor's first limit is set at the first round.
         let applied_upload_limit = settings.max_upload_rate;
         let runner = Runner {
             http: reqwest::Client::builder().build()?,
-            origin: format!("{}://{}", url.scheme(), url.authority()),
+            origin,
             settings,
+            switch: switch.clone(),
+            relay_sources: HashMap::new(),
             session: Arc::new(session),
             spool,
             tx,
@@ -184,10 +206,19 @@ impl Client {
         Ok(Client {
             events: rx,
             stop,
+            switch,
             task: Some(task),
             totals,
             p2p_port,
         })
+    }
+
+    /// Leaves the channel for `url` (a channel URL, checked): done by the task at its
+    /// next round, which then sends [`ClientEvent::Switched`].
+    pub fn switch(&self, url: &str) -> anyhow::Result<()> {
+        origin(url)?;
+        *self.switch.lock().unwrap() = Some(url.to_owned());
+        Ok(())
     }
 
     /// Stops downloading and seeding; waits (bounded) for the session to close.
@@ -210,6 +241,10 @@ struct Runner {
     http: reqwest::Client,
     origin: String,
     settings: ClientSettings,
+    switch: Arc<Mutex<Option<String>>>,
+    /// Relay: bytes of Segments whose torrents went with the window before the engine
+    /// reported them (from the super seed, from peers).
+    relay_sources: HashMap<u64, (u64, u64)>,
     session: Arc<P2pSession>,
     spool: PathBuf,
     tx: mpsc::Sender<ClientEvent>,
@@ -250,6 +285,10 @@ impl Runner {
             engine.start_at(now(), seq);
         }
         while !self.stop.load(Ordering::SeqCst) {
+            let switch = self.switch.lock().unwrap().take();
+            if let Some(url) = switch {
+                self.switch_channel(&mut engine, url, now()).await;
+            }
             engine.tick(now());
             self.stall_at = engine.stall_at();
             let mut actions = engine.poll_actions(now());
@@ -405,6 +444,16 @@ impl Runner {
                 .filter(|(s, _)| *s < first)
                 .copied()
                 .collect();
+            if self.settings.mode == Mode::Relay {
+                // The engine reports those of these Segments it had not reported
+                // (given up) right after this window; older entries are stale.
+                self.relay_sources.clear();
+                let seqs: HashSet<u64> = old.iter().map(|k| k.0).collect();
+                for seq in seqs {
+                    let bytes = self.sources(seq);
+                    self.relay_sources.insert(seq, bytes);
+                }
+            }
             for k in old {
                 if let Some(id) = self.active.remove(&k) {
                     let _ = self.session.remove(id, true).await;
@@ -511,6 +560,7 @@ impl Runner {
             }
             Action::Output { seq, d, record } => {
                 let (from_seed, from_peers) = self.sources(seq);
+                self.count_sources(from_seed, from_peers);
                 let mut outputs = Vec::new();
                 for index in 1..=d {
                     let Some(id) = self.active.get(&(seq, index)).copied() else {
@@ -558,16 +608,22 @@ impl Runner {
             }
             Action::ChannelRestarted(r) => {
                 gst::info!(crate::client::CAT, "channel restarted: {r:?}");
-                // The old run's numbers may come back with other crumbs: nothing of it
-                // may be kept, seeded or reassembled with the new one.
-                for (_, id) in self.active.drain() {
-                    let _ = self.session.remove(id, true).await;
-                }
-                self.docs.clear();
-                self.done.clear();
-                self.fallback_pending.clear();
-                self.reassembler = Reassembler::new(0);
+                self.drop_run().await;
                 let _ = self.tx.send(ClientEvent::Restarted(r));
+            }
+            Action::Relayed(record) => {
+                let (seed, peers) = match self.relay_sources.remove(&record.seq) {
+                    Some(gone) => gone,
+                    None => self.sources(record.seq),
+                };
+                self.count_sources(seed, peers);
+                let bytes_uploaded = self.session.total_uploaded();
+                let _ = self.tx.send(ClientEvent::Relayed {
+                    record,
+                    bytes_from_super_seed: seed,
+                    bytes_from_peers: peers,
+                    bytes_uploaded,
+                });
             }
             Action::Stalled { .. } => {}
             Action::Report(r) => {
@@ -580,6 +636,48 @@ impl Runner {
             }
         }
         Ok(())
+    }
+
+    /// Drops everything of the run (or channel) followed: its numbers may come back
+    /// with other crumbs, so nothing of it may be kept, seeded or reassembled with
+    /// what follows.
+    async fn drop_run(&mut self) {
+        for (_, id) in self.active.drain() {
+            let _ = self.session.remove(id, true).await;
+        }
+        self.docs.clear();
+        self.done.clear();
+        self.fallback_pending.clear();
+        self.relay_sources.clear();
+        self.reassembler = Reassembler::new(0);
+    }
+
+    /// Leaves the channel followed for `url`: the channel restart's path (the old
+    /// channel's torrents removed, reassembly reset), then the engine joins the new
+    /// channel at its start index. Its first window is a first join again (audio caps
+    /// sent, a channel that never answers is an error); live, whatever `start` said.
+    async fn switch_channel(&mut self, engine: &mut ClientEngine, url: String, now: u64) {
+        let origin = match origin(&url) {
+            Ok(o) => o,
+            Err(e) => {
+                gst::warning!(crate::client::CAT, "not switching: {e:#}");
+                return;
+            }
+        };
+        gst::info!(
+            crate::client::CAT,
+            "switching from {} to {url}",
+            self.settings.url
+        );
+        self.drop_run().await;
+        engine.switch_channel(now);
+        let old = std::mem::replace(&mut self.settings.url, url.clone());
+        self.origin = origin;
+        self.settings.start = None;
+        self.super_seed = None;
+        self.window_ok_once = false;
+        self.last_window = Instant::now();
+        let _ = self.tx.send(ClientEvent::Switched { old, new: url });
     }
 
     /// Whether this client's uplink is too weak to seed: its governor found it
@@ -639,10 +737,14 @@ impl Runner {
                 }
             }
         }
+        (seed, peers)
+    }
+
+    /// Adds one Segment's bytes by source to the totals.
+    fn count_sources(&self, seed: u64, peers: u64) {
         let mut t = self.totals.lock().unwrap();
         t.bytes_from_super_seed += seed;
         t.bytes_from_peers += peers;
-        (seed, peers)
     }
 
     fn poll_progress(&mut self, mut engine: Option<&mut ClientEngine>, now: u64) {

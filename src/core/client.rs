@@ -34,6 +34,14 @@
 //!   starts at its x' like a new client. A restarted channel that keeps its numbers
 //!   but changed its epoch is the same case; one that keeps its numbers and has no
 //!   epoch looks like a channel that skipped ahead, which the rule above covers.
+//! - A channel switch (crumbsrc's `location` set while playing,
+//!   [`ClientEngine::switch_channel`]) is a restart the viewer asked for: the same
+//!   forgetting, then the new channel is joined live at its start index like a new
+//!   client (base layer first: D starts over), its first window compared with no
+//!   epoch of the old one.
+//! - Relay: every crumb of the window is fetched once; a Segment is reported
+//!   ([`Action::Relayed`]) once all its crumbs are complete, or when it leaves the
+//!   window with some missing (given up).
 //! - Stall (crumbsrc's `stall-timeout`): no window answered, x did not advance (live),
 //!   or no byte of any crumb arrived, for [`ClientConfig::stall_timeout`]: the engine
 //!   emits [`Action::Stalled`] once and then nothing more; the caller ends the stream.
@@ -140,6 +148,26 @@ pub enum Action {
     /// The channel showed no sign of life for `stall_timeout`: end the stream. Emitted
     /// once; the engine does nothing after it.
     Stalled { reason: StallReason, since: u64 },
+    /// Relay: the engine is done with this Segment's crumbs (all fetched, or the
+    /// Segment left the window first).
+    Relayed(RelayRecord),
+}
+
+/// What a relay did with one Segment (for the element's per-Segment message).
+#[derive(Clone, Debug, PartialEq)]
+pub struct RelayRecord {
+    pub seq: u64,
+    /// Crumbs complete (fetched and seeded).
+    pub crumbs_done: u16,
+    /// N.
+    pub crumbs_total: u16,
+}
+
+impl RelayRecord {
+    /// Every crumb fetched (otherwise the Segment left the window first).
+    pub fn complete(&self) -> bool {
+        self.crumbs_done >= self.crumbs_total
+    }
 }
 
 /// How a channel restart was seen.
@@ -271,6 +299,14 @@ pub struct ClientStats {
     pub d_current: u16,
     /// Channel restarts seen (epoch changed or numbers went back).
     pub channel_restarts: u64,
+    /// Channels switched to by the viewer ([`ClientEngine::switch_channel`]).
+    pub channel_switches: u64,
+    /// Relay: Segments with every crumb fetched.
+    pub segments_relayed: u64,
+    /// Relay: Segments that left the window with some crumb not fetched.
+    pub segments_relay_incomplete: u64,
+    /// Relay: crumbs fetched.
+    pub crumbs_relayed: u64,
     pub rate: Option<f64>,
     pub current_seq: Option<u64>,
 }
@@ -386,6 +422,8 @@ pub struct ClientEngine {
     actions: Vec<Action>,
     /// Relay: the crumbs asked for, of Segments still in the window.
     relayed: BTreeSet<(u64, u16)>,
+    /// Relay: Segments not reported yet, with their N and the crumbs complete.
+    relay_segments: BTreeMap<u64, (u16, BTreeSet<u16>)>,
     /// The epoch of the channel run followed; `None` before the first window.
     epoch: Option<Option<u64>>,
     /// Newest Segment number of this run seen in a window.
@@ -538,6 +576,7 @@ impl ClientEngine {
             stats: ClientStats::default(),
             actions: Vec::new(),
             relayed: BTreeSet::new(),
+            relay_segments: BTreeMap::new(),
             epoch: None,
             latest_seen: None,
             stalled: false,
@@ -554,10 +593,7 @@ impl ClientEngine {
     /// Segment (there is no x' to refresh).
     pub fn start_at(&mut self, now: u64, seq: u64) {
         self.last_now = self.last_now.max(now);
-        if let Some(cur) = self.current.take() {
-            self.cancel_in_flight(&cur);
-            self.rate.set_active(now, false);
-        }
+        self.drop_current(now);
         self.on_demand = true;
         self.at_live_edge = false;
         self.liveness.set_follow_window(false);
@@ -648,12 +684,50 @@ impl ClientEngine {
             old_latest: self.latest_seen,
             new_latest: doc.latest.or(doc.segments.iter().map(|s| s.seq).max()),
         };
+        self.drop_current(now);
+        self.stats.channel_restarts += 1;
+        self.actions.push(Action::ChannelRestarted(restart));
+        self.forget_run(now);
+        self.epoch = Some(doc.epoch);
+    }
+
+    /// The viewer switched channel (the caller now talks to the new one and has
+    /// dropped the old one's crumbs): everything of the old channel is forgotten as
+    /// on a restart, and the new one is joined live at its start index, in the
+    /// initial stage (TE and D start over: base layer first). On demand too: the
+    /// Segment numbers of the old channel mean nothing on the new one.
+    pub fn switch_channel(&mut self, now: u64) {
+        self.last_now = self.last_now.max(now);
+        if self.stalled {
+            return;
+        }
+        self.stats.channel_switches += 1;
+        self.on_demand = false;
+        self.at_live_edge = false;
+        self.liveness.set_follow_window(true);
+        self.next = None;
+        self.relayed.clear();
+        self.relay_segments.clear();
+        // Without Cancel actions: the caller dropped the old channel's torrents, and
+        // its Segment numbers may name the new channel's crumbs.
+        self.current = None;
+        self.rate.set_active(now, false);
+        self.forget_run(now);
+        // The new channel's first window is not compared with the old one's epoch.
+        self.epoch = None;
+    }
+
+    /// The Segment in progress is cancelled, without output.
+    fn drop_current(&mut self, now: u64) {
         if let Some(cur) = self.current.take() {
             self.cancel_in_flight(&cur);
             self.rate.set_active(now, false);
         }
-        self.stats.channel_restarts += 1;
-        self.actions.push(Action::ChannelRestarted(restart));
+    }
+
+    /// Forgets the run followed (its Segments, TE and D; the Segment in progress is
+    /// dropped first) and asks for a whole window at once.
+    fn forget_run(&mut self, now: u64) {
         self.segments.clear();
         self.window = None;
         self.window_fresh = false;
@@ -665,7 +739,6 @@ impl ClientEngine {
         self.last = None;
         // The window in hand may list only Segments after one of the old run (the
         // caller's `?after=`): a whole one is needed, now.
-        self.epoch = Some(doc.epoch);
         self.latest_seen = None;
         self.last_fetch = Some(now);
         self.actions.push(Action::FetchWindow);
@@ -721,6 +794,10 @@ impl ClientEngine {
     /// Crumb `index` of Segment `seq` is complete (verified) at `now`.
     pub fn on_crumb_complete(&mut self, now: u64, seq: u64, index: u16) {
         self.advance(now, false);
+        if self.config.relay {
+            self.relay_complete(now, seq, index);
+            return self.advance(now, true);
+        }
         let Some(cur) = self.current.as_mut() else {
             return self.advance(now, true);
         };
@@ -755,8 +832,28 @@ impl ClientEngine {
             .or_else(|| doc.segments.iter().map(|s| s.seq).min())
         {
             self.relayed = self.relayed.split_off(&(oldest, 0));
+            let kept = self.relay_segments.split_off(&oldest);
+            // Left the window with crumbs missing: given up.
+            for (seq, (total, done)) in std::mem::replace(&mut self.relay_segments, kept) {
+                self.stats.segments_relay_incomplete += 1;
+                self.actions.push(Action::Relayed(RelayRecord {
+                    seq,
+                    crumbs_done: count(done.len()),
+                    crumbs_total: total,
+                }));
+            }
         }
         for seg in &doc.segments {
+            let first_seen = self
+                .relayed
+                .range((seg.seq, 0)..=(seg.seq, u16::MAX))
+                .next()
+                .is_none();
+            if first_seen && !seg.crumbs.is_empty() {
+                self.relay_segments
+                    .entry(seg.seq)
+                    .or_insert_with(|| (count(seg.crumbs.len()), BTreeSet::new()));
+            }
             for c in &seg.crumbs {
                 if self.relayed.insert((seg.seq, c.index)) {
                     self.actions.push(Action::Download {
@@ -765,6 +862,32 @@ impl ClientEngine {
                     });
                 }
             }
+        }
+    }
+
+    /// Relay: crumb `index` of Segment `seq` is complete; the Segment is reported once
+    /// all its crumbs are.
+    fn relay_complete(&mut self, now: u64, seq: u64, index: u16) {
+        if !self.relayed.contains(&(seq, index)) {
+            return;
+        }
+        let Some((total, done)) = self.relay_segments.get_mut(&seq) else {
+            return;
+        };
+        if !done.insert(index) {
+            return;
+        }
+        self.liveness.on_fetched(now);
+        self.stats.crumbs_relayed += 1;
+        if done.len() >= usize::from(*total) {
+            let total = *total;
+            self.relay_segments.remove(&seq);
+            self.stats.segments_relayed += 1;
+            self.actions.push(Action::Relayed(RelayRecord {
+                seq,
+                crumbs_done: total,
+                crumbs_total: total,
+            }));
         }
     }
 

@@ -847,7 +847,7 @@ fn simulate(
                     Action::Download { seq, index } => queue.push((seq, index, 0.0)),
                     Action::Cancel { seq, index } => queue.retain(|q| (q.0, q.1) != (seq, index)),
                     Action::Output { record, .. } => out.push(record),
-                    Action::Report(_) | Action::UseSuperSeed { .. } => {}
+                    Action::Report(_) | Action::UseSuperSeed { .. } | Action::Relayed(_) => {}
                     Action::FetchSegment { .. } => panic!("live client"),
                     Action::ChannelRestarted(_) | Action::Stalled { .. } => {
                         panic!("the simulated channel never restarts nor stalls")
@@ -999,4 +999,99 @@ fn relay_fetches_every_crumb_of_the_window_once() {
         "Segment 3 forgotten"
     );
     assert_eq!(e.stats().segments_successful + e.stats().segments_failed, 0);
+}
+
+fn relayed(actions: &[Action]) -> Vec<RelayRecord> {
+    actions
+        .iter()
+        .filter_map(|a| match a {
+            Action::Relayed(r) => Some(r.clone()),
+            _ => None,
+        })
+        .collect()
+}
+
+/// Relay: a Segment is reported once all its crumbs are complete, or when it leaves
+/// the window with some missing; the counters say which.
+#[test]
+fn relay_reports_each_segment_once_fetched_or_given_up() {
+    let mut e = ClientEngine::new(
+        ClientConfig {
+            relay: true,
+            ..base()
+        },
+        0,
+    );
+    e.poll_actions(0);
+    e.on_window(0, &win(3..=5, &[100, 200], 4)).unwrap();
+    e.poll_actions(0);
+    e.on_crumb_complete(SEC, 4, 2);
+    assert!(relayed(&e.poll_actions(SEC)).is_empty(), "crumb 1 missing");
+    e.on_crumb_complete(SEC, 4, 1);
+    e.on_crumb_complete(SEC, 4, 1);
+    e.on_crumb_complete(SEC, 3, 1);
+    assert_eq!(
+        relayed(&e.poll_actions(SEC)),
+        [RelayRecord {
+            seq: 4,
+            crumbs_done: 2,
+            crumbs_total: 2
+        }],
+        "once, when all its crumbs are complete"
+    );
+    // Segment 3 leaves the window with crumb 2 missing; 4, reported, is not again.
+    e.on_window(2 * SEC, &win(5..=6, &[100, 200], 6)).unwrap();
+    assert_eq!(
+        relayed(&e.poll_actions(2 * SEC)),
+        [RelayRecord {
+            seq: 3,
+            crumbs_done: 1,
+            crumbs_total: 2
+        }]
+    );
+    assert!(!relayed(&[]).iter().any(RelayRecord::complete));
+    let s = e.stats();
+    assert_eq!(
+        (
+            s.segments_relayed,
+            s.segments_relay_incomplete,
+            s.crumbs_relayed
+        ),
+        (1, 1, 3)
+    );
+}
+
+/// A channel switch forgets the old channel like a restart, without cancelling its
+/// crumbs (the caller dropped them), and joins the new one at its start index in
+/// the initial stage, whatever its epoch and numbers.
+#[test]
+fn a_switch_joins_the_new_channel_at_its_start_index_base_layer_first() {
+    let mut e = engine(ClientConfig {
+        initial_rate: Some(1e9),
+        ..base()
+    });
+    e.on_window(0, &run(1, 40..=44, 42)).unwrap();
+    e.poll_actions(0);
+    complete(&mut e, 100 * MS, 42, 2);
+    assert_eq!(e.stats().d_current, 2);
+    e.switch_channel(200 * MS);
+    assert_eq!(
+        e.poll_actions(200 * MS),
+        [Action::FetchWindow],
+        "no Cancel, no Output of the old channel's Segment in progress"
+    );
+    // The new channel has lower numbers and another epoch: no restart; x' = 7.
+    e.on_window(300 * MS, &run(5, 3..=8, 7)).unwrap();
+    let a = e.poll_actions(300 * MS);
+    assert!(restarts(&a).is_empty(), "{a:?}");
+    assert_eq!(
+        downloads(&a),
+        [(7, 1)],
+        "base layer first, at the start index"
+    );
+    let s = e.stats();
+    assert_eq!((s.channel_switches, s.channel_restarts), (1, 0));
+    assert_eq!((s.time_extension_last, s.segments_failed), (0, 0));
+    // And it plays on there.
+    assert_eq!(downloads(&complete(&mut e, 400 * MS, 7, 1)), [(7, 2)]);
 }

@@ -115,6 +115,9 @@ struct State {
     last_totals: Option<crate::client::ClientTotals>,
     /// running time = pts + offset (set at the first output buffer).
     offset: Option<i128>,
+    /// Running time of the latest buffer pushed: after a restart or a channel
+    /// switch the new anchor never goes back past it.
+    last_running: Option<u64>,
     segments: u64,
 }
 
@@ -154,6 +157,7 @@ impl CrumbSrc {
         discont: bool,
     ) -> gst::Buffer {
         let latency = self.settings.lock().unwrap().latency as i128;
+        let floor = state.last_running.map_or(i128::MIN, |r| r as i128 + 1);
         let offset = *state.offset.get_or_insert_with(|| {
             // Live: the first buffer plays `latency` after now.
             let obj = self.obj();
@@ -161,11 +165,97 @@ impl CrumbSrc {
                 (Some(c), Some(b)) => c.time().saturating_sub(b).nseconds() as i128,
                 _ => 0,
             };
-            running + latency - au.pts.or(au.dts).unwrap_or(0) as i128
+            let first = au.pts.or(au.dts).unwrap_or(0) as i128;
+            (running + latency).max(floor) - first
         });
-        crate::element::au_buffer(au, discont, |t| {
+        let buf = crate::element::au_buffer(au, discont, |t| {
             gst::ClockTime::from_nseconds((t as i128 + offset).max(0) as u64)
-        })
+        });
+        let end = buf
+            .pts()
+            .or(buf.dts())
+            .map(|t| t + buf.duration().unwrap_or_default());
+        if let Some(end) = end {
+            state.last_running = state.last_running.max(Some(end.nseconds()));
+        }
+        buf
+    }
+
+    /// `location` set: while a client runs, a switch to the new channel (a URL that
+    /// is not one is refused with a warning, the old channel kept).
+    fn set_location(&self, location: Option<String>) {
+        let old = {
+            let mut s = self.settings.lock().unwrap();
+            std::mem::replace(&mut s.location, location.clone())
+        };
+        if old == location {
+            return;
+        }
+        let state = self.state.lock().unwrap();
+        let Some(client) = state.client.as_ref() else {
+            return;
+        };
+        let refused = match properties::channel_url("location", location.as_deref()) {
+            Ok(url) => client.switch(&url).err().map(|e| format!("{e:#}")),
+            Err(_) => Some(format!(
+                "'{}' is not a channel URL http://HOST:PORT/CHANNEL",
+                location.as_deref().unwrap_or("(none)")
+            )),
+        };
+        drop(state);
+        if let Some(why) = refused {
+            self.settings.lock().unwrap().location = old.clone();
+            gst::element_imp_warning!(
+                self,
+                gst::ResourceError::Settings,
+                (
+                    "Not switching channel: {}; staying on {}",
+                    why,
+                    old.unwrap_or_default()
+                )
+            );
+        } else {
+            gst::info!(CAT, imp = self, "Switching to {location:?}");
+        }
+    }
+
+    fn post_switched(&self, old: &str, new: &str) {
+        let msg = gst::message::Element::builder(
+            crate::interface::CRUMBSRC_SWITCHED.checked(
+                gst::Structure::builder(crate::interface::CRUMBSRC_SWITCHED.name)
+                    .field("old-location", old)
+                    .field("new-location", new)
+                    .build(),
+            ),
+        )
+        .src(&*self.obj())
+        .build();
+        let _ = self.obj().post_message(msg);
+    }
+
+    fn post_relayed(
+        &self,
+        record: &crate::core::client::RelayRecord,
+        from_seed: u64,
+        from_peers: u64,
+        uploaded: u64,
+    ) {
+        let msg = gst::message::Element::builder(
+            crate::interface::CRUMBSRC_RELAY_SEGMENT.checked(
+                gst::Structure::builder(crate::interface::CRUMBSRC_RELAY_SEGMENT.name)
+                    .field("seq", record.seq)
+                    .field("complete", record.complete())
+                    .field("crumbs-done", u32::from(record.crumbs_done))
+                    .field("crumbs-total", u32::from(record.crumbs_total))
+                    .field("bytes-from-super-seed", from_seed)
+                    .field("bytes-from-peers", from_peers)
+                    .field("bytes-uploaded", uploaded)
+                    .build(),
+            ),
+        )
+        .src(&*self.obj())
+        .build();
+        let _ = self.obj().post_message(msg);
     }
 
     /// The audio caps from the window or from crumb 1: the first add the `audio`
@@ -313,6 +403,10 @@ impl CrumbSrc {
                 .field("torrents-seeding", t.torrents_seeding as u64)
                 .field("super-seed-fallbacks", e.super_seed_fallbacks)
                 .field("channel-restarts", e.channel_restarts)
+                .field("channel-switches", e.channel_switches)
+                .field("segments-relayed", e.segments_relayed)
+                .field("segments-relay-incomplete", e.segments_relay_incomplete)
+                .field("crumbs-relayed", e.crumbs_relayed)
                 .field("upload-limit", t.upload_limit.unwrap_or(0))
                 .field("uplink-delay", t.uplink_delay.unwrap_or(u64::MAX))
                 .field("p2p-port", port)
@@ -334,8 +428,8 @@ impl ObjectImpl for CrumbSrc {
             vec![
                 glib::ParamSpecString::builder("location")
                     .nick("Location")
-                    .blurb("Channel URL, http://HOST:PORT/CHANNEL (crumbsink's url)")
-                    .mutable_ready()
+                    .blurb("Channel URL, http://HOST:PORT/CHANNEL (crumbsink's url); set while playing, the client switches channel: it joins the new one at its start index, base layer first")
+                    .mutable_playing()
                     .build(),
                 glib::ParamSpecUInt::builder("max-crumbs")
                     .nick("Maximum crumbs")
@@ -423,9 +517,11 @@ impl ObjectImpl for CrumbSrc {
     }
 
     fn set_property(&self, _id: usize, value: &glib::Value, pspec: &glib::ParamSpec) {
+        if pspec.name() == "location" {
+            return self.set_location(value.get().unwrap());
+        }
         let mut s = self.settings.lock().unwrap();
         match pspec.name() {
-            "location" => s.location = value.get().unwrap(),
             "max-crumbs" => s.max_crumbs = value.get().unwrap(),
             "adaptation" => s.adaptation = value.get().unwrap(),
             "max-upload-rate" => s.max_upload_rate = value.get().unwrap(),
@@ -770,6 +866,26 @@ impl PushSrcImpl for CrumbSrc {
                     // anew, `latency` after now.
                     self.state.lock().unwrap().offset = None;
                     self.post_restart(&r);
+                }
+                ClientEvent::Switched { old, new } => {
+                    gst::info!(CAT, imp = self, "Left {old} for {new}");
+                    // The restart's path: the new channel's timestamps are anchored
+                    // anew, `latency` after now and never before the last buffer.
+                    self.state.lock().unwrap().offset = None;
+                    self.post_switched(&old, &new);
+                }
+                ClientEvent::Relayed {
+                    record,
+                    bytes_from_super_seed,
+                    bytes_from_peers,
+                    bytes_uploaded,
+                } => {
+                    self.post_relayed(
+                        &record,
+                        bytes_from_super_seed,
+                        bytes_from_peers,
+                        bytes_uploaded,
+                    );
                 }
                 ClientEvent::Stalled {
                     reason,

@@ -340,7 +340,7 @@ impl Swarm {
                     });
                 }
             }
-            Action::ChannelRestarted(_) | Action::Stalled { .. } => {}
+            Action::ChannelRestarted(_) | Action::Stalled { .. } | Action::Relayed(_) => {}
             Action::Cancel { seq, index } => {
                 let d = &mut self.peers[p as usize].downloads;
                 d.retain(|d| (d.seq, d.index) != (seq, index));
