@@ -90,11 +90,11 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
 
     // (name, download cap bytes/s, upload cap bytes/s, join after s, adaptation)
     let clients = [
-        ("fiber", 0u32, 0u32, 0u64, "paper"),
-        ("cable-3M", 375_000, 125_000, 0, "paper"),
-        ("dsl-600k", 75_000, 32_000, 2, "paper"),
-        ("adsl-256k", 32_000, 16_384, 4, "paper"),
-        ("late-rate", 375_000, 125_000, 15, "rate"),
+        ("fiber", 0u32, 0u32, 0u64, "rate"),
+        ("cable-3M", 375_000, 125_000, 0, "rate"),
+        ("dsl-600k", 75_000, 32_000, 2, "rate"),
+        ("adsl-256k", 32_000, 16_384, 4, "rate"),
+        ("late-paper", 375_000, 125_000, 15, "paper"),
     ];
     let mut running: Vec<(&str, gst::Pipeline, Log, Instant)> = Vec::new();
     let end = t0 + Duration::from_secs(seconds);

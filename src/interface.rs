@@ -554,6 +554,11 @@ pub const CRUMBSRC_STATS: StructDef = StructDef {
             "crumbs for which the super seed was asked",
         ),
         f(
+            "urgent-fallbacks",
+            U64,
+            "of those, crumbs 1 asked of the super seed at once: more than half the time left at the measured rate",
+        ),
+        f(
             "channel-restarts",
             U64,
             "restarts of the channel seen (a new epoch, or Segment numbers going back)",

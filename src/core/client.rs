@@ -64,6 +64,15 @@ pub const DEFAULT_STALL_TIMEOUT: u64 = 10_000_000_000;
 /// super seed is asked (the rest is a margin for the pace to drop).
 const FALLBACK_PACE_SHARE: f64 = 0.75;
 
+/// Crumb 1 that needs more than this share of the time left at the measured rate R
+/// is urgent: the super seed is asked at once, beside the peers, without waiting for
+/// the peer patience. Crumb 1 is the base layer (without it the Segment is lost), and
+/// on a weak line (ADSL: crumb 1 takes two thirds of the Segment at the line's rate)
+/// the patience, a first piece from a peer that shares its uplink and a fallback
+/// after them do not fit in what is left (the deadline fallback of p2p-media-loader,
+/// taken early where the link leaves no room). Strong lines stay peers-first.
+const URGENT_SHARE: f64 = 0.5;
+
 /// Settings of a client engine, as crumbsrc's properties set them.
 #[derive(Clone, Debug, PartialEq)]
 pub struct ClientConfig {
@@ -295,6 +304,8 @@ pub struct ClientStats {
     pub time_extension_last: u64,
     /// Crumbs for which the super seed was asked (peers too slow).
     pub super_seed_fallbacks: u64,
+    /// Of those, crumbs 1 asked of it at once, too big for the time left at R.
+    pub urgent_fallbacks: u64,
     /// D of the current (or last) Segment.
     pub d_current: u16,
     /// Channel restarts seen (epoch changed or numbers went back).
@@ -970,8 +981,20 @@ impl ClientEngine {
         t0.saturating_add(patience.min(cur.deadline.saturating_sub(t0) / 2))
     }
 
+    /// Whether crumb `i` is urgent at `now` (see [`URGENT_SHARE`]): crumb 1 only, and
+    /// only with a measured rate.
+    fn urgent(cur: &Current, i: usize, rate: Option<f64>, now: u64) -> bool {
+        let Some(r) = rate.filter(|r| r.is_finite() && *r > 0.0) else {
+            return false;
+        };
+        let left = cur.deadline.saturating_sub(now) as f64;
+        let missing = cur.sizes[i].saturating_sub(cur.have[i]) as f64;
+        i == 0 && missing * SEC as f64 / r > URGENT_SHARE * left
+    }
+
     /// Peers first: asks for the super seed for each crumb in flight whose patience
-    /// is over and that has no byte yet or whose pace would miss the deadline.
+    /// is over and that has no byte yet or whose pace would miss the deadline, and at
+    /// once for crumb 1 when it is urgent.
     fn check_fallbacks(&mut self, now: u64) {
         let Some(patience) = self.config.peer_patience else {
             return;
@@ -982,6 +1005,16 @@ impl ClientEngine {
         };
         for i in 0..cur.sizes.len() {
             if !cur.requested[i] || cur.done[i] || cur.fell_back[i] {
+                continue;
+            }
+            if Self::urgent(cur, i, rate, now) {
+                cur.fell_back[i] = true;
+                self.stats.super_seed_fallbacks += 1;
+                self.stats.urgent_fallbacks += 1;
+                self.actions.push(Action::UseSuperSeed {
+                    seq: cur.seq,
+                    index: count(i + 1),
+                });
                 continue;
             }
             if now < Self::patience_end(cur, i, patience, rate) {
@@ -1225,6 +1258,12 @@ impl ClientEngine {
             *first = true;
         }
         self.actions.push(Action::Download { seq, index: 1 });
+        if self.config.peer_patience.is_some() && Self::urgent(&cur, 0, rate, at) {
+            cur.fell_back[0] = true;
+            self.stats.super_seed_fallbacks += 1;
+            self.stats.urgent_fallbacks += 1;
+            self.actions.push(Action::UseSuperSeed { seq, index: 1 });
+        }
         self.rate.set_active(at, true);
         self.stats.time_extension_last = te;
         self.stats.d_current = d;

@@ -224,6 +224,48 @@ fn super_seed_fallback_after_peer_patience() {
     assert!(fallbacks(&e.poll_actions(1900 * MS)).is_empty());
 }
 
+/// Crumb 1 that needs more than half the time left at R is asked of the super seed
+/// at once, beside the peers (a weak line has no time for the patience); on a line
+/// where it fits, peers first as before.
+#[test]
+fn an_urgent_crumb_1_asks_the_super_seed_at_once() {
+    let adsl = |rate: f64| {
+        let mut e = engine(ClientConfig {
+            peer_patience: Some(300 * MS),
+            initial_rate: Some(rate),
+            ..base()
+        });
+        // A 4 s Segment whose crumb 1 is 85 kB (the bench's ADSL case).
+        let sizes = [85_000, 100_000];
+        e.on_window(0, &window(vec![seg(2, 4 * SEC, &sizes)], Some(2)))
+            .unwrap();
+        e
+    };
+    // 32 kB/s (ADSL 256 kbit/s): 2.7 s of 4 s.
+    let mut e = adsl(32_000.0);
+    let a = e.poll_actions(0);
+    assert_eq!(downloads(&a), vec![(2, 1)]);
+    assert_eq!(fallbacks(&a), vec![(2, 1)], "at once, with the download");
+    assert_eq!(e.stats().urgent_fallbacks, 1);
+    e.tick(SEC);
+    assert!(fallbacks(&e.poll_actions(SEC)).is_empty(), "once per crumb");
+    // 75 kB/s (600 kbit/s): 1.1 s of 4 s: peers first, the patience as before.
+    let mut e = adsl(75_000.0);
+    assert!(fallbacks(&e.poll_actions(0)).is_empty());
+    e.on_crumb_progress(100 * MS, 2, 1, 16_384);
+    e.tick(299 * MS);
+    assert!(fallbacks(&e.poll_actions(299 * MS)).is_empty());
+    assert_eq!(e.stats().urgent_fallbacks, 0);
+    // No patience (peer-patience = -1): never, urgent or not.
+    let mut e = engine(ClientConfig {
+        initial_rate: Some(32_000.0),
+        ..base()
+    });
+    e.on_window(0, &window(vec![seg(2, 4 * SEC, &[85_000])], Some(2)))
+        .unwrap();
+    assert!(fallbacks(&e.poll_actions(0)).is_empty());
+}
+
 #[test]
 fn time_extension_accumulates_over_early_segments() {
     let mut e = engine(base());
