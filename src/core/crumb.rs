@@ -302,50 +302,37 @@ impl Crumb {
             // Version 1 left the track field free (writers put 0); version 2 knows
             // two tracks, the video's units first, then the audio frames numbered
             // 0, 1, 2, ... with no flags: one encoding per crumb.
-            if version >= 2 && track == TRACK_AUDIO && audio_caps.is_some() {
+            let audio = version >= 2 && track == TRACK_AUDIO && audio_caps.is_some();
+            if audio {
                 if decode_index != audio_frames {
                     return Err(CrumbError::Malformed("audio frames out of order"));
                 }
                 audio_frames += 1;
-                let pts = from_opt(r.u64("unit pts")?);
-                let dts = from_opt(r.u64("unit dts")?);
-                let duration = from_opt(r.u64("unit duration")?);
-                if r.u32("unit flags")? != 0 {
-                    return Err(CrumbError::Malformed("audio unit with flags"));
+            } else {
+                if version >= 2 && track != TRACK_VIDEO {
+                    return Err(CrumbError::Malformed("unknown unit track"));
                 }
-                let len = r.u32("unit payload length")? as usize;
-                let payload = r.bytes(len, "unit payload")?.to_vec();
-                units.push(Unit {
-                    track,
-                    decode_index,
-                    pts,
-                    dts,
-                    duration,
-                    flags: 0,
-                    payload,
-                });
-                continue;
+                if audio_frames > 0 {
+                    return Err(CrumbError::Malformed("video unit after audio units"));
+                }
+                if decode_index >= au_count {
+                    return Err(CrumbError::Malformed(
+                        "unit decode index outside the Segment",
+                    ));
+                }
+                if last_index.is_some_and(|l| decode_index < l) {
+                    return Err(CrumbError::Malformed("units out of decode order"));
+                }
+                last_index = Some(decode_index);
             }
-            if version >= 2 && track != TRACK_VIDEO {
-                return Err(CrumbError::Malformed("unknown unit track"));
-            }
-            if audio_frames > 0 {
-                return Err(CrumbError::Malformed("video unit after audio units"));
-            }
-            if decode_index >= au_count {
-                return Err(CrumbError::Malformed(
-                    "unit decode index outside the Segment",
-                ));
-            }
-            if last_index.is_some_and(|l| decode_index < l) {
-                return Err(CrumbError::Malformed("units out of decode order"));
-            }
-            last_index = Some(decode_index);
             let pts = from_opt(r.u64("unit pts")?);
             let dts = from_opt(r.u64("unit dts")?);
             let duration = from_opt(r.u64("unit duration")?);
-            let uflags = r.u32("unit flags")?;
-            if uflags & !UNIT_FLAGS_KNOWN != 0 {
+            let flags = r.u32("unit flags")?;
+            if audio && flags != 0 {
+                return Err(CrumbError::Malformed("audio unit with flags"));
+            }
+            if flags & !UNIT_FLAGS_KNOWN != 0 {
                 return Err(CrumbError::Malformed("unknown unit flags"));
             }
             let len = r.u32("unit payload length")? as usize;
@@ -356,7 +343,7 @@ impl Crumb {
                 pts,
                 dts,
                 duration,
-                flags: uflags,
+                flags,
                 payload,
             });
         }
