@@ -429,6 +429,8 @@ async fn play(cfg: Config, stats: &mut Stats) -> Result<(), String> {
             margin_s,
             from_seed: got_bytes,
             from_peers: 0,
+            te_s: 0.0,
+            rate_kbps: est.bps().unwrap_or(0.0) / 1000.0,
         }
         .emit();
         due = Some(deadline + Duration::from_secs_f64(duration_s));

@@ -259,6 +259,8 @@ pub fn client(a: ClientArgs) -> i32 {
                     margin_s: s.get::<i64>("deadline-margin").unwrap_or(0) as f64 / 1e9,
                     from_seed: num(s, "bytes-from-super-seed"),
                     from_peers: num(s, "bytes-from-peers"),
+                    te_s: num(s, "time-extension") as f64 / 1e9,
+                    rate_kbps: s.get::<f64>("rate").unwrap_or(0.0) * 8.0 / 1000.0,
                 }
                 .emit()
             }

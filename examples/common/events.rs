@@ -50,6 +50,12 @@ pub enum Event {
         margin_s: f64,
         from_seed: u64,
         from_peers: u64,
+        /// Time extension the Segment began with, s.
+        #[serde(default)]
+        te_s: f64,
+        /// The client's measured download rate R when it was done, kbit/s.
+        #[serde(default)]
+        rate_kbps: f64,
     },
     /// Any role: a non-fatal remark worth showing (shaping fell back, ...).
     Note { t: f64, text: String },

@@ -4,6 +4,8 @@
 //! engine outputs. The decisions are `core::client::ClientEngine`'s; this task only
 //! carries them out and feeds it what happened.
 
+mod window;
+
 use std::collections::{HashMap, HashSet};
 use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
@@ -200,6 +202,7 @@ impl Client {
             reassembler: Reassembler::new(0),
             window_ok_once: false,
             last_window: Instant::now(),
+            window_poll: None,
             stall_at: None,
         };
         let task = RUNTIME.spawn(runner.run());
@@ -266,6 +269,8 @@ struct Runner {
     reassembler: Reassembler,
     window_ok_once: bool,
     last_window: Instant,
+    /// The window poll on its way, if any.
+    window_poll: Option<window::WindowPoll>,
     /// When the engine declares a stall (its clock): HTTP waits end by then.
     stall_at: Option<u64>,
 }
@@ -289,6 +294,13 @@ impl Runner {
             if let Some(url) = switch {
                 self.switch_channel(&mut engine, url, now()).await;
             }
+            if let Some(Err(e)) = self.window_answer(&mut engine).await {
+                engine.on_fetch_failed(now());
+                if self.fail(e) {
+                    self.finish().await;
+                    return;
+                }
+            }
             engine.tick(now());
             self.stall_at = engine.stall_at();
             let mut actions = engine.poll_actions(now());
@@ -309,15 +321,11 @@ impl Runner {
                     self.finish().await;
                     return;
                 }
-                let fetch = matches!(action, Action::FetchWindow);
-                if let Err(e) = self.act(&mut engine, action, now()).await {
-                    if fetch {
-                        engine.on_fetch_failed(now());
-                    }
-                    if self.fail(e) {
-                        self.finish().await;
-                        return;
-                    }
+                if let Err(e) = self.act(&mut engine, action, now()).await
+                    && self.fail(e)
+                {
+                    self.finish().await;
+                    return;
                 }
             }
             self.poll_progress(Some(&mut engine), now());
@@ -354,6 +362,9 @@ impl Runner {
     }
 
     async fn finish(&mut self) {
+        if let Some(p) = self.window_poll.take() {
+            p.task.abort();
+        }
         let _ = self.session.shutdown().await;
         let _ = tokio::fs::remove_dir_all(&self.spool).await;
     }
@@ -364,12 +375,7 @@ impl Runner {
         } else {
             format!("{}{}", self.origin, path)
         };
-        // Never past the stall deadline: a channel that accepts and never answers
-        // must not hold the client longer than `stall-timeout`.
-        let left = self.stall_at.map_or(HTTP_TIMEOUT, |at| {
-            Duration::from_nanos(at.saturating_sub(self.now()))
-        });
-        let timeout = left.clamp(Duration::from_millis(100), HTTP_TIMEOUT);
+        let timeout = self.http_timeout();
         let r = self
             .http
             .get(&url)
@@ -383,18 +389,88 @@ impl Runner {
         Ok(r)
     }
 
-    async fn fetch_window(&mut self) -> anyhow::Result<WindowDoc> {
-        // Counted before the attempt: a refused or timed-out fetch is not retried at
-        // once by the one-second liveness check.
-        self.last_window = Instant::now();
-        // Only the Segments newer than the newest one known: the rest is unchanged.
+    /// The window's URL (only the Segments newer than the newest one known: the rest
+    /// is unchanged) and the timeout of a request sent now.
+    fn window_request(&self) -> (String, Duration) {
         let url = match self.docs.keys().max() {
             Some(k) => format!("{}?after={k}", self.settings.url),
             None => self.settings.url.clone(),
         };
+        (url, self.http_timeout())
+    }
+
+    /// Never past the stall deadline: a channel that accepts and never answers must
+    /// not hold the client longer than `stall-timeout`.
+    fn http_timeout(&self) -> Duration {
+        let left = self.stall_at.map_or(HTTP_TIMEOUT, |at| {
+            Duration::from_nanos(at.saturating_sub(self.now()))
+        });
+        left.clamp(Duration::from_millis(100), HTTP_TIMEOUT)
+    }
+
+    /// Starts a window poll beside the other IO, unless one is on its way.
+    fn start_window_poll(&mut self) {
+        if self.window_poll.is_some() {
+            return;
+        }
+        // Counted before the attempt: a refused or timed-out fetch is not retried at
+        // once by the one-second liveness check.
+        self.last_window = Instant::now();
+        let (url, timeout) = self.window_request();
+        let clock = self.clock;
         let sent = self.now();
-        let response = match self.get(&url).await {
+        self.window_poll = Some(window::WindowPoll::start(
+            self.http.clone(),
+            url,
+            timeout,
+            sent,
+            move || clock.elapsed().as_nanos() as u64,
+        ));
+    }
+
+    /// The window poll's answer, if it has come: the window read (and given to the
+    /// engine), or the failure.
+    async fn window_answer(&mut self, engine: &mut ClientEngine) -> Option<anyhow::Result<()>> {
+        let answer = self.window_poll.as_mut()?.take().await?;
+        let sent = self.window_poll.take().map_or(0, |p| p.sent);
+        let doc = match self.apply_window(sent, answer).await {
+            Ok(doc) => doc,
+            Err(e) => return Some(Err(e)),
+        };
+        let now = self.now();
+        Some(
+            engine
+                .on_window(now, &doc)
+                .map_err(|e| anyhow::anyhow!("{e}")),
+        )
+    }
+
+    /// Reads the window now, in line (joining, on demand).
+    async fn fetch_window(&mut self) -> anyhow::Result<WindowDoc> {
+        self.last_window = Instant::now();
+        let (url, timeout) = self.window_request();
+        let clock = self.clock;
+        let sent = self.now();
+        let mut poll =
+            window::WindowPoll::start(self.http.clone(), url, timeout, sent, move || {
+                clock.elapsed().as_nanos() as u64
+            });
+        let answer = match (&mut poll.task).await {
             Ok(r) => r,
+            Err(e) => Err(anyhow::anyhow!("window poll: {e}")),
+        };
+        self.apply_window(sent, answer).await
+    }
+
+    /// Takes in a window poll's answer: the upload governor's delay sample, the
+    /// Segment documents, the crumbs that left the window.
+    async fn apply_window(
+        &mut self,
+        sent: u64,
+        answer: anyhow::Result<window::WindowAnswer>,
+    ) -> anyhow::Result<WindowDoc> {
+        let answer = match answer {
+            Ok(a) => a,
             Err(e) => {
                 if let Some(g) = self.governor.as_mut() {
                     g.on_no_answer(sent);
@@ -402,15 +478,18 @@ impl Runner {
                 return Err(e);
             }
         };
-        let received = response
-            .headers()
-            .get(crate::core::api::RECEIVED_HEADER)
-            .and_then(|v| v.to_str().ok()?.parse::<u64>().ok());
-        let now = self.now();
-        if let (Some(g), Some(received)) = (self.governor.as_mut(), received) {
-            g.on_delay_sample(now, sent, received);
+        let took = answer.answered.saturating_sub(sent);
+        if took > 250_000_000 {
+            gst::debug!(
+                crate::client::CAT,
+                "the window took {} ms",
+                took / 1_000_000
+            );
         }
-        let body = response.bytes().await?;
+        if let (Some(g), Some(received)) = (self.governor.as_mut(), answer.received) {
+            g.on_delay_sample(answer.answered, sent, received);
+        }
+        let body = answer.body;
         let doc: WindowDoc =
             serde_json::from_slice(&body).context("the channel's window is not valid JSON")?;
         if !self.window_ok_once {
@@ -481,6 +560,7 @@ impl Runner {
         let Some(doc) = self.crumb_doc(seq, index) else {
             bail!("no document for crumb {index} of Segment {seq}")
         };
+        let asked = std::time::Instant::now();
         let torrent = self.get(&doc.torrent).await?.bytes().await?;
         let dir = self.spool.join(seq.to_string());
         // Peers first: the tracker hands out the super seed to a crumb's first
@@ -490,7 +570,17 @@ impl Runner {
             Mode::Relay => self.super_seed.into_iter().collect(),
             Mode::Play => Vec::new(),
         };
-        let id = self.session.download(&torrent, &dir, peers).await?;
+        // A weak line (its governor says so) does not seed this crumb at all.
+        let upload = !self.weak_line();
+        let id = self
+            .session
+            .download_with(&torrent, &dir, peers, upload)
+            .await?;
+        gst::debug!(
+            crate::client::CAT,
+            "crumb {index} of Segment {seq}: torrent {id} started {} ms after it was asked for",
+            asked.elapsed().as_millis()
+        );
         self.active.insert((seq, index), id);
         Ok(())
     }
@@ -505,7 +595,19 @@ impl Runner {
         let active = &self.active;
         self.fallback_pending.retain(|key| match active.get(key) {
             Some(&id) if !session.progress(id).is_ok_and(|p| p.finished) => {
-                session.add_peer(id, seed).is_err()
+                match session.add_peer(id, seed) {
+                    Ok(new) => {
+                        gst::debug!(
+                            crate::client::CAT,
+                            "crumb {} of Segment {}: super seed connected (known already: {})",
+                            key.1,
+                            key.0,
+                            !new
+                        );
+                        false
+                    }
+                    Err(_) => true,
+                }
             }
             _ => false,
         });
@@ -518,12 +620,8 @@ impl Runner {
         now: u64,
     ) -> anyhow::Result<()> {
         match action {
-            Action::FetchWindow => {
-                let doc = self.fetch_window().await?;
-                engine
-                    .on_window(now, &doc)
-                    .map_err(|e| anyhow::anyhow!("{e}"))?;
-            }
+            // Beside the other IO: its answer is taken at the next round.
+            Action::FetchWindow => self.start_window_poll(),
             Action::FetchSegment { seq } => {
                 match self
                     .get(&format!("{}/segments/{seq}", self.settings.url))
@@ -547,6 +645,10 @@ impl Runner {
                 }
             }
             Action::UseSuperSeed { seq, index } => {
+                gst::debug!(
+                    crate::client::CAT,
+                    "crumb {index} of Segment {seq}: asking the super seed"
+                );
                 self.fallback_pending.insert((seq, index));
                 self.add_super_seed();
             }
@@ -560,6 +662,25 @@ impl Runner {
             }
             Action::Output { seq, d, record } => {
                 let (from_seed, from_peers) = self.sources(seq);
+                if !record.successful && !record.skipped {
+                    let have: Vec<String> = self
+                        .active
+                        .iter()
+                        .filter(|((s, _), _)| *s == seq)
+                        .map(|((_, i), id)| {
+                            let p = self.session.progress(*id);
+                            format!("crumb {i}: {:?}", p.map(|p| p.have_bytes).ok())
+                        })
+                        .collect();
+                    gst::debug!(
+                        crate::client::CAT,
+                        "Segment {seq} failed: te {} ms, rate {:?} B/s, super seed pending {}, {}",
+                        record.time_extension / 1_000_000,
+                        record.rate,
+                        self.fallback_pending.iter().any(|(s, _)| *s == seq),
+                        have.join(", ")
+                    );
+                }
                 self.count_sources(from_seed, from_peers);
                 let mut outputs = Vec::new();
                 for index in 1..=d {
@@ -670,6 +791,10 @@ impl Runner {
             self.settings.url
         );
         self.drop_run().await;
+        // A poll of the old channel on its way must not answer for the new one.
+        if let Some(p) = self.window_poll.take() {
+            p.task.abort();
+        }
         engine.switch_channel(now);
         let old = std::mem::replace(&mut self.settings.url, url.clone());
         self.origin = origin;
@@ -714,8 +839,7 @@ impl Runner {
         let limit = Some(cap.map_or(g.limit(), |c| c.min(g.limit())));
         if limit != self.applied_upload_limit {
             self.applied_upload_limit = limit;
-            self.session
-                .set_rate_limits(limit, self.settings.max_download_rate);
+            self.session.set_upload_limit(limit);
         }
     }
 
@@ -762,6 +886,10 @@ impl Runner {
                 e.on_crumb_progress(now, seq, index, p.have_bytes);
             }
             if p.finished {
+                gst::debug!(
+                    crate::client::CAT,
+                    "crumb {index} of Segment {seq}: complete"
+                );
                 self.done.insert((seq, index));
                 if let Some(e) = engine.as_deref_mut() {
                     e.on_crumb_complete(now, seq, index);
@@ -771,6 +899,10 @@ impl Runner {
         let total = self.session.total_downloaded();
         if let Some(e) = engine {
             e.on_bytes_received(now, total);
+            // The governor starts from the downlink (an uplink is rarely faster).
+            if let (Some(g), Some(rate)) = (self.governor.as_mut(), e.rate(now)) {
+                g.on_downlink_rate(rate);
+            }
         }
         let uploaded = self.session.total_uploaded();
         self.govern_uploads(now, uploaded);

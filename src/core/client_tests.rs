@@ -153,6 +153,32 @@ fn crumb_one_first_then_in_order() {
     assert_eq!(e.stats().startup_delay, Some(5 * MS));
 }
 
+#[test]
+fn ample_time_starts_more_crumbs_at_once() {
+    // Crumb 1 arrives at `bps`; then the other nine crumbs (90 kB) of a 2 s Segment
+    // need 0.09 s at 1 MB/s (ample: six at once) or 1.8 s at 50 kB/s (two at once).
+    for (bps, at_once) in [(1_000_000u64, 6usize), (50_000, 2)] {
+        let mut e = engine(ClientConfig {
+            initial_rate: Some(1e9),
+            adaptation: Adaptation::RateBased,
+            ..base()
+        });
+        e.on_window(0, &win(1..=5, &[10_000; 10], 2)).unwrap();
+        assert_eq!(downloads(&e.poll_actions(0)), vec![(2, 1)]);
+        let mut total = 0;
+        for k in 1..=20 {
+            total += bps / 100;
+            e.on_bytes_received(k * 10 * MS, total);
+        }
+        e.on_crumb_complete(200 * MS, 2, 1);
+        assert_eq!(
+            downloads(&e.poll_actions(200 * MS)).len(),
+            at_once,
+            "{bps} B/s"
+        );
+    }
+}
+
 fn fallbacks(actions: &[Action]) -> Vec<(u64, u16)> {
     actions
         .iter()

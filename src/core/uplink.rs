@@ -17,10 +17,17 @@
 //! The rule, once per sample: queueing delay above the target (or a poll that got no
 //! answer) halves the limit (from what is actually uploaded, if less); below half the
 //! target, while the client uses at least half of it, the limit doubles until the
-//! first congestion (slow start) and grows by a quarter after. It starts low
-//! (`initial_limit`): a modem's queue holds seconds of a slow uplink, and filling it
-//! once costs the client those seconds on every request it makes. Sans-IO: `now` and
-//! delays in ns from the caller's clocks.
+//! first congestion (slow start) and grows by a quarter after. It starts low: at
+//! `downlink_share` of the download rate measured so far, at most `initial_limit`
+//! (and at `min_limit` before any download rate is known); until then a start under
+//! `weak_start` makes the line weak: it does not seed at all (a piece is 16 KiB, two
+//! seconds of an ADSL uplink, and the limiter lets a whole piece through at once). A modem's queue holds
+//! seconds of a slow uplink, and filling it once costs the client those seconds on
+//! every request it makes; an uplink is rarely faster than its downlink, and an ADSL
+//! one is a quarter of it. Seen on the swarm bench: an ADSL client that passed on
+//! its first crumb 1 (40 KB) at the old fixed start (32 KiB/s, four times its
+//! uplink) queued 5 s of upload, and its next request for a .torrent took 2.7 s.
+//! Sans-IO: `now` and delays in ns from the caller's clocks.
 
 use std::collections::VecDeque;
 
@@ -36,8 +43,15 @@ pub struct UplinkConfig {
     pub base_window: u64,
     /// Lowest limit set, bytes/s.
     pub min_limit: u32,
-    /// The limit at the start, bytes/s.
+    /// The highest limit at the start, bytes/s.
     pub initial_limit: u32,
+    /// Share of the measured download rate the limit starts at (before the first
+    /// delay sample changed it), at most `initial_limit`.
+    pub downlink_share: f64,
+    /// A start (from the downlink) under this makes the line weak until a delay
+    /// sample has moved the limit: with a quarter of the downlink, a line under
+    /// 256 kbit/s down (ADSL) does not seed, a 600 kbit/s one does.
+    pub weak_start: u32,
     /// A limit below this after congestion makes the uplink *weak*: slower than one
     /// piece a second, it would hold every piece a peer asks of it longer than a
     /// Segment can wait. A weak client does not seed (see [`UploadGovernor::weak`]).
@@ -53,6 +67,8 @@ impl Default for UplinkConfig {
             base_window: 120 * SEC,
             min_limit: 1024,
             initial_limit: 32 * 1024,
+            downlink_share: 0.25,
+            weak_start: 8 * 1024,
             weak_limit: 16 * 1024,
             rate_window: 5 * SEC,
         }
@@ -74,6 +90,8 @@ pub struct UploadGovernor {
     /// The highest upload rate measured at a calm sample: what the line has carried
     /// without a queue.
     calm_peak: f64,
+    /// A delay sample has changed the limit: the start from the downlink is over.
+    probed: bool,
 }
 
 impl UploadGovernor {
@@ -81,10 +99,11 @@ impl UploadGovernor {
         UploadGovernor {
             base: VecDeque::new(),
             uploads: VecDeque::new(),
-            limit: config.initial_limit.max(config.min_limit),
+            limit: config.min_limit,
             last_delay: None,
             congested: 0,
             calm_peak: 0.0,
+            probed: false,
             config,
         }
     }
@@ -102,14 +121,38 @@ impl UploadGovernor {
     /// The uplink congested below `weak_limit`: better not seed at all (peers would
     /// wait on every piece reserved here; the stream's own requests would queue
     /// behind them). The paper's weakest line (ADSL 64 kbit/s up) is one.
+    /// Before any delay sample moved the limit, the start from the downlink decides:
+    /// a start under `weak_start` (ADSL: a quarter of at most 256 kbit/s is at most
+    /// 8,000 B/s) is weak until it proves otherwise, and so is a line whose download
+    /// rate is not known yet.
     pub fn weak(&self) -> bool {
         let weak = f64::from(self.config.weak_limit);
+        if !self.probed {
+            return self.limit < self.config.weak_start;
+        }
         self.congested > 0 && f64::from(self.limit) < weak && self.calm_peak < weak
     }
 
     /// Samples that found the uplink congested (or got no answer).
     pub fn congested_samples(&self) -> u64 {
         self.congested
+    }
+
+    /// The download rate measured so far, bytes/s: until a delay sample has changed the
+    /// limit, the limit is `downlink_share` of it (between `min_limit` and
+    /// `initial_limit`).
+    pub fn on_downlink_rate(&mut self, rate: f64) {
+        if self.probed || !rate.is_finite() || rate <= 0.0 {
+            return;
+        }
+        let start = (rate * self.config.downlink_share).min(f64::from(u32::MAX)) as u32;
+        let high = self.config.initial_limit.max(self.config.min_limit);
+        let start = start.clamp(self.config.min_limit, high);
+        // Moves of a quarter or more only: the rate wobbles, and every new limit is a
+        // new token bucket (a fresh burst) in the session's limiter.
+        if start.abs_diff(self.limit) >= self.limit / 4 {
+            self.limit = start;
+        }
     }
 
     /// The caller's running total of bytes uploaded.
@@ -158,6 +201,7 @@ impl UploadGovernor {
     }
 
     fn decrease(&mut self) {
+        self.probed = true;
         self.congested += 1;
         let used = self.upload_rate().unwrap_or(f64::from(self.limit));
         let from = f64::from(self.limit).min(used);
@@ -171,6 +215,7 @@ impl UploadGovernor {
         if used < 0.5 * f64::from(self.limit) {
             return;
         }
+        self.probed = true;
         let factor = if self.congested == 0 { 2.0 } else { 1.25 };
         self.limit = ((f64::from(self.limit) * factor) as u32).max(self.limit + 1);
     }
@@ -182,11 +227,13 @@ mod tests {
 
     use crate::core::time::{MS, SEC};
 
-    /// A link that uploads at `link` B/s with the governor's limit, and a queue that
-    /// grows when the client offers more than the link carries (the client always has
-    /// more to upload than the link takes). Returns (limit, queueing delay) per second.
-    fn run(link: f64, seconds: u64, offset: u64) -> (UploadGovernor, Vec<(u32, u64)>) {
+    /// A link that uploads at `link` B/s (and downloads at `down` B/s) with the
+    /// governor's limit, and a queue that grows when the client offers more than the
+    /// link carries (the client always has more to upload than the link takes).
+    /// Returns (limit, queueing delay) per second.
+    fn run(link: f64, down: f64, seconds: u64, offset: u64) -> (UploadGovernor, Vec<(u32, u64)>) {
         let mut g = UploadGovernor::new(UplinkConfig::default());
+        g.on_downlink_rate(down);
         let mut queue_bytes = 0.0f64;
         let mut uploaded = 0u64;
         let mut out = Vec::new();
@@ -207,7 +254,7 @@ mod tests {
     #[test]
     fn keeps_a_saturated_uplink_near_its_rate_with_a_short_queue() {
         // 8 KB/s: a 64 kbit/s ADSL uplink.
-        let (g, out) = run(8_000.0, 120, 5 * SEC);
+        let (g, out) = run(8_000.0, 32_000.0, 120, 5 * SEC);
         assert!(g.congested_samples() > 0);
         assert!(g.weak());
         let tail = &out[60..];
@@ -223,20 +270,21 @@ mod tests {
     #[test]
     fn a_fast_uplink_opens_up_quickly() {
         // 2.5 MB/s (20 Mbit/s): slow start doubles from 32 KiB/s each calm second.
-        let (g, out) = run(2_500_000.0, 30, 0);
+        let (g, out) = run(2_500_000.0, 2_500_000.0, 30, 0);
         let first_fast = out.iter().position(|o| o.0 >= 1_000_000).unwrap();
         assert!(first_fast <= 10, "{out:?}");
         assert!(!g.weak());
         assert!(g.limit() >= 1_000_000);
         assert!(out.iter().all(|o| o.1 < SEC));
         // A line that carried 40 KB/s calmly is not weak, even cut low for a while.
-        let (g, _) = run(40_000.0, 60, 0);
+        let (g, _) = run(40_000.0, 2_500_000.0, 60, 0);
         assert!(g.congested_samples() > 0 && !g.weak());
     }
 
     #[test]
     fn an_idle_uplink_keeps_its_limit_and_congestion_without_uploads_is_not_ours() {
         let mut g = UploadGovernor::new(UplinkConfig::default());
+        g.on_downlink_rate(1e6);
         for s in 0..60 {
             g.on_uploaded(s * SEC, s * 1000);
             // Jitter well under the target; a clock offset that is negative.
@@ -251,6 +299,7 @@ mod tests {
     #[test]
     fn no_answer_halves_and_calm_grows_again() {
         let mut g = UploadGovernor::new(UplinkConfig::default());
+        g.on_downlink_rate(1e6);
         g.on_uploaded(0, 0);
         g.on_uploaded(SEC, 8_000);
         assert!(!g.weak());
@@ -275,5 +324,40 @@ mod tests {
             t += SEC;
         }
         assert!(g.limit() > 2_000 && g.limit() < 20_000, "{}", g.limit());
+    }
+
+    #[test]
+    fn the_limit_starts_from_the_downlink_until_a_sample_moves_it() {
+        let mut g = UploadGovernor::new(UplinkConfig::default());
+        assert_eq!(g.limit(), 1024, "no download rate yet: the floor");
+        assert!(g.weak(), "no evidence: no seeding");
+        // ADSL 256 kbit/s down: a quarter is 8 KB/s, its 64 kbit/s uplink: weak.
+        g.on_downlink_rate(32_000.0);
+        assert_eq!(g.limit(), 8_000);
+        assert!(g.weak());
+        g.on_downlink_rate(f64::NAN);
+        g.on_downlink_rate(0.0);
+        assert_eq!(g.limit(), 8_000, "no rate is no evidence");
+        g.on_downlink_rate(30_000.0);
+        assert_eq!(g.limit(), 8_000, "a wobble of the rate does not move it");
+        // DSL 600 kbit/s: 18.75 KB/s, seeds; and so it does at 40 KB/s measured.
+        g.on_downlink_rate(75_000.0);
+        assert_eq!(g.limit(), 18_750);
+        assert!(!g.weak());
+        g.on_downlink_rate(40_000.0);
+        assert!(!g.weak());
+        // Fibre: capped at the initial limit.
+        g.on_downlink_rate(2_500_000.0);
+        assert_eq!(g.limit(), 32 * 1024);
+        g.on_downlink_rate(32_000.0);
+        assert_eq!(g.limit(), 8_000, "follows the downlink while not probed");
+        // A congested sample moves it; the downlink no longer does.
+        g.on_uploaded(0, 0);
+        g.on_uploaded(SEC, 4_000);
+        g.on_delay_sample(SEC, SEC, SEC);
+        g.on_delay_sample(2 * SEC, 2 * SEC, 2 * SEC + 300 * MS);
+        assert_eq!(g.limit(), 2_000);
+        g.on_downlink_rate(2_500_000.0);
+        assert_eq!(g.limit(), 2_000);
     }
 }

@@ -372,25 +372,42 @@ impl P2pSession {
         output_dir: &Path,
         initial_peers: Vec<SocketAddr>,
     ) -> anyhow::Result<TorrentId> {
+        self.download_with(torrent_bytes, output_dir, initial_peers, true)
+            .await
+    }
+
+    /// [`Self::download`], uploading nothing when `upload` is false: no bitfield, no
+    /// HAVE, every request refused (a weak line that must keep its uplink for its own
+    /// requests and acknowledgements).
+    pub async fn download_with(
+        &self,
+        torrent_bytes: &[u8],
+        output_dir: &Path,
+        initial_peers: Vec<SocketAddr>,
+        upload: bool,
+    ) -> anyhow::Result<TorrentId> {
         parse_torrent(torrent_bytes)?;
         tokio::fs::create_dir_all(output_dir)
             .await
             .with_context(|| format!("creating {}", output_dir.display()))?;
-        let opts = self.add_options(output_dir, initial_peers)?;
+        let mut opts = self.add_options(output_dir, initial_peers)?;
+        opts.disable_upload_torrent = !upload;
         let handle = self.add(torrent_bytes.to_vec(), opts).await?;
         Ok(TorrentId(handle.info_hash().0))
     }
 
-    /// Makes a running torrent connect to `peer` (no-op when it knows the peer
-    /// already; returns whether the peer was new). Goes through librqbit's
-    /// `add_peer_if_not_seen`, made public by the patch in `vendor/librqbit`; fails
-    /// when the torrent is not live (still checking, or gone).
+    /// Makes a running torrent connect to `peer` at once, beside its peer limit
+    /// (no-op when it knows the peer already; returns whether the peer was new).
+    /// Goes through `add_peer_now`, added by the patch in `vendor/librqbit`: the
+    /// public `add_peer_if_not_seen` queues the peer behind every tracker peer for a
+    /// free connection slot. Fails when the torrent is not live (still checking, or
+    /// gone).
     pub fn add_peer(&self, id: TorrentId, peer: SocketAddr) -> anyhow::Result<bool> {
         let live = self
             .handle(id)?
             .live()
             .with_context(|| format!("torrent {id} is not live"))?;
-        live.add_peer_if_not_seen(peer)
+        live.add_peer_now(peer)
             .with_context(|| format!("adding peer {peer} to torrent {id}"))
     }
 
@@ -538,6 +555,12 @@ impl P2pSession {
 
     /// Changes the session-wide limits in bytes/s at once (None = unlimited; values
     /// below [`MIN_RATE_LIMIT_BPS`] are raised to it).
+    /// Sets the upload limit alone (each limit set is a new token bucket, with a full
+    /// burst: the download limit must not be reset whenever the upload one moves).
+    pub fn set_upload_limit(&self, upload_bps: Option<u32>) {
+        self.session.ratelimits.set_upload_bps(limit(upload_bps));
+    }
+
     pub fn set_rate_limits(&self, upload_bps: Option<u32>, download_bps: Option<u32>) {
         self.session.ratelimits.set_upload_bps(limit(upload_bps));
         self.session

@@ -25,9 +25,10 @@ use crate::{
 };
 
 /// crumbs patch: the piece time assumed for a connection without a finished piece
-/// when deciding whether it may steal (10x before reserving, 3x after), when the
-/// torrent has no finished piece either. Conservative: on a slow link every piece
-/// takes long, and a steal re-fetches bytes already on their way.
+/// when deciding whether it may steal (10x before reserving, 3x after), when neither
+/// the torrent nor the session (its recent pieces) has a finished piece. Conservative:
+/// on a slow link every piece takes long, and a steal re-fetches bytes already on
+/// their way.
 pub const STEAL_FALLBACK_AVG_TIME: Duration = Duration::from_secs(1);
 
 /// Tracks a piece currently being downloaded.
@@ -63,7 +64,10 @@ where
     /// The peer's average piece download time (for steal calculations).
     pub peer_avg_time: Option<Duration>,
     /// crumbs patch: the torrent's average piece download time over all peers, for a
-    /// peer without one of its own.
+    /// peer without one of its own; the session's recent piece time for a torrent
+    /// without a finished piece (each crumb is a new torrent of a few pieces: without
+    /// it, a piece pinned on a slow first peer waited 3-10 s before another
+    /// connection, the super seed included, could take it over).
     pub torrent_avg_time: Option<Duration>,
     /// Priority pieces to check first (e.g., for streaming).
     pub priority_pieces: I,

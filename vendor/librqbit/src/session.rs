@@ -289,6 +289,12 @@ pub struct AddTorrentOptions {
 
     /// Max concurrent connected peers.
     pub peer_limit: Option<usize>,
+    /// crumbs patch: this torrent uploads nothing (no bitfield, no HAVE, requests
+    /// refused), whatever the session does: a client on a weak uplink keeps it for
+    /// its own requests. Upstream has this only session-wide, behind the
+    /// `disable-upload` feature.
+    #[serde(default)]
+    pub disable_upload_torrent: bool,
 
     /// This is used to restore the session from serialized state.
     pub preferred_id: Option<usize>,
@@ -1371,6 +1377,7 @@ impl Session {
                     peer_limit: opts.peer_limit.or(self.peer_limit),
                     #[cfg(feature = "disable-upload")]
                     _disable_upload: self._disable_upload,
+                    no_upload: opts.disable_upload_torrent,
                 },
                 connector: self.connector.clone(),
                 session: Arc::downgrade(self),

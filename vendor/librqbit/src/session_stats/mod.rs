@@ -25,6 +25,11 @@ pub struct SessionStats {
     pub down_speed_estimator: SpeedEstimator,
     pub up_speed_estimator: SpeedEstimator,
     pub startup_time: Instant,
+    /// crumbs patch: a moving average of the piece download times in this session, ms
+    /// (0: no piece yet). A new torrent's connections have no piece time of their own
+    /// and the torrent none either; the session's recent pieces say how fast this
+    /// client's link fetches a piece (see `piece_tracker::try_steal`).
+    pub recent_piece_ms: std::sync::atomic::AtomicU64,
 }
 
 impl SessionStats {
@@ -35,7 +40,27 @@ impl SessionStats {
             down_speed_estimator: SpeedEstimator::new(5),
             up_speed_estimator: SpeedEstimator::new(5),
             startup_time: Instant::now(),
+            recent_piece_ms: Default::default(),
         }
+    }
+
+    /// crumbs patch: counts one piece's download time in the moving average (weight
+    /// 1/8: the last few dozen pieces).
+    pub(crate) fn on_piece_downloaded(&self, elapsed: Duration) {
+        #[allow(clippy::cast_possible_truncation)]
+        let ms = (elapsed.as_millis() as u64).max(1);
+        let _ = self
+            .recent_piece_ms
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |old| {
+                Some(if old == 0 { ms } else { (old * 7 + ms) / 8 })
+            });
+    }
+
+    /// crumbs patch: the moving average of piece download times, if any piece was
+    /// downloaded in this session.
+    pub(crate) fn recent_piece_time(&self) -> Option<Duration> {
+        let ms = self.recent_piece_ms.load(Ordering::Relaxed);
+        (ms > 0).then(|| Duration::from_millis(ms))
     }
 }
 

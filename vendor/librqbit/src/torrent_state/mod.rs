@@ -120,17 +120,19 @@ pub(crate) struct ManagedTorrentOptions {
     pub peer_limit: Option<usize>,
     #[cfg(feature = "disable-upload")]
     pub _disable_upload: bool,
+    /// crumbs patch: `AddTorrentOptions::disable_upload_torrent`.
+    pub no_upload: bool,
 }
 
 impl ManagedTorrentOptions {
     #[cfg(feature = "disable-upload")]
     pub fn disable_upload(&self) -> bool {
-        self._disable_upload
+        self._disable_upload || self.no_upload
     }
 
     #[cfg(not(feature = "disable-upload"))]
     pub const fn disable_upload(&self) -> bool {
-        false
+        self.no_upload
     }
 }
 

@@ -727,10 +727,7 @@ impl TorrentStateLive {
         let _ = self.have_broadcast_tx.send(index);
     }
 
-    /// crumbs patch: public (upstream: `pub(crate)`, reachable only through the
-    /// `http-api` feature), so an application can give a running torrent a peer,
-    /// e.g. a fallback seed, without removing and re-adding it.
-    pub fn add_peer_if_not_seen(&self, addr: SocketAddr) -> crate::Result<bool> {
+    pub(crate) fn add_peer_if_not_seen(&self, addr: SocketAddr) -> crate::Result<bool> {
         match self.peers.add_if_not_seen(addr) {
             Some(handle) => handle,
             None => return Ok(false),
@@ -740,6 +737,29 @@ impl TorrentStateLive {
             .send(addr)
             .ok()
             .ok_or(Error::TorrentIsNotLive)?;
+        Ok(true)
+    }
+
+    /// crumbs patch: connects to `addr` at once, beside the peer limit (one more
+    /// connection than `peer_limit`), public so that an application can give a running
+    /// torrent a peer (upstream reaches `add_peer_if_not_seen` only through the
+    /// `http-api` feature). For a source the caller must not wait for: through
+    /// `add_peer_if_not_seen` it waited in the queue behind every tracker peer for a
+    /// free slot, and a slot is held until a connection attempt times out (crumbsrc's
+    /// deadline fallback to the super seed waited seconds, a live Segment's whole
+    /// time). Returns false when the peer is known already.
+    pub fn add_peer_now(self: &Arc<Self>, addr: SocketAddr) -> crate::Result<bool> {
+        if self.peers.add_if_not_seen(addr).is_none() {
+            return Ok(false);
+        }
+        let permit = Arc::new(Semaphore::new(1))
+            .try_acquire_owned()
+            .map_err(|_| Error::TorrentIsNotLive)?;
+        self.spawn(
+            debug_span!(parent: self.shared.span.clone(), "manage_peer", peer = ?addr),
+            format!("[{}][addr={addr}]manage_peer", self.shared.id),
+            aframe!(self.clone().task_manage_outgoing_peer(addr, permit)),
+        );
         Ok(true)
     }
 
@@ -1464,7 +1484,10 @@ impl PeerHandler {
                 let result = pieces.acquire_piece(AcquireRequest {
                     peer: self.addr,
                     peer_avg_time: self.counters.average_piece_download_time(),
-                    torrent_avg_time: self.state.average_piece_download_time(),
+                    torrent_avg_time: self
+                        .state
+                        .average_piece_download_time()
+                        .or_else(|| self.state.session_stats.recent_piece_time()),
                     priority_pieces: self.state.streams.iter_next_pieces(&self.state.lengths),
                     file_priorities,
                     file_infos: &self.state.metadata.file_infos,
@@ -1986,6 +2009,12 @@ impl PeerHandler {
                         full_piece_download_time.as_millis() as u64,
                         Ordering::Relaxed,
                     );
+
+                    // crumbs patch: the session's recent piece time, the steal
+                    // threshold of a new torrent's connections.
+                    state
+                        .session_stats
+                        .on_piece_downloaded(full_piece_download_time);
 
                     // Per-peer piece counters.
                     counters.on_piece_completed(piece_len, full_piece_download_time);
