@@ -203,6 +203,7 @@ impl Client {
             window_ok_once: false,
             last_window: Instant::now(),
             window_poll: None,
+            window_again: false,
             stall_at: None,
         };
         let task = RUNTIME.spawn(runner.run());
@@ -271,6 +272,8 @@ struct Runner {
     last_window: Instant,
     /// The window poll on its way, if any.
     window_poll: Option<window::WindowPoll>,
+    /// A window poll was asked for while one was on its way.
+    window_again: bool,
     /// When the engine declares a stall (its clock): HTTP waits end by then.
     stall_at: Option<u64>,
 }
@@ -408,11 +411,15 @@ impl Runner {
         left.clamp(Duration::from_millis(100), HTTP_TIMEOUT)
     }
 
-    /// Starts a window poll beside the other IO, unless one is on its way.
+    /// Starts a window poll beside the other IO; with one on its way, another starts as
+    /// soon as it is answered (the engine asks when it needs a newer window: the one
+    /// on its way may have been sent just before the Segment it waits for was out).
     fn start_window_poll(&mut self) {
         if self.window_poll.is_some() {
+            self.window_again = true;
             return;
         }
+        self.window_again = false;
         // Counted before the attempt: a refused or timed-out fetch is not retried at
         // once by the one-second liveness check.
         self.last_window = Instant::now();
@@ -433,7 +440,11 @@ impl Runner {
     async fn window_answer(&mut self, engine: &mut ClientEngine) -> Option<anyhow::Result<()>> {
         let answer = self.window_poll.as_mut()?.take().await?;
         let sent = self.window_poll.take().map_or(0, |p| p.sent);
-        let doc = match self.apply_window(sent, answer).await {
+        let applied = self.apply_window(sent, answer).await;
+        if self.window_again {
+            self.start_window_poll();
+        }
+        let doc = match applied {
             Ok(doc) => doc,
             Err(e) => return Some(Err(e)),
         };

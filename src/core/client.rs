@@ -94,6 +94,11 @@ pub struct ClientConfig {
     pub max_crumbs: u16,
     /// R (bytes/s) to use in eq. 3 before any measurement; `None` starts at D = 1.
     pub initial_rate: Option<f64>,
+    /// R is never taken above this (bytes/s): crumbsrc's `max-download-rate`. A token
+    /// bucket lets a burst through at once after a pause, and R, measured over the
+    /// time downloads were active, saw 28 KB/s under a 16 KiB/s cap; D = 2 then did
+    /// not fit and its probes cost crumb 1 now and then (`tests/swarm.rs`).
+    pub rate_cap: Option<f64>,
     /// RateBased: share of R·|s| a Segment's crumbs may take, in (0, 1].
     pub safety: f64,
     /// Crumbs of the current Segment in flight at once once crumb 1 is complete
@@ -131,6 +136,7 @@ impl Default for ClientConfig {
             adaptation: Adaptation::Paper,
             max_crumbs: 0,
             initial_rate: None,
+            rate_cap: None,
             safety: 0.8,
             max_in_flight: 2,
             poll_interval: 500 * MS,
@@ -971,7 +977,7 @@ impl ClientEngine {
 
     /// The earliest end of peer patience among crumbs still waiting for it.
     fn patience_ends(&self, cur: &Current, patience: u64) -> Option<u64> {
-        let rate = self.rate.rate(self.last_now);
+        let rate = self.measured_rate(self.last_now);
         (0..cur.sizes.len())
             .filter(|&i| cur.requested[i] && !cur.done[i] && !cur.fell_back[i])
             .map(|i| Self::patience_end(cur, i, patience, rate))
@@ -1014,7 +1020,7 @@ impl ClientEngine {
         let Some(patience) = self.config.peer_patience else {
             return;
         };
-        let rate = self.rate.rate(now);
+        let rate = self.measured_rate(now);
         let Some(cur) = self.current.as_mut() else {
             return;
         };
@@ -1051,12 +1057,18 @@ impl ClientEngine {
     }
 
     pub fn rate(&self, now: u64) -> Option<f64> {
-        self.rate.rate(now)
+        self.measured_rate(now)
+    }
+
+    /// R, at most [`ClientConfig::rate_cap`].
+    fn measured_rate(&self, now: u64) -> Option<f64> {
+        let r = self.rate.rate(now)?;
+        Some(self.config.rate_cap.map_or(r, |cap| r.min(cap)))
     }
 
     pub fn stats(&self) -> ClientStats {
         let mut s = self.stats.clone();
-        s.rate = self.rate.rate(self.last_now);
+        s.rate = self.measured_rate(self.last_now);
         s.current_seq = self.current.as_ref().map(|c| c.seq).or(self.next);
         if let Some(cur) = &self.current {
             s.d_current = cur.d;
@@ -1227,7 +1239,7 @@ impl ClientEngine {
                 crumbs_done: 0,
                 crumbs_total,
                 time_extension: 0,
-                rate: self.rate.rate(at),
+                rate: self.measured_rate(at),
                 started_at: at,
                 deadline: at,
                 finished_at: at,
@@ -1247,7 +1259,7 @@ impl ClientEngine {
         let budget = meta.duration.saturating_add(te);
         let cap = self.cap(meta.sizes.len());
         let usable = |r: &f64| r.is_finite() && *r > 0.0;
-        let rate = self.rate.rate(at).filter(usable);
+        let rate = self.measured_rate(at).filter(usable);
         let rate = rate.or(self.config.initial_rate.filter(usable));
         let (adaptation, safety) = (self.config.adaptation, self.config.safety);
         let (sizes, duration) = (&meta.sizes, meta.duration);
@@ -1291,7 +1303,7 @@ impl ClientEngine {
     /// first, at most `max_in_flight` at once, up to D.
     fn request_more(&mut self) {
         let now = self.last_now;
-        let rate = self.rate.rate(now);
+        let rate = self.measured_rate(now);
         let mut limit = usize::from(self.config.max_in_flight);
         let Some(cur) = self.current.as_mut() else {
             return;
@@ -1352,7 +1364,7 @@ impl ClientEngine {
         } else {
             0
         };
-        let rate = self.rate.rate(t);
+        let rate = self.measured_rate(t);
         let record = SegmentRecord {
             seq: cur.seq,
             skipped: false,

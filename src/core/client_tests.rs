@@ -179,6 +179,22 @@ fn ample_time_starts_more_crumbs_at_once() {
     }
 }
 
+#[test]
+fn the_rate_is_never_above_the_download_cap() {
+    // A token bucket's burst: 30 kB in 150 ms under a 16 KiB/s cap.
+    let mut e = engine(ClientConfig {
+        initial_rate: Some(1e9),
+        rate_cap: Some(16_384.0),
+        ..base()
+    });
+    e.on_window(0, &win(1..=5, &[10_000; 3], 2)).unwrap();
+    e.poll_actions(0);
+    for k in 1..=15 {
+        e.on_bytes_received(k * 10 * MS, k * 2_000);
+    }
+    assert_eq!(e.rate(150 * MS), Some(16_384.0));
+}
+
 fn fallbacks(actions: &[Action]) -> Vec<(u64, u16)> {
     actions
         .iter()

@@ -490,7 +490,7 @@ impl ObjectImpl for CrumbSrc {
                     .build(),
                 glib::ParamSpecUInt::builder("uplink-target-delay")
                     .nick("Uplink target delay")
-                    .blurb("Upload governor (LEDBAT's rule): ms of queueing delay this client's seeding may add on its own uplink, read from the one-way delay of its window polls; above it the upload limit halves, well below it grows. 0 = off (uploads limited only by max-upload-rate)")
+                    .blurb("Upload governor (LEDBAT's rule): ms of queueing delay this client's seeding may add on its own uplink, read from the one-way delay of its window polls; above it the upload limit halves, well below it grows; it starts at a quarter of the measured download rate, and a line whose measured download rate is under 256 kbit/s uploads nothing. 0 = off (uploads limited only by max-upload-rate)")
                     .maximum(10_000)
                     .default_value(DEFAULT_UPLINK_TARGET_DELAY)
                     .mutable_ready()
@@ -665,6 +665,7 @@ impl BaseSrcImpl for CrumbSrc {
                 peer_patience: u64::try_from(s.peer_patience).ok().map(|ms| ms * 1_000_000),
                 stall_timeout: (s.stall_timeout > 0)
                     .then(|| u64::from(s.stall_timeout) * 1_000_000),
+                rate_cap: max_download_rate.map(f64::from),
                 ..Default::default()
             },
             mode: match s.mode {

@@ -447,6 +447,95 @@ fn pieces_pinned_on_a_stalled_seed_move_to_a_fast_one() {
     });
 }
 
+#[test]
+fn a_peer_added_now_connects_beside_the_peer_limit() {
+    // The deadline fallback: a torrent whose only connection slot is held by a slow
+    // seed gets a fast one. Through librqbit's peer queue it waited for the slot
+    // (never freed while the slow seed trickles); `add_peer` connects at once.
+    let _g = LEAK_LOCK.read().unwrap_or_else(|e| e.into_inner());
+    let dir = TempDir::new("now");
+    run(Duration::from_secs(60), async {
+        let data = random_bytes(256 * 1024, 12);
+        let (t, path) = write_crumb(dir.path(), "crumb-12", &data, 16 * 1024);
+        let mut slow = config(&dir.path().join("a"));
+        slow.upload_limit_bps = Some(8 * 1024);
+        let a = P2pSession::new(slow).await?;
+        let c = P2pSession::new(config(&dir.path().join("c"))).await?;
+        let mut one_slot = config(&dir.path().join("b"));
+        one_slot.peer_limit = Some(1);
+        let b = P2pSession::new(one_slot).await?;
+        a.seed(&t, &path, vec![]).await?;
+        c.seed(&t, &path, vec![]).await?;
+        let idb = b
+            .download(&t.bytes, &dir.path().join("b"), peer(&a))
+            .await?;
+        // Wait until the slow seed holds the slot (its first bytes arrived).
+        while b.progress(idb).map_or(0, |p| p.have_bytes) == 0
+            && b.fetched_by_peer(idb).map_or(true, |m| m.is_empty())
+        {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        while b.add_peer(idb, c.listen_addr()).is_err() {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        let started = Instant::now();
+        b.wait_finished(idb, Duration::from_secs(40)).await?;
+        assert_eq!(b.read_file(idb).await?, data);
+        let by_peer = b.fetched_by_peer(idb)?;
+        let from_c = by_peer.get(&c.listen_addr()).copied().unwrap_or(0);
+        eprintln!("{by_peer:?} in {:?}", started.elapsed());
+        // At 8 KiB/s the slow seed alone needs 32 s for the crumb.
+        assert!(from_c >= data.len() as u64 / 2, "{by_peer:?}");
+        for s in [&b, &c, &a] {
+            s.shutdown().await?;
+        }
+        Ok(())
+    });
+}
+
+#[test]
+fn a_torrent_without_upload_serves_no_byte() {
+    // A weak line's crumbs: complete, but never a source for anyone.
+    let _g = LEAK_LOCK.read().unwrap_or_else(|e| e.into_inner());
+    let dir = TempDir::new("noup");
+    run(Duration::from_secs(60), async {
+        let data = random_bytes(64 * 1024, 13);
+        let (t, path) = write_crumb(dir.path(), "crumb-13", &data, 16 * 1024);
+        let mut slow = config(&dir.path().join("a"));
+        slow.upload_limit_bps = Some(16 * 1024);
+        let a = P2pSession::new(slow).await?;
+        let b = P2pSession::new(config(&dir.path().join("b"))).await?;
+        let c = P2pSession::new(config(&dir.path().join("c"))).await?;
+        a.seed(&t, &path, vec![]).await?;
+        let idb = b
+            .download_with(&t.bytes, &dir.path().join("b"), peer(&a), false)
+            .await?;
+        b.wait_finished(idb, Duration::from_secs(30)).await?;
+        assert_eq!(b.read_file(idb).await?, data);
+        // C may ask both; the fast complete one (B) must give nothing.
+        let idc = c
+            .download(
+                &t.bytes,
+                &dir.path().join("c"),
+                vec![b.listen_addr(), a.listen_addr()],
+            )
+            .await?;
+        c.wait_finished(idc, Duration::from_secs(30)).await?;
+        assert_eq!(c.read_file(idc).await?, data);
+        let by_peer = c.fetched_by_peer(idc)?;
+        assert_eq!(
+            by_peer.get(&b.listen_addr()).copied().unwrap_or(0),
+            0,
+            "{by_peer:?}"
+        );
+        assert_eq!(b.progress(idb)?.uploaded_bytes, 0);
+        for s in [&c, &b, &a] {
+            s.shutdown().await?;
+        }
+        Ok(())
+    });
+}
+
 fn open_fds() -> usize {
     std::fs::read_dir("/proc/self/fd").unwrap().count()
 }
@@ -787,8 +876,20 @@ fn removed_torrents_are_freed() {
             }
         }
         let tasks1 = settled_tasks(tasks0).await;
-        let held = handles.iter().filter(|h| h.strong_count() > 0).count();
-        let live = states.iter().filter(|h| h.strong_count() > 0).count();
+        // A task of a removed torrent may still be ending on a loaded machine (a
+        // connection attempt it made): what is held must go within seconds, a leak
+        // stays.
+        let still_held = || {
+            (
+                handles.iter().filter(|h| h.strong_count() > 0).count(),
+                states.iter().filter(|h| h.strong_count() > 0).count(),
+            )
+        };
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while still_held() != (0, 0) && Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        let (held, live) = still_held();
         let trims = memory::trims() - trims0;
         eprintln!(
             "{n} torrents in 3 sessions added and removed: {held} handles and {live} of {} live states still held, tasks {tasks0} -> {tasks1}, {trims} trims",
