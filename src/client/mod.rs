@@ -378,18 +378,7 @@ impl Runner {
         } else {
             format!("{}{}", self.origin, path)
         };
-        let timeout = self.http_timeout();
-        let r = self
-            .http
-            .get(&url)
-            .timeout(timeout)
-            .send()
-            .await
-            .with_context(|| format!("GET {url}"))?;
-        if !r.status().is_success() {
-            bail!("GET {url}: HTTP {}", r.status());
-        }
-        Ok(r)
+        send_get(&self.http, &url, self.http_timeout()).await
     }
 
     /// The window's URL (only the Segments newer than the newest one known: the rest
@@ -420,19 +409,20 @@ impl Runner {
             return;
         }
         self.window_again = false;
+        self.window_poll = Some(self.send_window_poll());
+    }
+
+    /// Sends a window poll (its answer comes in a task of its own).
+    fn send_window_poll(&mut self) -> window::WindowPoll {
         // Counted before the attempt: a refused or timed-out fetch is not retried at
         // once by the one-second liveness check.
         self.last_window = Instant::now();
         let (url, timeout) = self.window_request();
         let clock = self.clock;
         let sent = self.now();
-        self.window_poll = Some(window::WindowPoll::start(
-            self.http.clone(),
-            url,
-            timeout,
-            sent,
-            move || clock.elapsed().as_nanos() as u64,
-        ));
+        window::WindowPoll::start(self.http.clone(), url, timeout, sent, move || {
+            clock.elapsed().as_nanos() as u64
+        })
     }
 
     /// The window poll's answer, if it has come: the window read (and given to the
@@ -458,18 +448,9 @@ impl Runner {
 
     /// Reads the window now, in line (joining, on demand).
     async fn fetch_window(&mut self) -> anyhow::Result<WindowDoc> {
-        self.last_window = Instant::now();
-        let (url, timeout) = self.window_request();
-        let clock = self.clock;
-        let sent = self.now();
-        let mut poll =
-            window::WindowPoll::start(self.http.clone(), url, timeout, sent, move || {
-                clock.elapsed().as_nanos() as u64
-            });
-        let answer = match (&mut poll.task).await {
-            Ok(r) => r,
-            Err(e) => Err(anyhow::anyhow!("window poll: {e}")),
-        };
+        let poll = self.send_window_poll();
+        let sent = poll.sent;
+        let answer = poll.answer().await;
         self.apply_window(sent, answer).await
     }
 
@@ -928,6 +909,24 @@ impl Runner {
             .filter(|k| self.active.contains_key(k))
             .count();
     }
+}
+
+/// `GET url` within `timeout`; an answer that is not a success is an error.
+async fn send_get(
+    http: &reqwest::Client,
+    url: &str,
+    timeout: Duration,
+) -> anyhow::Result<reqwest::Response> {
+    let r = http
+        .get(url)
+        .timeout(timeout)
+        .send()
+        .await
+        .with_context(|| format!("GET {url}"))?;
+    if !r.status().is_success() {
+        bail!("GET {url}: HTTP {}", r.status());
+    }
+    Ok(r)
 }
 
 pub(crate) static CAT: std::sync::LazyLock<gst::DebugCategory> = std::sync::LazyLock::new(|| {

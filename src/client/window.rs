@@ -10,7 +10,7 @@
 
 use std::time::Duration;
 
-use anyhow::{Context, bail};
+use anyhow::Context;
 
 /// A window poll on its way.
 pub(super) struct WindowPoll {
@@ -38,15 +38,7 @@ impl WindowPoll {
         clock: impl Fn() -> u64 + Send + 'static,
     ) -> WindowPoll {
         let task = tokio::spawn(async move {
-            let r = http
-                .get(&url)
-                .timeout(timeout)
-                .send()
-                .await
-                .with_context(|| format!("GET {url}"))?;
-            if !r.status().is_success() {
-                bail!("GET {url}: HTTP {}", r.status());
-            }
+            let r = super::send_get(&http, &url, timeout).await?;
             let answered = clock();
             let received = r
                 .headers()
@@ -67,9 +59,17 @@ impl WindowPoll {
         if !self.task.is_finished() {
             return None;
         }
-        Some(match (&mut self.task).await {
-            Ok(r) => r,
-            Err(e) => Err(anyhow::anyhow!("window poll: {e}")),
-        })
+        Some(Self::joined((&mut self.task).await))
+    }
+
+    /// Waits for the answer.
+    pub async fn answer(self) -> anyhow::Result<WindowAnswer> {
+        Self::joined(self.task.await)
+    }
+
+    fn joined(
+        r: Result<anyhow::Result<WindowAnswer>, tokio::task::JoinError>,
+    ) -> anyhow::Result<WindowAnswer> {
+        r.unwrap_or_else(|e| Err(anyhow::anyhow!("window poll: {e}")))
     }
 }
