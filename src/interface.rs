@@ -543,6 +543,11 @@ pub const CRUMBSRC_STATS: StructDef = StructDef {
         ),
         f("bytes-from-peers", U64, "bytes fetched from other clients"),
         f(
+            "pieces-stolen",
+            U64,
+            "pieces re-requested from another peer because the first was slow",
+        ),
+        f(
             "crumbs-malformed",
             U64,
             "downloaded crumbs that did not parse",

@@ -110,6 +110,9 @@ pub struct ClientTotals {
     pub bytes_uploaded: u64,
     pub bytes_from_super_seed: u64,
     pub bytes_from_peers: u64,
+    /// Pieces one connection took over from another (librqbit's steals): each costs
+    /// bytes fetched twice or a request cancelled.
+    pub pieces_stolen: u64,
     pub crumbs_malformed: u64,
     pub torrents_seeding: usize,
     /// The upload limit in force, bytes/s (None: unlimited).
@@ -901,6 +904,7 @@ impl Runner {
         let mut t = self.totals.lock().unwrap();
         t.bytes_downloaded = total;
         t.bytes_uploaded = uploaded;
+        t.pieces_stolen = self.session.pieces_stolen();
         t.upload_limit = self.applied_upload_limit;
         t.uplink_delay = self.governor.as_ref().and_then(|g| g.last_delay());
         t.torrents_seeding = self

@@ -399,6 +399,7 @@ impl CrumbSrc {
                 .field("bytes-uploaded", t.bytes_uploaded)
                 .field("bytes-from-super-seed", t.bytes_from_super_seed)
                 .field("bytes-from-peers", t.bytes_from_peers)
+                .field("pieces-stolen", t.pieces_stolen)
                 .field("crumbs-malformed", t.crumbs_malformed)
                 .field("torrents-seeding", t.torrents_seeding as u64)
                 .field("super-seed-fallbacks", e.super_seed_fallbacks)

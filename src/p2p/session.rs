@@ -587,6 +587,11 @@ impl P2pSession {
         self.session.stats_snapshot().counters.fetched_bytes
     }
 
+    /// Pieces taken over from one connection by another since the session started.
+    pub fn pieces_stolen(&self) -> u64 {
+        u64::from(self.session.stats_snapshot().peers.steals)
+    }
+
     /// librqbit's handle of a torrent, weakly: tests check that a removed torrent
     /// is freed.
     #[cfg(test)]

@@ -447,6 +447,53 @@ fn pieces_pinned_on_a_stalled_seed_move_to_a_fast_one() {
     });
 }
 
+/// The librqbit patch (vendor/librqbit): under our own download limit, the time a
+/// piece waits in the limiter is not the peer's slowness. Four crumbs at once from two
+/// seeds put eight connections behind a 32 KiB/s limit, so every piece waited seconds
+/// there; upstream counted that as time in flight and the connections stole pieces
+/// from each other, fetching them twice through the same limit.
+#[test]
+fn a_download_limit_is_not_a_slow_peer() {
+    let _g = LEAK_LOCK.read().unwrap_or_else(|e| e.into_inner());
+    let dir = TempDir::new("limiter");
+    run(Duration::from_secs(90), async {
+        let a = P2pSession::new(config(&dir.path().join("a"))).await?;
+        let c = P2pSession::new(config(&dir.path().join("c"))).await?;
+        let mut capped = config(&dir.path().join("b"));
+        capped.download_limit_bps = Some(32 * 1024);
+        let b = P2pSession::new(capped).await?;
+        let mut crumbs = Vec::new();
+        for k in 0..4u8 {
+            let data = random_bytes(64 * 1024, 20 + u64::from(k));
+            let (t, path) = write_crumb(dir.path(), &format!("crumb-2{k}"), &data, 16 * 1024);
+            a.seed(&t, &path, vec![]).await?;
+            c.seed(&t, &path, vec![]).await?;
+            crumbs.push((t, data));
+        }
+        let mut ids = Vec::new();
+        for (t, _) in &crumbs {
+            let seeds = vec![a.listen_addr(), c.listen_addr()];
+            ids.push(b.download(&t.bytes, &dir.path().join("b"), seeds).await?);
+        }
+        for (id, (_, data)) in ids.iter().zip(&crumbs) {
+            b.wait_finished(*id, Duration::from_secs(60)).await?;
+            assert_eq!(&b.read_file(*id).await?, data);
+        }
+        let wanted = 4 * 64 * 1024;
+        let (fetched, stolen) = (b.total_downloaded(), b.pieces_stolen());
+        eprintln!("{fetched} B fetched for {wanted} B, {stolen} pieces stolen");
+        assert_eq!(stolen, 0, "pieces waiting in our own limiter were stolen");
+        assert!(
+            fetched <= wanted + 16 * 1024,
+            "{fetched} B fetched for {wanted}"
+        );
+        for s in [&b, &c, &a] {
+            s.shutdown().await?;
+        }
+        Ok(())
+    });
+}
+
 #[test]
 fn a_peer_added_now_connects_beside_the_peer_limit() {
     // The deadline fallback: a torrent whose only connection slot is held by a slow

@@ -36,6 +36,13 @@ pub const STEAL_FALLBACK_AVG_TIME: Duration = Duration::from_secs(1);
 pub struct InflightPiece {
     pub peer: PeerHandle,
     pub started: Instant,
+    /// crumbs patch: the owner is waiting in the download rate limiter before it
+    /// sends this piece's next request. Such a piece is not stolen: a stealer would
+    /// wait in the same limiter, and the owner's request, once through, would fetch
+    /// the piece a second time. Under a download limit every connection's piece waits
+    /// there, and counting that wait as slowness had pieces stolen back and forth
+    /// (a 256 kbit/s client fetched crumbs twice and missed most deadlines).
+    pub in_limiter: bool,
 }
 
 /// Result of attempting to acquire a piece.
@@ -69,6 +76,12 @@ where
     /// it, a piece pinned on a slow first peer waited 3-10 s before another
     /// connection, the super seed included, could take it over).
     pub torrent_avg_time: Option<Duration>,
+    /// crumbs patch: a piece in flight for less than this is never stolen: the time
+    /// our own download limit needs for one block. Under that limit a stealer's
+    /// request cannot leave sooner, so taking a piece whose request is out earlier
+    /// only fetches it twice (piece times measured from the request are short
+    /// there, a few ms on a fast path, and 3x of that is any hiccup).
+    pub min_steal_elapsed: Duration,
     /// Priority pieces to check first (e.g., for streaming).
     pub priority_pieces: I,
     /// File download priority ordering.
@@ -184,6 +197,7 @@ impl PieceTracker {
             InflightPiece {
                 peer,
                 started: Instant::now(),
+                in_limiter: false,
             },
         );
         AcquireResult::Reserved(piece)
@@ -210,14 +224,15 @@ impl PieceTracker {
             .peer_avg_time
             .or(req.torrent_avg_time)
             .unwrap_or(STEAL_FALLBACK_AVG_TIME);
-        let min_elapsed = Duration::from_secs_f64(my_avg.as_secs_f64() * threshold);
+        let min_elapsed =
+            Duration::from_secs_f64(my_avg.as_secs_f64() * threshold).max(req.min_steal_elapsed);
 
         // Find the slowest piece from another peer that exceeds threshold
         // and that the stealing peer actually has (can download)
         let (piece, old_peer, _) = self
             .inflight
             .iter()
-            .filter(|(_, info)| info.peer != req.peer)
+            .filter(|(_, info)| info.peer != req.peer && !info.in_limiter)
             .filter(|(p, _)| (req.peer_has_piece)(**p))
             .map(|(p, info)| (*p, info.peer, info.started.elapsed()))
             .filter(|(_, _, elapsed)| *elapsed >= min_elapsed)
@@ -237,6 +252,25 @@ impl PieceTracker {
             piece,
             from_peer: old_peer,
         })
+    }
+
+    /// crumbs patch: `peer` waits in the download rate limiter before a request of
+    /// `piece` (`waiting` true) or is through it (false). Through it, the piece's
+    /// clock restarts: its time in flight, which steals compare and the piece time
+    /// averages, is the time since a request left, not the time spent behind our own
+    /// limit. Returns false when `peer` no longer owns the piece (stolen or done by
+    /// another connection): it must not request it.
+    pub fn set_in_limiter(&mut self, piece: ValidPieceIndex, peer: PeerHandle, waiting: bool) -> bool {
+        match self.inflight.get_mut(&piece) {
+            Some(info) if info.peer == peer => {
+                if info.in_limiter && !waiting {
+                    info.started = Instant::now();
+                }
+                info.in_limiter = waiting;
+                true
+            }
+            _ => false,
+        }
     }
 
     // === PIECE COMPLETION ===
@@ -414,6 +448,7 @@ mod tests {
             peer: peer(1),
             peer_avg_time: None,
             torrent_avg_time: None,
+            min_steal_elapsed: Duration::ZERO,
             priority_pieces: std::iter::empty(),
             file_priorities: &file_priorities,
             file_infos: &file_infos,
@@ -448,6 +483,7 @@ mod tests {
             peer: peer(1),
             peer_avg_time: None,
             torrent_avg_time: None,
+            min_steal_elapsed: Duration::ZERO,
             priority_pieces: std::iter::empty(),
             file_priorities: &file_priorities,
             file_infos: &file_infos,
@@ -477,6 +513,7 @@ mod tests {
             peer: peer(1),
             peer_avg_time: None,
             torrent_avg_time: None,
+            min_steal_elapsed: Duration::ZERO,
             priority_pieces: std::iter::empty(),
             file_priorities: &file_priorities,
             file_infos: &file_infos,
@@ -511,6 +548,7 @@ mod tests {
             peer: peer(1),
             peer_avg_time: None,
             torrent_avg_time: None,
+            min_steal_elapsed: Duration::ZERO,
             priority_pieces: std::iter::empty(),
             file_priorities: &file_priorities,
             file_infos: &file_infos,
@@ -540,6 +578,7 @@ mod tests {
             peer: peer(2),
             peer_avg_time: None,
             torrent_avg_time: None,
+            min_steal_elapsed: Duration::ZERO,
             priority_pieces: std::iter::empty(),
             file_priorities: &file_priorities,
             file_infos: &file_infos,
@@ -570,6 +609,7 @@ mod tests {
             peer: peer_a,
             peer_avg_time: None,
             torrent_avg_time: None,
+            min_steal_elapsed: Duration::ZERO,
             priority_pieces: std::iter::empty(),
             file_priorities: &file_priorities,
             file_infos: &file_infos,
@@ -583,6 +623,7 @@ mod tests {
             peer: peer_a,
             peer_avg_time: None,
             torrent_avg_time: None,
+            min_steal_elapsed: Duration::ZERO,
             priority_pieces: std::iter::empty(),
             file_priorities: &file_priorities,
             file_infos: &file_infos,
@@ -598,6 +639,7 @@ mod tests {
             peer: peer_b,
             peer_avg_time: None,
             torrent_avg_time: None,
+            min_steal_elapsed: Duration::ZERO,
             priority_pieces: std::iter::empty(),
             file_priorities: &file_priorities,
             file_infos: &file_infos,
@@ -638,6 +680,7 @@ mod tests {
             peer: peer(1),
             peer_avg_time: None,
             torrent_avg_time: None,
+            min_steal_elapsed: Duration::ZERO,
             priority_pieces: std::iter::empty(),
             file_priorities: &file_priorities,
             file_infos: &file_infos,
@@ -648,6 +691,7 @@ mod tests {
             peer: peer(1),
             peer_avg_time: None,
             torrent_avg_time: None,
+            min_steal_elapsed: Duration::ZERO,
             priority_pieces: std::iter::empty(),
             file_priorities: &file_priorities,
             file_infos: &file_infos,
@@ -666,6 +710,7 @@ mod tests {
             peer: peer(2),
             peer_avg_time: None,
             torrent_avg_time: None,
+            min_steal_elapsed: Duration::ZERO,
             priority_pieces: std::iter::empty(),
             file_priorities: &file_priorities,
             file_infos: &file_infos,
@@ -705,6 +750,7 @@ mod tests {
             peer: peer(1),
             peer_avg_time: None,
             torrent_avg_time: None,
+            min_steal_elapsed: Duration::ZERO,
             priority_pieces: priority.into_iter(),
             file_priorities: &file_priorities,
             file_infos: &file_infos,
@@ -732,6 +778,7 @@ mod tests {
             peer: peer(1),
             peer_avg_time: None,
             torrent_avg_time: None,
+            min_steal_elapsed: Duration::ZERO,
             priority_pieces: std::iter::empty(),
             file_priorities: &file_priorities,
             file_infos: &file_infos,
@@ -781,6 +828,7 @@ mod tests {
             peer: peer_a,
             peer_avg_time: None,
             torrent_avg_time: None,
+            min_steal_elapsed: Duration::ZERO,
             priority_pieces: std::iter::empty(),
             file_priorities: &file_priorities,
             file_infos: &file_infos,
@@ -798,6 +846,7 @@ mod tests {
             peer: peer_a,
             peer_avg_time: None,
             torrent_avg_time: None,
+            min_steal_elapsed: Duration::ZERO,
             priority_pieces: std::iter::empty(),
             file_priorities: &file_priorities,
             file_infos: &file_infos,
@@ -821,6 +870,7 @@ mod tests {
             peer: peer_b,
             peer_avg_time: Some(Duration::from_millis(1)),
             torrent_avg_time: None,
+            min_steal_elapsed: Duration::ZERO,
             priority_pieces: std::iter::empty(),
             file_priorities: &file_priorities,
             file_infos: &file_infos,

@@ -1458,6 +1458,12 @@ impl PeerHandler {
     /// Acquire a piece for this peer: try steal (10x) → reserve → steal (3x).
     ///
     /// Returns the piece index to download, or None if no pieces are available.
+    /// crumbs patch: see `PieceTracker::set_in_limiter`.
+    fn set_in_limiter(&self, piece: ValidPieceIndex, waiting: bool) -> crate::Result<bool> {
+        let mut g = self.state.lock_write("set_in_limiter");
+        Ok(g.get_pieces_mut()?.set_in_limiter(piece, self.addr, waiting))
+    }
+
     fn acquire_next_piece(&self) -> crate::Result<Option<ValidPieceIndex>> {
         if self.is_choked() {
             debug!("we are choked, can't acquire piece");
@@ -1466,6 +1472,20 @@ impl PeerHandler {
 
         // Steal info to process after releasing the peer lock
         let mut steal_info: Option<(SocketAddr, ValidPieceIndex)> = None;
+
+        // crumbs patch: one block's time at the tightest download limit in force.
+        let session_limit = self
+            .state
+            .torrent()
+            .session
+            .upgrade()
+            .and_then(|s| s.ratelimits.get_download_bps());
+        let min_steal_elapsed = [self.state.ratelimits.get_download_bps(), session_limit]
+            .into_iter()
+            .flatten()
+            .map(|bps| Duration::from_secs_f64(f64::from(CHUNK_SIZE) / f64::from(bps.get())))
+            .max()
+            .unwrap_or(Duration::ZERO);
 
         let result = self
             .state
@@ -1488,6 +1508,7 @@ impl PeerHandler {
                         .state
                         .average_piece_download_time()
                         .or_else(|| self.state.session_stats.recent_piece_time()),
+                    min_steal_elapsed,
                     priority_pieces: self.state.streams.iter_next_pieces(&self.state.lengths),
                     file_priorities,
                     file_infos: &self.state.metadata.file_infos,
@@ -1752,6 +1773,14 @@ impl PeerHandler {
 
                 aframe!(self.wait_for_request_slot()).await;
 
+                // crumbs patch: the time spent behind our own download limit is not
+                // the peer's slowness: the piece cannot be stolen while it waits
+                // here, and its clock starts when the request leaves. A piece taken
+                // over before (or done elsewhere) is not requested again.
+                if !self.set_in_limiter(next, true)? {
+                    break;
+                }
+
                 self.state
                     .ratelimits
                     .prepare_for_download(NonZeroU32::new(request.length).unwrap())
@@ -1762,6 +1791,10 @@ impl PeerHandler {
                         .ratelimits
                         .prepare_for_download(NonZeroU32::new(request.length).unwrap())
                         .await?;
+                }
+
+                if !self.set_in_limiter(next, false)? {
+                    break;
                 }
 
                 aframe!(self.wait_for_request_slot()).await;
