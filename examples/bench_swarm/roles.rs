@@ -130,11 +130,22 @@ pub struct ChannelArgs {
     pub max_upload_kbps: u32,
     /// Opus audio beside the video, kbit/s (0 = video only). It travels in crumb 1.
     pub audio_kbps: u32,
-    /// More crumbsink properties, `name=value ...`.
+    /// More crumbsink properties, `name=value ...`; those written
+    /// `segmenter:name=value` go to svcsegmenter instead.
     pub props: String,
 }
 
 pub fn channel(a: ChannelArgs) -> i32 {
+    let (segmenter_props, sink_props): (Vec<&str>, Vec<&str>) = a
+        .props
+        .split_whitespace()
+        .partition(|p| p.starts_with("segmenter:"));
+    let segmenter_props = segmenter_props
+        .iter()
+        .map(|p| p.trim_start_matches("segmenter:"))
+        .collect::<Vec<_>>()
+        .join(" ");
+    let sink_props = sink_props.join(" ");
     let bitrates = a
         .layers
         .iter()
@@ -165,11 +176,10 @@ pub fn channel(a: ChannelArgs) -> i32 {
         "videotestsrc is-live=true pattern=smpte horizontal-speed=4 \
          ! video/x-raw,width=640,height=360,framerate=30/1 \
          ! svcvp8enc keyframe-max-dist=60 layers={} layer-bitrates=<{bitrates}> \
-         ! svcsegmenter name=seg min-gops=1 max-gops=2 max-crumb-size=65536 \
-         ! crumbsink name=ch address={} window=5 {cap} {} {audio}",
+         ! svcsegmenter name=seg min-gops=1 max-gops=2 max-crumb-size=65536 {segmenter_props} \
+         ! crumbsink name=ch address={} window=5 {cap} {sink_props} {audio}",
         a.layers.len(),
         a.address,
-        a.props
     );
     drive(
         &desc,
