@@ -320,6 +320,16 @@ impl Runner {
             {
                 actions.insert(0, Action::FetchWindow);
             }
+            // A crumb the engine sends to the super seed as soon as it is asked for
+            // (urgent: too little time for peers) gets it as a first peer, before the
+            // tracker's: added after the start, the super seed connected tens of ms
+            // behind the peers, and on a slow line its bitfield then waited a second
+            // in the downlink's queue behind their pieces (a crumb 1 lost, bench).
+            for action in &actions {
+                if let Action::UseSuperSeed { seq, index } = action {
+                    self.fallback_pending.insert((*seq, *index));
+                }
+            }
             for action in actions {
                 if let Action::Stalled { reason, since } = action {
                     let timeout = engine.config().stall_timeout;
@@ -560,11 +570,17 @@ impl Runner {
         let dir = self.spool.join(seq.to_string());
         // Peers first: the tracker hands out the super seed to a crumb's first
         // downloaders only; the engine asks for it when peers are too slow. A relay is
-        // an extra super seed and goes to the source at once.
-        let peers = match self.settings.mode {
-            Mode::Relay => self.super_seed.into_iter().collect(),
-            Mode::Play => Vec::new(),
+        // an extra super seed and goes to the source at once, and so does a crumb
+        // the engine found urgent as it asked for it.
+        let first_to_super_seed = match self.settings.mode {
+            Mode::Relay => true,
+            Mode::Play => self.fallback_pending.contains(&(seq, index)),
         };
+        let peers: Vec<_> = self
+            .super_seed
+            .filter(|_| first_to_super_seed)
+            .into_iter()
+            .collect();
         // A weak line (its governor says so) does not seed this crumb at all.
         let upload = !self.weak_line();
         let id = self
