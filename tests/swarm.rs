@@ -27,15 +27,10 @@ fn one_channel_three_clients() {
     };
     let fast = client("fast", "");
     // 24 KiB/s = 197 kbit/s: the base layer (48) and enhancement 1 (144 together) fit
-    // with a quarter of the link to spare, all three (304) do not. This test checks
-    // that a capped client stays under full quality and plays; how close to its link
-    // a client can run is the swarm bench's business. Known weaknesses, measured here:
-    // at 20 KiB/s (D = 2 uses 88 % of the link) CI's loaded machine lost one Segment
-    // in 24 once; at 16 KiB/s (under the 144 kbit/s of two layers) the rate rule
-    // probes D = 2 every other Segment, and before the librqbit patch that keeps a
-    // wait in our own download limiter from counting as a slow peer, the probe cost
-    // the next Segment its crumb 1 in about one run of four (0 failed in 3 runs since;
-    // D still switches between 1 and 2).
+    // with a quarter of the link to spare, all three (304) do not. The test checks that
+    // a capped client stays under full quality and plays; how close to its link a
+    // client can run is the bench's business (at 20 KiB/s, 88 % of the link, CI's
+    // loaded machine lost one Segment in 24).
     let slow = client("slow", "max-download-rate=24576");
     std::thread::sleep(Duration::from_secs(8));
     let late = client("late", "max-download-rate=65536");

@@ -1455,15 +1455,15 @@ impl PeerHandler {
         Ok(())
     }
 
-    /// Acquire a piece for this peer: try steal (10x) → reserve → steal (3x).
-    ///
-    /// Returns the piece index to download, or None if no pieces are available.
     /// crumbs patch: see `PieceTracker::set_in_limiter`.
     fn set_in_limiter(&self, piece: ValidPieceIndex, waiting: bool) -> crate::Result<bool> {
         let mut g = self.state.lock_write("set_in_limiter");
         Ok(g.get_pieces_mut()?.set_in_limiter(piece, self.addr, waiting))
     }
 
+    /// Acquire a piece for this peer: try steal (10x) → reserve → steal (3x).
+    ///
+    /// Returns the piece index to download, or None if no pieces are available.
     fn acquire_next_piece(&self) -> crate::Result<Option<ValidPieceIndex>> {
         if self.is_choked() {
             debug!("we are choked, can't acquire piece");
