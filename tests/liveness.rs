@@ -493,7 +493,10 @@ fn crumbs_nobody_seeds_end_the_stream_after_the_stall_timeout() {
     init();
     let fake = FakeChannel::start();
     let started = Instant::now();
-    let client = Watched::start(&client_desc(&fake.url(), "stall-timeout=3000"));
+    // latency=0: the paper's deadlines (|s| from each start), so that Segments fail
+    // before the stall; with the default 3 s playout delay the first Segment's time
+    // extension would last until the stall itself.
+    let client = Watched::start(&client_desc(&fake.url(), "stall-timeout=3000 latency=0"));
     let end = wait_end(&client, Duration::from_secs(20));
     let took = end.at - started;
     eprintln!("crumbs nobody seeds: EOS {took:?} after the start");

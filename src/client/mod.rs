@@ -197,7 +197,7 @@ impl Client {
             docs: HashMap::new(),
             active: HashMap::new(),
             done: HashSet::new(),
-            fallback_pending: HashSet::new(),
+            fallback_pending: HashMap::new(),
             governor,
             applied_upload_limit,
             clock: Instant::now(),
@@ -264,7 +264,9 @@ struct Runner {
     /// Crumbs complete (reported to the engine once).
     done: HashSet<(u64, u16)>,
     /// Crumbs whose torrent is to get the super seed as a peer once it is live.
-    fallback_pending: HashSet<(u64, u16)>,
+    /// Crumbs to connect to the super seed, with whether it takes over their pieces
+    /// (the engine's `take_over`).
+    fallback_pending: HashMap<(u64, u16), bool>,
     governor: Option<UploadGovernor>,
     applied_upload_limit: Option<u32>,
     /// The origin of the engine's and the governor's `now`.
@@ -326,8 +328,13 @@ impl Runner {
             // behind the peers, and on a slow line its bitfield then waited a second
             // in the downlink's queue behind their pieces (a crumb 1 lost, bench).
             for action in &actions {
-                if let Action::UseSuperSeed { seq, index } = action {
-                    self.fallback_pending.insert((*seq, *index));
+                if let Action::UseSuperSeed {
+                    seq,
+                    index,
+                    take_over,
+                } = action
+                {
+                    self.fallback_pending.insert((*seq, *index), *take_over);
                 }
             }
             for action in actions {
@@ -574,7 +581,7 @@ impl Runner {
         // the engine found urgent as it asked for it.
         let first_to_super_seed = match self.settings.mode {
             Mode::Relay => true,
-            Mode::Play => self.fallback_pending.contains(&(seq, index)),
+            Mode::Play => self.fallback_pending.contains_key(&(seq, index)),
         };
         let peers: Vec<_> = self
             .super_seed
@@ -604,24 +611,30 @@ impl Runner {
         };
         let session = &self.session;
         let active = &self.active;
-        self.fallback_pending.retain(|key| match active.get(key) {
-            Some(&id) if !session.progress(id).is_ok_and(|p| p.finished) => {
-                match session.add_peer(id, seed) {
-                    Ok(new) => {
-                        gst::debug!(
-                            crate::client::CAT,
-                            "crumb {} of Segment {}: super seed connected (known already: {})",
-                            key.1,
-                            key.0,
-                            !new
-                        );
-                        false
+        self.fallback_pending
+            .retain(|key, take_over| match active.get(key) {
+                Some(&id) if !session.progress(id).is_ok_and(|p| p.finished) => {
+                    let added = if *take_over {
+                        session.add_deadline_source(id, seed)
+                    } else {
+                        session.add_peer(id, seed)
+                    };
+                    match added {
+                        Ok(new) => {
+                            gst::debug!(
+                                crate::client::CAT,
+                                "crumb {} of Segment {}: super seed connected (known already: {})",
+                                key.1,
+                                key.0,
+                                !new
+                            );
+                            false
+                        }
+                        Err(_) => true,
                     }
-                    Err(_) => true,
                 }
-            }
-            _ => false,
-        });
+                _ => false,
+            });
     }
 
     async fn act(
@@ -655,12 +668,16 @@ impl Runner {
                     engine.on_download_failed(now, seq, index);
                 }
             }
-            Action::UseSuperSeed { seq, index } => {
+            Action::UseSuperSeed {
+                seq,
+                index,
+                take_over,
+            } => {
                 gst::debug!(
                     crate::client::CAT,
-                    "crumb {index} of Segment {seq}: asking the super seed"
+                    "crumb {index} of Segment {seq}: asking the super seed (taking over: {take_over})"
                 );
-                self.fallback_pending.insert((seq, index));
+                self.fallback_pending.insert((seq, index), take_over);
                 self.add_super_seed();
             }
             Action::Cancel { seq, index } => {
@@ -688,7 +705,7 @@ impl Runner {
                         "Segment {seq} failed: te {} ms, rate {:?} B/s, super seed pending {}, {}",
                         record.time_extension / 1_000_000,
                         record.rate,
-                        self.fallback_pending.iter().any(|(s, _)| *s == seq),
+                        self.fallback_pending.keys().any(|(s, _)| *s == seq),
                         have.join(", ")
                     );
                 }

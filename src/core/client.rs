@@ -16,6 +16,12 @@
 //!   or at the deadline, whichever comes first. An event stamped exactly at the
 //!   deadline still counts. Then it emits [`Action::Output`] (the longest complete
 //!   prefix, 0 when crumb 1 is missing) and [`Action::Report`].
+//! - The first Segment of a run (a new client, after a channel restart or switch)
+//!   starts with TE = max(0, playout delay - |s|) ([`ClientConfig::playout_delay`],
+//!   crumbsrc's `latency`): the first output plays that long after it is output, so
+//!   its successors may arrive that much later than |s| after their start and still
+//!   play on time. Without it a client at the live edge had |s| for every Segment,
+//!   though its player held more.
 //! - TE_{s+1} = deadline_s - t_{s+1}, never negative. When s+1 is already known, t_{s+1}
 //!   is when s was done (at its deadline, not when a late `tick` noticed it), so
 //!   deadline_{s+1} = deadline_s + |s+1|: spare time accumulates over any number of
@@ -63,6 +69,13 @@ pub const DEFAULT_STALL_TIMEOUT: u64 = 10_000_000_000;
 /// Share of the time left to the deadline a crumb may need at its pace before the
 /// super seed is asked (the rest is a margin for the pace to drop).
 const FALLBACK_PACE_SHARE: f64 = 0.75;
+
+/// A crumb that falls back at a pace under this share of R is held up by its peers,
+/// not by the link: the super seed takes over their pieces ([`Action::UseSuperSeed`]'s
+/// `take_over`). At a pace near R the link is full, and a piece taken over would come
+/// twice through it (ADSL clients lost two Segments a run when every fallback took
+/// over, swarm bench).
+const TAKE_OVER_PACE: f64 = 0.5;
 
 /// Crumb 1 that needs more than this share of the time left at the measured rate R
 /// is urgent: the super seed is asked at once, beside the peers, without waiting for
@@ -124,6 +137,10 @@ pub struct ClientConfig {
     /// engine then asks for the window every `poll_interval` and for each crumb once
     /// ([`ClientEngine::on_download_failed`] puts one back).
     pub relay: bool,
+    /// The player's delay between a Segment's output and its play-out, ns (crumbsrc's
+    /// `latency`). The first Segment of a run gets max(0, playout_delay - |s|) as its
+    /// time extension; 0: the paper's deadlines (|s| from the start).
+    pub playout_delay: u64,
     /// Give up on a channel that shows no sign of life for this long (ns): no window
     /// answered, no new Segment in the window (live), or no byte of any crumb fetched.
     /// `None`: wait forever.
@@ -143,6 +160,7 @@ impl Default for ClientConfig {
             rate_window: 10 * SEC,
             peer_patience: Some(DEFAULT_PEER_PATIENCE),
             relay: false,
+            playout_delay: 0,
             stall_timeout: Some(DEFAULT_STALL_TIMEOUT),
         }
     }
@@ -161,8 +179,15 @@ pub enum Action {
     /// Stop fetching this crumb: its Segment is over (keep seeding what is complete).
     Cancel { seq: u64, index: u16 },
     /// Peers are too slow for this crumb's deadline: connect it to the super seed
-    /// (see [`ClientConfig::peer_patience`]). Once per crumb.
-    UseSuperSeed { seq: u64, index: u16 },
+    /// (see [`ClientConfig::peer_patience`]). Once per crumb. `take_over`: the peers,
+    /// not the link, are what is slow (no byte yet, or a pace under half of R), so the
+    /// super seed should take over the pieces they hold at once; otherwise it is one
+    /// more source (pieces taken over on a full link arrive twice through it).
+    UseSuperSeed {
+        seq: u64,
+        index: u16,
+        take_over: bool,
+    },
     /// Hand crumbs 1..=d of Segment `seq` to reassembly; d = 0: the Segment is skipped.
     Output {
         seq: u64,
@@ -445,6 +470,9 @@ pub struct ClientEngine {
     last_done: Option<u64>,
     /// Deadline of the previous successful Segment: TE of the next is measured to it.
     prev_deadline: Option<u64>,
+    /// The next Segment begun is the first of a run: its TE comes from the playout
+    /// delay.
+    first_of_run: bool,
     /// The previous Segment's D; `None` in the initial stage.
     last: Option<LastSegment>,
     last_fetch: Option<u64>,
@@ -601,6 +629,7 @@ impl ClientEngine {
             next: None,
             last_done: None,
             prev_deadline: None,
+            first_of_run: true,
             last: None,
             last_fetch: None,
             last_output_d: None,
@@ -768,6 +797,7 @@ impl ClientEngine {
         }
         self.last_done = None;
         self.prev_deadline = None;
+        self.first_of_run = true;
         self.last = None;
         // The window in hand may list only Segments after one of the old run (the
         // caller's `?after=`): a whole one is needed, now.
@@ -1035,6 +1065,7 @@ impl ClientEngine {
                 self.actions.push(Action::UseSuperSeed {
                     seq: cur.seq,
                     index: count(i + 1),
+                    take_over: false,
                 });
                 continue;
             }
@@ -1048,9 +1079,13 @@ impl ClientEngine {
             if have == 0 || needs > FALLBACK_PACE_SHARE * left {
                 cur.fell_back[i] = true;
                 self.stats.super_seed_fallbacks += 1;
+                // The link is not the limit when the crumb's pace is well under R.
+                let pace = have as f64 * SEC as f64 / elapsed;
+                let take_over = have == 0 || rate.is_some_and(|r| pace < TAKE_OVER_PACE * r);
                 self.actions.push(Action::UseSuperSeed {
                     seq: cur.seq,
                     index: count(i + 1),
+                    take_over,
                 });
             }
         }
@@ -1255,7 +1290,12 @@ impl ClientEngine {
         let Some(meta) = self.segments.get(&seq) else {
             return false;
         };
-        let te = self.prev_deadline.map_or(0, |d| d.saturating_sub(at));
+        let te = match self.prev_deadline {
+            Some(d) => d.saturating_sub(at),
+            None if self.first_of_run => self.config.playout_delay.saturating_sub(meta.duration),
+            None => 0,
+        };
+        self.first_of_run = false;
         let budget = meta.duration.saturating_add(te);
         let cap = self.cap(meta.sizes.len());
         let usable = |r: &f64| r.is_finite() && *r > 0.0;
@@ -1289,7 +1329,11 @@ impl ClientEngine {
             cur.fell_back[0] = true;
             self.stats.super_seed_fallbacks += 1;
             self.stats.urgent_fallbacks += 1;
-            self.actions.push(Action::UseSuperSeed { seq, index: 1 });
+            self.actions.push(Action::UseSuperSeed {
+                seq,
+                index: 1,
+                take_over: false,
+            });
         }
         self.rate.set_active(at, true);
         self.stats.time_extension_last = te;

@@ -199,7 +199,7 @@ fn fallbacks(actions: &[Action]) -> Vec<(u64, u16)> {
     actions
         .iter()
         .filter_map(|a| match a {
-            Action::UseSuperSeed { seq, index } => Some((*seq, *index)),
+            Action::UseSuperSeed { seq, index, .. } => Some((*seq, *index)),
             _ => None,
         })
         .collect()
@@ -264,6 +264,57 @@ fn super_seed_fallback_after_peer_patience() {
     e.poll_actions(0);
     e.tick(1900 * MS);
     assert!(fallbacks(&e.poll_actions(1900 * MS)).is_empty());
+}
+
+/// The super seed takes over a crumb's pieces when the peers hold it up (no byte, or
+/// a pace far under R), not when the link is full (a pace near R: pieces taken over
+/// would come through it twice), nor for an urgent crumb 1 (sized by R).
+#[test]
+fn the_super_seed_takes_over_only_from_slow_peers() {
+    let take_overs = |actions: &[Action]| -> Vec<bool> {
+        actions
+            .iter()
+            .filter_map(|a| match a {
+                Action::UseSuperSeed { take_over, .. } => Some(*take_over),
+                _ => None,
+            })
+            .collect()
+    };
+    // R measured at `rate` B/s over 2 s; crumb 1 (100 kB of an 8 s Segment) has
+    // `have` bytes at 2 s.
+    let run = |rate: u64, have: u64| {
+        let mut e = engine(ClientConfig {
+            peer_patience: Some(300 * MS),
+            ..base()
+        });
+        e.on_window(0, &window(vec![seg(2, 8 * SEC, &[100_000])], Some(2)))
+            .unwrap();
+        e.poll_actions(0);
+        for k in 1..=20u64 {
+            e.on_bytes_received(k * 100 * MS, k * rate / 10);
+        }
+        if have > 0 {
+            e.on_crumb_progress(2 * SEC, 2, 1, have);
+        }
+        e.tick(2 * SEC);
+        take_overs(&e.poll_actions(2 * SEC))
+    };
+    assert_eq!(run(100_000, 0), vec![true], "no byte yet");
+    assert_eq!(
+        run(100_000, 10_000),
+        vec![true],
+        "5 kB/s on a 100 kB/s link"
+    );
+    assert_eq!(run(10_000, 18_000), vec![false], "9 kB/s on a 10 kB/s link");
+    // An urgent crumb 1 is sized by R: the link is what is short.
+    let mut e = engine(ClientConfig {
+        peer_patience: Some(300 * MS),
+        initial_rate: Some(32_000.0),
+        ..base()
+    });
+    e.on_window(0, &window(vec![seg(2, 4 * SEC, &[85_000])], Some(2)))
+        .unwrap();
+    assert_eq!(take_overs(&e.poll_actions(0)), vec![false]);
 }
 
 /// Crumb 1 that needs more than half the time left at R is asked of the super seed
@@ -354,6 +405,51 @@ fn races_to_x_then_waits_for_new_segments() {
     assert_eq!(e.stats().time_extension_last, SEC);
     assert_eq!(e.next_wakeup(), Some(6 * SEC));
     assert_eq!(e.stats().current_seq, Some(6));
+}
+
+#[test]
+fn the_playout_delay_is_the_first_segments_time_extension() {
+    // crumbsrc's player plays the first output 3 s after it is output: a client at the
+    // live edge keeps those 3 s over 2 s Segments (1 s more than |s| for every one);
+    // a failure forgets them.
+    let mut e = engine(ClientConfig {
+        playout_delay: 3 * SEC,
+        ..base()
+    });
+    e.on_window(0, &win(1..=1, &[10], 1)).unwrap();
+    assert_eq!(downloads(&e.poll_actions(0)), vec![(1, 1)]);
+    assert_eq!(e.stats().time_extension_last, SEC);
+    assert_eq!(e.next_wakeup(), Some(3 * SEC));
+    // Done at 0.5 s; Segment 2 is published at 2 s: TE = 3 s - 2 s, deadline 5 s.
+    complete(&mut e, 500 * MS, 1, 1);
+    e.on_window(2 * SEC, &win(1..=2, &[10], 1)).unwrap();
+    assert_eq!(downloads(&e.poll_actions(2 * SEC)), vec![(2, 1)]);
+    assert_eq!(e.stats().time_extension_last, SEC);
+    // Crumb 1 of Segment 2 at 4.5 s: late for |s| (4 s), on time for the player.
+    let a = complete(&mut e, 4500 * MS, 2, 1);
+    assert!(records(&a)[0].successful);
+    // A Segment longer than the playout delay starts with none (never negative).
+    let mut e = engine(ClientConfig {
+        playout_delay: 3 * SEC,
+        ..base()
+    });
+    e.on_window(0, &window(vec![seg(7, 4 * SEC, &[10])], Some(7)))
+        .unwrap();
+    e.poll_actions(0);
+    assert_eq!(e.stats().time_extension_last, 0);
+    assert_eq!(e.next_wakeup(), Some(4 * SEC));
+    // After a failure the playout delay is not given again: what the player held is
+    // spent.
+    e.tick(4 * SEC);
+    e.on_window(5 * SEC, &window(vec![seg(9, 2 * SEC, &[10])], Some(9)))
+        .unwrap();
+    assert_eq!(downloads(&e.poll_actions(5 * SEC)), vec![(9, 1)]);
+    assert_eq!(e.stats().time_extension_last, 0);
+    // The default (0) is the paper's deadline: |s| from the start.
+    let mut e = engine(base());
+    e.on_window(0, &win(1..=1, &[10], 1)).unwrap();
+    e.poll_actions(0);
+    assert_eq!(e.next_wakeup(), Some(2 * SEC));
 }
 
 #[test]

@@ -667,6 +667,8 @@ impl BaseSrcImpl for CrumbSrc {
                 stall_timeout: (s.stall_timeout > 0)
                     .then(|| u64::from(s.stall_timeout) * 1_000_000),
                 rate_cap: max_download_rate.map(f64::from),
+                // The first output plays `latency` later: time its successors may use.
+                playout_delay: s.latency,
                 ..Default::default()
             },
             mode: match s.mode {

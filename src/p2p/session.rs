@@ -403,12 +403,28 @@ impl P2pSession {
     /// free connection slot. Fails when the torrent is not live (still checking, or
     /// gone).
     pub fn add_peer(&self, id: TorrentId, peer: SocketAddr) -> anyhow::Result<bool> {
+        self.connect_now(id, peer, false)
+    }
+
+    /// [`P2pSession::add_peer`] for the deadline's source (the super seed): once its
+    /// connection finds nothing left to reserve, it takes over the pieces in flight on
+    /// other peers at once instead of waiting until they look slow (the patch's
+    /// `add_urgent_peer`). Marks the peer even when it is connected already.
+    pub fn add_deadline_source(&self, id: TorrentId, peer: SocketAddr) -> anyhow::Result<bool> {
+        self.connect_now(id, peer, true)
+    }
+
+    fn connect_now(&self, id: TorrentId, peer: SocketAddr, urgent: bool) -> anyhow::Result<bool> {
         let live = self
             .handle(id)?
             .live()
             .with_context(|| format!("torrent {id} is not live"))?;
-        live.add_peer_now(peer)
-            .with_context(|| format!("adding peer {peer} to torrent {id}"))
+        let added = if urgent {
+            live.add_urgent_peer(peer)
+        } else {
+            live.add_peer_now(peer)
+        };
+        added.with_context(|| format!("adding peer {peer} to torrent {id}"))
     }
 
     fn handle(&self, id: TorrentId) -> anyhow::Result<Arc<ManagedTorrent>> {

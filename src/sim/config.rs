@@ -68,6 +68,9 @@ pub struct SimConfig {
     /// The engine's peer patience before it asks for the super seed, ns (None:
     /// never), as crumbsrc's `peer-patience`.
     pub peer_patience: Option<u64>,
+    /// The player's delay between output and play-out, ns, as crumbsrc's `latency`:
+    /// the first Segment's time extension comes from it.
+    pub playout_delay: u64,
     /// Holders sampled (besides the super seed) when picking a piece's source.
     pub sample_holders: usize,
     /// Only the first this many peers announce to the channel's tracker and post
@@ -115,6 +118,7 @@ impl SimConfig {
             min_source_kbps: 128.0,
             super_seed_fanout: 2,
             peer_patience: Some(crate::core::client::DEFAULT_PEER_PATIENCE),
+            playout_delay: 3 * SEC,
             sample_holders: 8,
             feedback_clients: 1000,
             warmup: 30 * SEC,

@@ -99,6 +99,7 @@ impl Swarm {
         let engine_config = ClientConfig {
             adaptation: config.adaptation,
             peer_patience: config.peer_patience,
+            playout_delay: config.playout_delay,
             // The simulated channel never restarts nor freezes: a peer starved for
             // a while must go on, as its figures assume.
             stall_timeout: None,
@@ -345,7 +346,7 @@ impl Swarm {
                 let d = &mut self.peers[p as usize].downloads;
                 d.retain(|d| (d.seq, d.index) != (seq, index));
             }
-            Action::UseSuperSeed { seq, index } => {
+            Action::UseSuperSeed { seq, index, .. } => {
                 let d = &mut self.peers[p as usize].downloads;
                 if let Some(d) = d.iter_mut().find(|d| (d.seq, d.index) == (seq, index)) {
                     d.super_seed = true;

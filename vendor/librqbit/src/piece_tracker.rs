@@ -43,6 +43,16 @@ pub struct InflightPiece {
     /// there, and counting that wait as slowness had pieces stolen back and forth
     /// (a 256 kbit/s client fetched crumbs twice and missed most deadlines).
     pub in_limiter: bool,
+    /// crumbs patch: when the piece's first request left (after our own limiter),
+    /// kept across steals: the piece time counted in the averages once it is done.
+    /// Upstream counted from the last steal, so a stolen piece that the old owner's
+    /// chunks completed a moment later gave a piece time of a few ms; those short
+    /// times lowered the steal threshold, which made more steals (on a 600 kbit/s
+    /// line, five connections took one crumb's pieces from each other every 250 ms
+    /// and filled the link with copies: a crumb 1 of 4 s never completed).
+    pub first_request: Instant,
+    /// crumbs patch: the piece has been taken over at least once.
+    pub stolen: bool,
 }
 
 /// Result of attempting to acquire a piece.
@@ -82,6 +92,11 @@ where
     /// only fetches it twice (piece times measured from the request are short
     /// there, a few ms on a fast path, and 3x of that is any hiccup).
     pub min_steal_elapsed: Duration,
+    /// crumbs patch: the asking connection is the application's deadline source
+    /// (`TorrentStateLive::add_urgent_peer`): once nothing is left to reserve, it takes
+    /// over the piece longest in flight elsewhere at once, without waiting for that
+    /// piece to look slow.
+    pub urgent: bool,
     /// Priority pieces to check first (e.g., for streaming).
     pub priority_pieces: I,
     /// File download priority ordering.
@@ -181,8 +196,10 @@ impl PieceTracker {
             }
         }
 
-        // 3. Try steal with 3x threshold (moderately slow peer)
-        if let Some(result) = self.try_steal(&req, 3.0) {
+        // 3. Try steal with 3x threshold (moderately slow peer); crumbs patch: an
+        // urgent connection steals without a threshold (see `AcquireRequest::urgent`).
+        let threshold = if req.urgent { 0.0 } else { 3.0 };
+        if let Some(result) = self.try_steal(&req, threshold) {
             return result;
         }
 
@@ -198,6 +215,8 @@ impl PieceTracker {
                 peer,
                 started: Instant::now(),
                 in_limiter: false,
+                first_request: Instant::now(),
+                stolen: false,
             },
         );
         AcquireResult::Reserved(piece)
@@ -247,6 +266,7 @@ impl PieceTracker {
         let info = self.inflight.get_mut(&piece)?;
         info.peer = req.peer;
         info.started = Instant::now();
+        info.stolen = true;
 
         Some(AcquireResult::Stolen {
             piece,
@@ -265,6 +285,9 @@ impl PieceTracker {
             Some(info) if info.peer == peer => {
                 if info.in_limiter && !waiting {
                     info.started = Instant::now();
+                    if !info.stolen {
+                        info.first_request = info.started;
+                    }
                 }
                 info.in_limiter = waiting;
                 true
@@ -282,7 +305,8 @@ impl PieceTracker {
     /// and then call `mark_piece_hash_ok` or `mark_piece_hash_failed`.
     pub fn take_inflight(&mut self, piece: ValidPieceIndex) -> Option<Duration> {
         let inflight = self.inflight.remove(&piece)?;
-        Some(inflight.started.elapsed())
+        // crumbs patch: from the first request, not from the last steal.
+        Some(inflight.first_request.elapsed())
     }
 
     /// Mark piece as downloaded after successful hash verification.
@@ -449,6 +473,7 @@ mod tests {
             peer_avg_time: None,
             torrent_avg_time: None,
             min_steal_elapsed: Duration::ZERO,
+            urgent: false,
             priority_pieces: std::iter::empty(),
             file_priorities: &file_priorities,
             file_infos: &file_infos,
@@ -464,6 +489,70 @@ mod tests {
                 assert_eq!(tracker.inflight_count(), 1);
             }
             _ => panic!("Expected Reserved, got {:?}", result),
+        }
+    }
+
+    /// crumbs patch: a piece's time is counted from its first request, not from the
+    /// steal that moved it to the connection that completed it.
+    #[test]
+    fn test_piece_time_counts_from_the_first_request() {
+        let chunks = make_test_chunk_tracker(1);
+        let mut tracker = PieceTracker::new(chunks);
+        let file_infos = make_test_file_infos(1);
+        let file_priorities = make_default_file_priorities(&file_infos);
+        let mut acquire = |who: u8, urgent: bool| {
+            tracker.acquire_piece(AcquireRequest {
+                peer: peer(who),
+                peer_avg_time: None,
+                torrent_avg_time: Some(Duration::from_secs(1)),
+                min_steal_elapsed: Duration::ZERO,
+                urgent,
+                priority_pieces: std::iter::empty(),
+                file_priorities: &file_priorities,
+                file_infos: &file_infos,
+                peer_has_piece: |_| true,
+                can_steal: |_| true,
+            })
+        };
+        let AcquireResult::Reserved(piece) = acquire(1, false) else {
+            panic!("Expected Reserved");
+        };
+        std::thread::sleep(Duration::from_millis(30));
+        assert!(matches!(acquire(2, true), AcquireResult::Stolen { .. }));
+        let took = tracker.take_inflight(piece).unwrap();
+        assert!(took >= Duration::from_millis(30), "{took:?}");
+    }
+
+    /// crumbs patch: a piece reserved a moment ago by a peer is not taken over by an
+    /// ordinary connection (it has not had time to look slow), but is by the
+    /// application's urgent one.
+    #[test]
+    fn test_urgent_peer_steals_at_once() {
+        let chunks = make_test_chunk_tracker(1);
+        let mut tracker = PieceTracker::new(chunks);
+        let file_infos = make_test_file_infos(1);
+        let file_priorities = make_default_file_priorities(&file_infos);
+        let mut acquire = |who: u8, urgent: bool| {
+            tracker.acquire_piece(AcquireRequest {
+                peer: peer(who),
+                peer_avg_time: None,
+                torrent_avg_time: Some(Duration::from_secs(1)),
+                min_steal_elapsed: Duration::ZERO,
+                urgent,
+                priority_pieces: std::iter::empty(),
+                file_priorities: &file_priorities,
+                file_infos: &file_infos,
+                peer_has_piece: |_| true,
+                can_steal: |_| true,
+            })
+        };
+        assert!(matches!(acquire(1, false), AcquireResult::Reserved(_)));
+        assert!(matches!(acquire(2, false), AcquireResult::NoneAvailable));
+        match acquire(3, true) {
+            AcquireResult::Stolen { piece, from_peer } => {
+                assert_eq!((piece.get(), from_peer), (0, peer(1)));
+            }
+            other => panic!("Expected Stolen, got {:?}", other),
         }
     }
 
@@ -484,6 +573,7 @@ mod tests {
             peer_avg_time: None,
             torrent_avg_time: None,
             min_steal_elapsed: Duration::ZERO,
+            urgent: false,
             priority_pieces: std::iter::empty(),
             file_priorities: &file_priorities,
             file_infos: &file_infos,
@@ -514,6 +604,7 @@ mod tests {
             peer_avg_time: None,
             torrent_avg_time: None,
             min_steal_elapsed: Duration::ZERO,
+            urgent: false,
             priority_pieces: std::iter::empty(),
             file_priorities: &file_priorities,
             file_infos: &file_infos,
@@ -549,6 +640,7 @@ mod tests {
             peer_avg_time: None,
             torrent_avg_time: None,
             min_steal_elapsed: Duration::ZERO,
+            urgent: false,
             priority_pieces: std::iter::empty(),
             file_priorities: &file_priorities,
             file_infos: &file_infos,
@@ -579,6 +671,7 @@ mod tests {
             peer_avg_time: None,
             torrent_avg_time: None,
             min_steal_elapsed: Duration::ZERO,
+            urgent: false,
             priority_pieces: std::iter::empty(),
             file_priorities: &file_priorities,
             file_infos: &file_infos,
@@ -610,6 +703,7 @@ mod tests {
             peer_avg_time: None,
             torrent_avg_time: None,
             min_steal_elapsed: Duration::ZERO,
+            urgent: false,
             priority_pieces: std::iter::empty(),
             file_priorities: &file_priorities,
             file_infos: &file_infos,
@@ -624,6 +718,7 @@ mod tests {
             peer_avg_time: None,
             torrent_avg_time: None,
             min_steal_elapsed: Duration::ZERO,
+            urgent: false,
             priority_pieces: std::iter::empty(),
             file_priorities: &file_priorities,
             file_infos: &file_infos,
@@ -640,6 +735,7 @@ mod tests {
             peer_avg_time: None,
             torrent_avg_time: None,
             min_steal_elapsed: Duration::ZERO,
+            urgent: false,
             priority_pieces: std::iter::empty(),
             file_priorities: &file_priorities,
             file_infos: &file_infos,
@@ -681,6 +777,7 @@ mod tests {
             peer_avg_time: None,
             torrent_avg_time: None,
             min_steal_elapsed: Duration::ZERO,
+            urgent: false,
             priority_pieces: std::iter::empty(),
             file_priorities: &file_priorities,
             file_infos: &file_infos,
@@ -692,6 +789,7 @@ mod tests {
             peer_avg_time: None,
             torrent_avg_time: None,
             min_steal_elapsed: Duration::ZERO,
+            urgent: false,
             priority_pieces: std::iter::empty(),
             file_priorities: &file_priorities,
             file_infos: &file_infos,
@@ -711,6 +809,7 @@ mod tests {
             peer_avg_time: None,
             torrent_avg_time: None,
             min_steal_elapsed: Duration::ZERO,
+            urgent: false,
             priority_pieces: std::iter::empty(),
             file_priorities: &file_priorities,
             file_infos: &file_infos,
@@ -751,6 +850,7 @@ mod tests {
             peer_avg_time: None,
             torrent_avg_time: None,
             min_steal_elapsed: Duration::ZERO,
+            urgent: false,
             priority_pieces: priority.into_iter(),
             file_priorities: &file_priorities,
             file_infos: &file_infos,
@@ -779,6 +879,7 @@ mod tests {
             peer_avg_time: None,
             torrent_avg_time: None,
             min_steal_elapsed: Duration::ZERO,
+            urgent: false,
             priority_pieces: std::iter::empty(),
             file_priorities: &file_priorities,
             file_infos: &file_infos,
@@ -829,6 +930,7 @@ mod tests {
             peer_avg_time: None,
             torrent_avg_time: None,
             min_steal_elapsed: Duration::ZERO,
+            urgent: false,
             priority_pieces: std::iter::empty(),
             file_priorities: &file_priorities,
             file_infos: &file_infos,
@@ -847,6 +949,7 @@ mod tests {
             peer_avg_time: None,
             torrent_avg_time: None,
             min_steal_elapsed: Duration::ZERO,
+            urgent: false,
             priority_pieces: std::iter::empty(),
             file_priorities: &file_priorities,
             file_infos: &file_infos,
@@ -871,6 +974,7 @@ mod tests {
             peer_avg_time: Some(Duration::from_millis(1)),
             torrent_avg_time: None,
             min_steal_elapsed: Duration::ZERO,
+            urgent: false,
             priority_pieces: std::iter::empty(),
             file_priorities: &file_priorities,
             file_infos: &file_infos,
