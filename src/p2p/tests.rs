@@ -496,11 +496,20 @@ fn a_download_limit_is_not_a_slow_peer() {
 
 #[test]
 fn a_peer_added_now_connects_beside_the_peer_limit() {
-    // The deadline fallback: a torrent whose only connection slot is held by a slow
-    // seed gets a fast one. Through librqbit's peer queue it waited for the slot
-    // (never freed while the slow seed trickles); `add_peer` connects at once.
+    a_peer_added_now(false);
+}
+
+#[test]
+fn a_deadline_source_connects_beside_the_peer_limit_and_takes_over() {
+    a_peer_added_now(true);
+}
+
+/// The deadline fallback: a torrent whose only connection slot is held by a slow seed
+/// gets a fast one. Through librqbit's peer queue it waited for the slot (never freed
+/// while the slow seed trickles); `add_peer` and `add_deadline_source` connect at once.
+fn a_peer_added_now(urgent: bool) {
     let _g = LEAK_LOCK.read().unwrap_or_else(|e| e.into_inner());
-    let dir = TempDir::new("now");
+    let dir = TempDir::new(if urgent { "urgent" } else { "now" });
     run(Duration::from_secs(60), async {
         let data = random_bytes(256 * 1024, 12);
         let (t, path) = write_crumb(dir.path(), "crumb-12", &data, 16 * 1024);
@@ -522,7 +531,11 @@ fn a_peer_added_now_connects_beside_the_peer_limit() {
         {
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
-        while b.add_peer(idb, c.listen_addr()).is_err() {
+        let add = |id, peer| match urgent {
+            true => b.add_deadline_source(id, peer),
+            false => b.add_peer(id, peer),
+        };
+        while add(idb, c.listen_addr()).is_err() {
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
         let started = Instant::now();
