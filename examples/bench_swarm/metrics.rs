@@ -26,6 +26,9 @@ pub struct ClientFigures {
     pub quality_switches: usize,
     pub bytes_from_super_seed: u64,
     pub bytes_from_peers: u64,
+    /// Pieces a connection took over from another (crumbsrc's `pieces-stolen`): a
+    /// storm of them is a link filled with copies.
+    pub pieces_stolen: u64,
     /// CPU of the client process over its life, percent of one core.
     pub cpu_pct: f64,
     pub max_rss_kb: u64,
@@ -184,6 +187,7 @@ pub fn client(log: &RunLog, c: &ClientLog) -> ClientFigures {
     }
     let life = log.t_end.max(c.started_t) - c.started_t;
     (f.cpu_pct, f.max_rss_kb) = end_cost(&c.end, life);
+    f.pieces_stolen = stat(&c.end, "pieces-stolen");
     f
 }
 
