@@ -263,9 +263,8 @@ struct Runner {
     active: HashMap<(u64, u16), TorrentId>,
     /// Crumbs complete (reported to the engine once).
     done: HashSet<(u64, u16)>,
-    /// Crumbs whose torrent is to get the super seed as a peer once it is live.
-    /// Crumbs to connect to the super seed, with whether it takes over their pieces
-    /// (the engine's `take_over`).
+    /// Crumbs whose torrent is to get the super seed as a peer once it is live, with
+    /// whether it takes over their pieces (the engine's `take_over`).
     fallback_pending: HashMap<(u64, u16), bool>,
     governor: Option<UploadGovernor>,
     applied_upload_limit: Option<u32>,
