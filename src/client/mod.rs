@@ -613,12 +613,7 @@ impl Runner {
         self.fallback_pending
             .retain(|key, take_over| match active.get(key) {
                 Some(&id) if !session.progress(id).is_ok_and(|p| p.finished) => {
-                    let added = if *take_over {
-                        session.add_deadline_source(id, seed)
-                    } else {
-                        session.add_peer(id, seed)
-                    };
-                    match added {
+                    match session.connect(id, seed, *take_over) {
                         Ok(new) => {
                             gst::debug!(
                                 crate::client::CAT,

@@ -63,6 +63,9 @@ use super::time::{MS, SEC};
 /// handshake and a piece from a peer that is itself fetching it.
 pub const DEFAULT_PEER_PATIENCE: u64 = 300 * MS;
 
+/// crumbsrc's default `latency`, the player's [`ClientConfig::playout_delay`], ns.
+pub const DEFAULT_PLAYOUT_DELAY: u64 = 3 * SEC;
+
 /// Default [`ClientConfig::stall_timeout`]: five 2 s Segments.
 pub const DEFAULT_STALL_TIMEOUT: u64 = 10_000_000_000;
 
@@ -470,9 +473,6 @@ pub struct ClientEngine {
     last_done: Option<u64>,
     /// Deadline of the previous successful Segment: TE of the next is measured to it.
     prev_deadline: Option<u64>,
-    /// The next Segment begun is the first of a run: its TE comes from the playout
-    /// delay.
-    first_of_run: bool,
     /// The previous Segment's D; `None` in the initial stage.
     last: Option<LastSegment>,
     last_fetch: Option<u64>,
@@ -629,7 +629,6 @@ impl ClientEngine {
             next: None,
             last_done: None,
             prev_deadline: None,
-            first_of_run: true,
             last: None,
             last_fetch: None,
             last_output_d: None,
@@ -797,7 +796,6 @@ impl ClientEngine {
         }
         self.last_done = None;
         self.prev_deadline = None;
-        self.first_of_run = true;
         self.last = None;
         // The window in hand may list only Segments after one of the old run (the
         // caller's `?after=`): a whole one is needed, now.
@@ -1290,12 +1288,12 @@ impl ClientEngine {
         let Some(meta) = self.segments.get(&seq) else {
             return false;
         };
-        let te = match self.prev_deadline {
-            Some(d) => d.saturating_sub(at),
-            None if self.first_of_run => self.config.playout_delay.saturating_sub(meta.duration),
-            None => 0,
+        // No Segment done yet in this run: the first one, whose TE is the player's.
+        let te = match (self.prev_deadline, self.last_done) {
+            (Some(d), _) => d.saturating_sub(at),
+            (None, None) => self.config.playout_delay.saturating_sub(meta.duration),
+            (None, Some(_)) => 0,
         };
-        self.first_of_run = false;
         let budget = meta.duration.saturating_add(te);
         let cap = self.cap(meta.sizes.len());
         let usable = |r: &f64| r.is_finite() && *r > 0.0;

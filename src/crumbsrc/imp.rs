@@ -32,7 +32,7 @@ static CAT: LazyLock<gst::DebugCategory> = LazyLock::new(|| {
 const DEFAULT_MAX_CRUMBS: u32 = 0;
 const DEFAULT_RATE: u32 = 0;
 const DEFAULT_ADDRESS: &str = "127.0.0.1";
-const DEFAULT_LATENCY: u64 = 3_000_000_000;
+const DEFAULT_LATENCY: u64 = crate::core::client::DEFAULT_PLAYOUT_DELAY;
 const DEFAULT_START: i64 = -1;
 const DEFAULT_ADAPTATION: AdaptationMode = AdaptationMode::Rate;
 /// ms; 0 = no upload governor.
@@ -465,7 +465,7 @@ impl ObjectImpl for CrumbSrc {
                     .build(),
                 glib::ParamSpecUInt64::builder("latency")
                     .nick("Latency")
-                    .blurb("Playback delay in ns between a Segment's output and its play-out (answered in the latency query)")
+                    .blurb("Playback delay in ns between a Segment's output and its play-out (answered in the latency query); the first Segment's deadline gets this minus its duration as time extension")
                     .default_value(DEFAULT_LATENCY)
                     .mutable_ready()
                     .build(),

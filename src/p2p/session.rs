@@ -403,23 +403,25 @@ impl P2pSession {
     /// free connection slot. Fails when the torrent is not live (still checking, or
     /// gone).
     pub fn add_peer(&self, id: TorrentId, peer: SocketAddr) -> anyhow::Result<bool> {
-        self.connect_now(id, peer, false)
+        self.connect(id, peer, false)
     }
 
-    /// [`P2pSession::add_peer`] for the deadline's source (the super seed): once its
-    /// connection finds nothing left to reserve, it takes over the pieces in flight on
-    /// other peers at once instead of waiting until they look slow (the patch's
-    /// `add_urgent_peer`). Marks the peer even when it is connected already.
-    pub fn add_deadline_source(&self, id: TorrentId, peer: SocketAddr) -> anyhow::Result<bool> {
-        self.connect_now(id, peer, true)
-    }
-
-    fn connect_now(&self, id: TorrentId, peer: SocketAddr, urgent: bool) -> anyhow::Result<bool> {
+    /// [`P2pSession::add_peer`], and with `take_over` for the deadline's source (the
+    /// super seed): once its connection finds nothing left to reserve, it takes over
+    /// the pieces in flight on other peers at once instead of waiting until they look
+    /// slow (the patch's `add_urgent_peer`; the peer is marked even when it is
+    /// connected already).
+    pub fn connect(
+        &self,
+        id: TorrentId,
+        peer: SocketAddr,
+        take_over: bool,
+    ) -> anyhow::Result<bool> {
         let live = self
             .handle(id)?
             .live()
             .with_context(|| format!("torrent {id} is not live"))?;
-        let added = if urgent {
+        let added = if take_over {
             live.add_urgent_peer(peer)
         } else {
             live.add_peer_now(peer)

@@ -506,7 +506,7 @@ fn a_deadline_source_connects_beside_the_peer_limit_and_takes_over() {
 
 /// The deadline fallback: a torrent whose only connection slot is held by a slow seed
 /// gets a fast one. Through librqbit's peer queue it waited for the slot (never freed
-/// while the slow seed trickles); `add_peer` and `add_deadline_source` connect at once.
+/// while the slow seed trickles); `connect` does at once, with or without take-over.
 fn a_peer_added_now(urgent: bool) {
     let _g = LEAK_LOCK.read().unwrap_or_else(|e| e.into_inner());
     let dir = TempDir::new(if urgent { "urgent" } else { "now" });
@@ -531,11 +531,7 @@ fn a_peer_added_now(urgent: bool) {
         {
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
-        let add = |id, peer| match urgent {
-            true => b.add_deadline_source(id, peer),
-            false => b.add_peer(id, peer),
-        };
-        while add(idb, c.listen_addr()).is_err() {
+        while b.connect(idb, c.listen_addr(), urgent).is_err() {
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
         let started = Instant::now();

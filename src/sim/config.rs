@@ -118,7 +118,7 @@ impl SimConfig {
             min_source_kbps: 128.0,
             super_seed_fanout: 2,
             peer_patience: Some(crate::core::client::DEFAULT_PEER_PATIENCE),
-            playout_delay: 3 * SEC,
+            playout_delay: crate::core::client::DEFAULT_PLAYOUT_DELAY,
             sample_holders: 8,
             feedback_clients: 1000,
             warmup: 30 * SEC,
