@@ -435,6 +435,9 @@ struct Current {
     done: Vec<bool>,
     /// When each crumb was requested.
     requested_at: Vec<u64>,
+    /// When each crumb may fall back to the super seed (see
+    /// [`ClientEngine::patience_end`]), fixed when it is requested.
+    patience_until: Vec<u64>,
     /// Verified bytes of each crumb so far.
     have: Vec<u64>,
     /// The super seed was asked for this crumb.
@@ -442,6 +445,18 @@ struct Current {
 }
 
 impl Current {
+    /// Crumb `i` is asked for at `now`. Its patience ends are fixed now, from R now: R
+    /// counts the active time, so while a crumb waits for a peer that sends nothing R
+    /// falls with every millisecond, and an end computed again from it moved away as
+    /// fast as time came (to half the time to the deadline: a fibre client waited
+    /// 1.9 s for a throttled peer and measured 0.5 Mbit/s, swarm bench).
+    fn request(&mut self, i: usize, now: u64, patience: Option<u64>, rate: Option<f64>) {
+        self.requested[i] = true;
+        self.requested_at[i] = now;
+        self.patience_until[i] =
+            patience.map_or(u64::MAX, |p| ClientEngine::patience_end(self, i, p, rate));
+    }
+
     fn crumb1(&self) -> bool {
         self.done.first().copied().unwrap_or(false)
     }
@@ -992,11 +1007,8 @@ impl ClientEngine {
     fn next_engine_wakeup(&self) -> Option<u64> {
         match (&self.current, self.last_fetch) {
             (Some(cur), _) => {
-                let patience = self
-                    .config
-                    .peer_patience
-                    .map(|p| self.patience_ends(cur, p));
-                Some(patience.into_iter().flatten().fold(cur.deadline, u64::min))
+                let patience = self.patience_ends(cur);
+                Some(patience.into_iter().fold(cur.deadline, u64::min))
             }
             (None, Some(f)) => Some(f.saturating_add(self.config.poll_interval)),
             (None, None) => None,
@@ -1004,17 +1016,16 @@ impl ClientEngine {
     }
 
     /// The earliest end of peer patience among crumbs still waiting for it.
-    fn patience_ends(&self, cur: &Current, patience: u64) -> Option<u64> {
-        let rate = self.measured_rate(self.last_now);
+    fn patience_ends(&self, cur: &Current) -> Option<u64> {
         (0..cur.sizes.len())
             .filter(|&i| cur.requested[i] && !cur.done[i] && !cur.fell_back[i])
-            .map(|i| Self::patience_end(cur, i, patience, rate))
+            .map(|i| cur.patience_until[i])
             .filter(|&t| t > self.last_now)
             .min()
     }
 
-    /// When crumb `i` may fall back: the patience, plus the time its first piece takes
-    /// at R (progress is only seen piece by piece: on a 256 kbit/s line a 16 KiB
+    /// When crumb `i`, requested now, may fall back: the patience, plus the time its
+    /// first piece takes at R (progress is only seen piece by piece: on a 256 kbit/s line a 16 KiB
     /// piece takes half a second from the best of peers), at most half the time to
     /// the deadline.
     fn patience_end(cur: &Current, i: usize, patience: u64, rate: Option<f64>) -> u64 {
@@ -1045,9 +1056,9 @@ impl ClientEngine {
     /// is over and that has no byte yet or whose pace would miss the deadline, and at
     /// once for crumb 1 when it is urgent.
     fn check_fallbacks(&mut self, now: u64) {
-        let Some(patience) = self.config.peer_patience else {
+        if self.config.peer_patience.is_none() {
             return;
-        };
+        }
         let rate = self.measured_rate(now);
         let Some(cur) = self.current.as_mut() else {
             return;
@@ -1067,7 +1078,7 @@ impl ClientEngine {
                 });
                 continue;
             }
-            if now < Self::patience_end(cur, i, patience, rate) {
+            if now < cur.patience_until[i] {
                 continue;
             }
             let (have, size) = (cur.have[i], cur.sizes[i]);
@@ -1316,11 +1327,12 @@ impl ClientEngine {
             requested: vec![false; n],
             done: vec![false; n],
             requested_at: vec![at; n],
+            patience_until: vec![u64::MAX; n],
             have: vec![0; n],
             fell_back: vec![false; n],
         };
-        if let Some(first) = cur.requested.first_mut() {
-            *first = true;
+        if n > 0 {
+            cur.request(0, at, self.config.peer_patience, self.measured_rate(at));
         }
         self.actions.push(Action::Download { seq, index: 1 });
         if self.config.peer_patience.is_some() && Self::urgent(&cur, 0, rate, at) {
@@ -1346,6 +1358,7 @@ impl ClientEngine {
     fn request_more(&mut self) {
         let now = self.last_now;
         let rate = self.measured_rate(now);
+        let patience = self.config.peer_patience;
         let mut limit = usize::from(self.config.max_in_flight);
         let Some(cur) = self.current.as_mut() else {
             return;
@@ -1368,8 +1381,7 @@ impl ClientEngine {
                 break;
             }
             if !cur.requested[i] && !cur.done[i] {
-                cur.requested[i] = true;
-                cur.requested_at[i] = now;
+                cur.request(i, now, patience, rate);
                 in_flight += 1;
                 let index = count(i + 1);
                 self.actions.push(Action::Download {

@@ -266,6 +266,36 @@ fn super_seed_fallback_after_peer_patience() {
     assert!(fallbacks(&e.poll_actions(1900 * MS)).is_empty());
 }
 
+/// A crumb's patience is fixed when it is asked for. R counts the time a Segment is
+/// active, so while crumb 1 waits for a peer that sends nothing R falls, and a
+/// patience computed again from it kept moving away (a fibre client waited 1.9 s of a
+/// 3.6 s budget for a throttled peer, swarm bench).
+#[test]
+fn the_peer_patience_does_not_drift_while_nothing_comes() {
+    let mut e = engine(ClientConfig {
+        peer_patience: Some(300 * MS),
+        ..base()
+    });
+    e.on_window(0, &win(2..=3, &[20_000], 2)).unwrap();
+    e.poll_actions(0);
+    // Segment 2's crumb 1 at 100 kB/s, done at 200 ms: R = 100 kB/s, and Segment 3
+    // begins at once.
+    for k in 0..=20u64 {
+        e.on_bytes_received(k * 10 * MS, k * 1_000);
+    }
+    let a = complete(&mut e, 200 * MS, 2, 1);
+    assert_eq!(downloads(&a), vec![(3, 1)]);
+    // 300 ms, plus a first piece of 16 KiB at 100 kB/s (163.84 ms).
+    let end = 200 * MS + 300 * MS + 163_840_000;
+    assert_eq!(e.next_wakeup(), Some(end));
+    e.tick(end - MS);
+    assert!(fallbacks(&e.poll_actions(end - MS)).is_empty());
+    // No byte meanwhile (R fell to 30 kB/s): the end stays where it was.
+    assert!(e.rate(end).unwrap() < 35_000.0);
+    e.tick(end);
+    assert_eq!(fallbacks(&e.poll_actions(end)), vec![(3, 1)]);
+}
+
 /// The super seed takes over a crumb's pieces when the peers hold it up (no byte, or
 /// a pace far under R), not when the link is full (a pace near R: pieces taken over
 /// would come through it twice), nor for an urgent crumb 1 (sized by R).
