@@ -210,6 +210,13 @@ pub enum Adaptation {
     RateBased,
 }
 
+/// The margin at which spare time funds a probe above the band: wider than the band's
+/// default safety (0.9). A probe that fails costs its partial crumb and the TE the
+/// Segment used; at the band's margin a client whose link carries D and a bit more
+/// probed D+1 after every Segment and failed it every other one (the paper's
+/// oscillation, test `rate_based_vs_paper_where_paper_oscillates`).
+pub const PROBE_SAFETY: f64 = 0.8;
+
 /// What the previous Segment asked for, as [`choose_d`] needs it.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct LastSegment {
@@ -328,12 +335,13 @@ pub fn choose_d(
             let keep = fit_prefix(sizes, r, duration);
             let (lo, hi) = (up.min(keep), up.max(keep));
             // The probe: one crumb more than the last D when the time the last
-            // Segment had to spare covers it at the same margin. R only knows the
-            // crumbs it was asked for (and their sources): without a probe a client
-            // measured low once (a slow first source, start-up) would stay low. Not
-            // TE: spending the accumulated buffer on quality is the paper's
-            // oscillation.
-            let funded = fit_prefix(sizes, safety * r, duration.saturating_add(spare));
+            // Segment had to spare covers it at [`PROBE_SAFETY`] (or `safety` if
+            // lower). R only knows the crumbs it was asked for (and their sources):
+            // without a probe a client measured low once (a slow first source,
+            // start-up) would stay low. Not TE: spending the accumulated buffer on
+            // quality is the paper's oscillation.
+            let funding = safety.min(PROBE_SAFETY) * r;
+            let funded = fit_prefix(sizes, funding, duration.saturating_add(spare));
             // Slow start: when the last D crumbs took at most half of |s|, twice their
             // bytes fit in |s| at the pace they came, whatever R says. R reads low at
             // the start (it counts each small crumb's start-up and a first source's
