@@ -56,7 +56,8 @@ pub struct UplinkConfig {
     /// piece a second, it would hold every piece a peer asks of it longer than a
     /// Segment can wait. A weak client does not seed (see [`UploadGovernor::weak`]).
     pub weak_limit: u32,
-    /// Window of the upload rate measurement, ns.
+    /// Window of the upload rate measurement, ns: whether the limit is used (slow
+    /// start doubles only then) follows it, so a long one slows the start.
     pub rate_window: u64,
 }
 
@@ -70,7 +71,7 @@ impl Default for UplinkConfig {
             downlink_share: 0.25,
             weak_start: 8 * 1024,
             weak_limit: 16 * 1024,
-            rate_window: 5 * SEC,
+            rate_window: 2 * SEC,
         }
     }
 }
@@ -279,6 +280,34 @@ mod tests {
         // A line that carried 40 KB/s calmly is not weak, even cut low for a while.
         let (g, _) = run(40_000.0, 2_500_000.0, 60, 0);
         assert!(g.congested_samples() > 0 && !g.weak());
+    }
+
+    /// crumbsrc samples at every window poll (2 a second). The upload rate that
+    /// says whether the limit is used is measured over `rate_window`, and each
+    /// doubling waits for it: over 5 s this took 4 s, over 2 s 3 s. Meanwhile peers
+    /// queue whole crumbs on the client: an ADSL client had its crumb 1 reserved on
+    /// a 20 Mbit/s client 6 s into its run, got no byte of it in 2.3 s and lost the
+    /// Segment (swarm bench).
+    #[test]
+    fn a_fast_uplink_in_demand_opens_up_within_seconds() {
+        let mut g = UploadGovernor::new(UplinkConfig::default());
+        g.on_downlink_rate(2_500_000.0);
+        let mut uploaded = 0u64;
+        let step = 500 * MS;
+        let mut at = None;
+        for k in 0..40u64 {
+            let now = k * step;
+            // Peers ask for more than the limit: it is used to the full.
+            uploaded += u64::from(g.limit()) * step / SEC;
+            g.on_uploaded(now, uploaded);
+            g.on_delay_sample(now, now, now + 20 * MS);
+            if g.limit() >= 1_000_000 {
+                at = Some(now);
+                break;
+            }
+        }
+        let at = at.expect("never reached 1 MB/s");
+        assert!(at <= 3 * SEC, "1 MB/s after {} ms", at / MS);
     }
 
     #[test]
