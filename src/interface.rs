@@ -564,11 +564,6 @@ pub const CRUMBSRC_STATS: StructDef = StructDef {
             "of those, crumbs 1 asked of the super seed at once: more than half the time left at the measured rate",
         ),
         f(
-            "take-overs",
-            U64,
-            "crumbs whose pieces in flight at peers the super seed was asked to take over: no byte at the end of the peer patience, or a pace under half the measured rate",
-        ),
-        f(
             "channel-restarts",
             U64,
             "restarts of the channel seen (a new epoch, or Segment numbers going back)",

@@ -359,9 +359,6 @@ pub struct ClientStats {
     pub super_seed_fallbacks: u64,
     /// Of those, crumbs 1 asked of it at once, too big for the time left at R.
     pub urgent_fallbacks: u64,
-    /// Crumbs whose pieces in flight at peers the super seed was asked to take over
-    /// (no byte yet, or a pace far under R).
-    pub take_overs: u64,
     /// D of the current (or last) Segment.
     pub d_current: u16,
     /// Channel restarts seen (epoch changed or numbers went back).
@@ -449,8 +446,6 @@ struct Current {
     have: Vec<u64>,
     /// The super seed was asked for this crumb.
     fell_back: Vec<bool>,
-    /// The super seed was asked to take this crumb's pieces over.
-    taken_over: Vec<bool>,
 }
 
 impl Current {
@@ -1027,7 +1022,7 @@ impl ClientEngine {
     /// The earliest end of peer patience among crumbs still waiting for it.
     fn patience_ends(&self, cur: &Current) -> Option<u64> {
         (0..cur.sizes.len())
-            .filter(|&i| cur.requested[i] && !cur.done[i] && !cur.taken_over[i])
+            .filter(|&i| cur.requested[i] && !cur.done[i] && !cur.fell_back[i])
             .map(|i| cur.patience_until[i])
             .filter(|&t| t > self.last_now)
             .min()
@@ -1073,24 +1068,7 @@ impl ClientEngine {
             return;
         };
         for i in 0..cur.sizes.len() {
-            if !cur.requested[i] || cur.done[i] || cur.taken_over[i] {
-                continue;
-            }
-            if cur.fell_back[i] {
-                // Asked beside the peers (an urgent crumb 1), and still no byte at
-                // the patience's end: its peers hold the pieces and send nothing
-                // (a throttled uplink: an ADSL client had crumb 1 reserved on a
-                // 20 Mbit/s client in its first seconds and lost the Segment waiting
-                // for the steal threshold). The super seed takes them over.
-                if now >= cur.patience_until[i] && cur.have[i] == 0 {
-                    cur.taken_over[i] = true;
-                    self.stats.take_overs += 1;
-                    self.actions.push(Action::UseSuperSeed {
-                        seq: cur.seq,
-                        index: count(i + 1),
-                        take_over: true,
-                    });
-                }
+            if !cur.requested[i] || cur.done[i] || cur.fell_back[i] {
                 continue;
             }
             if Self::urgent(cur, i, rate, now) {
@@ -1117,8 +1095,6 @@ impl ClientEngine {
                 // The link is not the limit when the crumb's pace is well under R.
                 let pace = have as f64 * SEC as f64 / elapsed;
                 let take_over = have == 0 || rate.is_some_and(|r| pace < TAKE_OVER_PACE * r);
-                cur.taken_over[i] = take_over;
-                self.stats.take_overs += u64::from(take_over);
                 self.actions.push(Action::UseSuperSeed {
                     seq: cur.seq,
                     index: count(i + 1),
@@ -1358,7 +1334,6 @@ impl ClientEngine {
             patience_until: vec![u64::MAX; n],
             have: vec![0; n],
             fell_back: vec![false; n],
-            taken_over: vec![false; n],
         };
         if n > 0 {
             cur.request(0, at, self.config.peer_patience, self.measured_rate(at));

@@ -404,7 +404,6 @@ impl CrumbSrc {
                 .field("torrents-seeding", t.torrents_seeding as u64)
                 .field("super-seed-fallbacks", e.super_seed_fallbacks)
                 .field("urgent-fallbacks", e.urgent_fallbacks)
-                .field("take-overs", e.take_overs)
                 .field("channel-restarts", e.channel_restarts)
                 .field("channel-switches", e.channel_switches)
                 .field("segments-relayed", e.segments_relayed)
