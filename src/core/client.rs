@@ -1474,13 +1474,11 @@ impl ClientEngine {
                 .started_at
                 .saturating_add(cur.duration)
                 .saturating_sub(t);
-            self.last = Some(LastSegment::new(
-                cur.d,
-                complete,
-                &cur.sizes,
-                cur.duration,
-                spare,
-            ));
+            let slow_start = complete && self.last.is_none_or(|l| l.slow_start && cur.d >= l.d);
+            self.last = Some(LastSegment {
+                slow_start,
+                ..LastSegment::new(cur.d, complete, &cur.sizes, cur.duration, spare)
+            });
         } else {
             // Back to the initial stage: TE forgotten, D re-estimated, fresh x'.
             self.stats.segments_failed += 1;

@@ -231,6 +231,10 @@ pub struct LastSegment {
     /// Time left of its |s| (from its start, TE not counted) when its D crumbs were
     /// done, ns (0 when incomplete): what a probe of one more crumb may spend.
     pub spare: u64,
+    /// Still in slow start (see [`choose_d`]): every Segment so far complete and D
+    /// never down. [`LastSegment::new`] sets it for a lone complete Segment; the
+    /// engine chains it over its Segments.
+    pub slow_start: bool,
 }
 
 impl LastSegment {
@@ -248,6 +252,7 @@ impl LastSegment {
             complete,
             prefix_rate,
             spare: if complete { spare.min(duration) } else { 0 },
+            slow_start: complete,
         }
     }
 
@@ -292,8 +297,9 @@ pub fn fit_prefix(sizes: &[u64], rate: f64, budget_ns: u64) -> u16 {
 /// with no margin; D = the previous D clamped into [up, keep] (`up` in the initial
 /// stage), and below the previous D after an incomplete Segment. After a complete
 /// Segment it probes one crumb above the previous D when the time that Segment had to
-/// spare pays for it (bytes(1..D+1) <= safety·R·(|s| + spare)); when the spare was
-/// at least half of |s|, to twice the bytes of the previous D (slow start). Without R, the
+/// spare pays for it (bytes(1..D+1) <= safety·R·(|s| + spare)); in slow start (no
+/// incomplete Segment and no fall of D yet), when the spare was at least half of
+/// |s|, to twice the bytes of the previous D. Without R, the
 /// paper's rule. Why it beats the paper's rule:
 /// 1. It reaches the right D in one Segment after a rate change instead of one step
 ///    per Segment (N = 15 crumbs of 20 s Segments would take five minutes to climb).
@@ -318,6 +324,7 @@ pub fn choose_d(
     budget: u64,
 ) -> u16 {
     let spare = last.map_or(0, |l| l.spare);
+    let in_slow_start = last.is_some_and(|l| l.slow_start);
     let last = last.map(|l| (l.carried(sizes, duration), l.complete));
     let step = |(d, complete): (u16, bool)| {
         if complete {
@@ -347,8 +354,11 @@ pub fn choose_d(
             // the start (it counts each small crumb's start-up and a first source's
             // waits, over a window of several Segments): a 3 Mbit/s client measured
             // 0.3 Mbit/s, fetched crumb 1 in 0.3 s of 4 s and climbed one crumb per
-            // Segment for ten Segments (swarm bench).
-            let slow_start = spare.saturating_mul(2) >= duration;
+            // Segment for ten Segments (swarm bench). Only until the first incomplete
+            // Segment or fall of D, as TCP's: after it, a client under a cap
+            // (`tests/swarm.rs`' 196 kbit/s one) doubled to full quality every fourth
+            // Segment, made it on its time extension and fell back.
+            let slow_start = in_slow_start && spare.saturating_mul(2) >= duration;
             match last {
                 None => lo,
                 Some((d, true)) => {
@@ -553,6 +563,21 @@ mod tests {
         assert_eq!(from(1, 50.0), 2, "R funds nothing: twice 100 B");
         assert_eq!(from(2, 50.0), 4, "twice 200 B");
         assert_eq!(from(2, 1e9), 5, "the band above it");
+        // Slow start ends at the first incomplete Segment or fall of D.
+        let ended = Some(LastSegment {
+            slow_start: false,
+            ..LastSegment::new(1, true, &[100; 8], SEC, 600 * MS)
+        });
+        let over = choose_d(
+            Adaptation::RateBased,
+            0.8,
+            ended,
+            Some(50.0),
+            &sizes,
+            SEC,
+            SEC,
+        );
+        assert_eq!(over, 1, "over: R funds nothing, no doubling");
         // Less spare: one crumb up at most.
         assert_eq!(probe(true, 400 * MS), 3, "392 B: not enough for 4");
         assert_eq!(
