@@ -483,7 +483,7 @@ impl ObjectImpl for CrumbSrc {
                     .build(),
                 glib::ParamSpecInt64::builder("peer-patience")
                     .nick("Peer patience")
-                    .blurb("Peers first, the super seed as the deadline's fallback: ms a crumb is fetched from peers alone (plus the time its first piece takes at the measured rate; at most half the time to its deadline) before the super seed is asked, when the crumb has no byte yet or its pace would miss the deadline. A crumb 1 that needs more than half the time left at the measured rate is asked of the super seed at once, beside the peers. -1 = never ask (use the super seed only when the tracker hands it out)")
+                    .blurb("Peers first, the super seed as the deadline's fallback: ms a crumb is fetched from peers alone (plus the time its first piece takes at the rate measured when the crumb is asked for; at most half the time to its deadline) before the super seed is asked, when the crumb has no byte yet or its pace would miss the deadline. A crumb 1 that needs more than half the time left at the measured rate is asked of the super seed at once, beside the peers. -1 = never ask (use the super seed only when the tracker hands it out)")
                     .minimum(-1)
                     .maximum(600_000)
                     .default_value(DEFAULT_PEER_PATIENCE)
