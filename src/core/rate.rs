@@ -286,7 +286,7 @@ pub fn fit_prefix(sizes: &[u64], rate: f64, budget_ns: u64) -> u16 {
 /// D for a Segment of crumb `sizes` and `duration` |s|, with `budget` = |s| + TE,
 /// given the previous Segment (`None` in the initial stage) and R (`None` without
 /// evidence). The caller clamps the result into 1..=min(N, cap). "The previous D"
-/// below is [`LastSegment::carried`]: the D of this Segment with the bit rate the
+/// below is `LastSegment::carried`: the D of this Segment with the bit rate the
 /// previous D had, so a change of N (|G| moved, crumbs are cut by size) neither
 /// climbs one crumb per Segment nor drops quality.
 ///
