@@ -118,8 +118,8 @@ pub struct ClientConfig {
     /// RateBased: share of R·|s| a Segment's crumbs may take, in (0, 1]. 0.9 by
     /// default: the swarm bench's cable and DSL clients measure their R on what they
     /// fetch, and at 0.8 they left a fifth of it unused (N = 10: 857 kbit/s delivered
-    /// at 0.8, 910 at 0.9, mean of 5 and 3 runs, no more Segments lost). Probes are
-    /// funded at [`super::rate::PROBE_SAFETY`].
+    /// at 0.8, mean of 5 runs; 883 at 0.9, mean of 8; docs/swarm.md, fifth round).
+    /// Probes are funded at [`super::rate::PROBE_SAFETY`].
     pub safety: f64,
     /// Crumbs of the current Segment in flight at once once crumb 1 is complete
     /// (crumb 1 is always fetched alone). 2 overlaps one torrent's start-up (tracker,
@@ -440,7 +440,7 @@ struct Current {
     /// When each crumb was requested.
     requested_at: Vec<u64>,
     /// When each crumb may fall back to the super seed (see
-    /// [`ClientEngine::patience_end`]), fixed when it is requested.
+    /// [`Current::patience_end`]), fixed when it is requested.
     patience_until: Vec<u64>,
     /// Verified bytes of each crumb so far.
     have: Vec<u64>,
@@ -457,8 +457,24 @@ impl Current {
     fn request(&mut self, i: usize, now: u64, patience: Option<u64>, rate: Option<f64>) {
         self.requested[i] = true;
         self.requested_at[i] = now;
-        self.patience_until[i] =
-            patience.map_or(u64::MAX, |p| ClientEngine::patience_end(self, i, p, rate));
+        self.patience_until[i] = patience.map_or(u64::MAX, |p| self.patience_end(i, p, rate));
+    }
+
+    /// When crumb `i`, requested now, may fall back: the patience, plus the time its
+    /// first piece takes at R (progress is only seen piece by piece: on a 256 kbit/s
+    /// line a 16 KiB piece takes half a second from the best of peers), at most half
+    /// the time to the deadline.
+    fn patience_end(&self, i: usize, patience: u64, rate: Option<f64>) -> u64 {
+        let t0 = self.requested_at[i];
+        let first_piece = match self.piece_length {
+            0 => self.sizes[i],
+            p => self.sizes[i].min(p),
+        };
+        let wait = rate
+            .filter(|r| r.is_finite() && *r > 0.0)
+            .map_or(0, |r| (first_piece as f64 * SEC as f64 / r) as u64);
+        let patience = patience.saturating_add(wait);
+        t0.saturating_add(patience.min(self.deadline.saturating_sub(t0) / 2))
     }
 
     fn crumb1(&self) -> bool {
@@ -1026,23 +1042,6 @@ impl ClientEngine {
             .map(|i| cur.patience_until[i])
             .filter(|&t| t > self.last_now)
             .min()
-    }
-
-    /// When crumb `i`, requested now, may fall back: the patience, plus the time its
-    /// first piece takes at R (progress is only seen piece by piece: on a 256 kbit/s line a 16 KiB
-    /// piece takes half a second from the best of peers), at most half the time to
-    /// the deadline.
-    fn patience_end(cur: &Current, i: usize, patience: u64, rate: Option<f64>) -> u64 {
-        let t0 = cur.requested_at[i];
-        let first_piece = match cur.piece_length {
-            0 => cur.sizes[i],
-            p => cur.sizes[i].min(p),
-        };
-        let wait = rate
-            .filter(|r| r.is_finite() && *r > 0.0)
-            .map_or(0, |r| (first_piece as f64 * SEC as f64 / r) as u64);
-        let patience = patience.saturating_add(wait);
-        t0.saturating_add(patience.min(cur.deadline.saturating_sub(t0) / 2))
     }
 
     /// Whether crumb `i` is urgent at `now` (see [`URGENT_SHARE`]): crumb 1 only, and

@@ -364,6 +364,7 @@ pub fn choose_d(
                 Some((d, true)) => {
                     let mut probe = funded.min(d.saturating_add(1));
                     if slow_start {
+                        // The longest prefix within twice the bytes of crumbs 1..=d.
                         let bytes: u64 = sizes.iter().take(usize::from(d)).sum();
                         probe = probe.max(fit_prefix(sizes, 2.0 * bytes as f64, SEC));
                     }
@@ -548,16 +549,10 @@ mod tests {
         // start).
         assert_eq!(probe(true, SEC), 5, "all 5 crumbs (twice 300 B)");
         assert_eq!(probe(true, 10 * SEC), 5, "spare at most |s|");
-        let from = |d: u16, rate: f64| {
-            let last = Some(LastSegment::new(d, true, &[100; 8], SEC, 600 * MS));
-            choose_d(
-                Adaptation::RateBased,
-                0.8,
-                last,
-                Some(rate),
-                &sizes,
-                SEC,
-                SEC,
+        let from = |prev: u16, rate: f64| {
+            d(
+                Some(LastSegment::new(prev, true, &[100; 8], SEC, 600 * MS)),
+                rate,
             )
         };
         assert_eq!(from(1, 50.0), 2, "R funds nothing: twice 100 B");
@@ -568,16 +563,7 @@ mod tests {
             slow_start: false,
             ..LastSegment::new(1, true, &[100; 8], SEC, 600 * MS)
         });
-        let over = choose_d(
-            Adaptation::RateBased,
-            0.8,
-            ended,
-            Some(50.0),
-            &sizes,
-            SEC,
-            SEC,
-        );
-        assert_eq!(over, 1, "over: R funds nothing, no doubling");
+        assert_eq!(d(ended, 50.0), 1, "over: R funds nothing, no doubling");
         // Less spare: one crumb up at most.
         assert_eq!(probe(true, 400 * MS), 3, "392 B: not enough for 4");
         assert_eq!(

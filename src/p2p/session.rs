@@ -401,16 +401,10 @@ impl P2pSession {
     /// Goes through `add_peer_now`, added by the patch in `vendor/librqbit`: the
     /// public `add_peer_if_not_seen` queues the peer behind every tracker peer for a
     /// free connection slot. Fails when the torrent is not live (still checking, or
-    /// gone).
-    pub fn add_peer(&self, id: TorrentId, peer: SocketAddr) -> anyhow::Result<bool> {
-        self.connect(id, peer, false)
-    }
-
-    /// [`P2pSession::add_peer`], and with `take_over` for the deadline's source (the
-    /// super seed): once its connection finds nothing left to reserve, it takes over
-    /// the pieces in flight on other peers at once instead of waiting until they look
-    /// slow (the patch's `add_urgent_peer`; the peer is marked even when it is
-    /// connected already).
+    /// gone). With `take_over`, for the deadline's source (the super seed): once its
+    /// connection finds nothing left to reserve, it takes over the pieces in flight
+    /// on other peers at once instead of waiting until they look slow (the patch's
+    /// `add_urgent_peer`; the peer is marked even when it is connected already).
     pub fn connect(
         &self,
         id: TorrentId,

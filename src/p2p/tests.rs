@@ -393,12 +393,15 @@ fn add_a_peer_to_a_running_download() {
         );
 
         let start = Instant::now();
-        assert!(b.add_peer(idb, a.listen_addr())?, "a new peer");
-        assert!(!b.add_peer(idb, a.listen_addr())?, "known already");
+        assert!(b.connect(idb, a.listen_addr(), false)?, "a new peer");
+        assert!(!b.connect(idb, a.listen_addr(), false)?, "known already");
         b.wait_finished(idb, Duration::from_secs(30)).await?;
-        eprintln!("finished {:?} after add_peer", start.elapsed());
+        eprintln!("finished {:?} after connect", start.elapsed());
         assert_eq!(b.read_file(idb).await?, data);
-        assert!(b.add_peer(TorrentId([9; 20]), a.listen_addr()).is_err());
+        assert!(
+            b.connect(TorrentId([9; 20]), a.listen_addr(), false)
+                .is_err()
+        );
 
         b.shutdown().await?;
         a.shutdown().await?;
@@ -429,7 +432,7 @@ fn pieces_pinned_on_a_stalled_seed_move_to_a_fast_one() {
             .download(&t.bytes, &dir.path().join("b"), peer(&a))
             .await?;
         tokio::time::sleep(Duration::from_millis(500)).await;
-        while b.add_peer(idb, c.listen_addr()).is_err() {
+        while b.connect(idb, c.listen_addr(), false).is_err() {
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
         b.wait_finished(idb, Duration::from_secs(40)).await?;
@@ -917,7 +920,7 @@ fn removed_torrents_are_freed() {
                     .await?;
                 c.download(&t.bytes, &dir.path().join("c/out"), peer(&b))
                     .await?;
-                let _ = c.add_peer(id, seed.listen_addr());
+                let _ = c.connect(id, seed.listen_addr(), false);
                 for s in sessions {
                     handles.push(s.weak_handle(id));
                     states.extend(s.weak_live(id));
