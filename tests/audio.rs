@@ -448,7 +448,18 @@ fn live_channel_with_audio_on_loopback() {
         assert!(starts >= 4, "{what}: {starts} Segment starts");
         assert_gaps_on_both(&v, &a, what);
         // Every video access unit decodes (audio bytes mixed into a frame would not).
-        let decoded = *c.0.lock().unwrap() as usize;
+        // The decoder runs behind a queue, so wait (bounded) for it to reach the
+        // frames crumbsrc had pushed when the log was read.
+        let decoded = {
+            let end = Instant::now() + Duration::from_secs(20);
+            loop {
+                let n = *c.0.lock().unwrap() as usize;
+                if n + 10 >= v.buffers.len() || Instant::now() > end {
+                    break n;
+                }
+                std::thread::sleep(Duration::from_millis(20));
+            }
+        };
         assert!(
             decoded + 10 >= v.buffers.len(),
             "{what}: {decoded} of {} video frames decoded",
