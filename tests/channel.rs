@@ -276,6 +276,17 @@ fn live_channel_window_download_expiry_and_tracker() {
     assert_eq!(delta.window_size, 4);
     let (status, body) = get(&format!("{url}?after=soon"));
     assert_eq!(status, 400, "{}", String::from_utf8_lossy(&body));
+    // `&wait=MS` (a blocking reload): a poll that knows the newest Segment is held
+    // until the next one is out (1 s Segments here, well inside the 5 s asked), and
+    // answered with it; one with news is answered as usual.
+    let newest = window(&url).latest.unwrap();
+    let held = window(&format!("{url}?after={newest}&wait=5000"));
+    let seqs: Vec<u64> = held.segments.iter().map(|s| s.seq).collect();
+    assert_eq!(seqs.first(), Some(&(newest + 1)), "{seqs:?}");
+    let now = window(&format!("{url}?after={}&wait=5000", newest - 1));
+    assert!(now.segments.iter().any(|s| s.seq == newest));
+    let (status, _) = get(&format!("{url}?after={newest}&wait=forever"));
+    assert_eq!(status, 400);
 
     // A plain librqbit session downloads every crumb of the newest Segment by its
     // torrent, finding the super seed through the tracker, byte for byte.

@@ -30,12 +30,6 @@ fn json<T: serde::de::DeserializeOwned>(url: &str) -> T {
     serde_json::from_slice(&body).unwrap_or_else(|e| panic!("{url}: {e}"))
 }
 
-/// A loopback port free now (the channels bind it right after).
-fn free_port() -> u16 {
-    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    l.local_addr().unwrap().port()
-}
-
 /// Waits (bounded) until `pred` gives a value.
 fn wait<T>(what: &str, timeout: Duration, mut pred: impl FnMut() -> Option<T>) -> T {
     let end = Instant::now() + timeout;

@@ -54,14 +54,6 @@ impl Drop for TempDir {
     }
 }
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
 impl Aria2 {
     /// A seeder that hash-checks what it is given (and a fetcher).
     fn start() -> Option<Aria2> {

@@ -145,6 +145,15 @@ pub fn client(log: &RunLog, c: &ClientLog) -> ClientFigures {
         error: c.error.clone(),
         ..Default::default()
     };
+    // Startup counts from when the client could first have played: its own start,
+    // or the channel's first publication if it came later (a client started with the
+    // channel waits for the first Segment to be captured, as an HLS player would).
+    let first_published = log
+        .published
+        .values()
+        .map(|&(t, _)| t)
+        .min_by(f64::total_cmp);
+    let joinable = first_published.map_or(c.started_t, |t| t.max(c.started_t));
     let (mut bytes, mut secs, mut lat, mut lat_n, mut last_d) = (0u64, 0.0, 0.0, 0usize, None);
     for s in counted {
         let dur = if s.duration_s > 0.0 {
@@ -164,7 +173,7 @@ pub fn client(log: &RunLog, c: &ClientLog) -> ClientFigures {
         }
         bytes += s.bytes;
         if f.startup_s.is_none() {
-            f.startup_s = Some(s.t - c.started_t);
+            f.startup_s = Some(s.t - joinable);
         }
         if let Some((tp, d)) = log.published.get(&s.seq) {
             lat += s.t - (tp - d);

@@ -179,6 +179,12 @@ pub fn finish(o: &Options, profile: &Profile, done: &[Done]) -> Result<(), Strin
     let http_up = by_n("http", &|f| f.upload_per_client_kbps);
     let crumbs_up = by_n("crumbs", &|f| f.upload_per_client_kbps);
     let layered = min_watchable(get("ladder-layered").map(|d| &d.3));
+    // What the lowest link must carry at least: crumb 1 (headers, base layer and the
+    // audio) of the ladder run, as the encoder really made it.
+    let crumb1_kbps = get("ladder-layered").and_then(|d| {
+        let (secs, _, base) = d.2.stream;
+        (secs > 0.0).then(|| base as f64 * 8.0 / 1000.0 / secs)
+    });
     let one_layer = min_watchable(get("ladder-one-layer").map(|d| &d.3));
     let sim = sim_check(main);
     let m = &main.3;
@@ -216,6 +222,8 @@ pub fn finish(o: &Options, profile: &Profile, done: &[Done]) -> Result<(), Strin
             .collect::<serde_json::Map<_, _>>(),
         "min_watchable_kbps_layered": layered,
         "min_watchable_kbps_one_layer": one_layer,
+        "ladder_crumb1_kbps": crumb1_kbps,
+        "min_watchable_over_crumb1": layered.zip(crumb1_kbps).map(|(l, c)| l / c),
         "sim_check": sim,
     });
     out["rules"] = json!({
@@ -519,9 +527,16 @@ pub fn finish(o: &Options, profile: &Profile, done: &[Done]) -> Result<(), Strin
             .join(", ")
     );
     println!(
-        "min watchable link: layered {}, one layer {}",
+        "min watchable link: layered {}, one layer {}{}",
         opt(layered),
-        opt(one_layer)
+        opt(one_layer),
+        match layered.zip(crumb1_kbps) {
+            Some((l, c)) => format!(
+                " (crumb 1 of the ladder run: {c:.0} kbit/s; layered / crumb 1 = {:.2})",
+                l / c
+            ),
+            None => String::new(),
+        }
     );
     println!(
         "simulator at N={}: continuity {:.3} (bench {:.3}), completeness {:.3} (bench {:.3})",

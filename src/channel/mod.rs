@@ -143,6 +143,8 @@ pub(crate) struct Shared {
     session: Arc<P2pSession>,
     /// Torrents the super seed seeds now.
     seeded: AtomicUsize,
+    /// Bumped at every publication: blocking window reloads wait on it.
+    published: tokio::sync::watch::Sender<u64>,
 }
 
 impl Shared {
@@ -154,6 +156,11 @@ impl Shared {
     /// The engine; held only to compute, never across IO or a message post.
     pub fn engine(&self) -> MutexGuard<'_, ChannelEngine> {
         self.engine.lock().unwrap()
+    }
+
+    /// A receiver that wakes at the next publication.
+    pub fn publications(&self) -> tokio::sync::watch::Receiver<u64> {
+        self.published.subscribe()
     }
 
     /// The stats document: the engine's figures and the super seed's.
@@ -325,6 +332,7 @@ impl Channel {
             engine: Mutex::new(engine),
             session: session.clone(),
             seeded: AtomicUsize::new(0),
+            published: tokio::sync::watch::Sender::new(0),
         });
         let connections = membership.connections();
         membership.serve(shared.clone());
@@ -502,6 +510,9 @@ impl Channel {
             (info.gops > 0).then_some(info.gops),
             Some(self.session.total_uploaded()),
         );
+        self.shared
+            .published
+            .send_modify(|n| *n = n.wrapping_add(1));
         let mut to_remove = Vec::new();
         for e in outcome.expired.iter().filter(|e| e.delete_data()) {
             for c in &e.crumbs {

@@ -495,9 +495,16 @@ where
     }
 }
 
+/// Longest hold of a blocking window reload (`?wait=`), ms: well under the
+/// connection's idle timeout and a client's HTTP timeout.
+pub const MAX_WINDOW_WAIT_MS: u64 = 5000;
+
 #[derive(serde::Deserialize)]
 struct WindowQuery {
     after: Option<u64>,
+    /// Blocking reload (as LL-HLS's playlist reload): ms to hold an answer that
+    /// would bring nothing new, until the next Segment is published.
+    wait: Option<u64>,
 }
 
 async fn window(
@@ -506,10 +513,25 @@ async fn window(
     Query(q): Query<WindowQuery>,
 ) -> Response {
     let s = channel_or_404!(cs, name);
-    let now = s.now();
-    let doc = s.engine().window_doc(now, q.after);
+    // The arrival time: the upload governor reads the uplink's delay from it, so it
+    // is taken before any hold.
+    let received = s.now();
+    let wait = q.wait.unwrap_or(0).min(MAX_WINDOW_WAIT_MS);
+    if wait > 0 {
+        // Subscribed before the check: a publication between the two still wakes it.
+        let mut published = s.publications();
+        let until = tokio::time::Instant::now() + Duration::from_millis(wait);
+        while !s.engine().window_news(q.after) {
+            match tokio::time::timeout_at(until, published.changed()).await {
+                Ok(Ok(())) => {}
+                // The hold is over, or the channel is gone: answer what there is.
+                Ok(Err(_)) | Err(_) => break,
+            }
+        }
+    }
+    let doc = s.engine().window_doc(s.now(), q.after);
     (
-        [(crate::core::api::RECEIVED_HEADER, now.to_string())],
+        [(crate::core::api::RECEIVED_HEADER, received.to_string())],
         Json(doc),
     )
         .into_response()

@@ -138,6 +138,14 @@ const PEER_LIMIT: usize = 12;
 /// Longest wait for one HTTP answer; shorter when the stall timeout ends sooner.
 const HTTP_TIMEOUT: Duration = Duration::from_secs(5);
 
+/// How long the channel may hold a window poll of a client waiting for the next
+/// Segment (a blocking reload, `?wait=`). A poll every 500 ms found a new Segment
+/// 250 ms after its publication on average, 500 ms at worst, and every Segment of a
+/// client at the live edge began that much late (its first one too: startup). Held,
+/// the poll is answered the moment the Segment is out. One second keeps the upload
+/// governor's delay samples (one per poll) and the liveness check at their pace.
+const WINDOW_HOLD: Duration = Duration::from_secs(1);
+
 /// `http://HOST:PORT` of channel URL `url`, or why it is not one.
 fn origin(url: &str) -> anyhow::Result<String> {
     let parsed = reqwest::Url::parse(url).with_context(|| format!("'{url}' is not a URL"))?;
@@ -208,6 +216,7 @@ impl Client {
             window_poll: None,
             window_again: false,
             stall_at: None,
+            hold_window: false,
         };
         let task = RUNTIME.spawn(runner.run());
         Ok(Client {
@@ -280,6 +289,9 @@ struct Runner {
     window_again: bool,
     /// When the engine declares a stall (its clock): HTTP waits end by then.
     stall_at: Option<u64>,
+    /// The engine waits for the window's next Segment: polls ask the channel to hold
+    /// their answer until it is published ([`WINDOW_HOLD`]).
+    hold_window: bool,
 }
 
 impl Runner {
@@ -311,6 +323,7 @@ impl Runner {
             engine.tick(now());
             self.stall_at = engine.stall_at();
             let mut actions = engine.poll_actions(now());
+            self.hold_window = engine.waits_for_window();
             // The window also tells that the channel is alive and which crumbs left it
             // (to stop seeding them): read it at least every second (not after a stall:
             // that ends the stream at once).
@@ -401,22 +414,38 @@ impl Runner {
     }
 
     /// The window's URL (only the Segments newer than the newest one known: the rest
-    /// is unchanged) and the timeout of a request sent now.
+    /// is unchanged; held by the channel until there is one while the engine waits
+    /// for it) and the timeout of a request sent now.
     fn window_request(&self) -> (String, Duration) {
-        let url = match self.docs.keys().max() {
+        let mut url = match self.docs.keys().max() {
             Some(k) => format!("{}?after={k}", self.settings.url),
             None => self.settings.url.clone(),
         };
-        (url, self.http_timeout())
+        // Held for at most half the time left before the stall deadline: the channel's
+        // answer (a frozen window, told as such) must come before that deadline,
+        // not a poll cut short by it (which reads as a channel that does not answer).
+        let left = self.timeout_within(HTTP_TIMEOUT + WINDOW_HOLD);
+        let hold = WINDOW_HOLD.min(left / 2);
+        if !self.hold_window || hold < Duration::from_millis(50) {
+            return (url, self.http_timeout());
+        }
+        url.push_str(if url.contains('?') { "&" } else { "?" });
+        url.push_str(&format!("wait={}", hold.as_millis()));
+        (url, left)
     }
 
     /// Never past the stall deadline: a channel that accepts and never answers must
     /// not hold the client longer than `stall-timeout`.
     fn http_timeout(&self) -> Duration {
-        let left = self.stall_at.map_or(HTTP_TIMEOUT, |at| {
+        self.timeout_within(HTTP_TIMEOUT)
+    }
+
+    /// `longest`, cut to the time left before the stall deadline (at least 100 ms).
+    fn timeout_within(&self, longest: Duration) -> Duration {
+        let left = self.stall_at.map_or(longest, |at| {
             Duration::from_nanos(at.saturating_sub(self.now()))
         });
-        left.clamp(Duration::from_millis(100), HTTP_TIMEOUT)
+        left.clamp(Duration::from_millis(100), longest)
     }
 
     /// Starts a window poll beside the other IO; with one on its way, another starts as

@@ -582,6 +582,18 @@ impl ChannelEngine {
         }
     }
 
+    /// Whether a window poll that knows every Segment up to `after` has news: a
+    /// Segment after it, or a numbering that went back (a restart, which the poll must
+    /// hear at once). False while nothing is published. A blocking window reload
+    /// (`?wait=`) holds its answer while this is false.
+    pub fn window_news(&self, after: Option<u64>) -> bool {
+        match (self.latest(), after) {
+            (None, _) => false,
+            (Some(_), None) => true,
+            (Some(latest), Some(after)) => latest != after,
+        }
+    }
+
     /// x, the newest Segment.
     pub fn latest(&self) -> Option<u64> {
         self.scheduler.latest().map(|e| e.seq)

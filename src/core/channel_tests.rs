@@ -480,3 +480,20 @@ fn status_history_is_a_bounded_ring() {
     assert_eq!(doc.d_seq, None);
     assert!(doc.d_distribution.is_empty());
 }
+
+/// A blocking window reload is held while the poll would bring nothing new: nothing
+/// published yet, or the poller knows the newest Segment. A newer Segment, or a
+/// numbering that went back (a restart), is news at once.
+#[test]
+fn window_news_is_a_segment_the_poller_lacks() {
+    let mut e = engine();
+    assert!(!e.window_news(None), "nothing published");
+    assert!(!e.window_news(Some(7)), "nothing published");
+    publish(&mut e, 1);
+    assert!(e.window_news(None));
+    assert!(e.window_news(Some(0)));
+    assert!(!e.window_news(Some(1)), "knows the newest");
+    publish(&mut e, 2);
+    assert!(e.window_news(Some(1)));
+    assert!(e.window_news(Some(40)), "numbers went back: a restart");
+}

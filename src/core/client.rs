@@ -1018,6 +1018,13 @@ impl ClientEngine {
         }
     }
 
+    /// Whether a live client has nothing to fetch until the window brings a new
+    /// Segment (its first, or x+1 at the live edge): its window polls may then be
+    /// held by the channel until one is published (a blocking reload).
+    pub fn waits_for_window(&self) -> bool {
+        !self.on_demand && !self.config.relay && !self.stalled && self.current.is_none()
+    }
+
     /// When the engine gives up if nothing happens before (`stall_timeout` after the
     /// oldest missing sign of life); `None` when it never does.
     pub fn stall_at(&self) -> Option<u64> {
@@ -1338,7 +1345,13 @@ impl ClientEngine {
             cur.request(0, at, self.config.peer_patience, self.measured_rate(at));
         }
         self.actions.push(Action::Download { seq, index: 1 });
-        if self.config.peer_patience.is_some() && Self::urgent(&cur, 0, rate, at) {
+        // With no rate known at all (a client's first Segment, no `initial-rate`)
+        // crumb 1 is urgent too: nothing says peers can serve it in time, and the
+        // viewer's startup waits on it. Peers first cost an ADSL joiner the whole
+        // peer patience (300 ms of a 1.6 s start, swarm bench) before the super seed
+        // was asked.
+        let urgent = rate.is_none_or(|_| Self::urgent(&cur, 0, rate, at));
+        if self.config.peer_patience.is_some() && urgent {
             cur.fell_back[0] = true;
             self.stats.super_seed_fallbacks += 1;
             self.stats.urgent_fallbacks += 1;

@@ -250,6 +250,7 @@ fn super_seed_fallback_after_peer_patience() {
     // A short budget shortens the patience: half the time to the deadline.
     let mut e = engine(ClientConfig {
         peer_patience: Some(300 * MS),
+        initial_rate: Some(1e9),
         ..base()
     });
     e.on_window(0, &window(vec![seg(2, 400 * MS, &[10_000])], Some(2)))
@@ -315,6 +316,8 @@ fn the_super_seed_takes_over_only_from_slow_peers() {
     let run = |rate: u64, have: u64| {
         let mut e = engine(ClientConfig {
             peer_patience: Some(300 * MS),
+            // Known to be fast before it starts: crumb 1 is not urgent at once.
+            initial_rate: Some(1e9),
             ..base()
         });
         e.on_window(0, &window(vec![seg(2, 8 * SEC, &[100_000])], Some(2)))
@@ -387,6 +390,39 @@ fn an_urgent_crumb_1_asks_the_super_seed_at_once() {
     e.on_window(0, &window(vec![seg(2, 4 * SEC, &[85_000])], Some(2)))
         .unwrap();
     assert!(fallbacks(&e.poll_actions(0)).is_empty());
+}
+
+/// A client that knows nothing of its line (no rate measured, no `initial-rate`)
+/// asks the super seed for its first crumb 1 at once, beside the peers: its startup
+/// waits on that crumb. Its next Segments go peers first again (R is measured then).
+#[test]
+fn the_first_crumb_1_with_no_rate_known_asks_the_super_seed_at_once() {
+    let mut e = engine(ClientConfig {
+        peer_patience: Some(300 * MS),
+        ..base()
+    });
+    // Two Segments of 8 s whose crumb 1 is small: urgent by no rate, not by size.
+    e.on_window(
+        0,
+        &window(
+            vec![seg(2, 8 * SEC, &[20_000]), seg(3, 8 * SEC, &[20_000])],
+            Some(2),
+        ),
+    )
+    .unwrap();
+    let a = e.poll_actions(0);
+    assert_eq!(downloads(&a), vec![(2, 1)]);
+    assert_eq!(fallbacks(&a), vec![(2, 1)], "at once, with the download");
+    assert_eq!(e.stats().urgent_fallbacks, 1);
+    // 20 kB in 200 ms (100 kB/s): crumb 1 of Segment 3 needs 0.2 s of 8: peers first.
+    for k in 1..=4u64 {
+        e.on_bytes_received(k * 50 * MS, k * 5_000);
+    }
+    e.on_crumb_progress(200 * MS, 2, 1, 20_000);
+    let a = complete(&mut e, 200 * MS, 2, 1);
+    assert_eq!(downloads(&a), vec![(3, 1)]);
+    assert!(fallbacks(&a).is_empty(), "R known: peers first");
+    assert_eq!(e.stats().urgent_fallbacks, 1);
 }
 
 #[test]

@@ -359,3 +359,27 @@ pub fn u(s: &gst::Structure, f: &str) -> u64 {
         .or_else(|_| s.get::<u32>(f).map(u64::from))
         .unwrap()
 }
+
+/// A TCP port on 127.0.0.1 that was free a moment ago, for a server a test starts
+/// itself. Taken below Linux's ephemeral range (32768-60999): a port from `bind(0)`
+/// is in that range, and once released any outgoing connection of a test running
+/// beside (librqbit's, a browser's) could take it before the server bound it
+/// (`several_channels_share_one_port` failed so, once, in a full run).
+pub fn free_port() -> u16 {
+    let seed = std::process::id() as u64
+        ^ std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.subsec_nanos() as u64);
+    let mut x = seed | 1;
+    for _ in 0..1000 {
+        // xorshift: a spread of tries, different in each process.
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        let port = 20_000 + (x % 12_000) as u16;
+        if std::net::TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            return port;
+        }
+    }
+    panic!("no free port in 20000..32000")
+}
