@@ -205,7 +205,8 @@ fn a_restarted_channel_is_rejoined_at_its_new_start() {
         .unwrap()
         .parse()
         .unwrap();
-    let client = Watched::start(&client_desc(&url, ""));
+    // With held window polls: the restart is heard through them too.
+    let client = Watched::start(&client_desc(&url, "window-hold=1000"));
     let frames = count_frames(&client);
     let mut seen = Vec::new();
     // Long enough for the old run's numbers to be well ahead of a new run's.
@@ -314,7 +315,9 @@ fn a_frozen_window_ends_the_stream_after_the_stall_timeout() {
     init();
     let ch = Watched::start(&channel_desc(0));
     let url = listening(&ch);
-    let client = Watched::start(&client_desc(&url, "stall-timeout=3000"));
+    // Held window polls (a blocking reload) must still tell a frozen window, not a
+    // channel that does not answer: the hold ends before the stall deadline.
+    let client = Watched::start(&client_desc(&url, "stall-timeout=3000 window-hold=1000"));
     played(&client, 2, &mut Vec::new());
     ch.pipeline
         .by_name("valve")

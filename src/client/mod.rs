@@ -50,6 +50,9 @@ pub struct ClientSettings {
     /// The upload governor (`core::uplink`); None: uploads limited only by
     /// `max_upload_rate`.
     pub uplink: Option<UplinkConfig>,
+    /// How long the channel may hold a window poll while the engine waits for the
+    /// next Segment (a blocking reload, `?wait=`); zero: plain polls.
+    pub window_hold: Duration,
 }
 
 /// What the element receives, in order.
@@ -137,14 +140,6 @@ const PEER_LIMIT: usize = 12;
 
 /// Longest wait for one HTTP answer; shorter when the stall timeout ends sooner.
 const HTTP_TIMEOUT: Duration = Duration::from_secs(5);
-
-/// How long the channel may hold a window poll of a client waiting for the next
-/// Segment (a blocking reload, `?wait=`). A poll every 500 ms found a new Segment
-/// 250 ms after its publication on average, 500 ms at worst, and every Segment of a
-/// client at the live edge began that much late (its first one too: startup). Held,
-/// the poll is answered the moment the Segment is out. One second keeps the upload
-/// governor's delay samples (one per poll) and the liveness check at their pace.
-const WINDOW_HOLD: Duration = Duration::from_secs(1);
 
 /// `http://HOST:PORT` of channel URL `url`, or why it is not one.
 fn origin(url: &str) -> anyhow::Result<String> {
@@ -290,7 +285,7 @@ struct Runner {
     /// When the engine declares a stall (its clock): HTTP waits end by then.
     stall_at: Option<u64>,
     /// The engine waits for the window's next Segment: polls ask the channel to hold
-    /// their answer until it is published ([`WINDOW_HOLD`]).
+    /// their answer until it is published (`ClientSettings::window_hold`).
     hold_window: bool,
 }
 
@@ -424,8 +419,11 @@ impl Runner {
         // Held for at most half the time left before the stall deadline: the channel's
         // answer (a frozen window, told as such) must come before that deadline,
         // not a poll cut short by it (which reads as a channel that does not answer).
-        let left = self.timeout_within(HTTP_TIMEOUT + WINDOW_HOLD);
-        let hold = WINDOW_HOLD.min(left / 2);
+        // A poll every 500 ms finds a new Segment 250 ms after its publication on
+        // average; held (crumbsrc `window-hold`), it is answered the moment the
+        // Segment is out.
+        let left = self.timeout_within(HTTP_TIMEOUT + self.settings.window_hold);
+        let hold = self.settings.window_hold.min(left / 2);
         if !self.hold_window || hold < Duration::from_millis(50) {
             return (url, self.http_timeout());
         }

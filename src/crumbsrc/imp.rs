@@ -39,6 +39,8 @@ const DEFAULT_ADAPTATION: AdaptationMode = AdaptationMode::Rate;
 const DEFAULT_UPLINK_TARGET_DELAY: u32 = 100;
 /// ms; -1 = never fall back (the super seed only when the tracker hands it out).
 const DEFAULT_PEER_PATIENCE: i64 = (crate::core::client::DEFAULT_PEER_PATIENCE / 1_000_000) as i64;
+/// ms; 0 = poll the window every 500 ms while waiting for a Segment.
+const DEFAULT_WINDOW_HOLD: u32 = 0;
 /// ms; 0 = wait forever.
 const DEFAULT_STALL_TIMEOUT: u32 = (crate::core::client::DEFAULT_STALL_TIMEOUT / 1_000_000) as u32;
 
@@ -86,6 +88,7 @@ struct Settings {
     peer_patience: i64,
     uplink_target_delay: u32,
     stall_timeout: u32,
+    window_hold: u32,
 }
 
 impl Default for Settings {
@@ -104,6 +107,7 @@ impl Default for Settings {
             peer_patience: DEFAULT_PEER_PATIENCE,
             uplink_target_delay: DEFAULT_UPLINK_TARGET_DELAY,
             stall_timeout: DEFAULT_STALL_TIMEOUT,
+            window_hold: DEFAULT_WINDOW_HOLD,
         }
     }
 }
@@ -496,6 +500,13 @@ impl ObjectImpl for CrumbSrc {
                     .default_value(DEFAULT_UPLINK_TARGET_DELAY)
                     .mutable_ready()
                     .build(),
+                glib::ParamSpecUInt::builder("window-hold")
+                    .nick("Window hold")
+                    .blurb("While waiting for the next Segment, ms the channel may hold a window poll until that Segment is published (a blocking reload, ?wait=; at most 5000, and at most half the time left before stall-timeout): the Segment begins the moment it is out instead of up to 500 ms later. Swarm bench: 0.2-0.3 s less latency; channel upload per client 474 against 458 kbit/s (means of 9 and 5 runs, within their spread: clients at the live edge begin together). 0 = poll every 500 ms")
+                    .maximum(5_000)
+                    .default_value(DEFAULT_WINDOW_HOLD)
+                    .mutable_ready()
+                    .build(),
                 glib::ParamSpecUInt::builder("stall-timeout")
                     .nick("Stall timeout")
                     .blurb("ms without a sign of life from the channel (no answer, no new Segment in the window, or no byte of any crumb) after which crumbsrc posts a warning and a crumbsrc-stalled message and ends the stream (EOS); at least two of the longest Segments seen. 0 = wait forever")
@@ -539,6 +550,7 @@ impl ObjectImpl for CrumbSrc {
             "start" => s.start = value.get().unwrap(),
             "client-id" => s.client_id = value.get().unwrap(),
             "peer-patience" => s.peer_patience = value.get().unwrap(),
+            "window-hold" => s.window_hold = value.get().unwrap(),
             "uplink-target-delay" => s.uplink_target_delay = value.get().unwrap(),
             "stall-timeout" => s.stall_timeout = value.get().unwrap(),
             _ => unimplemented!(),
@@ -559,6 +571,7 @@ impl ObjectImpl for CrumbSrc {
             "start" => s.start.to_value(),
             "client-id" => s.client_id.to_value(),
             "peer-patience" => s.peer_patience.to_value(),
+            "window-hold" => s.window_hold.to_value(),
             "uplink-target-delay" => s.uplink_target_delay.to_value(),
             "stall-timeout" => s.stall_timeout.to_value(),
             "stats" => {
@@ -681,6 +694,7 @@ impl BaseSrcImpl for CrumbSrc {
                 ..Default::default()
             }),
             client_id,
+            window_hold: Duration::from_millis(u64::from(s.window_hold)),
         };
         // Spool folders of killed clients and channels (best effort).
         let sweep = crate::spool::remove_stale_folders(&std::env::temp_dir());
