@@ -630,3 +630,75 @@ fn a_channel_that_stops_answering_ends_the_stream_after_the_stall_timeout() {
     drop(client);
     let _ = held.join();
 }
+
+/// Blocking window reloads (`?wait=`) against a frozen channel, as a hostile client
+/// would send them: a huge wait is held at most 5 s and answered with what there is
+/// (no new Segment), and fifty held polls at once do not hold up a plain one.
+#[test]
+fn held_window_polls_are_capped_and_hold_nothing_else() {
+    init();
+    let ch = Watched::start(&channel_desc(0));
+    let url = listening(&ch);
+    let get = |u: String| {
+        RUNTIME.block_on(async move {
+            let r = reqwest::Client::new()
+                .get(&u)
+                .timeout(Duration::from_secs(30))
+                .send()
+                .await
+                .expect("an answer within 30 s");
+            assert_eq!(r.status().as_u16(), 200, "{u}");
+            let doc: WindowDoc = serde_json::from_slice(&r.bytes().await.unwrap()).unwrap();
+            doc
+        })
+    };
+    // Frozen once a Segment is out.
+    let end = Instant::now() + Duration::from_secs(20);
+    let latest = loop {
+        if let Some(l) = get(url.clone()).latest {
+            break l;
+        }
+        assert!(Instant::now() < end, "no Segment published");
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    ch.pipeline
+        .by_name("valve")
+        .unwrap()
+        .set_property("drop", true);
+    // Whatever was on its way when the valve closed.
+    std::thread::sleep(Duration::from_millis(600));
+    let latest = get(url.clone()).latest.unwrap().max(latest);
+    let held: Vec<_> = (0..50)
+        .map(|_| {
+            let u = format!("{url}?after={latest}&wait=600000");
+            std::thread::spawn(move || {
+                let doc = RUNTIME.block_on(async {
+                    reqwest::Client::new()
+                        .get(&u)
+                        .timeout(Duration::from_secs(30))
+                        .send()
+                        .await
+                        .expect("an answer within 30 s")
+                        .bytes()
+                        .await
+                        .unwrap()
+                });
+                // Within the client's 30 s: the 600 s asked for is cut to 5 s.
+                serde_json::from_slice::<WindowDoc>(&doc).unwrap()
+            })
+        })
+        .collect();
+    std::thread::sleep(Duration::from_millis(300));
+    // A plain poll is answered while the held ones still wait (they are held 5 s).
+    let plain = get(format!("{url}?after={latest}"));
+    assert!(plain.segments.is_empty());
+    assert!(
+        held.iter().any(|h| !h.is_finished()),
+        "the plain poll waited for the held ones"
+    );
+    for h in held {
+        let doc = h.join().unwrap();
+        assert!(doc.segments.is_empty(), "nothing was published");
+        assert_eq!(doc.latest, Some(latest));
+    }
+}
