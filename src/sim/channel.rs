@@ -4,7 +4,7 @@
 //! piece holders (who can serve which piece). Which downloader the tracker sends to the
 //! super seed is modelled in `swarm` (a fluid model of the exchange, as librqbit is).
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::rc::Rc;
 
@@ -23,13 +23,24 @@ pub struct CrumbState {
     pub granted: u32,
 }
 
+/// What a published Segment was: when its capture started, how long it is, and its
+/// crumbs' sizes.
+pub struct PublishedShape {
+    pub capture_start: u64,
+    pub duration: u64,
+    pub sizes: Rc<[u64]>,
+}
+
 pub struct Channel {
     pub engine: ChannelEngine,
     pub window: Option<Rc<WindowDoc>>,
     pub crumbs: HashMap<(u64, u16), CrumbState>,
+    /// Crumb sizes of a Segment of `duration` (the configured length).
     pub sizes: Vec<u64>,
     pub piece_size: u64,
     pub duration: u64,
+    /// Per published Segment: its capture start, length and crumb sizes.
+    pub segments: BTreeMap<u64, PublishedShape>,
     pub published: u64,
     pub reports_accepted: u64,
     pub reports_rejected: u64,
@@ -63,6 +74,7 @@ impl Channel {
             sizes,
             piece_size: piece_size.max(1),
             duration,
+            segments: BTreeMap::new(),
             published: 0,
             reports_accepted: 0,
             reports_rejected: 0,
@@ -74,12 +86,27 @@ impl Channel {
         size.div_ceil(self.piece_size).max(1) as usize
     }
 
-    /// Publishes the next Segment at `now`; forgets the crumbs that left the window.
+    /// Publishes the next Segment at `now`, of the configured length; forgets the
+    /// crumbs that left the window.
     pub fn publish(&mut self, now: u64) {
+        let sizes = self.sizes.clone();
+        self.publish_shaped(now, self.duration, &sizes);
+    }
+
+    /// Publishes the next Segment at `now`, `duration` long with crumbs of `sizes`.
+    pub fn publish_shaped(&mut self, now: u64, duration: u64, sizes: &[u64]) {
         let seq = self.published;
         self.published += 1;
-        let crumbs: Vec<PublishedCrumb> = self
-            .sizes
+        let capture_start = now.saturating_sub(duration);
+        self.segments.insert(
+            seq,
+            PublishedShape {
+                capture_start,
+                duration,
+                sizes: sizes.into(),
+            },
+        );
+        let crumbs: Vec<PublishedCrumb> = sizes
             .iter()
             .enumerate()
             .map(|(i, &size)| PublishedCrumb {
@@ -103,9 +130,9 @@ impl Channel {
         }
         let segment = PublishedSegment {
             seq,
-            duration: self.duration,
+            duration,
             crumbs,
-            pts: Some(seq * self.duration),
+            pts: Some(capture_start),
         };
         let torrents = segment
             .crumbs
@@ -160,8 +187,18 @@ impl Channel {
         }
     }
 
-    /// When Segment `seq`'s capture started (Segment k is published at (k+1)·|s|).
+    /// When Segment `seq`'s capture started (it is published when it ends).
     pub fn capture_start(&self, seq: u64) -> u64 {
-        seq * self.duration
+        self.segments
+            .get(&seq)
+            .map_or(seq * self.duration, |s| s.capture_start)
+    }
+
+    /// Segment `seq`'s length and crumb sizes (the configured ones if unknown).
+    pub fn shape(&self, seq: u64) -> (u64, Rc<[u64]>) {
+        self.segments.get(&seq).map_or_else(
+            || (self.duration, self.sizes.as_slice().into()),
+            |s| (s.duration, s.sizes.clone()),
+        )
     }
 }

@@ -34,8 +34,12 @@ pub struct SimConfig {
     pub seconds: u64,
     pub seed: u64,
     pub adaptation: Adaptation,
-    /// |s|, ns.
+    /// |s|, ns (every Segment's, unless `gop_loop` moves it).
     pub segment_duration: u64,
+    /// The channel's |G| loop, as svcsegmenter runs it: Segments of whole GOPs of
+    /// `gop` ns, |G| moved by one GOP per rho (`core::segmenter`). `None`: every
+    /// Segment is `segment_duration` long.
+    pub gop_loop: Option<GopLoop>,
     /// Layer rates of the ladder, kbit/s, base first; each layer is cut in crumbs of
     /// at most `max_crumb` bytes.
     pub layers_kbps: Vec<f64>,
@@ -99,6 +103,7 @@ impl SimConfig {
             seed: 1,
             adaptation: Adaptation::RateBased,
             segment_duration: 2 * SEC,
+            gop_loop: None,
             layers_kbps: vec![128.0, 512.0, 2048.0],
             max_crumb: 64 * 1024,
             piece_size: 16 * 1024,
@@ -132,10 +137,15 @@ impl SimConfig {
         ((up_kbps / self.slot_kbps.max(1e-9)).round() as u32).clamp(1, self.max_slots.max(1))
     }
 
-    /// Crumb sizes of one Segment: each layer's bytes per Segment cut in equal crumbs
-    /// of at most `max_crumb` bytes.
+    /// Crumb sizes of one Segment of `segment_duration`.
     pub fn crumb_sizes(&self) -> Vec<u64> {
-        let secs = self.segment_duration as f64 / 1e9;
+        self.crumb_sizes_for(self.segment_duration)
+    }
+
+    /// Crumb sizes of one Segment of `duration` ns: each layer's bytes cut in equal
+    /// crumbs of at most `max_crumb` bytes.
+    pub fn crumb_sizes_for(&self, duration: u64) -> Vec<u64> {
+        let secs = duration as f64 / 1e9;
         let mut sizes = Vec::new();
         for kbps in &self.layers_kbps {
             let bytes = (kbps * 1000.0 / 8.0 * secs).round() as u64;
@@ -148,4 +158,13 @@ impl SimConfig {
         }
         sizes
     }
+}
+
+/// The channel's |G| loop in the simulator (see [`SimConfig::gop_loop`]).
+#[derive(Clone, Debug)]
+pub struct GopLoop {
+    /// One GOP, ns.
+    pub gop: u64,
+    /// |G| at start, its bounds and the success threshold, as svcsegmenter's.
+    pub segmenter: crate::core::segmenter::SegmenterConfig,
 }

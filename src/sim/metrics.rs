@@ -13,6 +13,8 @@ pub struct PeerAcc {
     pub completeness: f64,
     /// Bytes of the output prefixes.
     pub delivered_bytes: u64,
+    /// Playback seconds of the Segments counted.
+    pub seconds: f64,
     pub latency_sum: f64,
     pub latency_n: u64,
     pub switches: u64,
@@ -56,7 +58,14 @@ impl Summary {
             let n = a.segments as f64;
             s.continuity += a.successful as f64 / n;
             s.completeness += a.completeness / n;
-            s.delivered_kbps += a.delivered_bytes as f64 * 8.0 / 1000.0 / (n * c.segment_s);
+            // Over the counted Segments' own lengths (|G| may have moved them), as the
+            // bench counts; the configured length when none was recorded.
+            let secs = if a.seconds > 0.0 {
+                a.seconds
+            } else {
+                n * c.segment_s
+            };
+            s.delivered_kbps += a.delivered_bytes as f64 * 8.0 / 1000.0 / secs;
             s.quality_switches_per_client += a.switches as f64;
             s.down_kbps += c.down_kbps;
             s.up_kbps += c.up_kbps;

@@ -23,7 +23,7 @@ pub mod swarm;
 #[cfg(test)]
 mod tests;
 
-pub use config::{Profile, SimConfig};
+pub use config::{GopLoop, Profile, SimConfig};
 pub use metrics::{ClientFigures, SimResult, Summary, Trace, TracePeer, TracePoint};
 
 use crate::core::client::Adaptation;

@@ -13,6 +13,7 @@ use super::channel::Channel;
 use super::config::SimConfig;
 use super::metrics::{PeerAcc, Trace, TracePeer, TracePoint};
 use super::rng::Rng;
+use crate::core::segmenter::Segmenter;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
 enum Event {
@@ -72,6 +73,11 @@ pub struct Peer {
 pub struct Swarm {
     pub config: SimConfig,
     pub channel: Channel,
+    /// The channel's |G| loop (`SimConfig::gop_loop`): the segmenter's rule, fed the
+    /// channel's rho, and how many rhos it has heard.
+    gops: Option<(Segmenter, usize)>,
+    /// The length of the Segment being captured (published next).
+    next_duration: u64,
     pub peers: Vec<Peer>,
     rng: Rng,
     queue: BinaryHeap<Reverse<(u64, u64, Event)>>,
@@ -105,7 +111,13 @@ impl Swarm {
             stall_timeout: None,
             ..Default::default()
         };
+        let gops = config
+            .gop_loop
+            .as_ref()
+            .map(|g| (Segmenter::new(g.segmenter.clone()), 0));
         let mut s = Swarm {
+            gops,
+            next_duration: config.segment_duration,
             rng: Rng::new(config.seed),
             channel,
             peers: Vec::new(),
@@ -123,7 +135,8 @@ impl Swarm {
             trace: Trace::default(),
             config,
         };
-        let dur = s.config.segment_duration;
+        s.next_duration = s.gop_duration().unwrap_or(s.config.segment_duration);
+        let dur = s.next_duration;
         s.push(dur, Event::Publish);
         s.push(dur + s.config.step, Event::Step);
         let weights: f64 = s.config.profiles.iter().map(|p| p.weight).sum();
@@ -183,6 +196,32 @@ impl Swarm {
         }
     }
 
+    /// |G| x GOP under the |G| loop.
+    fn gop_duration(&self) -> Option<u64> {
+        let (segmenter, _) = self.gops.as_ref()?;
+        let gop = self.config.gop_loop.as_ref()?.gop;
+        Some(u64::from(segmenter.target_gops()) * gop)
+    }
+
+    /// Publishes the Segment captured until `t`; under the |G| loop, the rho the
+    /// channel computed meanwhile moves the next Segment's |G|, as in svcsegmenter.
+    fn publish(&mut self, t: u64) {
+        let dur = self.next_duration;
+        if dur == self.config.segment_duration {
+            self.channel.publish(t);
+        } else {
+            let sizes = self.config.crumb_sizes_for(dur);
+            self.channel.publish_shaped(t, dur, &sizes);
+        }
+        if let Some((segmenter, heard)) = self.gops.as_mut() {
+            for &(_, rho) in &self.channel.rhos[*heard..] {
+                segmenter.on_success_ratio(rho);
+            }
+            *heard = self.channel.rhos.len();
+        }
+        self.next_duration = self.gop_duration().unwrap_or(self.config.segment_duration);
+    }
+
     fn push(&mut self, at: u64, e: Event) {
         self.order += 1;
         self.queue.push(Reverse((at, self.order, e)));
@@ -225,8 +264,8 @@ impl Swarm {
             self.events += 1;
             match e {
                 Event::Publish => {
-                    self.channel.publish(t);
-                    self.push(t + self.config.segment_duration, Event::Publish);
+                    self.publish(t);
+                    self.push(t + self.next_duration, Event::Publish);
                 }
                 Event::Step => {
                     self.step(t);
@@ -408,10 +447,12 @@ impl Swarm {
         if let Some(c) = self.trace.d_counts[peer.profile].get_mut(usize::from(d)) {
             *c += 1;
         }
-        let bytes: u64 = self.channel.sizes.iter().take(usize::from(d)).sum();
-        let n = self.channel.sizes.len().max(1) as f64;
+        let (duration, sizes) = self.channel.shape(seq);
+        let bytes: u64 = sizes.iter().take(usize::from(d)).sum();
+        let n = sizes.len().max(1) as f64;
         let acc = &mut self.peers[p as usize].acc;
         acc.segments += 1;
+        acc.seconds += duration as f64 / 1e9;
         if record.successful {
             acc.successful += 1;
             acc.latency_sum += now.saturating_sub(capture) as f64 / 1e9;

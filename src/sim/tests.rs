@@ -81,3 +81,45 @@ fn relays_fetch_every_crumb_and_serve_peers() {
         .1;
     assert!(adsl.continuity >= 0.95, "{result:#?}");
 }
+
+/// The channel's |G| loop: Segments start at one GOP and grow by one per rho above the
+/// threshold, up to max-gops, as svcsegmenter does; a Segment's crumbs and the
+/// delivered rate follow its own length.
+#[test]
+fn the_gop_loop_grows_segments_with_rho() {
+    let mut c = small(7);
+    c.gop_loop = Some(GopLoop {
+        gop: 2 * config::SEC,
+        segmenter: crate::core::segmenter::SegmenterConfig {
+            gops: 1,
+            min_gops: 1,
+            max_gops: 2,
+            ..Default::default()
+        },
+    });
+    let mut s = swarm::Swarm::new(c.clone());
+    s.run();
+    let lengths: Vec<u64> = s.channel.segments.values().map(|p| p.duration).collect();
+    assert_eq!(lengths[0], 2 * config::SEC);
+    assert!(
+        lengths
+            .iter()
+            .all(|&d| d == 2 * config::SEC || d == 4 * config::SEC),
+        "{lengths:?}"
+    );
+    // A healthy audience (rho 1): |G| reaches 2 after the first rho and stays there.
+    let first_long = lengths.iter().position(|&d| d == 4 * config::SEC).unwrap();
+    assert!(first_long <= 4, "{lengths:?}");
+    assert!(lengths[first_long..].iter().all(|&d| d == 4 * config::SEC));
+    // Crumbs of a 4 s Segment carry twice the bytes of a 2 s one's.
+    let bytes = |seq: u64| s.channel.shape(seq).1.iter().sum::<u64>();
+    let (short, long) = (bytes(0), bytes(first_long as u64));
+    assert!(long.abs_diff(2 * short) <= 4, "{short} {long}");
+    // Delivered counts each Segment's own length: no client gets above full quality.
+    let r = measure(&s);
+    let full_kbps = c.layers_kbps.iter().sum::<f64>();
+    assert!(
+        r.delivered_kbps > 0.0 && r.delivered_kbps <= full_kbps * 1.01,
+        "{r:#?}"
+    );
+}
