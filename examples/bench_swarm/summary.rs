@@ -75,11 +75,15 @@ fn sim_check(main: &Done) -> Value {
     // (min-gops 1), the longest bounds |G|, the first one starts it. Run at the mean
     // length instead, the simulator ramped D up over 3.5 s Segments where the bench's
     // first three were 2 s ones, and delivered 11-14 % less.
-    let mut lengths: Vec<(u64, f64)> = log.published.iter().map(|(&k, &(_, d))| (k, d)).collect();
-    lengths.sort_by_key(|l| l.0);
-    let shortest = lengths.iter().map(|l| l.1).fold(f64::INFINITY, f64::min);
-    let longest = lengths.iter().map(|l| l.1).fold(0.0, f64::max);
-    if let Some(&(_, first)) = lengths.first()
+    let lengths = || log.published.values().map(|&(_, d)| d);
+    let shortest = lengths().fold(f64::INFINITY, f64::min);
+    let longest = lengths().fold(0.0, f64::max);
+    let first = log
+        .published
+        .iter()
+        .min_by_key(|(k, _)| **k)
+        .map(|(_, &(_, d))| d);
+    if let Some(first) = first
         && shortest.is_finite()
         && shortest > 0.0
     {

@@ -7,7 +7,7 @@
 
 mod server;
 
-pub use server::{ConnectionCounts, ServerLimits};
+pub use server::{ConnectionCounts, MAX_WINDOW_WAIT_MS, ServerLimits};
 
 use std::collections::HashMap;
 use std::future::Future;

@@ -416,15 +416,18 @@ impl Runner {
             Some(k) => format!("{}?after={k}", self.settings.url),
             None => self.settings.url.clone(),
         };
-        // Held for at most half the time left before the stall deadline: the channel's
-        // answer (a frozen window, told as such) must come before that deadline,
-        // not a poll cut short by it (which reads as a channel that does not answer).
+        if !self.hold_window || self.settings.window_hold.is_zero() {
+            return (url, self.http_timeout());
+        }
         // A poll every 500 ms finds a new Segment 250 ms after its publication on
         // average; held (crumbsrc `window-hold`), it is answered the moment the
-        // Segment is out.
+        // Segment is out. Held for at most half the time left before the stall
+        // deadline: the channel's answer (a frozen window, told as such) must come
+        // before that deadline, not a poll cut short by it (which reads as a channel
+        // that does not answer).
         let left = self.timeout_within(HTTP_TIMEOUT + self.settings.window_hold);
         let hold = self.settings.window_hold.min(left / 2);
-        if !self.hold_window || hold < Duration::from_millis(50) {
+        if hold < Duration::from_millis(50) {
             return (url, self.http_timeout());
         }
         url.push_str(if url.contains('?') { "&" } else { "?" });

@@ -1350,7 +1350,7 @@ impl ClientEngine {
         // viewer's startup waits on it. Peers first cost an ADSL joiner the whole
         // peer patience (300 ms of a 1.6 s start, swarm bench) before the super seed
         // was asked.
-        let urgent = rate.is_none_or(|_| Self::urgent(&cur, 0, rate, at));
+        let urgent = rate.is_none() || Self::urgent(&cur, 0, rate, at);
         if self.config.peer_patience.is_some() && urgent {
             cur.fell_back[0] = true;
             self.stats.super_seed_fallbacks += 1;

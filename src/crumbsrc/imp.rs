@@ -503,7 +503,7 @@ impl ObjectImpl for CrumbSrc {
                 glib::ParamSpecUInt::builder("window-hold")
                     .nick("Window hold")
                     .blurb("While waiting for the next Segment, ms the channel may hold a window poll until that Segment is published (a blocking reload, ?wait=; at most 5000, and at most half the time left before stall-timeout): the Segment begins the moment it is out instead of up to 500 ms later. Swarm bench: 0.2-0.3 s less latency; channel upload per client 474 against 458 kbit/s (means of 9 and 5 runs, within their spread: clients at the live edge begin together). 0 = poll every 500 ms")
-                    .maximum(5_000)
+                    .maximum(crate::channel::MAX_WINDOW_WAIT_MS as u32)
                     .default_value(DEFAULT_WINDOW_HOLD)
                     .mutable_ready()
                     .build(),

@@ -86,15 +86,9 @@ impl Channel {
         size.div_ceil(self.piece_size).max(1) as usize
     }
 
-    /// Publishes the next Segment at `now`, of the configured length; forgets the
-    /// crumbs that left the window.
-    pub fn publish(&mut self, now: u64) {
-        let sizes = self.sizes.clone();
-        self.publish_shaped(now, self.duration, &sizes);
-    }
-
-    /// Publishes the next Segment at `now`, `duration` long with crumbs of `sizes`.
-    pub fn publish_shaped(&mut self, now: u64, duration: u64, sizes: &[u64]) {
+    /// Publishes the next Segment at `now`, `duration` long with crumbs of `sizes`;
+    /// forgets the crumbs that left the window.
+    pub fn publish(&mut self, now: u64, duration: u64, sizes: &[u64]) {
         let seq = self.published;
         self.published += 1;
         let capture_start = now.saturating_sub(duration);

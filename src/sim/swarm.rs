@@ -207,12 +207,8 @@ impl Swarm {
     /// channel computed meanwhile moves the next Segment's |G|, as in svcsegmenter.
     fn publish(&mut self, t: u64) {
         let dur = self.next_duration;
-        if dur == self.config.segment_duration {
-            self.channel.publish(t);
-        } else {
-            let sizes = self.config.crumb_sizes_for(dur);
-            self.channel.publish_shaped(t, dur, &sizes);
-        }
+        let sizes = self.config.crumb_sizes_for(dur);
+        self.channel.publish(t, dur, &sizes);
         if let Some((segmenter, heard)) = self.gops.as_mut() {
             for &(_, rho) in &self.channel.rhos[*heard..] {
                 segmenter.on_success_ratio(rho);
