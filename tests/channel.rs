@@ -169,6 +169,19 @@ fn origin(url: &str) -> String {
 /// Downloads torrents with a plain librqbit session, all at once, peers from the
 /// tracker only; returns each file's bytes.
 fn librqbit_download(torrents: Vec<Vec<u8>>, dir: &std::path::Path) -> Vec<Vec<u8>> {
+    librqbit_fetch(torrents, dir, Duration::from_secs(30))
+        .into_iter()
+        .map(|f| f.expect("download finishes within 30 s"))
+        .collect()
+}
+
+/// Downloads each torrent in a fresh librqbit session; `None` for a torrent not
+/// complete within `limit` (counted from the first wait).
+fn librqbit_fetch(
+    torrents: Vec<Vec<u8>>,
+    dir: &std::path::Path,
+    limit: Duration,
+) -> Vec<Option<Vec<u8>>> {
     use librqbit::{
         AddTorrent, AddTorrentOptions, AddTorrentResponse, ListenerMode, ListenerOptions, Session,
         SessionOptions,
@@ -217,12 +230,13 @@ fn librqbit_download(torrents: Vec<Vec<u8>>, dir: &std::path::Path) -> Vec<Vec<u
             handles.push(handle);
         }
         let mut out = Vec::new();
+        let until = tokio::time::Instant::now() + limit;
         for handle in handles {
-            tokio::time::timeout(Duration::from_secs(30), handle.wait_until_completed())
-                .await
-                .expect("download finishes within 30 s")
-                .unwrap();
-            out.push(std::fs::read(dir.join(handle.name().unwrap())).unwrap());
+            let done = tokio::time::timeout_at(until, handle.wait_until_completed()).await;
+            out.push(done.ok().map(|r| {
+                r.unwrap();
+                std::fs::read(dir.join(handle.name().unwrap())).unwrap()
+            }));
         }
         session.stop().await;
         out
@@ -236,7 +250,8 @@ fn live_channel_window_download_expiry_and_tracker() {
     // Segments of 1 s (30 frames) and a window of 4: 4 s to fetch a Segment.
     let live = Live::start(&format!(
         "{LIVE} keyframe-max-dist=30 ! svcsegmenter max-crumb-size=3000 ! tee name=t \
-         t. ! queue ! crumbsink name=ch channel=live window=4 tracker-interval=1 spool-dir={} \
+         t. ! queue ! crumbsink name=ch channel=live window=4 tracker-interval=1 \
+         enhancement-copies=1 spool-dir={} \
          t. ! queue ! appsink name=crumbs sync=false",
         spool.display()
     ));
@@ -318,7 +333,6 @@ fn live_channel_window_download_expiry_and_tracker() {
         );
     }
     let _ = std::fs::remove_dir_all(&dl);
-
     // The tracker hands out the peers that announced: the super seed at least.
     let c1 = &seg.crumbs[0];
     let ih: String = gstcrumbs::core::api::parse_info_hash(&c1.info_hash)
@@ -399,6 +413,22 @@ fn live_channel_window_download_expiry_and_tracker() {
         stats.get::<u64>("bytes-uploaded").unwrap() > 0,
         "the super seed uploaded to the librqbit client"
     );
+
+    // `enhancement-copies=1`: every piece of an enhancement crumb leaves the super
+    // seed once. After one session took crumbs 1 and 2 of the newest Segment (and is
+    // gone), a second gets crumb 1 again (never limited) and no byte of crumb 2: the
+    // super seed closes its connection (on loopback an allowed crumb takes a few ms).
+    let newest = window(&url).segments.last().unwrap().clone();
+    let torrents: Vec<Vec<u8>> = newest.crumbs[..2]
+        .iter()
+        .map(|c| get(&format!("{}{}", origin(&url), c.torrent)).1)
+        .collect();
+    let first = librqbit_download(torrents.clone(), &dl);
+    let _ = std::fs::remove_dir_all(&dl);
+    let again = librqbit_fetch(torrents, &dl, Duration::from_millis(1500));
+    assert_eq!(again[0].as_ref(), Some(&first[0]), "crumb 1 again");
+    assert!(again[1].is_none(), "crumb 2 twice from the super seed");
+    let _ = std::fs::remove_dir_all(&dl);
     live.stop();
     let _ = std::fs::remove_dir_all(&spool);
 }

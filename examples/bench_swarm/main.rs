@@ -9,7 +9,7 @@
 //! scripts/bench-swarm [--quick] [--profile bench/profiles/paper.toml] [--clients N]
 //!     [--seconds S] [--sweep 2,5,10,20] [--loopback] [--decode]
 //!     [--out target/bench/swarm.json] [--report target/bench/swarm.html]
-//!     [--runs main,rule,crumbs,http,ladder,tight] [--tight-kbps 4000]
+//!     [--runs main,rule,crumbs,http,ladder,tight] [--tight-kbps 5376]
 //! ```
 //! Roles (started by the bench itself): `bench_swarm channel ...`, `bench_swarm client ...`.
 
@@ -50,8 +50,9 @@ struct Options {
     report: PathBuf,
     /// Only the runs whose key starts with one of these (empty: all).
     runs: Vec<String>,
-    /// The channel upload of the "tight" runs, kbit/s.
-    tight_kbps: f64,
+    /// The channel upload of the "tight" runs, kbit/s (default: twice the full
+    /// quality, issue 9's "channel cut to twice the full-quality rate").
+    tight_kbps: Option<f64>,
     /// Extra crumbsink / crumbsrc properties for every crumbs run.
     channel_props: String,
     client_props: String,
@@ -80,7 +81,7 @@ fn options(args: &[String]) -> Options {
         out: "target/bench/swarm.json".into(),
         report: "target/bench/swarm.html".into(),
         runs: Vec::new(),
-        tight_kbps: 4000.0,
+        tight_kbps: None,
         channel_props: String::new(),
         client_props: String::new(),
     };
@@ -103,7 +104,7 @@ fn options(args: &[String]) -> Options {
             "--decode" => o.decode = true,
             "--out" => o.out = val().into(),
             "--report" => o.report = val().into(),
-            "--tight-kbps" => o.tight_kbps = val().parse().unwrap_or_else(|_| usage()),
+            "--tight-kbps" => o.tight_kbps = Some(val().parse().unwrap_or_else(|_| usage())),
             "--channel-props" => o.channel_props = val(),
             "--client-props" => o.client_props = val(),
             "--runs" => o.runs = val().split(',').map(|s| s.trim().to_string()).collect(),
@@ -342,8 +343,9 @@ fn bench(o: &Options) -> Result<(), String> {
     // The audience's own upload against a channel that cannot serve everyone: the
     // largest N with the channel's upload cut to --tight-kbps.
     if let (false, Some(&n)) = (o.quick, o.sweep.iter().max()) {
+        let tight_kbps = o.tight_kbps.unwrap_or(2.0 * full);
         let mut tight = profile.clone();
-        tight.channel_up_kbps = o.tight_kbps;
+        tight.channel_up_kbps = tight_kbps;
         for (key, system) in [
             ("tight-crumbs", crumbs("rate", LAYERS.to_vec())),
             (
@@ -357,7 +359,7 @@ fn bench(o: &Options) -> Result<(), String> {
             plan.push((
                 format!("{key}-{n}"),
                 spec(
-                    format!("{name} N={n}, channel {:.0} kbit/s", o.tight_kbps),
+                    format!("{name} N={n}, channel {tight_kbps:.0} kbit/s"),
                     system,
                     &tight,
                     tight.assign(n),

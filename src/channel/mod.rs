@@ -49,6 +49,9 @@ pub struct ChannelConfig {
     /// Peers per crumb told the super seed's address by the tracker (0 = all); see
     /// `TrackerConfig::super_seed_fanout`.
     pub super_seed_fanout: u32,
+    /// Peers the super seed uploads each piece of an enhancement crumb (crumbs
+    /// 2..=N) to, the first to ask (0 = no limit); crumb 1 is never limited.
+    pub enhancement_copies: u32,
     /// Connection caps and timeouts of the HTTP server.
     pub limits: ServerLimits,
 }
@@ -448,7 +451,13 @@ impl Channel {
         // Tracked before seeded: the super seed announces each crumb as it adds it.
         self.shared.engine().prepare(&hashes);
         for ((c, (_, path)), torrent) in crumbs.iter().zip(&files).zip(&torrents) {
-            let id = match cancel.block_on(self.session.seed(torrent, path, Vec::new())) {
+            // Crumb 1 is every viewer's continuity and goes to whoever asks (limited,
+            // the swarm bench's main run fell to 0.34 continuity); an enhancement
+            // crumb's pieces may leave the channel a bounded number of times.
+            let copies = (c.crumb.index > 1 && self.config.enhancement_copies > 0)
+                .then_some(self.config.enhancement_copies as usize);
+            let seeding = self.session.seed_with(torrent, path, Vec::new(), copies);
+            let id = match cancel.block_on(seeding) {
                 Ok(Ok(id)) => id,
                 Ok(Err(e)) => {
                     self.shared.engine().abandon(&hashes);

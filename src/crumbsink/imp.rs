@@ -37,6 +37,7 @@ const DEFAULT_MAX_UPLOAD_RATE: u32 = 0;
 const DEFAULT_ARCHIVE: bool = false;
 const DEFAULT_TRACKER_INTERVAL: u32 = 15;
 const DEFAULT_SUPER_SEED_FANOUT: u32 = 2;
+const DEFAULT_ENHANCEMENT_COPIES: u32 = 0;
 const DEFAULT_HEADER_TIMEOUT_MS: u32 = 10_000;
 const DEFAULT_IDLE_TIMEOUT_MS: u32 = 30_000;
 /// Well below the common 1,024 file descriptors a process may hold: crumb files,
@@ -61,6 +62,7 @@ struct Settings {
     announce_urls: Vec<String>,
     tracker_interval: u32,
     super_seed_fanout: u32,
+    enhancement_copies: u32,
     header_timeout_ms: u32,
     idle_timeout_ms: u32,
     max_connections: u32,
@@ -82,6 +84,7 @@ impl Default for Settings {
             announce_urls: Vec::new(),
             tracker_interval: DEFAULT_TRACKER_INTERVAL,
             super_seed_fanout: DEFAULT_SUPER_SEED_FANOUT,
+            enhancement_copies: DEFAULT_ENHANCEMENT_COPIES,
             header_timeout_ms: DEFAULT_HEADER_TIMEOUT_MS,
             idle_timeout_ms: DEFAULT_IDLE_TIMEOUT_MS,
             max_connections: DEFAULT_MAX_CONNECTIONS,
@@ -152,6 +155,7 @@ impl CrumbSink {
             announce_urls: s.announce_urls,
             tracker_interval: s.tracker_interval,
             super_seed_fanout: s.super_seed_fanout,
+            enhancement_copies: s.enhancement_copies,
             limits: ServerLimits {
                 header_timeout: std::time::Duration::from_millis(s.header_timeout_ms as u64),
                 idle_timeout: std::time::Duration::from_millis(s.idle_timeout_ms as u64),
@@ -439,6 +443,13 @@ impl ObjectImpl for CrumbSink {
                     .default_value(DEFAULT_SUPER_SEED_FANOUT)
                     .mutable_ready()
                     .build(),
+                glib::ParamSpecUInt::builder("enhancement-copies")
+                    .nick("Enhancement copies")
+                    .blurb("Peers the super seed uploads each piece of an enhancement crumb (crumbs 2..N) to: the first to ask get it, a request from any other peer closes its connection and it takes the piece from those peers. Bounds the channel's upload per published byte when its link is the bottleneck. Crumb 1 is never limited. 0 = no limit")
+                    .maximum(10_000)
+                    .default_value(DEFAULT_ENHANCEMENT_COPIES)
+                    .mutable_ready()
+                    .build(),
                 glib::ParamSpecUInt::builder("header-timeout")
                     .nick("Header timeout")
                     .blurb("Milliseconds an HTTP client has to send a request's headers, from the connection's start or the end of the previous response (closes idle keep-alive too)")
@@ -521,6 +532,7 @@ impl ObjectImpl for CrumbSink {
             }
             "tracker-interval" => s.tracker_interval = value.get().unwrap(),
             "super-seed-fanout" => s.super_seed_fanout = value.get().unwrap(),
+            "enhancement-copies" => s.enhancement_copies = value.get().unwrap(),
             "header-timeout" => s.header_timeout_ms = value.get().unwrap(),
             "idle-timeout" => s.idle_timeout_ms = value.get().unwrap(),
             "max-connections" => s.max_connections = value.get().unwrap(),
@@ -544,6 +556,7 @@ impl ObjectImpl for CrumbSink {
             "announce-urls" => s.announce_urls.join(",").to_value(),
             "tracker-interval" => s.tracker_interval.to_value(),
             "super-seed-fanout" => s.super_seed_fanout.to_value(),
+            "enhancement-copies" => s.enhancement_copies.to_value(),
             "header-timeout" => s.header_timeout_ms.to_value(),
             "idle-timeout" => s.idle_timeout_ms.to_value(),
             "max-connections" => s.max_connections.to_value(),

@@ -318,6 +318,20 @@ impl P2pSession {
         data_path: &Path,
         initial_peers: Vec<SocketAddr>,
     ) -> anyhow::Result<TorrentId> {
+        self.seed_with(torrent, data_path, initial_peers, None)
+            .await
+    }
+
+    /// [`Self::seed`], uploading each piece to at most `peers_per_piece` peers (the
+    /// first to ask; a request from another closes its connection, so it takes the
+    /// piece from them): the patch's `upload_peers_per_piece`.
+    pub async fn seed_with(
+        &self,
+        torrent: &MadeTorrent,
+        data_path: &Path,
+        initial_peers: Vec<SocketAddr>,
+        peers_per_piece: Option<usize>,
+    ) -> anyhow::Result<TorrentId> {
         let file_name = data_path.file_name().and_then(|n| n.to_str());
         ensure!(
             file_name == Some(torrent.name.as_str()),
@@ -339,7 +353,8 @@ impl P2pSession {
             Some(p) if !p.as_os_str().is_empty() => p.to_owned(),
             _ => PathBuf::from("."),
         };
-        let opts = self.add_options(&folder, initial_peers)?;
+        let mut opts = self.add_options(&folder, initial_peers)?;
+        opts.upload_peers_per_piece = peers_per_piece;
         let handle = self.add(torrent.bytes.clone(), opts).await?;
         let id = TorrentId(handle.info_hash().0);
         let checked = tokio::time::timeout(SEED_CHECK_TIMEOUT, handle.wait_until_initialized())

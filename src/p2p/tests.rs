@@ -595,6 +595,57 @@ fn a_torrent_without_upload_serves_no_byte() {
     });
 }
 
+#[test]
+fn a_seed_limited_to_one_copy_per_piece_sends_the_others_to_peers() {
+    // The super seed's `enhancement-copies`: each piece leaves it once; a second
+    // downloader is refused by it and takes every piece from the first.
+    let _g = LEAK_LOCK.read().unwrap_or_else(|e| e.into_inner());
+    let dir = TempDir::new("copies");
+    run(Duration::from_secs(60), async {
+        let data = random_bytes(128 * 1024, 17);
+        let (t, path) = write_crumb(dir.path(), "crumb-17", &data, 16 * 1024);
+        let a = P2pSession::new(config(&dir.path().join("a"))).await?;
+        let b = P2pSession::new(config(&dir.path().join("b"))).await?;
+        let c = P2pSession::new(config(&dir.path().join("c"))).await?;
+        let ida = a.seed_with(&t, &path, vec![], Some(1)).await?;
+        let idb = b
+            .download(&t.bytes, &dir.path().join("b"), peer(&a))
+            .await?;
+        b.wait_finished(idb, Duration::from_secs(30)).await?;
+        assert_eq!(b.read_file(idb).await?, data);
+        // C is told of the seed first: every request it sends there closes the
+        // connection.
+        let idc = c
+            .download(
+                &t.bytes,
+                &dir.path().join("c"),
+                vec![a.listen_addr(), b.listen_addr()],
+            )
+            .await?;
+        c.wait_finished(idc, Duration::from_secs(30)).await?;
+        assert_eq!(c.read_file(idc).await?, data);
+        let by_peer = c.fetched_by_peer(idc)?;
+        eprintln!("C fetched by peer: {by_peer:?}");
+        assert_eq!(
+            by_peer.get(&a.listen_addr()).copied().unwrap_or(0),
+            0,
+            "{by_peer:?}"
+        );
+        assert!(by_peer.get(&b.listen_addr()).copied().unwrap_or(0) >= data.len() as u64);
+        // One copy of each piece left the seed (a block resent may count twice).
+        let up = a.progress(ida)?.uploaded_bytes;
+        assert!(
+            (data.len() as u64..=data.len() as u64 + 16 * 1024).contains(&up),
+            "the seed uploaded {up} bytes of {}",
+            data.len()
+        );
+        for s in [&c, &b, &a] {
+            s.shutdown().await?;
+        }
+        Ok(())
+    });
+}
+
 fn open_fds() -> usize {
     std::fs::read_dir("/proc/self/fd").unwrap().count()
 }

@@ -295,6 +295,12 @@ pub struct AddTorrentOptions {
     /// `disable-upload` feature.
     #[serde(default)]
     pub disable_upload_torrent: bool,
+    /// crumbs patch: each piece of this torrent is uploaded to at most this many
+    /// peers (the first ones to ask for it); a request from any other peer closes
+    /// its connection, so it takes the piece from those peers instead. The source of
+    /// a live stream spends its upload once per piece and lets the swarm pass it on.
+    #[serde(default)]
+    pub upload_peers_per_piece: Option<usize>,
 
     /// This is used to restore the session from serialized state.
     pub preferred_id: Option<usize>,
@@ -1378,6 +1384,7 @@ impl Session {
                     #[cfg(feature = "disable-upload")]
                     _disable_upload: self._disable_upload,
                     no_upload: opts.disable_upload_torrent,
+                    upload_peers_per_piece: opts.upload_peers_per_piece,
                 },
                 connector: self.connector.clone(),
                 session: Arc::downgrade(self),

@@ -122,6 +122,8 @@ pub(crate) struct ManagedTorrentOptions {
     pub _disable_upload: bool,
     /// crumbs patch: `AddTorrentOptions::disable_upload_torrent`.
     pub no_upload: bool,
+    /// crumbs patch: `AddTorrentOptions::upload_peers_per_piece`.
+    pub upload_peers_per_piece: Option<usize>,
 }
 
 impl ManagedTorrentOptions {

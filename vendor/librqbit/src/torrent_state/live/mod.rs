@@ -45,7 +45,7 @@ pub mod stats;
 
 use std::{
     borrow::Cow,
-    collections::HashSet,
+    collections::{HashMap, HashSet},
     net::{IpAddr, SocketAddr},
     num::NonZeroU32,
     sync::{
@@ -217,6 +217,9 @@ pub struct TorrentStateLive {
 
     /// crumbs patch: peers added with `add_urgent_peer`.
     urgent_peers: RwLock<HashSet<SocketAddr>>,
+    /// crumbs patch: the peers each piece was uploaded to, under
+    /// `AddTorrentOptions::upload_peers_per_piece`.
+    piece_recipients: Mutex<HashMap<u32, Vec<SocketAddr>>>,
 }
 
 impl TorrentStateLive {
@@ -307,6 +310,7 @@ impl TorrentStateLive {
             ratelimit_upload_tx,
             ratelimits,
             urgent_peers: Default::default(),
+            piece_recipients: Default::default(),
         });
 
         state.spawn(
@@ -1594,6 +1598,24 @@ impl PeerHandler {
                 );
             }
         };
+
+        // crumbs patch: a piece goes to at most `upload_peers_per_piece` peers; the
+        // others take it from them. Closing the connection (there is no Reject without
+        // the Fast extension) frees every piece this peer had reserved on us at once.
+        if let Some(max) = self.state.torrent().options.upload_peers_per_piece {
+            let mut recipients = self.state.piece_recipients.lock();
+            let peers = recipients.entry(piece_index.get()).or_default();
+            if !peers.contains(&self.addr) {
+                if peers.len() >= max {
+                    anyhow::bail!(
+                        "piece {} was uploaded to {} peers already, the most this torrent gives",
+                        piece_index.get(),
+                        peers.len()
+                    );
+                }
+                peers.push(self.addr);
+            }
+        }
 
         if !self
             .state
