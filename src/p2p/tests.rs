@@ -588,6 +588,10 @@ fn a_torrent_without_upload_serves_no_byte() {
             "{by_peer:?}"
         );
         assert_eq!(b.progress(idb)?.uploaded_bytes, 0);
+        // Nor does it take a connection: a peer's handshake for that crumb is not
+        // answered and the connection closes (the seed, which uploads, answers it).
+        assert!(!answers_handshake(b.listen_addr(), t.info_hash).await);
+        assert!(answers_handshake(a.listen_addr(), t.info_hash).await);
         for s in [&c, &b, &a] {
             s.shutdown().await?;
         }
@@ -644,6 +648,24 @@ fn a_seed_limited_to_one_copy_per_piece_sends_the_others_to_peers() {
         }
         Ok(())
     });
+}
+
+/// Whether the session at `addr` answers a BitTorrent handshake for `info_hash` with
+/// its own (within 5 s) rather than closing the connection.
+async fn answers_handshake(addr: SocketAddr, info_hash: [u8; 20]) -> bool {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut hello = b"\x13BitTorrent protocol".to_vec();
+    hello.extend_from_slice(&[0; 8]);
+    hello.extend_from_slice(&info_hash);
+    hello.extend_from_slice(b"-XX0000-handshaketest");
+    hello.truncate(68);
+    let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
+    s.write_all(&hello).await.unwrap();
+    let mut reply = [0u8; 68];
+    matches!(
+        tokio::time::timeout(Duration::from_secs(5), s.read_exact(&mut reply)).await,
+        Ok(Ok(_)) if reply[28..48] == info_hash
+    )
 }
 
 fn open_fds() -> usize {

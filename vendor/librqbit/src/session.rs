@@ -972,6 +972,12 @@ impl Session {
             .live_wait_initializing(Duration::from_secs(5))
             .await
             .with_context(|| format!("torrent {id} is not live, ignoring connection"))?;
+        // crumbs patch: a torrent that uploads nothing takes no incoming connection. The
+        // peer would hold one of its connection slots for nothing (no bitfield ever
+        // comes), and a weak uplink would carry its handshakes and keep-alives.
+        if live.shared.options.disable_upload() {
+            bail!("torrent {id} uploads nothing, refusing an incoming connection");
+        }
 
         Ok((
             live,
