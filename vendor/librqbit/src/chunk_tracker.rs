@@ -42,9 +42,6 @@ pub struct ChunkTracker {
     // Quick to retrieve stats, that MUST be in sync with the BFs
     // above (have/selected).
     hns: HaveNeededSelected,
-
-    // crumbs patch: where each file's piece order starts (see `rotate_piece_order`).
-    piece_rotation: usize,
 }
 
 #[derive(Default, Debug, PartialEq, Eq, Clone, Copy)]
@@ -181,7 +178,6 @@ impl ChunkTracker {
             have: have_pieces,
             hns: HaveNeededSelected::default(),
             per_file_bytes: vec![0; file_infos.len()],
-            piece_rotation: 0,
         };
         ct.recalculate_per_file_bytes(file_infos);
         ct.hns = ct.calc_hns();
@@ -237,37 +233,16 @@ impl ChunkTracker {
         hns
     }
 
-    /// crumbs patch: each file's pieces are asked for from `rotation` (modulo its
-    /// piece count) onwards, wrapping around, instead of first, last, then in order.
-    /// A live crumb is fetched by many peers at once; in one shared order they all
-    /// hold the same pieces at any moment and have nothing to trade, while rotated at
-    /// random each starts elsewhere and what one lacks another has (BitTorrent's
-    /// random first piece). Upstream's order serves a player that streams a file
-    /// while it downloads; a crumb is used only once complete.
-    pub(crate) fn rotate_piece_order(&mut self, rotation: usize) {
-        self.piece_rotation = rotation;
-    }
-
     pub(crate) fn iter_queued_pieces<'a>(
         &'a self,
         file_priorities: &'a FilePriorities,
         file_infos: &'a FileInfos,
     ) -> impl Iterator<Item = ValidPieceIndex> + 'a {
-        let rotation = self.piece_rotation;
         file_priorities
             .iter()
             .filter_map(|p| Some((*p, file_infos.get(*p)?)))
             .filter(|(id, f)| self.per_file_bytes[*id] != f.len)
-            .flat_map(move |(_id, f)| {
-                let r = f.piece_range_usize();
-                let order: Box<dyn Iterator<Item = usize>> = if rotation == 0 || r.len() < 2 {
-                    Box::new(f.iter_piece_priorities())
-                } else {
-                    let k = r.start + rotation % r.len();
-                    Box::new((k..r.end).chain(r.start..k))
-                };
-                order
-            })
+            .flat_map(|(_id, f)| f.iter_piece_priorities())
             .filter(|id| self.queue_pieces[*id])
             .filter_map(|id| id.try_into().ok())
             .filter_map(|id| self.lengths.validate_piece_index(id))

@@ -557,35 +557,6 @@ mod tests {
     }
 
     #[test]
-    fn test_rotated_piece_order() {
-        // crumbs patch: a rotated tracker asks from its rotation on, wrapping around.
-        let mut chunks = make_test_chunk_tracker(5);
-        chunks.rotate_piece_order(7); // 7 % 5 = 2
-        let mut tracker = PieceTracker::new(chunks);
-        let file_infos = make_test_file_infos(5);
-        let file_priorities = make_default_file_priorities(&file_infos);
-        let mut order = Vec::new();
-        for _ in 0..5 {
-            match tracker.acquire_piece(AcquireRequest {
-                peer: peer(1),
-                peer_avg_time: None,
-                torrent_avg_time: None,
-                min_steal_elapsed: Duration::ZERO,
-                urgent: false,
-                priority_pieces: std::iter::empty(),
-                file_priorities: &file_priorities,
-                file_infos: &file_infos,
-                peer_has_piece: |_| true,
-                can_steal: |_| false,
-            }) {
-                AcquireResult::Reserved(piece) => order.push(piece.get()),
-                other => panic!("Expected Reserved, got {:?}", other),
-            }
-        }
-        assert_eq!(order, vec![2, 3, 4, 0, 1]);
-    }
-
-    #[test]
     fn test_reserve_filters_by_peer_has_piece() {
         let chunks = make_test_chunk_tracker(5);
         let mut tracker = PieceTracker::new(chunks);

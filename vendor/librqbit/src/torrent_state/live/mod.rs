@@ -281,14 +281,7 @@ impl TorrentStateLive {
                 live_outgoing_peers: Default::default(),
             },
             _locked: RwLock::new(TorrentStateLocked {
-                pieces: Some(PieceTracker::new({
-                    // crumbs patch: a random piece order per torrent (see
-                    // `ChunkTracker::rotate_piece_order`); 1 + so that 0, upstream's
-                    // order, is never drawn.
-                    let mut chunks = paused.chunk_tracker;
-                    chunks.rotate_piece_order(1 + rand::random::<u16>() as usize);
-                    chunks
-                })),
+                pieces: Some(PieceTracker::new(paused.chunk_tracker)),
                 file_priorities,
                 fatal_errors_tx: Some(fatal_errors_tx),
                 unflushed_bitv_bytes: 0,
