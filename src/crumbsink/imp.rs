@@ -445,7 +445,7 @@ impl ObjectImpl for CrumbSink {
                     .build(),
                 glib::ParamSpecUInt::builder("enhancement-copies")
                     .nick("Enhancement copies")
-                    .blurb("Peers the super seed uploads each piece of an enhancement crumb (crumbs 2..N) to: the first to ask get it, a request from any other peer closes its connection and it takes the piece from those peers. Bounds the channel's upload per published byte when its link is the bottleneck. Crumb 1 is never limited. 0 = no limit")
+                    .blurb("Peers the super seed uploads each piece of an enhancement crumb (crumbs 2..N) to: the first to ask get it, a request from any other peer closes its connection and it takes the piece from those peers. Bounds the channel's upload per published byte: 1 suits a channel whose upload is under about three times the stream's full rate. Crumb 1 is never limited. 0 = no limit")
                     .maximum(10_000)
                     .default_value(DEFAULT_ENHANCEMENT_COPIES)
                     .mutable_ready()
