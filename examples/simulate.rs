@@ -57,6 +57,9 @@ fn main() {
             }
             "--step-ms" => config.step = val().parse::<u64>().expect("--step-ms T") * 1_000_000,
             "--fanout" => config.super_seed_fanout = val().parse().expect("--fanout K"),
+            "--enhancement-copies" => {
+                config.enhancement_copies = val().parse().expect("--enhancement-copies K")
+            }
             "--patience-ms" => {
                 let ms: i64 = val().parse().expect("--patience-ms T (-1: never)");
                 config.peer_patience = u64::try_from(ms).ok().map(|ms| ms * 1_000_000);

@@ -21,6 +21,8 @@ pub struct CrumbState {
     pub holders: Vec<Vec<u32>>,
     /// Downloaders told the super seed's address by the tracker so far.
     pub granted: u32,
+    /// Per piece, the transfers the super seed started (`enhancement_copies`).
+    pub super_copies: Vec<u32>,
 }
 
 /// What a published Segment was: when its capture started, how long it is, and its
@@ -113,12 +115,14 @@ impl Channel {
             .collect();
         for c in &crumbs {
             let holders = vec![Vec::new(); self.pieces(c.size)];
+            let super_copies = vec![0; holders.len()];
             self.crumbs.insert(
                 (seq, c.index),
                 CrumbState {
                     size: c.size,
                     holders,
                     granted: 0,
+                    super_copies,
                 },
             );
         }

@@ -69,6 +69,9 @@ pub struct SimConfig {
     /// their engine asks for it ([`crate::core::client::Action::UseSuperSeed`]).
     /// 0 = every downloader.
     pub super_seed_fanout: u32,
+    /// As crumbsink's `enhancement-copies`: the super seed serves each piece of an
+    /// enhancement crumb (index 2..) to at most this many downloads; 0 = no limit.
+    pub enhancement_copies: u32,
     /// The engine's peer patience before it asks for the super seed, ns (None:
     /// never), as crumbsrc's `peer-patience`.
     pub peer_patience: Option<u64>,
@@ -122,6 +125,7 @@ impl SimConfig {
             max_slots: 32,
             min_source_kbps: 128.0,
             super_seed_fanout: 2,
+            enhancement_copies: 0,
             peer_patience: Some(crate::core::client::DEFAULT_PEER_PATIENCE),
             playout_delay: crate::core::client::DEFAULT_PLAYOUT_DELAY,
             sample_holders: 8,

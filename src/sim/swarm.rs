@@ -642,24 +642,29 @@ impl Swarm {
                 let size = crumb.size;
                 let piece_size = self.channel.piece_size;
                 for (_, i) in wanted {
-                    let holders = std::mem::take(
-                        &mut self
-                            .channel
-                            .crumbs
-                            .get_mut(&(d.seq, d.index))
-                            .expect("present")
-                            .holders[i],
-                    );
-                    let up = self.pick_source(p, &holders, d.super_seed);
-                    self.channel
+                    let crumb = self
+                        .channel
                         .crumbs
                         .get_mut(&(d.seq, d.index))
-                        .expect("present")
-                        .holders[i] = holders;
+                        .expect("present");
+                    let holders = std::mem::take(&mut crumb.holders[i]);
+                    // `enhancement-copies`: an enhancement piece's copies from the
+                    // super seed are counted; past the limit only peers serve it.
+                    let copies = self.config.enhancement_copies;
+                    let limited = d.index > 1 && copies > 0;
+                    let super_seed = d.super_seed && !(limited && crumb.super_copies[i] >= copies);
+                    let up = self.pick_source(p, &holders, super_seed);
+                    let crumb = self
+                        .channel
+                        .crumbs
+                        .get_mut(&(d.seq, d.index))
+                        .expect("present");
+                    crumb.holders[i] = holders;
                     let Some(up) = up else {
                         continue;
                     };
                     if up == SUPER {
+                        crumb.super_copies[i] += 1;
                         self.super_load += 1;
                     } else {
                         self.load[up as usize] += 1;

@@ -123,3 +123,21 @@ fn the_gop_loop_grows_segments_with_rho() {
         "{r:#?}"
     );
 }
+
+#[test]
+fn enhancement_copies_bound_the_super_seeds_share() {
+    // A channel of twice the stream's full rate: each enhancement piece served once by
+    // the super seed leaves the rest to the peers, and crumb 1 still reaches everyone.
+    let tight = |copies: u32| {
+        let mut c = small(11);
+        c.super_seed_kbps = 2.0 * c.layers_kbps.iter().sum::<f64>();
+        c.enhancement_copies = copies;
+        run(c)
+    };
+    let (free, one) = (tight(0), tight(1));
+    assert!(
+        one.super_seed_share < free.super_seed_share,
+        "{one:#?} {free:#?}"
+    );
+    assert!(one.continuity >= 0.95, "{one:#?}");
+}
