@@ -564,6 +564,11 @@ pub const CRUMBSRC_STATS: StructDef = StructDef {
             "of those, crumbs 1 asked of the super seed at once: more than half the time left at the measured rate",
         ),
         f(
+            "crumbs-filled",
+            U64,
+            "crumbs added to a Segment's d while it was fetched, from peers alone, when its duration had time to spare at the measured rate (adaptation=rate)",
+        ),
+        f(
             "channel-restarts",
             U64,
             "restarts of the channel seen (a new epoch, or Segment numbers going back)",

@@ -89,6 +89,10 @@ const TAKE_OVER_PACE: f64 = 0.5;
 /// taken early where the link leaves no room). Strong lines stay peers-first.
 const URGENT_SHARE: f64 = 0.5;
 
+/// The fill (see [`ClientEngine::fill`]) counts on this share of R: a crumb it adds
+/// must arrive with a fifth of its time to spare, as a probe must.
+const FILL_SAFETY: f64 = super::rate::PROBE_SAFETY;
+
 /// Crumbs in flight at most while the time is ample (see [`AMPLE_SHARE`]), instead of
 /// [`ClientConfig::max_in_flight`].
 const AMPLE_IN_FLIGHT: usize = 6;
@@ -361,6 +365,9 @@ pub struct ClientStats {
     pub urgent_fallbacks: u64,
     /// D of the current (or last) Segment.
     pub d_current: u16,
+    /// Crumbs added to a Segment's D while it was fetched (the fill: time to spare
+    /// within its |s|).
+    pub crumbs_filled: u64,
     /// Channel restarts seen (epoch changed or numbers went back).
     pub channel_restarts: u64,
     /// Channels switched to by the viewer ([`ClientEngine::switch_channel`]).
@@ -446,6 +453,15 @@ struct Current {
     have: Vec<u64>,
     /// The super seed was asked for this crumb.
     fell_back: Vec<bool>,
+    /// D may grow while the Segment is fetched (see [`ClientEngine::fill`]): the
+    /// rate-based rule's, not in a run's first Segment (the viewer's startup waits
+    /// for it) and not in the paper's rule (D is its eq. 3 and ±1 alone).
+    fill: bool,
+    /// D as chosen when the Segment began; crumbs above it were added by the fill
+    /// and are fetched from peers alone: extras must not take the super seed's
+    /// upload from anyone's crumb 1 (where the channel's link was the bottleneck,
+    /// fills with fallbacks cost weak clients their crumb 1; swarm bench).
+    chosen_d: u16,
 }
 
 impl Current {
@@ -900,11 +916,15 @@ impl ClientEngine {
         if cur.seq == seq && (1..=cur.done.len()).contains(&i) {
             self.liveness.on_fetched(now);
             cur.done[i - 1] = true;
-            if cur.done.iter().take(usize::from(cur.d)).all(|d| *d) {
+            // May raise D (the fill) before the Segment is taken as done.
+            self.request_more();
+            if self
+                .current
+                .as_ref()
+                .is_some_and(|c| c.done.iter().take(usize::from(c.d)).all(|d| *d))
+            {
                 self.finish(now);
                 self.try_start(now);
-            } else {
-                self.request_more();
             }
         }
         self.advance(now, true);
@@ -1044,7 +1064,7 @@ impl ClientEngine {
 
     /// The earliest end of peer patience among crumbs still waiting for it.
     fn patience_ends(&self, cur: &Current) -> Option<u64> {
-        (0..cur.sizes.len())
+        (0..cur.sizes.len().min(usize::from(cur.chosen_d)))
             .filter(|&i| cur.requested[i] && !cur.done[i] && !cur.fell_back[i])
             .map(|i| cur.patience_until[i])
             .filter(|&t| t > self.last_now)
@@ -1073,7 +1093,7 @@ impl ClientEngine {
         let Some(cur) = self.current.as_mut() else {
             return;
         };
-        for i in 0..cur.sizes.len() {
+        for i in 0..cur.sizes.len().min(usize::from(cur.chosen_d)) {
             if !cur.requested[i] || cur.done[i] || cur.fell_back[i] {
                 continue;
             }
@@ -1340,6 +1360,9 @@ impl ClientEngine {
             patience_until: vec![u64::MAX; n],
             have: vec![0; n],
             fell_back: vec![false; n],
+            fill: self.config.adaptation == Adaptation::RateBased
+                && (self.prev_deadline.is_some() || self.last_done.is_some()),
+            chosen_d: d,
         };
         if n > 0 {
             cur.request(0, at, self.config.peer_patience, self.measured_rate(at));
@@ -1376,6 +1399,7 @@ impl ClientEngine {
         let rate = self.measured_rate(now);
         let patience = self.config.peer_patience;
         let mut limit = usize::from(self.config.max_in_flight);
+        let cap = self.cap(self.current.as_ref().map_or(0, |c| c.sizes.len()));
         let Some(cur) = self.current.as_mut() else {
             return;
         };
@@ -1392,9 +1416,15 @@ impl ClientEngine {
             limit = limit.max(AMPLE_IN_FLIGHT);
         }
         let mut in_flight = (0..d).filter(|&i| cur.requested[i] && !cur.done[i]).count();
-        for i in 1..d {
-            if in_flight >= limit {
-                break;
+        let mut d = d;
+        let mut i = 1;
+        while in_flight < limit {
+            if i >= d {
+                // The fill: every crumb up to D is asked for and the link has room.
+                if !Self::fill(cur, d, cap, rate, now) {
+                    break;
+                }
+                d += 1;
             }
             if !cur.requested[i] && !cur.done[i] {
                 cur.request(i, now, patience, rate);
@@ -1405,7 +1435,36 @@ impl ClientEngine {
                     index,
                 });
             }
+            i += 1;
         }
+        if cur.d != count(d) {
+            self.stats.crumbs_filled += u64::from(count(d) - cur.d);
+            cur.d = count(d);
+            self.stats.d_current = cur.d;
+        }
+    }
+
+    /// The fill: raises D by one crumb within the Segment when the crumbs still
+    /// missing up to D + 1 arrive at [`FILL_SAFETY`]·R before the Segment's own |s|
+    /// is over (TE untouched). D is chosen before the Segment from an R that lags
+    /// (it counts each crumb's start-up, and a first Segment has none): a client
+    /// done early otherwise sits idle until the next Segment is published. At the
+    /// live edge that time is free; behind it, a Segment that ends within |s| leaves
+    /// the next one the TE it had.
+    fn fill(cur: &Current, d: usize, cap: u16, rate: Option<f64>, now: u64) -> bool {
+        let Some(r) = rate.filter(|r| r.is_finite() && *r > 0.0) else {
+            return false;
+        };
+        if !cur.fill || d >= cur.sizes.len() || count(d) >= cap {
+            return false;
+        }
+        let missing: u64 = (0..=d)
+            .filter(|&i| !cur.done[i])
+            .map(|i| cur.sizes[i].saturating_sub(cur.have[i]))
+            .sum();
+        let end = cur.started_at.saturating_add(cur.duration);
+        let needs = missing as f64 * SEC as f64 / (FILL_SAFETY * r);
+        (now as f64 + needs) <= end as f64
     }
 
     fn cancel_in_flight(&mut self, cur: &Current) {

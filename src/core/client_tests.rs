@@ -205,6 +205,96 @@ fn fallbacks(actions: &[Action]) -> Vec<(u64, u16)> {
         .collect()
 }
 
+/// Feeds bytes at `bps` from `from` to `to` (ms steps), as the running total `total`.
+fn feed(e: &mut ClientEngine, total: &mut u64, from: u64, to: u64, bps: u64) {
+    let mut t = from;
+    while t < to {
+        t += 10 * MS;
+        *total += bps / 100;
+        e.on_bytes_received(t, *total);
+    }
+}
+
+/// The fill: D is chosen when a Segment begins, from an R that lags; when its D
+/// crumbs are in and the Segment's own |s| still has room for one more at
+/// FILL_SAFETY·R, the next crumb is fetched too (from peers alone: no fallback), and
+/// the Segment ends when that no longer fits. Not in a run's first Segment (the
+/// viewer's startup waits for it), and not with the paper's rule.
+#[test]
+fn the_fill_adds_crumbs_while_the_segment_has_time() {
+    let run = |adaptation: Adaptation| {
+        let mut e = engine(ClientConfig {
+            adaptation,
+            peer_patience: Some(300 * MS),
+            ..base()
+        });
+        // 4 s Segments of twenty 20 kB crumbs, all published: Segment 2 is x'.
+        let sizes = [20_000; 20];
+        let w = window((1..=5).map(|s| seg(s, 4 * SEC, &sizes)).collect(), Some(2));
+        e.on_window(0, &w).unwrap();
+        e.poll_actions(0);
+        let mut total = 0;
+        // The first Segment (no R yet: D = 1) takes 1 s at 20 kB/s and is not
+        // filled although 3 s of its |s| are left.
+        feed(&mut e, &mut total, 0, SEC, 20_000);
+        let a = complete(&mut e, SEC, 2, 1);
+        let r = &records(&a)[0];
+        assert_eq!((r.seq, r.d, r.d_target), (2, 1, 1), "{adaptation:?}");
+        // Segment 3 begins with R = 20 kB/s.
+        assert_eq!(downloads(&a), vec![(3, 1)], "{adaptation:?}");
+        let chosen = e.stats().d_current;
+        // Its crumbs now come at 100 kB/s: R rises while they do.
+        let mut t = SEC;
+        let mut done = 0u16;
+        let mut outputs = Vec::new();
+        let mut asked = vec![1u16];
+        let mut fell_back = Vec::new();
+        let mut stalled = false;
+        while outputs.is_empty() && t < 6 * SEC {
+            feed(&mut e, &mut total, t, t + 200 * MS, 100_000);
+            t += 200 * MS;
+            done += 1;
+            e.on_crumb_complete(t, 3, done);
+            let a = e.poll_actions(t);
+            asked.extend(downloads(&a).iter().filter(|d| d.0 == 3).map(|d| d.1));
+            fell_back.extend(fallbacks(&a));
+            outputs.extend(records(&a));
+            if !stalled && outputs.is_empty() && asked.iter().any(|&i| i > chosen) {
+                // A filled crumb that gets no byte for 700 ms (past the peer
+                // patience) is still left to the peers.
+                stalled = true;
+                t += 700 * MS;
+                e.tick(t);
+                fell_back.extend(fallbacks(&e.poll_actions(t)));
+            }
+        }
+        (chosen, done, asked, fell_back, outputs, e.stats())
+    };
+    let (chosen, done, asked, fell_back, outputs, stats) = run(Adaptation::RateBased);
+    let r = &outputs[0];
+    assert!(chosen < 5, "D = {chosen} leaves room to fill");
+    assert_eq!((r.seq, r.d, r.d_target), (3, done, done));
+    assert!(
+        r.complete && done > chosen,
+        "filled from {chosen} to {done}"
+    );
+    assert!(done < 20, "the fill stops where |s| runs out: {done}");
+    // Each crumb once, in order; the fill's are never asked of the super seed.
+    assert_eq!(asked, (1..=done.max(chosen)).collect::<Vec<_>>());
+    assert!(fell_back.iter().all(|f| f.1 <= chosen), "{fell_back:?}");
+    assert_eq!(stats.crumbs_filled, u64::from(done - chosen));
+    // Finished within |s| (4 s from its start at 1 s): TE untouched.
+    assert!(r.finished_at <= r.started_at + 4 * SEC);
+
+    let (chosen, done, _, _, outputs, stats) = run(Adaptation::Paper);
+    assert_eq!(
+        (outputs[0].d, done),
+        (chosen, chosen),
+        "the paper's D alone"
+    );
+    assert_eq!(stats.crumbs_filled, 0);
+}
+
 /// Peers first: the super seed is asked for a crumb with no byte after the peer
 /// patience, or whose pace would miss the deadline; once per crumb; never for a
 /// crumb on time.

@@ -408,6 +408,7 @@ impl CrumbSrc {
                 .field("torrents-seeding", t.torrents_seeding as u64)
                 .field("super-seed-fallbacks", e.super_seed_fallbacks)
                 .field("urgent-fallbacks", e.urgent_fallbacks)
+                .field("crumbs-filled", e.crumbs_filled)
                 .field("channel-restarts", e.channel_restarts)
                 .field("channel-switches", e.channel_switches)
                 .field("segments-relayed", e.segments_relayed)
@@ -446,7 +447,7 @@ impl ObjectImpl for CrumbSrc {
                     .build(),
                 glib::ParamSpecEnum::builder_with_default("adaptation", DEFAULT_ADAPTATION)
                     .nick("Adaptation")
-                    .blurb("How D, the crumbs fetched per Segment, adapts: rate-based (default: D from the measured rate each Segment) or the paper's D+1/D-1 rule")
+                    .blurb("How D, the crumbs fetched per Segment, adapts: rate-based (default: D from the measured rate each Segment, raised one crumb at a time while the Segment's duration has room for it) or the paper's D+1/D-1 rule")
                     .mutable_ready()
                     .build(),
                 glib::ParamSpecUInt::builder("max-upload-rate")
