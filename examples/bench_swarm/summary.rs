@@ -105,6 +105,7 @@ fn sim_check(main: &Done) -> Value {
         .iter()
         .map(|l| SimProfile::new(&l.name, l.down_kbps, l.up_kbps, 1.0))
         .collect();
+    c.profile_order = Some((0..c.profiles.len()).collect());
     c.join_spread = (spec.join_spacing_s * spec.links.len() as f64 * 1e9) as u64;
     c.warmup = 0;
     let layers = c.layers_kbps.clone();
@@ -121,6 +122,12 @@ fn sim_check(main: &Done) -> Value {
         "latency_s": pair(real.latency_s, r.latency_s),
         "sim_layers_kbps": layers,
         "sim_segment_s": seg_s,
+        // Per client's link (the bench's clients in order), where the two part.
+        "sim_delivered_kbps_by_client": r
+            .profiles
+            .iter()
+            .map(|(name, s)| json!([name, s.clients, s.delivered_kbps]))
+            .collect::<Vec<_>>(),
     })
 }
 

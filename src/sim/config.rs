@@ -48,6 +48,11 @@ pub struct SimConfig {
     /// u_s, the super seed's upload, kbit/s.
     pub super_seed_kbps: f64,
     pub profiles: Vec<Profile>,
+    /// Peer i gets profile `profile_order[i % len]` instead of the weights' mix: a
+    /// run beside the swarm bench gives each simulated peer its bench client's link
+    /// (the weighted mix of ten peers over ten equal profiles gave one cable client
+    /// and four DSL ones for the bench's two and three).
+    pub profile_order: Option<Vec<usize>>,
     /// Peers join uniformly over [0, join_spread] after the first Segment.
     pub join_spread: u64,
     /// Mean lifetime (s) of a peer; when set, a leaving peer is replaced by a fresh one
@@ -117,6 +122,7 @@ impl SimConfig {
                 Profile::new("cable-3M", 3_000.0, 3_000.0, 1.0),
                 Profile::new("fibre-20M", 20_000.0, 20_000.0, 1.0),
             ],
+            profile_order: None,
             join_spread: 20 * SEC,
             mean_lifetime_s: None,
             step: 50 * MS,

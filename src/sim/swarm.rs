@@ -153,6 +153,9 @@ impl Swarm {
                     break;
                 }
             }
+            if let Some(order) = s.config.profile_order.as_ref().filter(|o| !o.is_empty()) {
+                profile = order[i % order.len()].min(s.config.profiles.len() - 1);
+            }
             let at = dur + (s.rng.unit() * s.config.join_spread as f64) as u64;
             s.add_peer(profile, at);
         }
