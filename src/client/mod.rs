@@ -4,6 +4,7 @@
 //! engine outputs. The decisions are `core::client::ClientEngine`'s; this task only
 //! carries them out and feeds it what happened.
 
+mod prefetch;
 mod window;
 
 use std::collections::{HashMap, HashSet};
@@ -141,6 +142,14 @@ const PEER_LIMIT: usize = 12;
 /// Longest wait for one HTTP answer; shorter when the stall timeout ends sooner.
 const HTTP_TIMEOUT: Duration = Duration::from_secs(5);
 
+/// How long a crumb's completion is waited for in the background (the crumb goes
+/// with its Segment's window long before).
+const CRUMB_WAIT_BOUND: Duration = Duration::from_secs(600);
+
+/// Rounds of the client's loop in a row without a nap while the engine has more to
+/// do at once (a bound: an engine that kept asking could otherwise spin).
+const IMMEDIATE_ROUNDS: u32 = 8;
+
 /// `http://HOST:PORT` of channel URL `url`, or why it is not one.
 fn origin(url: &str) -> anyhow::Result<String> {
     let parsed = reqwest::Url::parse(url).with_context(|| format!("'{url}' is not a URL"))?;
@@ -212,6 +221,8 @@ impl Client {
             window_again: false,
             stall_at: None,
             hold_window: false,
+            crumb_done: Arc::new(tokio::sync::Notify::new()),
+            prefetch: prefetch::TorrentPrefetch::default(),
         };
         let task = RUNTIME.spawn(runner.run());
         Ok(Client {
@@ -287,6 +298,12 @@ struct Runner {
     /// The engine waits for the window's next Segment: polls ask the channel to hold
     /// their answer until it is published (`ClientSettings::window_hold`).
     hold_window: bool,
+    /// Woken when a crumb's torrent completes: the engine hears of it at once and
+    /// asks for the next crumb, instead of at the loop's next round (up to 50 ms
+    /// later, twice per crumb: a 3 Mbit/s line moves a 63 kB crumb in 170 ms).
+    crumb_done: Arc<tokio::sync::Notify>,
+    /// The next crumbs' .torrent files, fetched ahead.
+    prefetch: prefetch::TorrentPrefetch,
 }
 
 impl Runner {
@@ -303,6 +320,7 @@ impl Runner {
             let _ = self.fetch_window().await;
             engine.start_at(now(), seq);
         }
+        let mut immediate = 0;
         while !self.stop.load(Ordering::SeqCst) {
             let switch = self.switch.lock().unwrap().take();
             if let Some(url) = switch {
@@ -360,10 +378,21 @@ impl Runner {
             }
             self.poll_progress(Some(&mut engine), now());
             self.totals.lock().unwrap().engine = engine.stats();
+            if engine.has_actions() && immediate < IMMEDIATE_ROUNDS {
+                // What a completion just asked for (the next crumb) goes out now.
+                immediate += 1;
+                tokio::task::yield_now().await;
+                continue;
+            }
+            immediate = 0;
             let wake = engine
                 .next_wakeup()
                 .map_or(50_000_000, |w| w.saturating_sub(now()));
-            tokio::time::sleep(Duration::from_nanos(wake.clamp(5_000_000, 50_000_000))).await;
+            let nap = Duration::from_nanos(wake.clamp(5_000_000, 50_000_000));
+            tokio::select! {
+                _ = tokio::time::sleep(nap) => {}
+                _ = self.crumb_done.notified() => {}
+            }
         }
         self.finish().await;
     }
@@ -400,12 +429,16 @@ impl Runner {
     }
 
     async fn get(&self, path: &str) -> anyhow::Result<reqwest::Response> {
-        let url = if path.starts_with("http") {
+        send_get(&self.http, &self.url_of(path), self.http_timeout()).await
+    }
+
+    /// A path of the channel's (or a whole URL) as a URL.
+    fn url_of(&self, path: &str) -> String {
+        if path.starts_with("http") {
             path.to_owned()
         } else {
             format!("{}{}", self.origin, path)
-        };
-        send_get(&self.http, &url, self.http_timeout()).await
+        }
     }
 
     /// The window's URL (only the Segments newer than the newest one known: the rest
@@ -581,6 +614,7 @@ impl Runner {
             }
             self.docs.retain(|s, _| *s >= first);
             self.done.retain(|(s, _)| *s >= first);
+            self.prefetch.forget_before(first);
         }
         Ok(doc)
     }
@@ -602,7 +636,24 @@ impl Runner {
             bail!("no document for crumb {index} of Segment {seq}")
         };
         let asked = std::time::Instant::now();
-        let torrent = self.get(&doc.torrent).await?.bytes().await?;
+        let torrent = match self.prefetch.take((seq, index)).await {
+            Some(t) => t,
+            None => self.get(&doc.torrent).await?.bytes().await?.to_vec(),
+        };
+        // A client past crumb 1 goes on in index order: the next .torrent files are
+        // fetched while this crumb downloads.
+        if index >= 2 && self.settings.mode == Mode::Play {
+            for next in index + 1..=index.saturating_add(prefetch::LOOKAHEAD) {
+                if self.active.contains_key(&(seq, next)) {
+                    continue;
+                }
+                if let Some(d) = self.crumb_doc(seq, next) {
+                    let url = self.url_of(&d.torrent);
+                    let timeout = self.http_timeout();
+                    self.prefetch.start(&self.http, (seq, next), url, timeout);
+                }
+            }
+        }
         let dir = self.spool.join(seq.to_string());
         // Peers first: the tracker hands out the super seed to a crumb's first
         // downloaders only; the engine asks for it when peers are too slow. A relay is
@@ -629,6 +680,12 @@ impl Runner {
             asked.elapsed().as_millis()
         );
         self.active.insert((seq, index), id);
+        let (session, done) = (self.session.clone(), self.crumb_done.clone());
+        tokio::spawn(async move {
+            // Ends with the torrent (complete, failed or removed) or after a bound.
+            let _ = session.wait_finished(id, CRUMB_WAIT_BOUND).await;
+            done.notify_one();
+        });
         Ok(())
     }
 

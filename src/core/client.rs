@@ -1027,6 +1027,11 @@ impl ClientEngine {
 
     /// When `tick` should be called next at the latest (a deadline, the end of a
     /// crumb's peer patience, or a poll timer).
+    /// Whether actions wait for [`ClientEngine::poll_actions`].
+    pub fn has_actions(&self) -> bool {
+        !self.actions.is_empty()
+    }
+
     pub fn next_wakeup(&self) -> Option<u64> {
         if self.stalled {
             return None;
