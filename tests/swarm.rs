@@ -92,11 +92,13 @@ fn one_channel_three_clients() {
         assert!(st.get::<u64>("segments-successful").unwrap() >= 5);
         match name {
             // A probe of D = 3 may succeed once on a small early Segment (the token
-            // bucket's burst); from the middle on it settles under full quality.
-            "slow" => assert!(
-                ds[ds.len() / 2..].iter().all(|&d| d <= 2),
-                "slow client d {ds:?}"
-            ),
+            // bucket's burst), and the fill takes crumb 3 of a Segment small enough
+            // for the cap; from the middle on it settles under full quality.
+            "slow" => {
+                let tail = &ds[ds.len() / 2..];
+                let full = tail.iter().filter(|&&d| d > 2).count();
+                assert!(full * 4 <= tail.len(), "slow client d {ds:?}");
+            }
             "fast" => {
                 let n: Vec<u64> = played.iter().map(|r| u(r, "crumbs-total")).collect();
                 assert!(
