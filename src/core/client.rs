@@ -1025,13 +1025,13 @@ impl ClientEngine {
         std::mem::take(&mut self.actions)
     }
 
-    /// When `tick` should be called next at the latest (a deadline, the end of a
-    /// crumb's peer patience, or a poll timer).
     /// Whether actions wait for [`ClientEngine::poll_actions`].
     pub fn has_actions(&self) -> bool {
         !self.actions.is_empty()
     }
 
+    /// When `tick` should be called next at the latest (a deadline, the end of a
+    /// crumb's peer patience, or a poll timer).
     pub fn next_wakeup(&self) -> Option<u64> {
         if self.stalled {
             return None;
