@@ -141,3 +141,25 @@ fn enhancement_copies_bound_the_super_seeds_share() {
     );
     assert!(one.continuity >= 0.95, "{one:#?}");
 }
+
+/// `profile_order` gives peer i the profile its bench client had, whatever the
+/// weights say (the weights' golden-ratio mix gave the bench's ten clients, one per
+/// equal profile, one cable and four DSL lines where the bench had two and three).
+#[test]
+fn profile_order_gives_each_peer_its_link() {
+    let mut c = small(3);
+    c.peers = 10;
+    c.seconds = 20;
+    c.warmup = 0;
+    c.profile_order = Some(vec![0, 0, 0, 3, 3, 0, 0, 3, 0, 0]);
+    let r = run(c.clone());
+    let clients: Vec<usize> = r.profiles.iter().map(|p| p.1.clients).collect();
+    assert_eq!(clients, [7, 0, 0, 3], "{:?}", r.profiles);
+    c.profile_order = None;
+    let r = run(c);
+    let clients: Vec<usize> = r.profiles.iter().map(|p| p.1.clients).collect();
+    assert!(
+        clients.iter().all(|&n| n > 0),
+        "the weights' mix: {clients:?}"
+    );
+}
