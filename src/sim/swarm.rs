@@ -143,19 +143,22 @@ impl Swarm {
         for i in 0..s.config.peers {
             // Profiles in proportion to their weights, interleaved by a golden-ratio sequence
             // (deterministic, and any prefix of the peers is a fair mix).
-            let x = ((i as f64 * 0.618_033_988_749_895 + 0.5) % 1.0) * weights;
-            let mut acc = 0.0;
-            let mut profile = s.config.profiles.len() - 1;
-            for (k, p) in s.config.profiles.iter().enumerate() {
-                acc += p.weight;
-                if x < acc {
-                    profile = k;
-                    break;
+            let profile = match s.config.profile_order.as_ref().filter(|o| !o.is_empty()) {
+                Some(order) => order[i % order.len()].min(s.config.profiles.len() - 1),
+                None => {
+                    let x = ((i as f64 * 0.618_033_988_749_895 + 0.5) % 1.0) * weights;
+                    let mut acc = 0.0;
+                    let mut profile = s.config.profiles.len() - 1;
+                    for (k, p) in s.config.profiles.iter().enumerate() {
+                        acc += p.weight;
+                        if x < acc {
+                            profile = k;
+                            break;
+                        }
+                    }
+                    profile
                 }
-            }
-            if let Some(order) = s.config.profile_order.as_ref().filter(|o| !o.is_empty()) {
-                profile = order[i % order.len()].min(s.config.profiles.len() - 1);
-            }
+            };
             let at = dur + (s.rng.unit() * s.config.join_spread as f64) as u64;
             s.add_peer(profile, at);
         }
