@@ -564,6 +564,11 @@ pub const CRUMBSRC_STATS: StructDef = StructDef {
             "of those, crumbs 1 asked of the super seed at once: more than half the time left at the measured rate",
         ),
         f(
+            "super-seed-take-overs",
+            U64,
+            "crumbs whose pieces in flight at peers the super seed was told to take over: at the fallback when the crumb came at under half the measured rate, or, for a crumb 1, later when its bytes stopped for the peer patience plus two pieces' time while the link was not busy and the line had room for the rest",
+        ),
+        f(
             "crumbs-filled",
             U64,
             "crumbs added to a Segment's d while it was fetched, from peers alone, when its duration had time to spare at the measured rate (adaptation=rate)",

@@ -205,6 +205,32 @@ fn fallbacks(actions: &[Action]) -> Vec<(u64, u16)> {
         .collect()
 }
 
+/// A client with the default peer patience, R known as `rate` before it starts, and
+/// one Segment (2) of one crumb of `size` bytes lasting `duration`.
+fn patient_with_one_crumb(rate: f64, duration: u64, size: u64) -> ClientEngine {
+    let mut e = engine(ClientConfig {
+        peer_patience: Some(300 * MS),
+        initial_rate: Some(rate),
+        ..base()
+    });
+    e.on_window(0, &window(vec![seg(2, duration, &[size])], Some(2)))
+        .unwrap();
+    e
+}
+
+/// The super seed asks as (crumb index, take over).
+fn super_seed_asks(actions: &[Action]) -> Vec<(u16, bool)> {
+    actions
+        .iter()
+        .filter_map(|a| match a {
+            Action::UseSuperSeed {
+                index, take_over, ..
+            } => Some((*index, *take_over)),
+            _ => None,
+        })
+        .collect()
+}
+
 /// Feeds bytes at `bps` from `from` to `to` (ms steps), as the running total `total`.
 fn feed(e: &mut ClientEngine, total: &mut u64, from: u64, to: u64, bps: u64) {
     let mut t = from;
@@ -393,25 +419,13 @@ fn the_peer_patience_does_not_drift_while_nothing_comes() {
 #[test]
 fn the_super_seed_takes_over_only_from_slow_peers() {
     let take_overs = |actions: &[Action]| -> Vec<bool> {
-        actions
-            .iter()
-            .filter_map(|a| match a {
-                Action::UseSuperSeed { take_over, .. } => Some(*take_over),
-                _ => None,
-            })
-            .collect()
+        super_seed_asks(actions).into_iter().map(|a| a.1).collect()
     };
     // R measured at `rate` B/s over 2 s; crumb 1 (100 kB of an 8 s Segment) has
     // `have` bytes at 2 s.
     let run = |rate: u64, have: u64| {
-        let mut e = engine(ClientConfig {
-            peer_patience: Some(300 * MS),
-            // Known to be fast before it starts: crumb 1 is not urgent at once.
-            initial_rate: Some(1e9),
-            ..base()
-        });
-        e.on_window(0, &window(vec![seg(2, 8 * SEC, &[100_000])], Some(2)))
-            .unwrap();
+        // Known to be fast before it starts: crumb 1 is not urgent at once.
+        let mut e = patient_with_one_crumb(1e9, 8 * SEC, 100_000);
         e.poll_actions(0);
         for k in 1..=20u64 {
             e.on_bytes_received(k * 100 * MS, k * rate / 10);
@@ -513,6 +527,74 @@ fn the_first_crumb_1_with_no_rate_known_asks_the_super_seed_at_once() {
     assert_eq!(downloads(&a), vec![(3, 1)]);
     assert!(fallbacks(&a).is_empty(), "R known: peers first");
     assert_eq!(e.stats().urgent_fallbacks, 1);
+}
+
+/// A crumb asked of the super seed without taking over, whose bytes stop coming,
+/// is asked again, taking over (the piece pinned on a peer that does not send it);
+/// not on a line whose link is full of this crumb's pieces, nor where what the
+/// crumb misses needs most of the time left.
+#[test]
+fn a_stalled_crumb_has_the_super_seed_take_over() {
+    let take_overs = super_seed_asks;
+    // The bench's case: a fibre client's first crumb 1 (three pieces, no R yet),
+    // two pieces in at 100 ms, the third at a peer that sends nothing.
+    let mut e = engine(ClientConfig {
+        peer_patience: Some(300 * MS),
+        ..base()
+    });
+    e.on_window(0, &window(vec![seg(2, 2 * SEC, &[39_663])], Some(2)))
+        .unwrap();
+    assert_eq!(take_overs(&e.poll_actions(0)), vec![(1, false)]);
+    e.on_bytes_received(100 * MS, 23_279);
+    e.on_crumb_progress(100 * MS, 2, 1, 23_279);
+    // Stalled after the patience and two pieces' time at its own pace
+    // (232.8 kB/s: 141 ms): at 541 ms.
+    assert!(take_overs(&e.poll_actions(100 * MS)).is_empty());
+    let wake = e.next_wakeup().unwrap();
+    assert!((530 * MS..=550 * MS).contains(&wake), "{wake}");
+    e.tick(500 * MS);
+    assert!(take_overs(&e.poll_actions(500 * MS)).is_empty());
+    e.tick(wake);
+    assert_eq!(take_overs(&e.poll_actions(wake)), vec![(1, true)]);
+    e.tick(SEC);
+    assert!(take_overs(&e.poll_actions(SEC)).is_empty(), "once");
+    assert_eq!(e.stats().super_seed_take_overs, 1);
+
+    // A 256 kbit/s line (R = 32 kB/s) whose 85 kB crumb 1 comes from three sources
+    // at once: its link is full, its pieces verify late. Not taken over...
+    let adsl = |bytes_until: u64, have_at_2s: u64| {
+        let mut e = patient_with_one_crumb(32_000.0, 5 * SEC, 85_000);
+        let mut seen = take_overs(&e.poll_actions(0));
+        let mut t = 0;
+        while t < 3500 * MS {
+            t += 100 * MS;
+            if t <= bytes_until {
+                e.on_bytes_received(t, t / MS * 30);
+            }
+            if t == 2 * SEC {
+                e.on_crumb_progress(t, 2, 1, have_at_2s);
+            }
+            e.tick(t);
+            seen.extend(take_overs(&e.poll_actions(t)));
+        }
+        (seen, e.stats().super_seed_take_overs)
+    };
+    assert_eq!(
+        adsl(3500 * MS, 49_152),
+        (vec![(1, false)], 0),
+        "a full link"
+    );
+    // ... until its link falls idle (the bytes stop at 2.2 s): once the patience and
+    // two pieces' time at R (1.09 s) pass from the last piece (at 2 s, 5 of its 6
+    // pieces), the last 3 kB need 0.1 s of the 1.6 s left: taken over.
+    assert_eq!(
+        adsl(2200 * MS, 81_920),
+        (vec![(1, false), (1, true)], 1),
+        "an idle link"
+    );
+    // With 3 of 6 pieces in, the 36 kB it misses need 1.2 s of those 1.6 s: its
+    // sources keep the pieces (the line, not a peer, is what is short).
+    assert_eq!(adsl(2200 * MS, 49_152), (vec![(1, false)], 0), "no room");
 }
 
 #[test]

@@ -408,6 +408,7 @@ impl CrumbSrc {
                 .field("torrents-seeding", t.torrents_seeding as u64)
                 .field("super-seed-fallbacks", e.super_seed_fallbacks)
                 .field("urgent-fallbacks", e.urgent_fallbacks)
+                .field("super-seed-take-overs", e.super_seed_take_overs)
                 .field("crumbs-filled", e.crumbs_filled)
                 .field("channel-restarts", e.channel_restarts)
                 .field("channel-switches", e.channel_switches)
@@ -488,7 +489,7 @@ impl ObjectImpl for CrumbSrc {
                     .build(),
                 glib::ParamSpecInt64::builder("peer-patience")
                     .nick("Peer patience")
-                    .blurb("Peers first, the super seed as the deadline's fallback: ms a crumb is fetched from peers alone (plus the time its first piece takes at the rate measured when the crumb is asked for; at most half the time to its deadline) before the super seed is asked, when the crumb has no byte yet or its pace would miss the deadline. A crumb 1 that needs more than half the time left at the measured rate is asked of the super seed at once, beside the peers. -1 = never ask (use the super seed only when the tracker hands it out)")
+                    .blurb("Peers first, the super seed as the deadline's fallback: ms a crumb is fetched from peers alone (plus the time its first piece takes at the rate measured when the crumb is asked for; at most half the time to its deadline) before the super seed is asked, when the crumb has no byte yet or its pace would miss the deadline. A crumb 1 that needs more than half the time left at the measured rate is asked of the super seed at once, beside the peers; if it then gets no byte for the patience plus two pieces' time while the link is idle and the line has room, the super seed takes over the pieces peers hold (stats: super-seed-take-overs). -1 = never ask (use the super seed only when the tracker hands it out)")
                     .minimum(-1)
                     .maximum(600_000)
                     .default_value(DEFAULT_PEER_PATIENCE)
