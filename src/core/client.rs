@@ -1193,13 +1193,10 @@ impl ClientEngine {
         if self.config.peer_patience.is_none() {
             return;
         }
-        let rate = self.measured_rate(now);
+        let clock = self.stall_clock(now);
+        let rate = clock.rate;
         let Some(cur) = self.current.as_mut() else {
             return;
-        };
-        let clock = StallClock {
-            patience: self.config.peer_patience.unwrap_or(0),
-            rate,
         };
         for i in 0..cur.sizes.len().min(usize::from(cur.chosen_d)) {
             if !cur.requested[i] || cur.done[i] || cur.taken_over[i] {

@@ -142,6 +142,26 @@ impl SimConfig {
         }
     }
 
+    /// The profile of peer `i`: `profile_order`'s when given, else in proportion to
+    /// the weights, interleaved by a golden-ratio sequence (deterministic, and any
+    /// prefix of the peers is a fair mix).
+    pub fn profile_of(&self, i: usize) -> usize {
+        let last = self.profiles.len().saturating_sub(1);
+        if let Some(order) = self.profile_order.as_ref().filter(|o| !o.is_empty()) {
+            return order[i % order.len()].min(last);
+        }
+        let weights: f64 = self.profiles.iter().map(|p| p.weight).sum();
+        let x = ((i as f64 * 0.618_033_988_749_895 + 0.5) % 1.0) * weights;
+        let mut acc = 0.0;
+        self.profiles
+            .iter()
+            .position(|p| {
+                acc += p.weight;
+                x < acc
+            })
+            .unwrap_or(last)
+    }
+
     /// Upload slots of a link of `up_kbps`.
     pub fn slots(&self, up_kbps: f64) -> u32 {
         ((up_kbps / self.slot_kbps.max(1e-9)).round() as u32).clamp(1, self.max_slots.max(1))

@@ -139,26 +139,8 @@ impl Swarm {
         let dur = s.next_duration;
         s.push(dur, Event::Publish);
         s.push(dur + s.config.step, Event::Step);
-        let weights: f64 = s.config.profiles.iter().map(|p| p.weight).sum();
         for i in 0..s.config.peers {
-            // Profiles in proportion to their weights, interleaved by a golden-ratio sequence
-            // (deterministic, and any prefix of the peers is a fair mix).
-            let profile = match s.config.profile_order.as_ref().filter(|o| !o.is_empty()) {
-                Some(order) => order[i % order.len()].min(s.config.profiles.len() - 1),
-                None => {
-                    let x = ((i as f64 * 0.618_033_988_749_895 + 0.5) % 1.0) * weights;
-                    let mut acc = 0.0;
-                    let mut profile = s.config.profiles.len() - 1;
-                    for (k, p) in s.config.profiles.iter().enumerate() {
-                        acc += p.weight;
-                        if x < acc {
-                            profile = k;
-                            break;
-                        }
-                    }
-                    profile
-                }
-            };
+            let profile = s.config.profile_of(i);
             let at = dur + (s.rng.unit() * s.config.join_spread as f64) as u64;
             s.add_peer(profile, at);
         }
