@@ -584,6 +584,16 @@ pub const CRUMBSRC_STATS: StructDef = StructDef {
             "channels switched to (location set while playing)",
         ),
         f(
+            "playout-stalls",
+            U64,
+            "Segments output after their play-out time (the channel's Segments grew while the client waited at the live edge, or a Segment came late): the timeline moved forward so that they play `latency` after their output, marked DISCONT, instead of reaching the sink late",
+        ),
+        f(
+            "playout-stall-time",
+            U64,
+            "ns the timeline moved forward over all playout-stalls: what the viewer waited",
+        ),
+        f(
             "segments-relayed",
             U64,
             "mode=relay: Segments with every crumb fetched (the segments-* counters above count play mode only)",

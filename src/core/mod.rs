@@ -15,6 +15,7 @@ pub mod h264;
 pub mod h265;
 pub mod nal;
 pub mod partition;
+pub mod playout;
 pub mod rate;
 pub mod reassembly;
 pub mod scheduler;

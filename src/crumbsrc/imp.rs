@@ -17,6 +17,7 @@ use std::sync::LazyLock;
 
 use crate::client::{Client, ClientEvent, ClientSettings, Mode};
 use crate::core::client::{Adaptation, ClientConfig};
+use crate::core::playout::Playout;
 use crate::core::reassembly::Output;
 use crate::core::uplink::UplinkConfig;
 use crate::properties;
@@ -117,11 +118,9 @@ struct State {
     client: Option<Client>,
     /// Totals of the last client, so `stats` still reads after stop.
     last_totals: Option<crate::client::ClientTotals>,
-    /// running time = pts + offset (set at the first output buffer).
-    offset: Option<i128>,
-    /// Running time of the latest buffer pushed: after a restart or a channel
-    /// switch the new anchor never goes back past it.
-    last_running: Option<u64>,
+    /// The running time of every output buffer: anchored at the first one of a run,
+    /// moved forward at a stall (a Segment out after its play-out time).
+    playout: crate::core::playout::Playout,
     segments: u64,
 }
 
@@ -160,27 +159,34 @@ impl CrumbSrc {
         au: crate::core::reassembly::OutputAu,
         discont: bool,
     ) -> gst::Buffer {
-        let latency = self.settings.lock().unwrap().latency as i128;
-        let floor = state.last_running.map_or(i128::MIN, |r| r as i128 + 1);
-        let offset = *state.offset.get_or_insert_with(|| {
-            // Live: the first buffer plays `latency` after now.
-            let obj = self.obj();
-            let running = match (obj.clock(), obj.base_time()) {
-                (Some(c), Some(b)) => c.time().saturating_sub(b).nseconds() as i128,
-                _ => 0,
-            };
-            let first = au.pts.or(au.dts).unwrap_or(0) as i128;
-            (running + latency).max(floor) - first
-        });
+        let latency = self.settings.lock().unwrap().latency;
+        let obj = self.obj();
+        let now = match (obj.clock(), obj.base_time()) {
+            (Some(c), Some(b)) => c.time().saturating_sub(b).nseconds(),
+            _ => 0,
+        };
+        let t = au.pts.or(au.dts).unwrap_or(0);
+        let stamp = state.playout.stamp(t, now, latency);
+        if stamp.stalled {
+            gst::info!(
+                CAT,
+                imp = self,
+                "Output after its play-out time: the timeline moves forward (stall {} of {})",
+                state.playout.stalls,
+                gst::ClockTime::from_nseconds(state.playout.stall_time)
+            );
+        }
+        let offset = stamp.offset;
+        let discont = discont || stamp.stalled;
         let buf = crate::element::au_buffer(au, discont, |t| {
-            gst::ClockTime::from_nseconds((t as i128 + offset).max(0) as u64)
+            gst::ClockTime::from_nseconds(Playout::running(t, offset))
         });
         let end = buf
             .pts()
             .or(buf.dts())
             .map(|t| t + buf.duration().unwrap_or_default());
         if let Some(end) = end {
-            state.last_running = state.last_running.max(Some(end.nseconds()));
+            state.playout.stamped_until(end.nseconds());
         }
         buf
     }
@@ -412,6 +418,8 @@ impl CrumbSrc {
                 .field("crumbs-filled", e.crumbs_filled)
                 .field("channel-restarts", e.channel_restarts)
                 .field("channel-switches", e.channel_switches)
+                .field("playout-stalls", state.playout.stalls)
+                .field("playout-stall-time", state.playout.stall_time)
                 .field("segments-relayed", e.segments_relayed)
                 .field("segments-relay-incomplete", e.segments_relay_incomplete)
                 .field("crumbs-relayed", e.crumbs_relayed)
@@ -471,7 +479,7 @@ impl ObjectImpl for CrumbSrc {
                     .build(),
                 glib::ParamSpecUInt64::builder("latency")
                     .nick("Latency")
-                    .blurb("Playback delay in ns between a Segment's output and its play-out (answered in the latency query); the first Segment's deadline gets this minus its duration as time extension")
+                    .blurb("Playback delay in ns between a Segment's output and its play-out (answered in the latency query; the first buffer carries the running time it is output at). A Segment output after its play-out time moves the timeline forward to play this long after its output, marked DISCONT (stats: playout-stalls). The first Segment's deadline gets this minus its duration as time extension")
                     .default_value(DEFAULT_LATENCY)
                     .mutable_ready()
                     .build(),
@@ -812,10 +820,9 @@ impl PushSrcImpl for CrumbSrc {
                     }
                 }
                 ClientEvent::Output(Output::Gap { pts, duration }) => {
-                    let offset = self.state.lock().unwrap().offset;
+                    let offset = self.state.lock().unwrap().playout.offset();
                     if let Some(off) = offset {
-                        let start =
-                            gst::ClockTime::from_nseconds((pts as i128 + off).max(0) as u64);
+                        let start = gst::ClockTime::from_nseconds(Playout::running(pts, off));
                         let ev = gst::event::Gap::builder(start)
                             .duration(gst::ClockTime::from_nseconds(duration))
                             .build();
@@ -885,14 +892,14 @@ impl PushSrcImpl for CrumbSrc {
                     gst::info!(CAT, imp = self, "The channel restarted: {r:?}");
                     // The new run's timestamps start over: the next buffer is anchored
                     // anew, `latency` after now.
-                    self.state.lock().unwrap().offset = None;
+                    self.state.lock().unwrap().playout.restart();
                     self.post_restart(&r);
                 }
                 ClientEvent::Switched { old, new } => {
                     gst::info!(CAT, imp = self, "Left {old} for {new}");
                     // The restart's path: the new channel's timestamps are anchored
                     // anew, `latency` after now and never before the last buffer.
-                    self.state.lock().unwrap().offset = None;
+                    self.state.lock().unwrap().playout.restart();
                     self.post_switched(&old, &new);
                 }
                 ClientEvent::Relayed {

@@ -1,0 +1,130 @@
+// SPDX-License-Identifier: MPL-2.0
+//! crumbsrc's play-out timeline, seen by a synced sink: the first frame plays `latency`
+//! after crumbsrc outputs it (not twice that), and when the channel's Segments grow
+//! while the client waits at the live edge, the longer Segment, out after its play-out
+//! time, moves the timeline forward (a stall, DISCONT, counted in stats) instead of
+//! reaching the sink late, where a video sink would drop it and every frame after it.
+
+mod common;
+
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use common::*;
+use gst::prelude::*;
+
+const LATENCY: u64 = 500_000_000;
+
+/// One buffer crumbsrc pushed: the clock's running time then, the buffer's running
+/// time (a live time segment from 0: its PTS), and its DISCONT flag.
+#[derive(Clone, Copy, Debug)]
+struct Pushed {
+    now: u64,
+    running: u64,
+    discont: bool,
+}
+
+#[test]
+fn a_synced_sink_plays_every_frame_in_time_across_growing_segments() {
+    init();
+    let port = free_port();
+    // 0.5 s GOPs; |G| grows from 1 to 4 as the one client reports success, and the
+    // client joins at the live edge (start-offset=0), so each longer Segment is
+    // published after the shorter one's play-out ended.
+    let channel = Peer::start(&format!(
+        "videotestsrc is-live=true ! video/x-raw,width=160,height=120,framerate=30/1 \
+         ! svcvp8enc keyframe-max-dist=15 ! svcsegmenter min-gops=1 max-gops=4 \
+         ! crumbsink channel=live http-port={port} window=6 start-offset=0"
+    ));
+    let url = channel.listening().get::<String>("url").unwrap();
+    let pushed: Arc<Mutex<Vec<Pushed>>> = Arc::default();
+    let p2 = pushed.clone();
+    let client = Peer::start_with(
+        &format!(
+            "crumbsrc name=src location={url} latency={LATENCY} ! vp8dec \
+             ! fakesink name=out sync=true max-lateness=20000000"
+        ),
+        move |pipeline| {
+            let src = pipeline.by_name("src").unwrap();
+            let weak = pipeline.downgrade();
+            src.static_pad("src")
+                .unwrap()
+                .add_probe(gst::PadProbeType::BUFFER, move |_, info| {
+                    let (Some(pipeline), Some(gst::PadProbeData::Buffer(buf))) =
+                        (weak.upgrade(), info.data.as_ref())
+                    else {
+                        return gst::PadProbeReturn::Ok;
+                    };
+                    let now = match (pipeline.clock(), pipeline.base_time()) {
+                        (Some(c), Some(b)) => c.time().saturating_sub(b).nseconds(),
+                        _ => return gst::PadProbeReturn::Ok,
+                    };
+                    if let Some(pts) = buf.pts() {
+                        p2.lock().unwrap().push(Pushed {
+                            now,
+                            running: pts.nseconds(),
+                            discont: buf.flags().contains(gst::BufferFlags::DISCONT),
+                        });
+                    }
+                    gst::PadProbeReturn::Ok
+                });
+        },
+    );
+
+    // Until three 2 s Segments were played (the growth is over), 60 s at most.
+    let end = Instant::now() + Duration::from_secs(60);
+    loop {
+        client.assert_no_error();
+        let long = client
+            .named("crumbsrc-segment")
+            .iter()
+            .filter(|s| s.get::<bool>("success").unwrap() && u(s, "duration") >= 2_000_000_000)
+            .count();
+        if long >= 3 {
+            break;
+        }
+        assert!(Instant::now() < end, "the Segments did not grow to 2 s");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let stats = client
+        .pipeline
+        .by_name("src")
+        .unwrap()
+        .property::<gst::Structure>("stats");
+    let pushed = pushed.lock().unwrap().clone();
+    drop(client);
+    drop(channel);
+
+    // The first frame is stamped with the time it was output: the sink adds `latency`.
+    let first = pushed[0];
+    let ahead = first.running as i64 - first.now as i64;
+    assert!(
+        ahead.abs() < 200_000_000,
+        "first buffer stamped {ahead} ns from its output time (latency {LATENCY})"
+    );
+    // No frame reached the sink after its play-out time.
+    let late: Vec<_> = pushed
+        .iter()
+        .filter(|p| p.running + LATENCY + 5_000_000 < p.now)
+        .collect();
+    assert!(
+        late.is_empty(),
+        "{} late buffers, first {:?}",
+        late.len(),
+        late[0]
+    );
+    // The growth did stall the timeline, and each stall was a discontinuity.
+    let stalls = u(&stats, "playout-stalls");
+    assert!(
+        stalls >= 1,
+        "no stall while the Segments grew at the live edge"
+    );
+    assert!(u(&stats, "playout-stall-time") > 0);
+    let disconts = pushed.iter().skip(1).filter(|p| p.discont).count() as u64;
+    assert!(
+        disconts >= stalls,
+        "{disconts} DISCONT buffers for {stalls} stalls"
+    );
+    // The timeline only moves forward.
+    assert!(pushed.windows(2).all(|w| w[1].running >= w[0].running));
+}
