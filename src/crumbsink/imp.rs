@@ -36,7 +36,7 @@ const DEFAULT_PIECE_SIZE: u32 = 16384;
 const DEFAULT_MAX_UPLOAD_RATE: u32 = 0;
 const DEFAULT_ARCHIVE: bool = false;
 const DEFAULT_TRACKER_INTERVAL: u32 = 15;
-const DEFAULT_SUPER_SEED_FANOUT: u32 = 2;
+const DEFAULT_SUPER_SEED_FANOUT: u32 = 1;
 const DEFAULT_ENHANCEMENT_COPIES: u32 = 0;
 const DEFAULT_HEADER_TIMEOUT_MS: u32 = 10_000;
 const DEFAULT_IDLE_TIMEOUT_MS: u32 = 30_000;
@@ -438,7 +438,7 @@ impl ObjectImpl for CrumbSink {
                     .build(),
                 glib::ParamSpecUInt::builder("super-seed-fanout")
                     .nick("Super seed fanout")
-                    .blurb("Initial seeding: peers per crumb the tracker gives the super seed's address to (the first to announce); the others are sent to peers, so each piece leaves the channel about this many times. crumbsrc falls back to the super seed by itself when peers are too slow for its deadline. 0 = give it to every peer")
+                    .blurb("Initial seeding: peers per crumb the tracker gives the super seed's address to (the first to announce); the others are sent to peers, so each piece leaves the channel about this many times (swarm bench at N = 10: 1 against 2 cut the channel's upload per client from 429-478 to 392-399 kbit/s, delivered rate unchanged). crumbsrc falls back to the super seed by itself when peers are too slow for its deadline. 0 = give it to every peer")
                     .maximum(10_000)
                     .default_value(DEFAULT_SUPER_SEED_FANOUT)
                     .mutable_ready()

@@ -130,7 +130,7 @@ impl SimConfig {
             slot_kbps: 512.0,
             max_slots: 32,
             min_source_kbps: 128.0,
-            super_seed_fanout: 2,
+            super_seed_fanout: 1,
             enhancement_copies: 0,
             peer_patience: Some(crate::core::client::DEFAULT_PEER_PATIENCE),
             playout_delay: crate::core::client::DEFAULT_PLAYOUT_DELAY,

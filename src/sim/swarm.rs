@@ -347,8 +347,10 @@ impl Swarm {
                 if let Some(c) = self.channel.crumbs.get_mut(&(seq, index)) {
                     let pieces = c.holders.len().min(64);
                     // The tracker: the first `fanout` downloaders get the super seed, and
-                    // so does one that finds no other peer.
-                    let alone = c.holders.iter().all(|h| h.is_empty()) && c.granted > 0;
+                    // so does one that finds no other peer in the list (as
+                    // `core::tracker`: a peer that has announced counts, pieces or not).
+                    let alone = c.downloaders == 0;
+                    c.downloaders += 1;
                     // A relay adds the super seed as a peer itself (crumbsrc does).
                     let relay = self.peers[p as usize].relay;
                     let super_seed = relay || fanout == 0 || c.granted < fanout || alone;
