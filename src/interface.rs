@@ -566,7 +566,7 @@ pub const CRUMBSRC_STATS: StructDef = StructDef {
         f(
             "super-seed-take-overs",
             U64,
-            "crumbs whose pieces in flight at peers the super seed was told to take over: at the fallback when the crumb came at under half the measured rate, or, for a crumb 1, later when its bytes stopped for the peer patience plus two pieces' time while the link was not busy and the line had room for the rest",
+            "crumbs whose pieces in flight at peers the super seed was told to take over: at the fallback when the crumb came at under half the measured rate, or, for a crumb 1, later when its bytes stopped for the peer patience plus two pieces' time while the link was not busy, and it had no byte at all or the line had room for the rest",
         ),
         f(
             "crumbs-filled",

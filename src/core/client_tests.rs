@@ -595,6 +595,13 @@ fn a_stalled_crumb_has_the_super_seed_take_over() {
     // With 3 of 6 pieces in, the 36 kB it misses need 1.2 s of those 1.6 s: its
     // sources keep the pieces (the line, not a peer, is what is short).
     assert_eq!(adsl(2200 * MS, 49_152), (vec![(1, false)], 0), "no room");
+    // Nothing at all (no byte, no piece) on an idle link: lost without the take-over,
+    // whatever the room, so taken over once the patience and two pieces' time pass.
+    assert_eq!(
+        adsl(0, 0),
+        (vec![(1, false), (1, true)], 1),
+        "no byte on an idle link"
+    );
 }
 
 #[test]
