@@ -1366,6 +1366,31 @@ impl PeerHandler {
                 if released > 0 || had_inflight {
                     self.state.new_pieces_notify.notify_waiters();
                 }
+
+                // crumbs patch: a recipient that left without the piece (cut off in
+                // the middle of it: its connection closed because it asked for a piece
+                // given out already) is no copy. Counted, it used up the piece, and
+                // nobody could ever fetch it whole.
+                if self
+                    .state
+                    .torrent()
+                    .options
+                    .upload_peers_per_piece
+                    .is_some()
+                {
+                    let mut recipients = self.state.piece_recipients.lock();
+                    recipients.retain(|piece, peers| {
+                        let has = live
+                            .bitfield
+                            .get(*piece as usize)
+                            .map(|p| *p)
+                            .unwrap_or(false);
+                        if !has {
+                            peers.retain(|a| *a != self.addr);
+                        }
+                        !peers.is_empty()
+                    });
+                }
             }
             PeerState::NotNeeded => {
                 // Restore it as std::mem::take() replaced it above.
