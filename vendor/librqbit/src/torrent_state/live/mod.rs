@@ -218,8 +218,9 @@ pub struct TorrentStateLive {
     /// crumbs patch: peers added with `add_urgent_peer`.
     urgent_peers: RwLock<HashSet<SocketAddr>>,
     /// crumbs patch: the peers each piece was uploaded to, under
-    /// `AddTorrentOptions::upload_peers_per_piece`.
-    piece_recipients: Mutex<HashMap<u32, Vec<SocketAddr>>>,
+    /// `AddTorrentOptions::upload_peers_per_piece`, with the distinct chunks each
+    /// asked for (all of them: a whole copy).
+    piece_recipients: Mutex<HashMap<u32, Vec<(SocketAddr, HashSet<u32>)>>>,
 }
 
 impl TorrentStateLive {
@@ -1367,10 +1368,11 @@ impl PeerHandler {
                     self.state.new_pieces_notify.notify_waiters();
                 }
 
-                // crumbs patch: a recipient that left without the piece (cut off in
-                // the middle of it: its connection closed because it asked for a piece
-                // given out already) is no copy. Counted, it used up the piece, and
-                // nobody could ever fetch it whole.
+                // crumbs patch: a recipient that left before it had asked for every
+                // chunk of a piece (cut off in the middle of it: its connection closed
+                // because it asked for a piece given out already) is no copy. Counted,
+                // it used up the piece, and nobody could ever fetch it whole. (Its
+                // bitfield cannot tell: a downloader need not send HAVE to a seed.)
                 if self
                     .state
                     .torrent()
@@ -1378,16 +1380,13 @@ impl PeerHandler {
                     .upload_peers_per_piece
                     .is_some()
                 {
+                    let lengths = self.state.lengths;
                     let mut recipients = self.state.piece_recipients.lock();
                     recipients.retain(|piece, peers| {
-                        let has = live
-                            .bitfield
-                            .get(*piece as usize)
-                            .map(|p| *p)
-                            .unwrap_or(false);
-                        if !has {
-                            peers.retain(|a| *a != self.addr);
-                        }
+                        let whole = lengths
+                            .validate_piece_index(*piece)
+                            .map_or(0, |p| lengths.chunks_per_piece(p) as usize);
+                        peers.retain(|(a, chunks)| *a != self.addr || chunks.len() >= whole);
                         !peers.is_empty()
                     });
                 }
@@ -1630,16 +1629,21 @@ impl PeerHandler {
         if let Some(max) = self.state.torrent().options.upload_peers_per_piece {
             let mut recipients = self.state.piece_recipients.lock();
             let peers = recipients.entry(piece_index.get()).or_default();
-            if !peers.contains(&self.addr) {
-                if peers.len() >= max {
-                    anyhow::bail!(
-                        "piece {} was uploaded to {} peers already, the most this torrent gives",
-                        piece_index.get(),
-                        peers.len()
-                    );
+            let k = match peers.iter().position(|(a, _)| *a == self.addr) {
+                Some(k) => k,
+                None => {
+                    if peers.len() >= max {
+                        anyhow::bail!(
+                            "piece {} was uploaded to {} peers already, the most this torrent gives",
+                            piece_index.get(),
+                            peers.len()
+                        );
+                    }
+                    peers.push((self.addr, HashSet::new()));
+                    peers.len() - 1
                 }
-                peers.push(self.addr);
-            }
+            };
+            peers[k].1.insert(chunk_info.chunk_index);
         }
 
         if !self
