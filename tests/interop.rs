@@ -678,10 +678,10 @@ fn standard_clients_trade_what_a_one_copy_super_seed_sends_once() {
     let (Some(first), Some(second)) = (Aria2::start(), Aria2::start()) else {
         return;
     };
-    // A window of 40 one-second Segments: its crumbs stay on the channel's tracker
-    // (and super seed) while the two trade. With the default 8 the older Segment's
-    // torrents left the tracker 7 s after the test began, and under the suite's
-    // load the two aria2 had not yet found each other for one crumb (5 of 6 each).
+    // A window of 40 one-second Segments: the crumbs stay on the channel's tracker
+    // (and super seed) for the whole 40 s the two may take. (The 5 of 6 crumbs this
+    // test once ended with came from the librqbit patch, not the window: a peer cut
+    // off in the middle of a piece used up its one copy; vendor/README.md.)
     let (channel, w, spool, origin) =
         live_channel("super-seed-fanout=0 enhancement-copies=1 window=40");
     let sink = channel.pipeline.by_name("ch").unwrap();

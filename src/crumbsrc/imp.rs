@@ -120,7 +120,7 @@ struct State {
     last_totals: Option<crate::client::ClientTotals>,
     /// The running time of every output buffer: anchored at the first one of a run,
     /// moved forward at a stall (a Segment out after its play-out time).
-    playout: crate::core::playout::Playout,
+    playout: Playout,
     segments: u64,
 }
 
@@ -171,7 +171,7 @@ impl CrumbSrc {
             gst::info!(
                 CAT,
                 imp = self,
-                "Output after its play-out time: the timeline moves forward (stall {} of {})",
+                "Output after its play-out time: the timeline moves forward (stall {}, {} in all)",
                 state.playout.stalls,
                 gst::ClockTime::from_nseconds(state.playout.stall_time)
             );
