@@ -63,6 +63,33 @@ pub fn success_ratio_event(rho: f64, seq: u64) -> gst::Event {
     )
 }
 
+/// Name of the custom upstream query crumbsink asks svcsegmenter with: how long a
+/// Segment can be (field `max-duration`, ns), which the window gives players.
+pub const SEGMENT_LIMITS_QUERY: &str = "crumbs-segment-limits";
+
+/// Asks upstream of `pad` how long a Segment can be (ns); `None` when no
+/// svcsegmenter answers (another source of crumbs) or it has cut no whole GOP yet.
+pub fn query_max_duration(pad: &gst::Pad) -> Option<u64> {
+    let mut q = gst::query::Custom::new(gst::Structure::new_empty(SEGMENT_LIMITS_QUERY));
+    if !pad.peer_query(&mut q) {
+        return None;
+    }
+    q.structure()?.get::<u64>("max-duration").ok()
+}
+
+/// Answers [`SEGMENT_LIMITS_QUERY`] when `query` is one; returns whether it was.
+pub fn answer_segment_limits(query: &mut gst::QueryRef, max_duration: Option<u64>) -> bool {
+    let ours = query.type_() == gst::QueryType::Custom
+        && query
+            .structure()
+            .is_some_and(|s| s.name() == SEGMENT_LIMITS_QUERY);
+    let (true, Some(max)) = (ours, max_duration) else {
+        return false;
+    };
+    query.structure_mut().set("max-duration", max);
+    true
+}
+
 /// The caps a stock decoder takes for a reassembled stream. h264parse advertises
 /// `profile=scalable-*` when it sees a subset SPS; openh264dec refuses those caps but
 /// decodes the stream (highest layer present) when told its base profile, and other
@@ -95,14 +122,15 @@ pub fn output_caps(caps: &str) -> Result<gst::Caps, glib::BoolError> {
 /// Adds the sometimes pad `audio` to a crumbjoin or crumbsrc: active, with a
 /// stream-start of the video's group, the audio caps and `segment` stored as sticky
 /// events, so that what pad-added links receives them before the first frame. A live
-/// source (crumbsrc) gives its `latency`: the pad answers the latency query as `src`
-/// does, so the audio branch is delayed like the video's.
+/// source (crumbsrc) gives its latency in force (ns, read at each query): the pad
+/// answers the latency query as `src` does, so the audio branch is delayed like the
+/// video's.
 pub fn add_audio_pad(
     element: &gst::Element,
     caps: &gst::Caps,
     segment: gst::Event,
     group: Option<gst::GroupId>,
-    latency: Option<gst::ClockTime>,
+    latency: Option<std::sync::Arc<std::sync::atomic::AtomicU64>>,
 ) -> Result<gst::Pad, glib::BoolError> {
     let templ = element
         .pad_template("audio")
@@ -110,7 +138,8 @@ pub fn add_audio_pad(
     let pad = gst::Pad::builder_from_template(&templ)
         .name("audio")
         .query_function(move |pad, parent, query| {
-            if let (Some(l), gst::QueryViewMut::Latency(q)) = (latency, query.view_mut()) {
+            if let (Some(l), gst::QueryViewMut::Latency(q)) = (&latency, query.view_mut()) {
+                let l = gst::ClockTime::from_nseconds(l.load(std::sync::atomic::Ordering::SeqCst));
                 q.set(true, l, gst::ClockTime::NONE);
                 return true;
             }

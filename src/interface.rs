@@ -278,6 +278,16 @@ pub const CRUMBSRC_SEGMENT: StructDef = StructDef {
             I64,
             "deadline minus finish time (ns; negative = late)",
         ),
+        f(
+            "play-delay",
+            I64,
+            "time from the output of the Segment's first buffer to its play-out (ns; 0 = nothing output): a viewer's latency is the output's plus this",
+        ),
+        f(
+            "stall",
+            U64,
+            "how far this Segment moved the play-out timeline forward (ns; 0 = played on time): a viewer's freeze",
+        ),
     ],
 };
 

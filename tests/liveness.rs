@@ -425,6 +425,7 @@ fn fake_window(port: u16, origin: Instant) -> WindowDoc {
         tracker: format!("http://127.0.0.1:{port}/live/announce"),
         super_seed: None,
         oldest: Some(x - 4),
+        max_duration: None,
         segments,
     }
 }

@@ -431,6 +431,10 @@ async fn play(cfg: Config, stats: &mut Stats) -> Result<(), String> {
             from_peers: 0,
             te_s: 0.0,
             rate_kbps: est.bps().unwrap_or(0.0) / 1000.0,
+            // A late segment fails here (its timeline never moves), so a played one
+            // waits its margin.
+            play_delay_s: ok.then_some(margin_s),
+            stall_s: 0.0,
         }
         .emit();
         due = Some(deadline + Duration::from_secs_f64(duration_s));

@@ -23,6 +23,13 @@ pub struct ClientFigures {
     pub delivered_kbps: f64,
     pub startup_s: Option<f64>,
     pub latency_s: Option<f64>,
+    /// Capture to the viewer's screen: the output's latency plus the time a Segment
+    /// waits in the player (`play-delay`), mean over the Segments played.
+    pub viewer_latency_s: Option<f64>,
+    /// Freezes: Segments that moved the player's timeline forward, and by how much
+    /// in all (s).
+    pub stalls: usize,
+    pub stall_s: f64,
     pub quality_switches: usize,
     pub bytes_from_super_seed: u64,
     pub bytes_from_peers: u64,
@@ -57,6 +64,11 @@ pub struct SwarmFigures {
     pub super_seed_share: f64,
     pub startup_s: f64,
     pub latency_s: f64,
+    pub viewer_latency_s: f64,
+    /// The highest client's viewer latency.
+    pub worst_viewer_latency_s: f64,
+    pub stalls_per_client: f64,
+    pub stall_s_per_client: f64,
     pub quality_switches_per_client: f64,
     pub channel_upload_kbps: f64,
     pub upload_per_client_kbps: f64,
@@ -79,6 +91,8 @@ struct Seg {
     duration_s: f64,
     from_seed: u64,
     from_peers: u64,
+    play_delay_s: Option<f64>,
+    stall_s: f64,
 }
 
 fn segs(c: &ClientLog) -> Vec<Seg> {
@@ -96,6 +110,8 @@ fn segs(c: &ClientLog) -> Vec<Seg> {
                 duration_s,
                 from_seed,
                 from_peers,
+                play_delay_s,
+                stall_s,
                 ..
             } => Some(Seg {
                 t,
@@ -108,6 +124,8 @@ fn segs(c: &ClientLog) -> Vec<Seg> {
                 duration_s,
                 from_seed,
                 from_peers,
+                play_delay_s,
+                stall_s,
             }),
             _ => None,
         })
@@ -155,6 +173,7 @@ pub fn client(log: &RunLog, c: &ClientLog) -> ClientFigures {
         .min_by(f64::total_cmp);
     let joinable = first_published.map_or(c.started_t, |t| t.max(c.started_t));
     let (mut bytes, mut secs, mut lat, mut lat_n, mut last_d) = (0u64, 0.0, 0.0, 0usize, None);
+    let mut viewer = Vec::new();
     for s in counted {
         let dur = if s.duration_s > 0.0 {
             s.duration_s
@@ -164,6 +183,10 @@ pub fn client(log: &RunLog, c: &ClientLog) -> ClientFigures {
         secs += dur;
         f.bytes_from_super_seed += s.from_seed;
         f.bytes_from_peers += s.from_peers;
+        if s.stall_s > 0.0 {
+            f.stalls += 1;
+            f.stall_s += s.stall_s;
+        }
         if s.n > 0 {
             f.completeness += s.d as f64 / s.n as f64;
         }
@@ -178,6 +201,9 @@ pub fn client(log: &RunLog, c: &ClientLog) -> ClientFigures {
         if let Some((tp, d)) = log.published.get(&s.seq) {
             lat += s.t - (tp - d);
             lat_n += 1;
+            if let Some(p) = s.play_delay_s {
+                viewer.push(s.t - (tp - d) + p);
+            }
         }
         if last_d.is_some_and(|d| d != s.d) {
             f.quality_switches += 1;
@@ -193,6 +219,9 @@ pub fn client(log: &RunLog, c: &ClientLog) -> ClientFigures {
     }
     if lat_n > 0 {
         f.latency_s = Some(lat / lat_n as f64);
+    }
+    if !viewer.is_empty() {
+        f.viewer_latency_s = Some(mean(viewer.into_iter()));
     }
     let life = log.t_end.max(c.started_t) - c.started_t;
     (f.cpu_pct, f.max_rss_kb) = end_cost(&c.end, life);
@@ -284,6 +313,13 @@ pub fn swarm(
         },
         startup_s: mean(active.iter().filter_map(|c| c.startup_s)),
         latency_s: mean(lat.into_iter()),
+        viewer_latency_s: mean(active.iter().filter_map(|c| c.viewer_latency_s)),
+        worst_viewer_latency_s: active
+            .iter()
+            .filter_map(|c| c.viewer_latency_s)
+            .fold(0.0, f64::max),
+        stalls_per_client: mean(active.iter().map(|c| c.stalls as f64)),
+        stall_s_per_client: mean(active.iter().map(|c| c.stall_s)),
         quality_switches_per_client: mean(active.iter().map(|c| c.quality_switches as f64)),
         channel_upload_kbps: upload,
         upload_per_client_kbps: if log.clients.is_empty() {

@@ -271,6 +271,12 @@ pub fn client(a: ClientArgs) -> i32 {
                     from_peers: num(s, "bytes-from-peers"),
                     te_s: num(s, "time-extension") as f64 / 1e9,
                     rate_kbps: s.get::<f64>("rate").unwrap_or(0.0) * 8.0 / 1000.0,
+                    play_delay_s: s
+                        .get::<i64>("play-delay")
+                        .ok()
+                        .filter(|d| *d != 0)
+                        .map(|d| d as f64 / 1e9),
+                    stall_s: num(s, "stall") as f64 / 1e9,
                 }
                 .emit()
             }

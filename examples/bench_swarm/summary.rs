@@ -16,7 +16,8 @@ use crate::run::{RunLog, RunSpec};
 pub fn one_line(f: &SwarmFigures) -> String {
     let mut s = format!(
         "continuity {:.3}, completeness {:.3}, delivered {:.0} kbit/s (bound {:.0}, ratio {:.2}), \
-         channel upload {:.0} kbit/s ({:.0} per client), super seed share {:.3}, startup {:.1} s, latency {:.1} s",
+         channel upload {:.0} kbit/s ({:.0} per client), super seed share {:.3}, startup {:.1} s, latency {:.1} s, \
+         viewer latency {:.1} s (worst client {:.1} s), freezes {:.2} per client ({:.1} s)",
         f.continuity,
         f.completeness,
         f.delivered_kbps,
@@ -26,7 +27,11 @@ pub fn one_line(f: &SwarmFigures) -> String {
         f.upload_per_client_kbps,
         f.super_seed_share,
         f.startup_s,
-        f.latency_s
+        f.latency_s,
+        f.viewer_latency_s,
+        f.worst_viewer_latency_s,
+        f.stalls_per_client,
+        f.stall_s_per_client
     );
     for e in &f.errors {
         s += &format!("\n  error: {e}");
@@ -239,6 +244,10 @@ pub fn finish(o: &Options, profile: &Profile, done: &[Done]) -> Result<(), Strin
         "super_seed_share": m.super_seed_share,
         "startup_s": m.startup_s,
         "latency_s": m.latency_s,
+        "viewer_latency_s": m.viewer_latency_s,
+        "worst_viewer_latency_s": m.worst_viewer_latency_s,
+        "stalls_per_client": m.stalls_per_client,
+        "stall_s_per_client": m.stall_s_per_client,
         "quality_switches_per_client": m.quality_switches_per_client,
         "client_cpu_pct": m.client_cpu_pct,
         "client_max_rss_kb": m.client_max_rss_kb,
@@ -285,7 +294,7 @@ pub fn finish(o: &Options, profile: &Profile, done: &[Done]) -> Result<(), Strin
         header: header(&[
             "run", "clients", "continuity", "completeness", "delivered kbit/s", "bound kbit/s", "ratio to bound",
             "ratio to r_max", "channel kbit/s", "per client kbit/s", "super seed share", "startup s", "latency s",
-            "switches", "client CPU %", "client peak MB",
+            "viewer latency s", "freezes per client", "switches", "client CPU %", "client peak MB",
         ]),
         rows: done
             .iter()
@@ -304,6 +313,8 @@ pub fn finish(o: &Options, profile: &Profile, done: &[Done]) -> Result<(), Strin
                     f3(f.super_seed_share),
                     f1(f.startup_s),
                     f1(f.latency_s),
+                    f1(f.viewer_latency_s),
+                    format!("{:.2}", f.stalls_per_client),
                     f1(f.quality_switches_per_client),
                     f1(f.client_cpu_pct),
                     f1(f.client_max_rss_kb as f64 / 1024.0),
@@ -312,7 +323,9 @@ pub fn finish(o: &Options, profile: &Profile, done: &[Done]) -> Result<(), Strin
             .collect(),
         note: "continuity: share of Segments played; completeness: mean D/N; bound: mean over clients of \
                min(r_max, own download, full quality); super seed share: channel bytes / bytes clients downloaded \
-               (HLS: the web server's)."
+               (HLS: the web server's). latency: capture to output; viewer latency: capture to play-out (the \
+               output's plus the time a Segment waits in the player); freezes: Segments that came after their \
+               play-out time and moved the player's timeline forward."
             .into(),
     };
     let mut clients_table = report::Table {
@@ -327,6 +340,8 @@ pub fn finish(o: &Options, profile: &Profile, done: &[Done]) -> Result<(), Strin
             "delivered kbit/s",
             "startup s",
             "latency s",
+            "viewer latency s",
+            "freezes (s)",
             "switches",
             "from super seed kB",
             "from peers kB",
@@ -347,6 +362,8 @@ pub fn finish(o: &Options, profile: &Profile, done: &[Done]) -> Result<(), Strin
             f0(c.delivered_kbps),
             c.startup_s.map_or("-".into(), f1),
             c.latency_s.map_or("-".into(), f1),
+            c.viewer_latency_s.map_or("-".into(), f1),
+            format!("{} ({:.1})", c.stalls, c.stall_s),
             c.quality_switches.to_string(),
             f0(c.bytes_from_super_seed as f64 / 1000.0),
             f0(c.bytes_from_peers as f64 / 1000.0),
@@ -509,7 +526,7 @@ pub fn finish(o: &Options, profile: &Profile, done: &[Done]) -> Result<(), Strin
     // The summary, last.
     println!();
     println!(
-        "{:<38} {:>7} {:>10} {:>12} {:>9} {:>6} {:>9} {:>9} {:>7} {:>7} {:>7} {:>6}",
+        "{:<38} {:>7} {:>10} {:>12} {:>9} {:>6} {:>9} {:>9} {:>7} {:>7} {:>7} {:>7} {:>7} {:>6}",
         "run",
         "clients",
         "continuity",
@@ -520,12 +537,14 @@ pub fn finish(o: &Options, profile: &Profile, done: &[Done]) -> Result<(), Strin
         "seedshare",
         "startup",
         "latency",
+        "viewer",
+        "freezes",
         "cpu%",
         "MB"
     );
     for (_, _, _, f) in done {
         println!(
-            "{:<38} {:>7} {:>10.3} {:>12.3} {:>9.0} {:>6.2} {:>9.0} {:>9.3} {:>6.1}s {:>6.1}s {:>7.1} {:>6.1}",
+            "{:<38} {:>7} {:>10.3} {:>12.3} {:>9.0} {:>6.2} {:>9.0} {:>9.3} {:>6.1}s {:>6.1}s {:>6.1}s {:>7.2} {:>7.1} {:>6.1}",
             f.label,
             f.clients,
             f.continuity,
@@ -536,6 +555,8 @@ pub fn finish(o: &Options, profile: &Profile, done: &[Done]) -> Result<(), Strin
             f.super_seed_share,
             f.startup_s,
             f.latency_s,
+            f.viewer_latency_s,
+            f.stalls_per_client,
             f.client_cpu_pct,
             f.client_max_rss_kb as f64 / 1024.0
         );

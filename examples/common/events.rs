@@ -56,6 +56,14 @@ pub enum Event {
         /// The client's measured download rate R when it was done, kbit/s.
         #[serde(default)]
         rate_kbps: f64,
+        /// How long the Segment's first frame waits in the player between its output
+        /// and its play-out, s (crumbsrc's timeline; the HLS client's deadline margin):
+        /// the viewer's latency is the output's plus this.
+        #[serde(default)]
+        play_delay_s: Option<f64>,
+        /// How far the Segment moved the player's timeline forward, s: a freeze.
+        #[serde(default)]
+        stall_s: f64,
     },
     /// Any role: a non-fatal remark worth showing (shaping fell back, ...).
     Note { t: f64, text: String },

@@ -401,6 +401,12 @@ impl Channel {
         }
     }
 
+    /// How long a Segment can be as the segmenter says (ns), or `None`: the window's
+    /// `max_duration` (see [`crate::core::channel::ChannelEngine::max_duration`]).
+    pub fn set_max_duration(&self, max: Option<u64>) {
+        self.shared.engine().set_max_duration(max);
+    }
+
     /// Torrent Maker + Program Scheduler: every crumb becomes a torrent seeded by the
     /// super seed; the Segment enters the window; expired Segments stop being seeded
     /// and their files are deleted (unless archived). The crumb files are all written

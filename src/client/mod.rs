@@ -64,6 +64,14 @@ pub enum ClientEvent {
     Channel {
         audio_caps: Option<String>,
     },
+    /// Sent before a Segment's output: the player's delay in force (ns; `latency`, or
+    /// with the default the channel's longest Segment) and the room crumbsrc's
+    /// play-out keeps when it anchors this Segment (`core::playout`): the channel's
+    /// longest Segment minus this one's duration, ns.
+    Playout {
+        lead: u64,
+        latency: u64,
+    },
     Output(Output),
     /// One Segment's outcome with where its bytes came from.
     Segment {
@@ -813,6 +821,15 @@ impl Runner {
                     }
                 }
                 outputs.extend(self.reassembler.finish());
+                if !outputs.is_empty() {
+                    // The player's delay and the room it keeps for the channel's
+                    // longest Segment: the engine's, so that both keep one timeline.
+                    let duration = self.docs.get(&seq).map_or(0, |d| d.duration);
+                    let _ = self.tx.send(ClientEvent::Playout {
+                        lead: engine.playout_lead(duration),
+                        latency: engine.playout_delay(),
+                    });
+                }
                 for o in outputs {
                     let _ = self.tx.send(ClientEvent::Output(o));
                 }

@@ -40,6 +40,12 @@ pub struct WindowDoc {
     /// client asked only for Segments after one it has).
     #[serde(default)]
     pub oldest: Option<u64>,
+    /// The longest a Segment of this channel can be, ns (|Gmax| times the longest GOP
+    /// so far, as svcsegmenter answers; else the longest published so far). A player
+    /// anchored by a shorter Segment keeps the difference as room, so that it does not
+    /// stall when the channel's Segments grow. Absent from older channels.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_duration: Option<u64>,
     /// Segments x-|w|+1 ..= x, oldest first; with `?after=K`, only those after K.
     pub segments: Vec<SegmentDoc>,
 }
@@ -299,6 +305,7 @@ mod tests {
             tracker: "http://127.0.0.1:1/live/announce".into(),
             super_seed: Some("127.0.0.1:2".into()),
             oldest: None,
+            max_duration: Some(4_000_000_000),
             segments: vec![SegmentDoc {
                 seq: 9,
                 pts: None,

@@ -150,6 +150,8 @@ pub struct ChannelEngine {
     history: VecDeque<Sample>,
     /// The status page's clients by client id.
     last_reports: HashMap<String, LastReport>,
+    /// The longest a Segment can be as the segmenter says (ns), when it said.
+    max_duration: Option<u64>,
 }
 
 impl ChannelEngine {
@@ -168,6 +170,7 @@ impl ChannelEngine {
             super_seed_id: None,
             history: VecDeque::new(),
             last_reports: HashMap::new(),
+            max_duration: None,
             stats: StatsDoc {
                 channel: config.name.clone(),
                 ..Default::default()
@@ -400,6 +403,20 @@ impl ChannelEngine {
         }
     }
 
+    /// The longest a Segment can be, ns, as the segmenter says (svcsegmenter answers
+    /// crumbsink's `crumbs-segment-limits` query); `None` when nobody said.
+    pub fn set_max_duration(&mut self, max: Option<u64>) {
+        self.max_duration = max;
+    }
+
+    /// The window's `max_duration`: the segmenter's word, or longer when a Segment in
+    /// the window is (a GOP that outgrew the ones before); without the segmenter's
+    /// word, the longest Segment in the window.
+    pub fn max_duration(&self) -> Option<u64> {
+        let longest = self.scheduler.window().iter().map(|e| e.duration).max();
+        self.max_duration.max(longest).filter(|d| *d > 0)
+    }
+
     /// The window at `now`; with `after`, only the Segments newer than it are listed
     /// (a client polling every second need not download the whole window each time:
     /// on a 256 kbit/s link that was a fifth of the line).
@@ -418,6 +435,7 @@ impl ChannelEngine {
             tracker: self.tracker_url.clone(),
             super_seed: self.super_seed.clone(),
             oldest: self.scheduler.window().first().map(|e| e.seq),
+            max_duration: self.max_duration(),
             segments: self
                 .scheduler
                 .window()

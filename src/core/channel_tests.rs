@@ -126,6 +126,13 @@ fn publish_fills_the_window_and_expiry_forgets_torrents() {
     assert_eq!(w.super_seed.as_deref(), Some("127.0.0.1:4000"));
     assert_eq!(w.segments.len(), 5);
     assert_eq!(w.segments[4].age_ms, 1000, "published at 8 s, asked at 9 s");
+    // Nobody said how long a Segment can be: the longest in the window.
+    assert_eq!(w.max_duration, Some(2 * SEC));
+    // The segmenter's word (|Gmax| GOPs) when it said, unless a Segment is longer.
+    e.set_max_duration(Some(4 * SEC));
+    assert_eq!(e.window_doc(9 * SEC, None).max_duration, Some(4 * SEC));
+    e.set_max_duration(Some(SEC));
+    assert_eq!(e.window_doc(9 * SEC, None).max_duration, Some(2 * SEC));
     assert_eq!(
         w.segments[0].crumbs[1].torrent,
         "/live/torrents/0/2.torrent"

@@ -22,6 +22,17 @@
 //!   its successors may arrive that much later than |s| after their start and still
 //!   play on time. Without it a client at the live edge had |s| for every Segment,
 //!   though its player held more.
+//! - With a player (`playout_delay` > 0) the deadlines are the player's: a Segment
+//!   plays when the one before it has played, so deadline_{s+1} = play_s + |s| -
+//!   [`PLAYOUT_MARGIN`], where play_s is deadline_s + the margin, or, for the first
+//!   Segment of a run (or one begun after its play-out time had passed: the player
+//!   stalls there), its output time + playout delay + the lead crumbsrc keeps for the
+//!   channel's longest Segment (the window's `max_duration` - |s|, `core::playout`).
+//!   So when the Segments grow from 2 to 4 s at the live edge, the 4 s one has the
+//!   time the player has, not 4 s from its publication (swarm bench: a player
+//!   stalled 3-6 s there while the engine called the Segment in time); and a first
+//!   Segment done early gives its successors the time its player holds. Below, the
+//!   paper's deadlines, which stay the rule with no player.
 //! - TE_{s+1} = deadline_s - t_{s+1}, never negative. When s+1 is already known, t_{s+1}
 //!   is when s was done (at its deadline, not when a late `tick` noticed it), so
 //!   deadline_{s+1} = deadline_s + |s+1|: spare time accumulates over any number of
@@ -63,8 +74,22 @@ use super::time::{MS, SEC};
 /// handshake and a piece from a peer that is itself fetching it.
 pub const DEFAULT_PEER_PATIENCE: u64 = 300 * MS;
 
-/// crumbsrc's default `latency`, the player's [`ClientConfig::playout_delay`], ns.
+/// With a player, a Segment's deadline comes this long before its play-out: the
+/// time reassembly, the decoder and the sink need before its first frame is due (a
+/// video sink drops a frame 20 ms late, and every one after it that is late too).
+pub const PLAYOUT_MARGIN: u64 = 200 * MS;
+
+/// The player's delay before the channel says how long its Segments can be, ns; with
+/// [`PLAYOUT_DELAY_AUTO`], the delay until then.
 pub const DEFAULT_PLAYOUT_DELAY: u64 = 3 * SEC;
+
+/// [`ClientConfig::playout_delay`] (crumbsrc's default `latency`, `GST_CLOCK_TIME_NONE`):
+/// the channel's longest Segment (the window's `max_duration`; [`DEFAULT_PLAYOUT_DELAY`]
+/// until a window says). A client at the live edge can fetch a Segment only once it is
+/// published, and has until the one before it has played: with less room than |s| it
+/// fetches fewer crumbs than its link could carry (swarm bench, cable at the edge:
+/// 1.29 Mbit/s with 3 s of room for 4 s Segments, 2.02 Mbit/s with 4 s).
+pub const PLAYOUT_DELAY_AUTO: u64 = u64::MAX;
 
 /// Default [`ClientConfig::stall_timeout`]: five 2 s Segments.
 pub const DEFAULT_STALL_TIMEOUT: u64 = 10_000_000_000;
@@ -165,8 +190,10 @@ pub struct ClientConfig {
     /// ([`ClientEngine::on_download_failed`] puts one back).
     pub relay: bool,
     /// The player's delay between a Segment's output and its play-out, ns (crumbsrc's
-    /// `latency`). The first Segment of a run gets max(0, playout_delay - |s|) as its
-    /// time extension; 0: the paper's deadlines (|s| from the start).
+    /// `latency`), or [`PLAYOUT_DELAY_AUTO`]. The first Segment of a run gets
+    /// max(0, playout_delay - |s|) as its time extension and the rest follow the
+    /// player's timeline (see the module's semantics); 0: the paper's deadlines (|s|
+    /// from the start).
     pub playout_delay: u64,
     /// Give up on a channel that shows no sign of life for this long (ns): no window
     /// answered, no new Segment in the window (live), or no byte of any crumb fetched.
@@ -495,6 +522,8 @@ struct Current {
     /// upload from anyone's crumb 1 (where the channel's link was the bottleneck,
     /// fills with fallbacks cost weak clients their crumb 1; swarm bench).
     chosen_d: u16,
+    /// Its deadline is the player's (see [`ClientEngine::next_play`]).
+    on_timeline: bool,
 }
 
 /// What a crumb's stall clock is set from (see [`Current::progress`]).
@@ -612,6 +641,15 @@ pub struct ClientEngine {
     last_done: Option<u64>,
     /// Deadline of the previous successful Segment: TE of the next is measured to it.
     prev_deadline: Option<u64>,
+    /// With a player (`playout_delay` > 0): when the next Segment plays (the end of
+    /// the previous one's play-out), [`PLAYOUT_MARGIN`] after its deadline; `None`
+    /// until a Segment of the run was output, and after a failure or a skip.
+    next_play: Option<u64>,
+    /// The channel's longest Segment (the window's `max_duration`), ns.
+    max_duration: Option<u64>,
+    /// With [`PLAYOUT_DELAY_AUTO`]: the longest `max_duration` seen (it never shrinks,
+    /// as the player's latency would have to).
+    auto_delay: u64,
     /// The previous Segment's D; `None` in the initial stage.
     last: Option<LastSegment>,
     last_fetch: Option<u64>,
@@ -770,6 +808,9 @@ impl ClientEngine {
             next: None,
             last_done: None,
             prev_deadline: None,
+            next_play: None,
+            max_duration: None,
+            auto_delay: DEFAULT_PLAYOUT_DELAY,
             last: None,
             last_fetch: None,
             last_output_d: None,
@@ -802,6 +843,7 @@ impl ClientEngine {
         self.next = Some(seq);
         self.last_done = None;
         self.prev_deadline = None;
+        self.next_play = None;
         self.last = None;
         self.last_fetch = None;
         self.advance(now, true);
@@ -857,10 +899,29 @@ impl ClientEngine {
                 start,
             });
             self.window_fresh = true;
+            self.max_duration = doc.max_duration;
+            if let Some(m) = doc.max_duration {
+                self.auto_delay = self.auto_delay.max(m);
+            }
         }
         self.advance(now, true);
         self.prune();
         Ok(())
+    }
+
+    /// The player's delay in force, ns: [`ClientConfig::playout_delay`], or with
+    /// [`PLAYOUT_DELAY_AUTO`] the channel's longest Segment so far.
+    pub fn playout_delay(&self) -> u64 {
+        match self.config.playout_delay {
+            PLAYOUT_DELAY_AUTO => self.auto_delay,
+            d => d,
+        }
+    }
+
+    /// The room crumbsrc's play-out keeps, ns, when it anchors a Segment of `duration`:
+    /// the channel's longest Segment minus it (see `core::playout`).
+    pub fn playout_lead(&self, duration: u64) -> u64 {
+        self.max_duration.map_or(0, |m| m.saturating_sub(duration))
     }
 
     /// Whether `doc` comes from another run of the channel than the windows before.
@@ -938,6 +999,7 @@ impl ClientEngine {
         }
         self.last_done = None;
         self.prev_deadline = None;
+        self.next_play = None;
         self.last = None;
         // The window in hand may list only Segments after one of the old run (the
         // caller's `?after=`): a whole one is needed, now.
@@ -1418,6 +1480,7 @@ impl ClientEngine {
             let to = w.start.max(seq);
             self.skip(at, seq, to);
             self.prev_deadline = None;
+            self.next_play = None;
             self.next = Some(to);
             return self.segments.contains_key(&to) && self.begin(to, at);
         }
@@ -1478,17 +1541,30 @@ impl ClientEngine {
         // No Segment done yet in this run: the first one, whose TE is the player's.
         let te = match (self.prev_deadline, self.last_done) {
             (Some(d), _) => d.saturating_sub(at),
-            (None, None) => self.config.playout_delay.saturating_sub(meta.duration),
+            (None, None) => self.playout_delay().saturating_sub(meta.duration),
             (None, Some(_)) => 0,
         };
-        let budget = meta.duration.saturating_add(te);
+        let mut budget = meta.duration.saturating_add(te);
+        // With a player, a Segment on its timeline is due when the one before it has
+        // played; one due already (published after that) makes the player stall
+        // whatever is done, and gets the budget above.
+        let due = self
+            .next_play
+            .map(|p| p.saturating_sub(PLAYOUT_MARGIN))
+            .filter(|d| self.playout_delay() > 0 && *d > at);
+        if let Some(due) = due {
+            budget = due - at;
+        }
+        let te = budget.saturating_sub(meta.duration);
         let cap = self.cap(meta.sizes.len());
         let usable = |r: &f64| r.is_finite() && *r > 0.0;
         let rate = self.measured_rate(at).filter(usable);
         let rate = rate.or(self.config.initial_rate.filter(usable));
         let (adaptation, safety) = (self.config.adaptation, self.config.safety);
         let (sizes, duration) = (&meta.sizes, meta.duration);
-        let d = choose_d(adaptation, safety, self.last, rate, sizes, duration, budget);
+        // D fits |s|, or less when the player's timeline leaves less.
+        let fit = duration.min(budget);
+        let d = choose_d(adaptation, safety, self.last, rate, sizes, fit, budget);
         let d = d.clamp(1, cap);
         let n = meta.sizes.len();
         let mut cur = Current {
@@ -1514,6 +1590,7 @@ impl ClientEngine {
             fill: self.config.adaptation == Adaptation::RateBased
                 && (self.prev_deadline.is_some() || self.last_done.is_some()),
             chosen_d: d,
+            on_timeline: due.is_some(),
         };
         if n > 0 {
             cur.request(0, at, self.config.peer_patience, self.measured_rate(at));
@@ -1693,6 +1770,18 @@ impl ClientEngine {
                 self.stats.startup_delay = Some(t.saturating_sub(self.created_at));
             }
             self.prev_deadline = Some(cur.deadline);
+            if self.playout_delay() > 0 {
+                // It plays at its deadline when it was on the player's timeline; else
+                // the player anchors it at its output, `playout_delay` plus the lead
+                // kept for the channel's longest Segment later (`core::playout`).
+                let plays = if cur.on_timeline {
+                    cur.deadline.saturating_add(PLAYOUT_MARGIN)
+                } else {
+                    let lead = self.playout_lead(cur.duration);
+                    t.saturating_add(self.playout_delay()).saturating_add(lead)
+                };
+                self.next_play = Some(plays.saturating_add(cur.duration));
+            }
             // Of its own |s|, not of TE: TE stays a buffer.
             let spare = cur
                 .started_at
@@ -1707,6 +1796,7 @@ impl ClientEngine {
             // Back to the initial stage: TE forgotten, D re-estimated, fresh x'.
             self.stats.segments_failed += 1;
             self.prev_deadline = None;
+            self.next_play = None;
             self.last = None;
             if !self.on_demand {
                 self.next = None;

@@ -38,6 +38,7 @@ fn window(segments: Vec<SegmentDoc>, start: Option<u64>) -> WindowDoc {
         tracker: String::new(),
         super_seed: None,
         oldest: None,
+        max_duration: None,
         segments,
     }
 }
@@ -665,11 +666,13 @@ fn the_playout_delay_is_the_first_segments_time_extension() {
     assert_eq!(downloads(&e.poll_actions(0)), vec![(1, 1)]);
     assert_eq!(e.stats().time_extension_last, SEC);
     assert_eq!(e.next_wakeup(), Some(3 * SEC));
-    // Done at 0.5 s; Segment 2 is published at 2 s: TE = 3 s - 2 s, deadline 5 s.
+    // Done at 0.5 s, the player plays it at 3.5 s, until 5.5 s. Segment 2, published
+    // at 2 s, is due then (less the margin): TE = 5.3 - 2 - 2 s.
     complete(&mut e, 500 * MS, 1, 1);
     e.on_window(2 * SEC, &win(1..=2, &[10], 1)).unwrap();
     assert_eq!(downloads(&e.poll_actions(2 * SEC)), vec![(2, 1)]);
-    assert_eq!(e.stats().time_extension_last, SEC);
+    assert_eq!(e.stats().time_extension_last, 1300 * MS);
+    assert_eq!(e.next_wakeup(), Some(5300 * MS));
     // Crumb 1 of Segment 2 at 4.5 s: late for |s| (4 s), on time for the player.
     let a = complete(&mut e, 4500 * MS, 2, 1);
     assert!(records(&a)[0].successful);
@@ -695,6 +698,54 @@ fn the_playout_delay_is_the_first_segments_time_extension() {
     e.on_window(0, &win(1..=1, &[10], 1)).unwrap();
     e.poll_actions(0);
     assert_eq!(e.next_wakeup(), Some(2 * SEC));
+}
+
+#[test]
+fn with_a_player_the_deadlines_are_its_play_out_times() {
+    // A channel at 2 s Segments that grows to 4 s (its window says 4 s at most): the
+    // player anchors the first output at 0.5 s + 3 s + the 2 s lead, so it plays at
+    // 5.5 s, and every Segment after it when the one before has played.
+    let mut e = engine(ClientConfig {
+        playout_delay: 3 * SEC,
+        ..base()
+    });
+    // The window at `now` listing Segment `seq` (of `dur`) after the one before it;
+    // `seq` is begun then, and `due` is its deadline.
+    let step = |e: &mut ClientEngine, now: u64, seq: u64, durs: [u64; 2], due: u64| {
+        let mut w = window(
+            vec![seg(seq - 1, durs[0], &[10]), seg(seq, durs[1], &[10])],
+            Some(seq - 1),
+        );
+        w.max_duration = Some(4 * SEC);
+        e.on_window(now, &w).unwrap();
+        assert_eq!(downloads(&e.poll_actions(now)), vec![(seq, 1)], "at {now}");
+        assert_eq!(e.next_wakeup(), Some(due), "Segment {seq}");
+    };
+    let mut w = win(1..=1, &[10], 1);
+    w.max_duration = Some(4 * SEC);
+    e.on_window(0, &w).unwrap();
+    e.poll_actions(0);
+    complete(&mut e, 500 * MS, 1, 1);
+    // Segment 2 (2 s) plays at 7.5 s: due at 7.3 s.
+    step(&mut e, 2 * SEC, 2, [2 * SEC, 2 * SEC], 7300 * MS);
+    complete(&mut e, 3 * SEC, 2, 1);
+    // Segment 3 is the first of 4 s, published at 2 + 2 + 4 = 8 s: it plays at 9.5 s,
+    // when Segment 2 ends, not 4 s after its publication (the paper's 12 s, a player
+    // stall of 2.5 s).
+    step(&mut e, 8 * SEC, 3, [2 * SEC, 4 * SEC], 9300 * MS);
+    assert_eq!(e.stats().time_extension_last, 0, "less than |s|: no TE");
+    let a = complete(&mut e, 9 * SEC, 3, 1);
+    assert!(records(&a)[0].successful);
+    // Segment 4 plays at 13.5 s (9.5 + 4 s): published at 12 s, due at 13.3 s.
+    step(&mut e, 12 * SEC, 4, [4 * SEC, 4 * SEC], 13300 * MS);
+    complete(&mut e, 13 * SEC, 4, 1);
+    // Segment 5 plays at 17.5 s; published at 17.6 s it is late whatever is done: the
+    // player stalls, and the engine gives it |s| (the paper's deadline) and anchors
+    // the next at its output.
+    step(&mut e, 17600 * MS, 5, [4 * SEC, 4 * SEC], 21600 * MS);
+    complete(&mut e, 18 * SEC, 5, 1);
+    // Out at 18 s, it plays at 21 s (no lead at the longest |s|), Segment 6 at 25 s.
+    step(&mut e, 21600 * MS, 6, [4 * SEC, 4 * SEC], 24800 * MS);
 }
 
 #[test]

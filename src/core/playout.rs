@@ -18,6 +18,15 @@
 //! now, as the first buffer of a run does, and the buffer is marked DISCONT. The
 //! viewer sees the picture pause, as an HLS player's rebuffering, and play on.
 //!
+//! A player anchored by a short Segment stalls anyway when the channel's Segments grow
+//! (|G| from 1 to 2 GOPs at a channel's start, as rho rises): the longer Segment is
+//! published |s| later, and the timeline, set up for the short one, has not that much
+//! room. So the anchor keeps a *lead*: the channel's longest Segment (`max_duration`
+//! in the window) minus the anchoring Segment's duration. A client started with a
+//! channel at 2 s Segments (4 s at most) plays 2 s later from the start instead of
+//! freezing 3-6 s when the Segments grow (swarm bench, tenth round: every client that
+//! started with the channel stalled once).
+//!
 //! Pure arithmetic on explicit times (ns): unit-tested here, driven by crumbsrc.
 
 /// The play-out timeline of one crumbsrc (both its pads share it, so audio and video
@@ -32,6 +41,8 @@ pub struct Playout {
     pub stalls: u64,
     /// Time the timeline moved forward over all stalls, ns: what the viewer waited.
     pub stall_time: u64,
+    /// Room kept for a longer Segment than the one anchoring the timeline, ns.
+    lead: u64,
 }
 
 /// What [`Playout::stamp`] decided for one buffer.
@@ -41,12 +52,21 @@ pub struct Stamp {
     pub offset: i128,
     /// The timeline moved forward at this buffer: it is a discontinuity.
     pub stalled: bool,
+    /// How far it moved, ns (0 when it did not).
+    pub shift: u64,
 }
 
 impl Playout {
     /// The offset of the current run, once its first buffer was stamped (for gaps).
     pub fn offset(&self) -> Option<i128> {
         self.offset
+    }
+
+    /// The room to keep for a longer Segment than the one being output (the channel's
+    /// longest Segment minus this one's duration, ns): used when the timeline is
+    /// anchored or moved forward, not while it holds.
+    pub fn set_lead(&mut self, lead: u64) {
+        self.lead = lead;
     }
 
     /// A new run (channel restart or switch): the next buffer is anchored anew,
@@ -59,13 +79,15 @@ impl Playout {
     /// running time `now`, with the element's `latency`.
     pub fn stamp(&mut self, t: u64, now: u64, latency: u64) -> Stamp {
         let floor = self.last_running.map_or(i128::MIN, |r| r as i128 + 1);
+        // Where an anchored buffer goes: `lead` after now (the sink adds `latency`).
+        let anchor = now as i128 + self.lead as i128;
         let Some(offset) = self.offset else {
-            // The first buffer of a run plays `latency` after now: the sink adds it.
-            let offset = (now as i128).max(floor) - t as i128;
+            let offset = anchor.max(floor) - t as i128;
             self.offset = Some(offset);
             return Stamp {
                 offset,
                 stalled: false,
+                shift: 0,
             };
         };
         let running = t as i128 + offset;
@@ -74,10 +96,11 @@ impl Playout {
             return Stamp {
                 offset,
                 stalled: false,
+                shift: 0,
             };
         }
-        // Late: it plays `latency` after now, and so does everything after it.
-        let shift = now as i128 - running;
+        // Late: it is anchored anew, and everything after it follows.
+        let shift = anchor - running;
         let offset = offset + shift;
         self.offset = Some(offset);
         self.stalls += 1;
@@ -85,7 +108,15 @@ impl Playout {
         Stamp {
             offset,
             stalled: true,
+            shift: shift as u64,
         }
+    }
+
+    /// How long a buffer of stream time `t` stamped with `offset` waits between its
+    /// output at `now` and its play-out (`latency` for an anchored one), ns.
+    pub fn play_delay(t: u64, offset: i128, now: u64, latency: u64) -> i64 {
+        let d = t as i128 + offset + latency as i128 - now as i128;
+        d.clamp(i64::MIN as i128, i64::MAX as i128) as i64
     }
 
     /// The running time of stream time `t` under `offset` (0 before the epoch).
@@ -142,6 +173,40 @@ mod tests {
         let s = p.stamp(3 * SEC, 20 * SEC, 3 * SEC);
         assert!(!s.stalled);
         assert_eq!(p.stalls, 1);
+    }
+
+    #[test]
+    fn a_lead_keeps_room_for_the_channels_longest_segment() {
+        // A channel at 2 s Segments that grow to 4 s: the first, output at 3 s, is
+        // anchored 2 s later (lead = 4 - 2 s), so it plays at 3 + 2 + 3 = 8 s.
+        let mut p = Playout::default();
+        p.set_lead(2 * SEC);
+        let s = p.stamp(0, 3 * SEC, 3 * SEC);
+        assert_eq!(Playout::running(0, s.offset), 5 * SEC);
+        assert_eq!(
+            Playout::play_delay(0, s.offset, 3 * SEC, 3 * SEC),
+            5_000_000_000
+        );
+        // The lead changes nothing once anchored.
+        p.set_lead(0);
+        // Stream time 2 s is the first 4 s Segment, published at 2 + 4 s and out at
+        // 8.5 s: due at 7 + 3 = 10 s, in time (without the lead: due at 8 s, a stall).
+        let s = p.stamp(2 * SEC, 8 * SEC + 500 * MS, 3 * SEC);
+        assert!(!s.stalled);
+        assert_eq!(
+            Playout::play_delay(2 * SEC, s.offset, 8 * SEC + 500 * MS, 3 * SEC),
+            1_500_000_000
+        );
+        // A stall moves it `lead` after now too: out at 14 s, due at 11 + 3 s.
+        p.set_lead(SEC);
+        let s = p.stamp(6 * SEC, 14 * SEC + 1, 3 * SEC);
+        assert!(s.stalled);
+        assert_eq!(Playout::running(6 * SEC, s.offset), 15 * SEC + 1);
+        assert_eq!(s.shift, 4 * SEC + 1);
+        assert_eq!(p.stall_time, 4 * SEC + 1);
+        let mut q = Playout::default();
+        q.stamp(0, 3 * SEC, 3 * SEC);
+        assert!(q.stamp(2 * SEC, 8 * SEC + 500 * MS, 3 * SEC).stalled);
     }
 
     #[test]

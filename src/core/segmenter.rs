@@ -93,6 +93,8 @@ pub struct Segmenter {
     /// Header bytes (parameter sets) of the last key frame that carried them, put in
     /// front of a Segment whose key frame lacks them so every Segment decodes alone.
     last_parameter_sets: Option<Vec<u8>>,
+    /// The longest GOP of the Segments cut at a key frame so far, ns (0: none yet).
+    longest_gop: u64,
     stats: SegmenterStats,
 }
 
@@ -111,6 +113,7 @@ impl Segmenter {
             synced: false,
             next_seq: 0,
             last_parameter_sets: None,
+            longest_gop: 0,
             stats: SegmenterStats::default(),
         }
     }
@@ -122,6 +125,19 @@ impl Segmenter {
     /// |G| of the next Segment to start.
     pub fn target_gops(&self) -> u16 {
         self.target_gops
+    }
+
+    /// The longest a Segment can be, ns: |Gmax| times the longest GOP seen, within
+    /// `max_segment_duration`; `None` before a Segment was cut at a key frame. Players
+    /// keep room for it (the window's `max_duration`): when rho grows |G|, a longer
+    /// Segment comes later than the short ones before it.
+    pub fn max_duration(&self) -> Option<u64> {
+        let max = self.config.max_gops.max(self.config.min_gops);
+        (self.longest_gop > 0).then(|| {
+            self.longest_gop
+                .saturating_mul(u64::from(max))
+                .min(self.config.max_segment_duration)
+        })
     }
 
     /// New caps: the Segment in progress is closed (returned) and the stream restarts at
@@ -236,6 +252,10 @@ impl Segmenter {
             (Some(p), _, Some(e)) => e.saturating_sub(p),
             _ => 0,
         };
+        // Whole GOPs only (cut at the next key frame, begun at one): their mean length.
+        if next_pts.is_some() && self.pending_starts_with_keyframe {
+            self.longest_gop = self.longest_gop.max(duration / u64::from(gops));
+        }
         let (codec, caps) = self.codec.clone()?;
         let seg = Segment {
             seq: self.next_seq,
@@ -414,6 +434,32 @@ mod tests {
         assert_eq!(last.aus.len(), 20);
         assert_eq!(last.duration, 20 * FRAME);
         assert!(s.flush().is_none());
+    }
+
+    #[test]
+    fn the_longest_segment_is_gmax_times_the_longest_gop() {
+        let mut s = segmenter(SegmenterConfig {
+            gops: 1,
+            min_gops: 1,
+            max_gops: 3,
+            max_segment_duration: 50 * FRAME,
+            ..Default::default()
+        });
+        assert_eq!(s.max_duration(), None, "no GOP seen yet");
+        let segs = run(&mut s, 0..25, 10); // 1-GOP Segments of 10 frames
+        assert_eq!(segs.len(), 2);
+        assert_eq!(s.max_duration(), Some(30 * FRAME));
+        // A longer GOP (20 frames) raises it, within max-segment-duration.
+        let segs: Vec<_> = (25..80)
+            .filter_map(|i| s.push(au(i, i == 40 || i == 60)))
+            .collect();
+        assert_eq!(segs.last().map(|g| g.duration), Some(20 * FRAME));
+        assert_eq!(s.max_duration(), Some(50 * FRAME));
+        // The Segment flushed at the end (no next key frame) is not a measure.
+        let mut t = segmenter(SegmenterConfig::default());
+        run(&mut t, 0..5, 10);
+        assert!(t.flush().is_some());
+        assert_eq!(t.max_duration(), None);
     }
 
     #[test]

@@ -206,6 +206,10 @@ impl CrumbSink {
         };
         drop(state);
 
+        // How long a Segment can be, for the window's `max_duration` (players keep that
+        // room): asked of svcsegmenter before each Segment, as its GOPs are seen.
+        let pad = self.obj().static_pad("sink").unwrap();
+        channel.set_max_duration(crate::element::query_max_duration(&pad));
         // Blocking IO, without locks.
         let result = channel.publish(crumbs, &self.canceller);
         let rho = match &result {

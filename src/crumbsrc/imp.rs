@@ -3,8 +3,8 @@
 //! buffers and per-Segment messages.
 
 use std::net::IpAddr;
-use std::sync::Mutex;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use gst::glib;
@@ -16,7 +16,7 @@ use gst_base::subclass::prelude::*;
 use std::sync::LazyLock;
 
 use crate::client::{Client, ClientEvent, ClientSettings, Mode};
-use crate::core::client::{Adaptation, ClientConfig};
+use crate::core::client::{Adaptation, ClientConfig, PLAYOUT_DELAY_AUTO};
 use crate::core::playout::Playout;
 use crate::core::reassembly::Output;
 use crate::core::uplink::UplinkConfig;
@@ -33,7 +33,7 @@ static CAT: LazyLock<gst::DebugCategory> = LazyLock::new(|| {
 const DEFAULT_MAX_CRUMBS: u32 = 0;
 const DEFAULT_RATE: u32 = 0;
 const DEFAULT_ADDRESS: &str = "127.0.0.1";
-const DEFAULT_LATENCY: u64 = crate::core::client::DEFAULT_PLAYOUT_DELAY;
+const DEFAULT_LATENCY: u64 = PLAYOUT_DELAY_AUTO;
 const DEFAULT_START: i64 = -1;
 const DEFAULT_ADAPTATION: AdaptationMode = AdaptationMode::Rate;
 /// ms; 0 = no upload governor.
@@ -121,6 +121,10 @@ struct State {
     /// The running time of every output buffer: anchored at the first one of a run,
     /// moved forward at a stall (a Segment out after its play-out time).
     playout: Playout,
+    /// The Segment being output: how long its first buffer waits for its play-out
+    /// (ns), and how far its buffers moved the timeline forward (ns).
+    play_delay: Option<i64>,
+    stalled_by: u64,
     segments: u64,
 }
 
@@ -137,6 +141,10 @@ pub struct CrumbSrc {
     flushing: AtomicBool,
     /// The sometimes pad `audio`, added when the window says the channel carries audio.
     audiopad: Mutex<Option<gst::Pad>>,
+    /// The latency in force, ns: `latency`, or by default the channel's longest
+    /// Segment as the client says (`DEFAULT_PLAYOUT_DELAY` until it does). Both pads
+    /// answer the latency query with it.
+    latency: Arc<AtomicU64>,
 }
 
 /// Settings with the values start needs, each checked by its property's rule.
@@ -159,7 +167,7 @@ impl CrumbSrc {
         au: crate::core::reassembly::OutputAu,
         discont: bool,
     ) -> gst::Buffer {
-        let latency = self.settings.lock().unwrap().latency;
+        let latency = self.latency.load(Ordering::SeqCst);
         let obj = self.obj();
         let now = match (obj.clock(), obj.base_time()) {
             (Some(c), Some(b)) => c.time().saturating_sub(b).nseconds(),
@@ -177,6 +185,10 @@ impl CrumbSrc {
             );
         }
         let offset = stamp.offset;
+        state.stalled_by += stamp.shift;
+        if state.play_delay.is_none() {
+            state.play_delay = Some(Playout::play_delay(t, offset, now, latency));
+        }
         let discont = discont || stamp.stalled;
         let buf = crate::element::au_buffer(au, discont, |t| {
             gst::ClockTime::from_nseconds(Playout::running(t, offset))
@@ -299,13 +311,12 @@ impl CrumbSrc {
         let group = src
             .sticky_event::<gst::event::StreamStart>(0)
             .and_then(|e| e.group_id());
-        let latency = gst::ClockTime::from_nseconds(self.settings.lock().unwrap().latency);
         let pad = crate::element::add_audio_pad(
             self.obj().upcast_ref(),
             &caps,
             segment,
             group,
-            Some(latency),
+            Some(self.latency.clone()),
         )
         .map_err(|err| {
             gst::element_imp_error!(self, gst::CoreError::Pad, ("{}", err));
@@ -330,10 +341,10 @@ impl CrumbSrc {
     fn post_segment(
         &self,
         record: crate::core::client::SegmentRecord,
-        from_seed: u64,
-        from_peers: u64,
+        (from_seed, from_peers): (u64, u64),
         bytes_output: u64,
         duration: u64,
+        (play_delay, stall): (Option<i64>, u64),
     ) {
         // Deadline minus finish time; negative when the Segment was late (failed).
         let margin = record.deadline as i128 - record.finished_at as i128;
@@ -356,6 +367,8 @@ impl CrumbSrc {
                     .field("bytes-output", bytes_output)
                     .field("duration", duration)
                     .field("deadline-margin", margin)
+                    .field("play-delay", play_delay.unwrap_or(0))
+                    .field("stall", stall)
                     .build(),
             ),
         )
@@ -479,7 +492,7 @@ impl ObjectImpl for CrumbSrc {
                     .build(),
                 glib::ParamSpecUInt64::builder("latency")
                     .nick("Latency")
-                    .blurb("Playback delay in ns between a Segment's output and its play-out (answered in the latency query; the first buffer carries the running time it is output at). A Segment output after its play-out time moves the timeline forward to play this long after its output, marked DISCONT (stats: playout-stalls). The first Segment's deadline gets this minus its duration as time extension")
+                    .blurb("Playback delay in ns between a Segment's output and its play-out (answered in the latency query; the first buffer carries the running time it is output at, plus the channel's longest Segment minus its own, room kept for the Segments to grow). GST_CLOCK_TIME_NONE (the default, 18446744073709551615) = the channel's longest Segment (its window's max_duration; 3 s until it says; the pipeline is told with a latency message): at the live edge a Segment is fetched between its publication and the end of the one before it, so less room than a Segment fetches fewer crumbs than the link carries. The engine's deadlines are the play-out times. A Segment output after its play-out time moves the timeline forward to play this long after its output, marked DISCONT (stats: playout-stalls)")
                     .default_value(DEFAULT_LATENCY)
                     .mutable_ready()
                     .build(),
@@ -690,7 +703,7 @@ impl BaseSrcImpl for CrumbSrc {
                 stall_timeout: (s.stall_timeout > 0)
                     .then(|| u64::from(s.stall_timeout) * 1_000_000),
                 rate_cap: max_download_rate.map(f64::from),
-                // The first output plays `latency` later: time its successors may use.
+                // The player's timeline: the engine's deadlines are its play-out times.
                 playout_delay: s.latency,
                 ..Default::default()
             },
@@ -706,6 +719,11 @@ impl BaseSrcImpl for CrumbSrc {
             client_id,
             window_hold: Duration::from_millis(u64::from(s.window_hold)),
         };
+        let latency = match s.latency {
+            PLAYOUT_DELAY_AUTO => crate::core::client::DEFAULT_PLAYOUT_DELAY,
+            l => l,
+        };
+        self.latency.store(latency, Ordering::SeqCst);
         // Spool folders of killed clients and channels (best effort).
         let sweep = crate::spool::remove_stale_folders(&std::env::temp_dir());
         for p in &sweep.removed {
@@ -762,7 +780,7 @@ impl BaseSrcImpl for CrumbSrc {
 
     fn query(&self, query: &mut gst::QueryRef) -> bool {
         if let gst::QueryViewMut::Latency(q) = query.view_mut() {
-            let latency = gst::ClockTime::from_nseconds(self.settings.lock().unwrap().latency);
+            let latency = gst::ClockTime::from_nseconds(self.latency.load(Ordering::SeqCst));
             q.set(true, latency, gst::ClockTime::NONE);
             return true;
         }
@@ -817,6 +835,22 @@ impl PushSrcImpl for CrumbSrc {
                             ("Downstream refused the channel's caps {}", caps)
                         );
                         return Err(gst::FlowError::NotNegotiated);
+                    }
+                }
+                ClientEvent::Playout { lead, latency } => {
+                    self.state.lock().unwrap().playout.set_lead(lead);
+                    if self.latency.swap(latency, Ordering::SeqCst) != latency {
+                        // `latency` left to the channel: its longest Segment, known now
+                        // (or longer than before). The pipeline asks again.
+                        gst::info!(
+                            CAT,
+                            imp = self,
+                            "Latency {} (the channel's longest Segment)",
+                            gst::ClockTime::from_nseconds(latency)
+                        );
+                        let _ = self.obj().post_message(
+                            gst::message::Latency::builder().src(&*self.obj()).build(),
+                        );
                     }
                 }
                 ClientEvent::Output(Output::Gap { pts, duration }) => {
@@ -875,13 +909,18 @@ impl PushSrcImpl for CrumbSrc {
                     bytes_output,
                     duration,
                 } => {
-                    self.state.lock().unwrap().segments += 1;
+                    let playout = {
+                        let mut state = self.state.lock().unwrap();
+                        state.segments += 1;
+                        let stalled_by = std::mem::take(&mut state.stalled_by);
+                        (state.play_delay.take(), stalled_by)
+                    };
                     self.post_segment(
                         record,
-                        bytes_from_super_seed,
-                        bytes_from_peers,
+                        (bytes_from_super_seed, bytes_from_peers),
                         bytes_output,
                         duration,
+                        playout,
                     );
                 }
                 ClientEvent::Error(text) => {

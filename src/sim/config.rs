@@ -80,8 +80,9 @@ pub struct SimConfig {
     /// The engine's peer patience before it asks for the super seed, ns (None:
     /// never), as crumbsrc's `peer-patience`.
     pub peer_patience: Option<u64>,
-    /// The player's delay between output and play-out, ns, as crumbsrc's `latency`:
-    /// the first Segment's time extension comes from it.
+    /// The player's delay between output and play-out, ns, as crumbsrc's `latency`
+    /// (default: its default, the channel's longest Segment): the deadlines follow
+    /// the player's timeline.
     pub playout_delay: u64,
     /// Holders sampled (besides the super seed) when picking a piece's source.
     pub sample_holders: usize,
@@ -133,7 +134,7 @@ impl SimConfig {
             super_seed_fanout: 1,
             enhancement_copies: 0,
             peer_patience: Some(crate::core::client::DEFAULT_PEER_PATIENCE),
-            playout_delay: crate::core::client::DEFAULT_PLAYOUT_DELAY,
+            playout_delay: crate::core::client::PLAYOUT_DELAY_AUTO,
             sample_holders: 8,
             feedback_clients: 1000,
             warmup: 30 * SEC,

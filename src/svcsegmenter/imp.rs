@@ -534,6 +534,19 @@ impl SvcSegmenter {
         gst::Pad::event_default(pad, Some(&*self.obj()), event)
     }
 
+    /// crumbsink's `crumbs-segment-limits` query (how long a Segment can be) is
+    /// answered here; the rest goes the default way. Safe from the streaming thread:
+    /// crumbs are pushed without the state lock held.
+    fn src_query(&self, pad: &gst::Pad, query: &mut gst::QueryRef) -> bool {
+        if query.type_() == gst::QueryType::Custom {
+            let max = self.state.lock().unwrap().segmenter.max_duration();
+            if crate::element::answer_segment_limits(query, max) {
+                return true;
+            }
+        }
+        gst::Pad::query_default(pad, Some(&*self.obj()), query)
+    }
+
     /// A compressed audio frame on the `audio` pad.
     fn audio_chain(&self, buffer: gst::Buffer) -> Result<gst::FlowSuccess, gst::FlowError> {
         // The video's segment maps the audio's running time into the video's
@@ -679,6 +692,13 @@ impl ObjectSubclass for SvcSegmenter {
                     parent,
                     || false,
                     |imp| imp.src_event(pad, event),
+                )
+            })
+            .query_function(|pad, parent, query| {
+                SvcSegmenter::catch_panic_pad_function(
+                    parent,
+                    || false,
+                    |imp| imp.src_query(pad, query),
                 )
             })
             .build();
