@@ -86,6 +86,12 @@ impl Channel {
         }
     }
 
+    /// How long a Segment can be, ns (the window's `max_duration`), as the segmenter
+    /// would say; `None`: the longest in the window.
+    pub fn set_max_duration(&mut self, max: Option<u64>) {
+        self.engine.set_max_duration(max);
+    }
+
     pub fn pieces(&self, size: u64) -> usize {
         size.div_ceil(self.piece_size).max(1) as usize
     }

@@ -101,7 +101,12 @@ const SUPER: u32 = u32::MAX;
 impl Swarm {
     pub fn new(config: SimConfig) -> Self {
         let sizes = config.crumb_sizes();
-        let channel = Channel::new(sizes, config.piece_size, config.segment_duration);
+        let mut channel = Channel::new(sizes, config.piece_size, config.segment_duration);
+        // The window's `max_duration`, as svcsegmenter answers it: |Gmax| GOPs.
+        channel.set_max_duration(config.gop_loop.as_ref().map(|g| {
+            let max = g.segmenter.max_gops.max(g.segmenter.min_gops);
+            g.gop.saturating_mul(u64::from(max))
+        }));
         let engine_config = ClientConfig {
             adaptation: config.adaptation,
             peer_patience: config.peer_patience,
