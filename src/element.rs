@@ -122,15 +122,14 @@ pub fn output_caps(caps: &str) -> Result<gst::Caps, glib::BoolError> {
 /// Adds the sometimes pad `audio` to a crumbjoin or crumbsrc: active, with a
 /// stream-start of the video's group, the audio caps and `segment` stored as sticky
 /// events, so that what pad-added links receives them before the first frame. A live
-/// source (crumbsrc) gives its latency in force (ns, read at each query): the pad
-/// answers the latency query as `src` does, so the audio branch is delayed like the
-/// video's.
+/// source (crumbsrc) gives its `latency`: the pad answers the latency query as `src`
+/// does, so the audio branch is delayed like the video's.
 pub fn add_audio_pad(
     element: &gst::Element,
     caps: &gst::Caps,
     segment: gst::Event,
     group: Option<gst::GroupId>,
-    latency: Option<std::sync::Arc<std::sync::atomic::AtomicU64>>,
+    latency: Option<gst::ClockTime>,
 ) -> Result<gst::Pad, glib::BoolError> {
     let templ = element
         .pad_template("audio")
@@ -138,8 +137,7 @@ pub fn add_audio_pad(
     let pad = gst::Pad::builder_from_template(&templ)
         .name("audio")
         .query_function(move |pad, parent, query| {
-            if let (Some(l), gst::QueryViewMut::Latency(q)) = (&latency, query.view_mut()) {
-                let l = gst::ClockTime::from_nseconds(l.load(std::sync::atomic::Ordering::SeqCst));
+            if let (Some(l), gst::QueryViewMut::Latency(q)) = (latency, query.view_mut()) {
                 q.set(true, l, gst::ClockTime::NONE);
                 return true;
             }

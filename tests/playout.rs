@@ -15,8 +15,6 @@ use std::time::{Duration, Instant};
 use common::*;
 use gst::prelude::*;
 
-const LATENCY: u64 = 500_000_000;
-
 /// One buffer crumbsrc pushed: the clock's running time then, the buffer's running
 /// time (a live time segment from 0: its PTS).
 #[derive(Clone, Copy, Debug)]
@@ -27,22 +25,39 @@ struct Pushed {
 
 #[test]
 fn a_synced_sink_plays_every_frame_in_time_across_growing_segments() {
+    // 0.5 s GOPs, |G| 1 to 4: the first Segment (0.5 s) is stamped 1.5 s ahead.
+    plays_in_time(15, Some(500_000_000), 500_000_000, 1_500_000_000);
+}
+
+#[test]
+fn with_the_default_latency_the_timestamps_carry_the_longest_segment() {
+    // 1 s GOPs, |G| 1 to 4: Segments up to 4 s, more than the 3 s the latency query
+    // answers. The first Segment (1 s) is stamped 3 s (room) + 1 s (4 s of delay
+    // where the sink adds 3) ahead, and no frame comes late to a sink that plays with
+    // the 3 s it was told.
+    plays_in_time(30, None, 3_000_000_000, 4_000_000_000);
+}
+
+/// A channel of `gop`-frame GOPs (30 fps) whose |G| grows from 1 to 4 as the one client
+/// reports success; the client joins at the live edge (start-offset=0), so each
+/// longer Segment is published after the shorter one's play-out would have ended
+/// without the room. crumbsrc at `latency` (`None`: the default), into a synced
+/// sink that adds `answered`; its first buffer is stamped `ahead` after its output.
+fn plays_in_time(gop: u32, latency: Option<u64>, answered: u64, ahead_want: i64) {
     init();
     let port = free_port();
-    // 0.5 s GOPs; |G| grows from 1 to 4 as the one client reports success, and the
-    // client joins at the live edge (start-offset=0), so each longer Segment is
-    // published after the shorter one's play-out ended.
     let channel = Peer::start(&format!(
         "videotestsrc is-live=true ! video/x-raw,width=160,height=120,framerate=30/1 \
-         ! svcvp8enc keyframe-max-dist=15 ! svcsegmenter min-gops=1 max-gops=4 \
+         ! svcvp8enc keyframe-max-dist={gop} ! svcsegmenter min-gops=1 max-gops=4 \
          ! crumbsink channel=live http-port={port} window=6 start-offset=0"
     ));
     let url = channel.listening().get::<String>("url").unwrap();
+    let latency = latency.map_or(String::new(), |l| format!("latency={l}"));
     let pushed: Arc<Mutex<Vec<Pushed>>> = Arc::default();
     let p2 = pushed.clone();
     let client = Peer::start_with(
         &format!(
-            "crumbsrc name=src location={url} latency={LATENCY} ! vp8dec \
+            "crumbsrc name=src location={url} {latency} ! vp8dec \
              ! fakesink name=out sync=true max-lateness=20000000"
         ),
         move |pipeline| {
@@ -71,19 +86,24 @@ fn a_synced_sink_plays_every_frame_in_time_across_growing_segments() {
         },
     );
 
-    // Until three 2 s Segments were played (the growth is over), 60 s at most.
+    // Until three of the longest Segments were played (the growth is over), 60 s at
+    // most.
+    let longest = u64::from(gop) * 4 * 1_000_000_000 / 30;
     let end = Instant::now() + Duration::from_secs(60);
     loop {
         client.assert_no_error();
         let long = client
             .named("crumbsrc-segment")
             .iter()
-            .filter(|s| s.get::<bool>("success").unwrap() && u(s, "duration") >= 2_000_000_000)
+            .filter(|s| s.get::<bool>("success").unwrap() && u(s, "duration") >= longest)
             .count();
         if long >= 3 {
             break;
         }
-        assert!(Instant::now() < end, "the Segments did not grow to 2 s");
+        assert!(
+            Instant::now() < end,
+            "the Segments did not grow to {longest} ns"
+        );
         std::thread::sleep(Duration::from_millis(100));
     }
     let stats = client
@@ -95,18 +115,18 @@ fn a_synced_sink_plays_every_frame_in_time_across_growing_segments() {
     drop(client);
     drop(channel);
 
-    // The first frame (of a 0.5 s Segment) is stamped 1.5 s after it was output: the
-    // room for 2 s Segments (4 GOPs); the sink adds `latency`.
+    // The first frame is stamped `ahead_want` after it was output; the sink adds
+    // `answered`.
     let first = pushed[0];
     let ahead = first.running as i64 - first.now as i64;
     assert!(
-        (ahead - 1_500_000_000).abs() < 200_000_000,
-        "first buffer stamped {ahead} ns from its output time (latency {LATENCY}, room 1.5 s)"
+        (ahead - ahead_want).abs() < 200_000_000,
+        "first buffer stamped {ahead} ns from its output time, not {ahead_want}"
     );
     // No frame reached the sink after its play-out time.
     let late: Vec<_> = pushed
         .iter()
-        .filter(|p| p.running + LATENCY + 5_000_000 < p.now)
+        .filter(|p| p.running + answered + 5_000_000 < p.now)
         .collect();
     assert!(
         late.is_empty(),

@@ -84,8 +84,8 @@ pub const PLAYOUT_MARGIN: u64 = 200 * MS;
 pub const DEFAULT_PLAYOUT_DELAY: u64 = 3 * SEC;
 
 /// [`ClientConfig::playout_delay`] (crumbsrc's default `latency`, `GST_CLOCK_TIME_NONE`):
-/// the channel's longest Segment (the window's `max_duration`; [`DEFAULT_PLAYOUT_DELAY`]
-/// until a window says). A client at the live edge can fetch a Segment only once it is
+/// the channel's longest Segment (the window's `max_duration`), at least
+/// [`DEFAULT_PLAYOUT_DELAY`]. A client at the live edge can fetch a Segment only once it is
 /// published, and has until the one before it has played: with less room than |s| it
 /// fetches fewer crumbs than its link could carry (swarm bench, cable at the edge:
 /// 1.29 Mbit/s with 3 s of room for 4 s Segments, 2.02 Mbit/s with 4 s).

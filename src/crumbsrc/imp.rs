@@ -3,8 +3,8 @@
 //! buffers and per-Segment messages.
 
 use std::net::IpAddr;
+use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use gst::glib;
@@ -141,10 +141,10 @@ pub struct CrumbSrc {
     flushing: AtomicBool,
     /// The sometimes pad `audio`, added when the window says the channel carries audio.
     audiopad: Mutex<Option<gst::Pad>>,
-    /// The latency in force, ns: `latency`, or by default the channel's longest
-    /// Segment as the client says (`DEFAULT_PLAYOUT_DELAY` until it does). Both pads
-    /// answer the latency query with it.
-    latency: Arc<AtomicU64>,
+    /// The latency both pads answer, ns: `latency`, or by default
+    /// `DEFAULT_PLAYOUT_DELAY` (the player's delay beyond it, up to the channel's
+    /// longest Segment, is in the timestamps).
+    latency: AtomicU64,
 }
 
 /// Settings with the values start needs, each checked by its property's rule.
@@ -316,7 +316,9 @@ impl CrumbSrc {
             &caps,
             segment,
             group,
-            Some(self.latency.clone()),
+            Some(gst::ClockTime::from_nseconds(
+                self.latency.load(Ordering::SeqCst),
+            )),
         )
         .map_err(|err| {
             gst::element_imp_error!(self, gst::CoreError::Pad, ("{}", err));
@@ -492,7 +494,7 @@ impl ObjectImpl for CrumbSrc {
                     .build(),
                 glib::ParamSpecUInt64::builder("latency")
                     .nick("Latency")
-                    .blurb("Playback delay in ns between a Segment's output and its play-out (answered in the latency query; the first buffer carries the running time it is output at, plus the channel's longest Segment minus its own, room kept for the Segments to grow). GST_CLOCK_TIME_NONE (the default, 18446744073709551615) = the channel's longest Segment (its window's max_duration; 3 s until it says; the pipeline is told with a latency message): at the live edge a Segment is fetched between its publication and the end of the one before it, so less room than a Segment fetches fewer crumbs than the link carries. The engine's deadlines are the play-out times. A Segment output after its play-out time moves the timeline forward to play this long after its output, marked DISCONT (stats: playout-stalls)")
+                    .blurb("Playback delay in ns between a Segment's output and its play-out (answered in the latency query; the first buffer carries the running time it is output at, plus the channel's longest Segment minus its own, room kept for the Segments to grow). GST_CLOCK_TIME_NONE (the default, 18446744073709551615) = the channel's longest Segment (its window's max_duration), at least 3 s: the latency query answers 3 s and the rest is in the timestamps. At the live edge a Segment is fetched between its publication and the end of the one before it, so less room than a Segment fetches fewer crumbs than the link carries. The engine's deadlines are the play-out times. A Segment output after its play-out time moves the timeline forward to play this long after its output, marked DISCONT (stats: playout-stalls)")
                     .default_value(DEFAULT_LATENCY)
                     .mutable_ready()
                     .build(),
@@ -838,20 +840,15 @@ impl PushSrcImpl for CrumbSrc {
                     }
                 }
                 ClientEvent::Playout { lead, latency } => {
+                    // The sink adds the latency answered at start; with the default the
+                    // player's delay is the channel's longest Segment, known only now:
+                    // the rest goes into the timestamps. (Not a latency message: an
+                    // application that does not recalculate on it, as a bare pipeline
+                    // does not, would leave the sink playing earlier than the engine
+                    // fetches for.)
+                    let answered = self.latency.load(Ordering::SeqCst);
+                    let lead = lead.saturating_add(latency.saturating_sub(answered));
                     self.state.lock().unwrap().playout.set_lead(lead);
-                    if self.latency.swap(latency, Ordering::SeqCst) != latency {
-                        // `latency` left to the channel: its longest Segment, known now
-                        // (or longer than before). The pipeline asks again.
-                        gst::info!(
-                            CAT,
-                            imp = self,
-                            "Latency {} (the channel's longest Segment)",
-                            gst::ClockTime::from_nseconds(latency)
-                        );
-                        let _ = self.obj().post_message(
-                            gst::message::Latency::builder().src(&*self.obj()).build(),
-                        );
-                    }
                 }
                 ClientEvent::Output(Output::Gap { pts, duration }) => {
                     let offset = self.state.lock().unwrap().playout.offset();
