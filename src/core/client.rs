@@ -79,6 +79,10 @@ pub const DEFAULT_PEER_PATIENCE: u64 = 300 * MS;
 /// video sink drops a frame 20 ms late, and every one after it that is late too).
 pub const PLAYOUT_MARGIN: u64 = 200 * MS;
 
+/// The most room a player keeps for the channel's longest Segment (the window's
+/// `max_duration` is bounded by it), ns: svcsegmenter's default `max-segment-duration`.
+pub const MAX_SEGMENT_ROOM: u64 = 60 * SEC;
+
 /// The player's delay before the channel says how long its Segments can be, ns; with
 /// [`PLAYOUT_DELAY_AUTO`], the delay until then.
 pub const DEFAULT_PLAYOUT_DELAY: u64 = 3 * SEC;
@@ -899,8 +903,10 @@ impl ClientEngine {
                 start,
             });
             self.window_fresh = true;
-            self.max_duration = doc.max_duration;
-            if let Some(m) = doc.max_duration {
+            // A channel's word, bounded: a window claiming hour-long Segments (a bug,
+            // or a forged window) must not make the player wait an hour.
+            self.max_duration = doc.max_duration.map(|m| m.min(MAX_SEGMENT_ROOM));
+            if let Some(m) = self.max_duration {
                 self.auto_delay = self.auto_delay.max(m);
             }
         }

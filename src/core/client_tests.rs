@@ -749,6 +749,27 @@ fn with_a_player_the_deadlines_are_its_play_out_times() {
 }
 
 #[test]
+fn a_window_claiming_hour_long_segments_does_not_hold_the_player_an_hour() {
+    let mut e = engine(ClientConfig {
+        playout_delay: PLAYOUT_DELAY_AUTO,
+        ..base()
+    });
+    let mut w = win(1..=1, &[10], 1);
+    w.max_duration = Some(3600 * SEC);
+    e.on_window(0, &w).unwrap();
+    assert_eq!(e.playout_delay(), MAX_SEGMENT_ROOM);
+    assert_eq!(e.playout_lead(2 * SEC), MAX_SEGMENT_ROOM - 2 * SEC);
+    // Without a word from the channel: 3 s, and no room.
+    let mut e = engine(ClientConfig {
+        playout_delay: PLAYOUT_DELAY_AUTO,
+        ..base()
+    });
+    e.on_window(0, &win(1..=1, &[10], 1)).unwrap();
+    assert_eq!(e.playout_delay(), DEFAULT_PLAYOUT_DELAY);
+    assert_eq!(e.playout_lead(2 * SEC), 0);
+}
+
+#[test]
 fn failure_goes_back_to_the_initial_stage() {
     let mut e = engine(ClientConfig {
         initial_rate: Some(1e9),
