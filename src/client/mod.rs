@@ -64,13 +64,11 @@ pub enum ClientEvent {
     Channel {
         audio_caps: Option<String>,
     },
-    /// Sent before a Segment's output: the player's delay in force (ns; `latency`, or
-    /// with the default the channel's longest Segment) and the room crumbsrc's
-    /// play-out keeps when it anchors this Segment (`core::playout`): the channel's
-    /// longest Segment minus this one's duration, ns.
+    /// Sent before a Segment's output: ns from now to when the engine plans its
+    /// first frame to play (`SegmentRecord::plays_at`), where crumbsrc's play-out
+    /// anchors it if it starts or moves its timeline there (`core::playout`).
     Playout {
-        lead: u64,
-        latency: u64,
+        play_in: i64,
     },
     Output(Output),
     /// One Segment's outcome with where its bytes came from.
@@ -821,14 +819,12 @@ impl Runner {
                     }
                 }
                 outputs.extend(self.reassembler.finish());
-                if !outputs.is_empty() {
-                    // The player's delay and the room it keeps for the channel's
-                    // longest Segment: the engine's, so that both keep one timeline.
-                    let duration = self.docs.get(&seq).map_or(0, |d| d.duration);
-                    let _ = self.tx.send(ClientEvent::Playout {
-                        lead: engine.playout_lead(duration),
-                        latency: engine.playout_delay(),
-                    });
+                if let (false, Some(plays)) = (outputs.is_empty(), record.plays_at) {
+                    // When the engine plans it to play: the player anchors it there
+                    // when it starts or moves its timeline, so both keep one.
+                    let play_in = plays as i128 - self.now() as i128;
+                    let play_in = play_in.clamp(0, i64::MAX as i128) as i64;
+                    let _ = self.tx.send(ClientEvent::Playout { play_in });
                 }
                 for o in outputs {
                     let _ = self.tx.send(ClientEvent::Output(o));

@@ -657,15 +657,16 @@ fn races_to_x_then_waits_for_new_segments() {
 fn the_playout_delay_is_the_first_segments_time_extension() {
     // crumbsrc's player plays the first output 3 s after it is output: a client at the
     // live edge keeps those 3 s over 2 s Segments (1 s more than |s| for every one);
-    // a failure forgets them.
+    // a failure forgets them. The first Segment itself has |s| + 3 s: nothing plays
+    // before it.
     let mut e = engine(ClientConfig {
         playout_delay: 3 * SEC,
         ..base()
     });
     e.on_window(0, &win(1..=1, &[10], 1)).unwrap();
     assert_eq!(downloads(&e.poll_actions(0)), vec![(1, 1)]);
-    assert_eq!(e.stats().time_extension_last, SEC);
-    assert_eq!(e.next_wakeup(), Some(3 * SEC));
+    assert_eq!(e.stats().time_extension_last, 3 * SEC);
+    assert_eq!(e.next_wakeup(), Some(5 * SEC));
     // Done at 0.5 s, the player plays it at 3.5 s, until 5.5 s. Segment 2, published
     // at 2 s, is due then (less the margin): TE = 5.3 - 2 - 2 s.
     complete(&mut e, 500 * MS, 1, 1);
@@ -676,7 +677,7 @@ fn the_playout_delay_is_the_first_segments_time_extension() {
     // Crumb 1 of Segment 2 at 4.5 s: late for |s| (4 s), on time for the player.
     let a = complete(&mut e, 4500 * MS, 2, 1);
     assert!(records(&a)[0].successful);
-    // A Segment longer than the playout delay starts with none (never negative).
+    // A Segment longer than the playout delay has it too.
     let mut e = engine(ClientConfig {
         playout_delay: 3 * SEC,
         ..base()
@@ -684,14 +685,14 @@ fn the_playout_delay_is_the_first_segments_time_extension() {
     e.on_window(0, &window(vec![seg(7, 4 * SEC, &[10])], Some(7)))
         .unwrap();
     e.poll_actions(0);
-    assert_eq!(e.stats().time_extension_last, 0);
-    assert_eq!(e.next_wakeup(), Some(4 * SEC));
+    assert_eq!(e.stats().time_extension_last, 3 * SEC);
+    assert_eq!(e.next_wakeup(), Some(7 * SEC));
     // After a failure the playout delay is not given again: what the player held is
     // spent.
-    e.tick(4 * SEC);
-    e.on_window(5 * SEC, &window(vec![seg(9, 2 * SEC, &[10])], Some(9)))
+    e.tick(7 * SEC);
+    e.on_window(8 * SEC, &window(vec![seg(9, 2 * SEC, &[10])], Some(9)))
         .unwrap();
-    assert_eq!(downloads(&e.poll_actions(5 * SEC)), vec![(9, 1)]);
+    assert_eq!(downloads(&e.poll_actions(8 * SEC)), vec![(9, 1)]);
     assert_eq!(e.stats().time_extension_last, 0);
     // The default (0) is the paper's deadline: |s| from the start.
     let mut e = engine(base());

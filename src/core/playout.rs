@@ -2,30 +2,23 @@
 //! crumbsrc's play-out timeline: the running time each output buffer carries.
 //!
 //! crumbsrc is a live source: a sink plays a buffer at its running time plus the
-//! pipeline's latency, which crumbsrc answers with its `latency`. So the first buffer
-//! of a run is stamped with the running time at which it is output, and plays
-//! `latency` later; its successors keep the stream's spacing (running time = stream
-//! time + offset). (Stamping it `latency` ahead as well, as crumbsrc did, made the
-//! viewer wait twice that: 6 s instead of 3 with the default.)
+//! pipeline's latency, which crumbsrc answers with its `latency` (3 s by default). The
+//! first buffer of a run is anchored where the client engine plans it to play: its
+//! running time is its output time plus a *lead*, the planned delay less the latency
+//! the sink adds (negative when the sink's latency is more than the plan needs); its
+//! successors keep the stream's spacing (running time = stream time + offset). The
+//! plan (`core::client`) is `latency` plus room for the channel's longest Segment after
+//! its output: a client started at 2 s Segments that grow to 4 s would otherwise
+//! freeze 3-6 s when they grow (swarm bench, tenth round: every client that started
+//! with the channel did). (Stamping the first buffer `latency` ahead of its output as
+//! well, as crumbsrc once did, made the viewer wait twice that.)
 //!
 //! A Segment output after its play-out time would reach the sink late, and a video
 //! sink drops late frames (20 ms of lateness allowed), so every frame after it would
-//! be dropped too: the viewer would see a frozen picture for the rest of the run. That
-//! happens without any fault of the client when the channel's Segments grow (|G|
-//! follows the audience's success ratio) while the client waits at the live edge: the
-//! longer Segment is published later than the shorter one's play-out ends. Such a
-//! buffer is a *stall*: the timeline moves forward so that it plays `latency` after
-//! now, as the first buffer of a run does, and the buffer is marked DISCONT. The
-//! viewer sees the picture pause, as an HLS player's rebuffering, and play on.
-//!
-//! A player anchored by a short Segment stalls anyway when the channel's Segments grow
-//! (|G| from 1 to 2 GOPs at a channel's start, as rho rises): the longer Segment is
-//! published |s| later, and the timeline, set up for the short one, has not that much
-//! room. So the anchor keeps a *lead*: the channel's longest Segment (`max_duration`
-//! in the window) minus the anchoring Segment's duration. A client started with a
-//! channel at 2 s Segments (4 s at most) plays 2 s later from the start instead of
-//! freezing 3-6 s when the Segments grow (swarm bench, tenth round: every client that
-//! started with the channel stalled once).
+//! be dropped too: the viewer would see a frozen picture for the rest of the run. Such
+//! a buffer is a *stall*: the timeline moves forward, anchored anew as the first
+//! buffer of a run is, and the buffer is marked DISCONT. The viewer sees the picture
+//! pause, as an HLS player's rebuffering, and play on.
 //!
 //! Pure arithmetic on explicit times (ns): unit-tested here, driven by crumbsrc.
 
@@ -41,8 +34,9 @@ pub struct Playout {
     pub stalls: u64,
     /// Time the timeline moved forward over all stalls, ns: what the viewer waited.
     pub stall_time: u64,
-    /// Room kept for a longer Segment than the one anchoring the timeline, ns.
-    lead: u64,
+    /// Where an anchored buffer goes, from its output (ns; negative: the sink's latency
+    /// is more than the player needs then).
+    lead: i64,
 }
 
 /// What [`Playout::stamp`] decided for one buffer.
@@ -62,10 +56,11 @@ impl Playout {
         self.offset
     }
 
-    /// The room to keep for a longer Segment than the one being output (the channel's
-    /// longest Segment minus this one's duration, ns): used when the timeline is
-    /// anchored or moved forward, not while it holds.
-    pub fn set_lead(&mut self, lead: u64) {
+    /// Where the next anchored buffer goes: its running time is its output time plus
+    /// `lead` (ns; crumbsrc sets it from the engine's plan, the play-out time less the
+    /// sink's latency). Used when the timeline is anchored or moved forward, not while
+    /// it holds.
+    pub fn set_lead(&mut self, lead: i64) {
         self.lead = lead;
     }
 
@@ -79,8 +74,9 @@ impl Playout {
     /// running time `now`, with the element's `latency`.
     pub fn stamp(&mut self, t: u64, now: u64, latency: u64) -> Stamp {
         let floor = self.last_running.map_or(i128::MIN, |r| r as i128 + 1);
-        // Where an anchored buffer goes: `lead` after now (the sink adds `latency`).
-        let anchor = now as i128 + self.lead as i128;
+        // Where an anchored buffer goes: `lead` after now (the sink adds `latency`),
+        // never before the running time's start.
+        let anchor = (now as i128 + self.lead as i128).max(0);
         let Some(offset) = self.offset else {
             let offset = anchor.max(floor) - t as i128;
             self.offset = Some(offset);
@@ -180,7 +176,7 @@ mod tests {
         // A channel at 2 s Segments that grow to 4 s: the first, output at 3 s, is
         // anchored 2 s later (lead = 4 - 2 s), so it plays at 3 + 2 + 3 = 8 s.
         let mut p = Playout::default();
-        p.set_lead(2 * SEC);
+        p.set_lead((2 * SEC) as i64);
         let s = p.stamp(0, 3 * SEC, 3 * SEC);
         assert_eq!(Playout::running(0, s.offset), 5 * SEC);
         assert_eq!(
@@ -198,7 +194,7 @@ mod tests {
             1_500_000_000
         );
         // A stall moves it `lead` after now too: out at 14 s, due at 11 + 3 s.
-        p.set_lead(SEC);
+        p.set_lead(SEC as i64);
         let s = p.stamp(6 * SEC, 14 * SEC + 1, 3 * SEC);
         assert!(s.stalled);
         assert_eq!(Playout::running(6 * SEC, s.offset), 15 * SEC + 1);

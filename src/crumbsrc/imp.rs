@@ -16,7 +16,7 @@ use gst_base::subclass::prelude::*;
 use std::sync::LazyLock;
 
 use crate::client::{Client, ClientEvent, ClientSettings, Mode};
-use crate::core::client::{Adaptation, ClientConfig, PLAYOUT_DELAY_AUTO};
+use crate::core::client::{Adaptation, ClientConfig, PLAYOUT_DELAY_AUTO, PLAYOUT_MARGIN};
 use crate::core::playout::Playout;
 use crate::core::reassembly::Output;
 use crate::core::uplink::UplinkConfig;
@@ -494,7 +494,7 @@ impl ObjectImpl for CrumbSrc {
                     .build(),
                 glib::ParamSpecUInt64::builder("latency")
                     .nick("Latency")
-                    .blurb("Playback delay in ns between a Segment's output and its play-out (answered in the latency query; the first buffer carries the running time it is output at, plus the channel's longest Segment minus its own, room kept for the Segments to grow). GST_CLOCK_TIME_NONE (the default, 18446744073709551615) = the channel's longest Segment (its window's max_duration), at least 3 s: the latency query answers 3 s and the rest is in the timestamps. At the live edge a Segment is fetched between its publication and the end of the one before it, so less room than a Segment fetches fewer crumbs than the link carries. The engine's deadlines are the play-out times. A Segment output after its play-out time moves the timeline forward to play this long after its output, marked DISCONT (stats: playout-stalls)")
+                    .blurb("Playback delay in ns (answered in the latency query): a run's first Segment plays this plus the channel's longest Segment minus its own (room for the Segments to grow) after its output; its buffers carry that running time less the latency answered. GST_CLOCK_TIME_NONE (the default, 18446744073709551615) = the channel's longest Segment (its window's max_duration), at least 3 s: the latency query answers 3 s and the rest is in the timestamps. At the live edge a Segment is fetched between its publication and the end of the one before it, so less room than a Segment fetches fewer crumbs than the link carries. The engine's deadlines are the play-out times. A Segment output after its play-out time moves the timeline forward to play this long after its output, marked DISCONT (stats: playout-stalls)")
                     .default_value(DEFAULT_LATENCY)
                     .mutable_ready()
                     .build(),
@@ -839,16 +839,20 @@ impl PushSrcImpl for CrumbSrc {
                         return Err(gst::FlowError::NotNegotiated);
                     }
                 }
-                ClientEvent::Playout { lead, latency } => {
-                    // The sink adds the latency answered at start; with the default the
-                    // player's delay is the channel's longest Segment, known only now:
-                    // the rest goes into the timestamps. (Not a latency message: an
-                    // application that does not recalculate on it, as a bare pipeline
-                    // does not, would leave the sink playing earlier than the engine
-                    // fetches for.)
-                    let answered = self.latency.load(Ordering::SeqCst);
-                    let lead = lead.saturating_add(latency.saturating_sub(answered));
-                    self.state.lock().unwrap().playout.set_lead(lead);
+                ClientEvent::Playout { play_in } => {
+                    // The sink adds the latency answered at start: the engine's plan
+                    // (its delay, with the default the channel's longest Segment, and
+                    // the room) is in the timestamps, at least the margin from now.
+                    // (Not a latency message: an application that does not recalculate
+                    // on it, as a bare pipeline does not, would leave the sink playing
+                    // earlier than the engine fetches for.)
+                    let answered = self.latency.load(Ordering::SeqCst) as i64;
+                    let play_in = play_in.max(PLAYOUT_MARGIN as i64);
+                    self.state
+                        .lock()
+                        .unwrap()
+                        .playout
+                        .set_lead(play_in - answered);
                 }
                 ClientEvent::Output(Output::Gap { pts, duration }) => {
                     let offset = self.state.lock().unwrap().playout.offset();
