@@ -17,11 +17,9 @@
 //!   deadline still counts. Then it emits [`Action::Output`] (the longest complete
 //!   prefix, 0 when crumb 1 is missing) and [`Action::Report`].
 //! - The first Segment of a run (a new client, after a channel restart or switch)
-//!   starts with TE = max(0, playout delay - |s|) ([`ClientConfig::playout_delay`],
-//!   crumbsrc's `latency`): the first output plays that long after it is output, so
-//!   its successors may arrive that much later than |s| after their start and still
-//!   play on time. Without it a client at the live edge had |s| for every Segment,
-//!   though its player held more.
+//!   starts with TE = the playout delay ([`ClientConfig::playout_delay`], crumbsrc's
+//!   `latency`): nothing plays before it, and its successors are timed from its
+//!   output (below), so failing it sooner would only start the run again later.
 //! - With a player (`playout_delay` > 0) the deadlines are the player's: a Segment
 //!   plays when the one before it has played, so deadline_{s+1} = play_s + |s| -
 //!   [`PLAYOUT_MARGIN`], where play_s is deadline_s + the margin, or, for the first
@@ -194,10 +192,9 @@ pub struct ClientConfig {
     /// ([`ClientEngine::on_download_failed`] puts one back).
     pub relay: bool,
     /// The player's delay between a Segment's output and its play-out, ns (crumbsrc's
-    /// `latency`), or [`PLAYOUT_DELAY_AUTO`]. The first Segment of a run gets
-    /// max(0, playout_delay - |s|) as its time extension and the rest follow the
-    /// player's timeline (see the module's semantics); 0: the paper's deadlines (|s|
-    /// from the start).
+    /// `latency`), or [`PLAYOUT_DELAY_AUTO`]. The first Segment of a run gets it as
+    /// its time extension and the rest follow the player's timeline (see the module's
+    /// semantics); 0: the paper's deadlines (|s| from the start).
     pub playout_delay: u64,
     /// Give up on a channel that shows no sign of life for this long (ns): no window
     /// answered, no new Segment in the window (live), or no byte of any crumb fetched.
@@ -1564,9 +1561,8 @@ impl ClientEngine {
             return false;
         };
         // No Segment done yet in this run: the first one, whose TE is the player's
-        // delay. Nothing plays before it (its successors are timed from its
-        // publication, or from its output when later), so failing it sooner only
-        // starts the run again later: an ADSL joiner measured at 108 kbit/s had the
+        // delay. Nothing plays before it (its successors are timed from its output),
+        // so failing it sooner only starts the run again later: an ADSL joiner measured at 108 kbit/s had the
         // 4 s of its 4 s Segment for an 83 kB crumb 1 and lost it (swarm bench).
         let te = match (self.prev_deadline, self.last_done) {
             (Some(d), _) => d.saturating_sub(at),
