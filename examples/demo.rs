@@ -128,7 +128,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         .collect();
     println!();
     println!(
-        "{:<10} {:>5} {:>5} {:>6} {:>6} {:>9} {:>11} {:>10} {:>8} {:>8}",
+        "{:<10} {:>5} {:>5} {:>6} {:>6} {:>9} {:>11} {:>10} {:>8} {:>8} {:>7} {:>8}",
         "client",
         "ok",
         "fail",
@@ -138,7 +138,9 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         "from seed",
         "from peers",
         "startup",
-        "latency"
+        "latency",
+        "viewer",
+        "freezes"
     );
     for (name, p, log, joined) in &running {
         let log = log.lock().unwrap();
@@ -156,20 +158,31 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             .by_name("src")
             .unwrap()
             .property::<gst::Structure>("stats");
-        let lat: Vec<f64> = recs
+        // Capture to output, and capture to play-out (what the viewer sees: the
+        // output's plus the time the Segment waits in the player).
+        let (lat, viewer): (Vec<f64>, Vec<f64>) = recs
             .iter()
             .filter(|(_, s)| s.get::<bool>("success").unwrap_or(false))
             .filter_map(|(t, s)| {
                 let (tp, dur) = published.get(&s.get::<u64>("seq").ok()?)?;
-                Some(t.duration_since(*tp).as_secs_f64() + dur)
+                let out = t.duration_since(*tp).as_secs_f64() + dur;
+                let wait = s.get::<i64>("play-delay").unwrap_or(0) as f64 / 1e9;
+                Some((out, out + wait))
             })
-            .collect();
+            .unzip();
+        let mean = |v: &[f64]| {
+            if v.is_empty() {
+                "-".to_string()
+            } else {
+                format!("{:.1}s", v.iter().sum::<f64>() / v.len() as f64)
+            }
+        };
         let startup = recs
             .iter()
             .find(|(_, s)| s.get::<bool>("success").unwrap_or(false))
             .map(|(t, _)| t.duration_since(*joined).as_secs_f64());
         println!(
-            "{:<10} {:>5} {:>5} {:>6.2} {:>6} {:>9} {:>9.0}kB {:>8.0}kB {:>7} {:>7}",
+            "{:<10} {:>5} {:>5} {:>6.2} {:>6} {:>9} {:>9.0}kB {:>8.0}kB {:>7} {:>7} {:>7} {:>8}",
             name,
             num(&st, "segments-successful"),
             num(&st, "segments-failed"),
@@ -182,11 +195,13 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             num(&st, "bytes-from-super-seed") / 1000.0,
             num(&st, "bytes-from-peers") / 1000.0,
             startup.map_or("-".into(), |s| format!("{s:.1}s")),
-            if lat.is_empty() {
-                "-".into()
-            } else {
-                format!("{:.1}s", lat.iter().sum::<f64>() / lat.len() as f64)
-            },
+            mean(&lat),
+            mean(&viewer),
+            format!(
+                "{} ({:.1}s)",
+                num(&st, "playout-stalls"),
+                num(&st, "playout-stall-time") / 1e9
+            ),
         );
     }
     let st = channel
@@ -204,7 +219,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         num(&st, "last-rho"),
     );
     println!(
-        "(ok/fail: Segments successful/failed; meanD: mean crumbs played; startup: join to first Segment; latency: capture to output)"
+        "(ok/fail: Segments successful/failed; meanD: mean crumbs played; startup: join to first Segment; latency: capture to output; viewer: capture to play-out; freezes: Segments that came after their play-out time, and the time the picture stood)"
     );
     for (_, p, _, _) in running {
         p.set_state(gst::State::Null)?;
