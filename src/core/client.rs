@@ -917,7 +917,7 @@ impl ClientEngine {
 
     /// The player's delay in force, ns: [`ClientConfig::playout_delay`], or with
     /// [`PLAYOUT_DELAY_AUTO`] the channel's longest Segment so far.
-    pub fn playout_delay(&self) -> u64 {
+    fn playout_delay(&self) -> u64 {
         match self.config.playout_delay {
             PLAYOUT_DELAY_AUTO => self.auto_delay,
             d => d,
@@ -926,7 +926,7 @@ impl ClientEngine {
 
     /// The room crumbsrc's play-out keeps, ns, when it anchors a Segment of `duration`:
     /// the channel's longest Segment minus it (see `core::playout`).
-    pub fn playout_lead(&self, duration: u64) -> u64 {
+    fn playout_lead(&self, duration: u64) -> u64 {
         self.max_duration.map_or(0, |m| m.saturating_sub(duration))
     }
 
