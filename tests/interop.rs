@@ -680,8 +680,9 @@ fn standard_clients_trade_what_a_one_copy_super_seed_sends_once() {
     };
     // A window of 40 one-second Segments: the crumbs stay on the channel's tracker
     // (and super seed) for the whole 40 s the two may take. (The 5 of 6 crumbs this
-    // test once ended with came from the librqbit patch, not the window: a peer cut
-    // off in the middle of a piece used up its one copy; vendor/README.md.)
+    // test ended with in 1 run of 10 came from the librqbit patch, not the window: a
+    // peer cut off with its request still in the upload limiter used up the piece's
+    // one copy; vendor/README.md.)
     let (channel, w, spool, origin) =
         live_channel("super-seed-fanout=0 enhancement-copies=1 window=40");
     let sink = channel.pipeline.by_name("ch").unwrap();

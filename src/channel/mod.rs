@@ -25,7 +25,7 @@ use crate::core::crumb::Crumb;
 use crate::core::feedback::FeedbackConfig;
 use crate::core::scheduler::{PublishedCrumb, PublishedSegment, SchedulerConfig};
 use crate::core::tracker::TrackerConfig;
-use crate::p2p::{P2pSession, RUNTIME, SessionConfig, TorrentId, make_torrent};
+use crate::p2p::{P2pSession, RUNTIME, Seeding, SessionConfig, TorrentId, make_torrent};
 
 /// How a channel is set up (crumbsink's properties).
 #[derive(Clone, Debug)]
@@ -457,12 +457,22 @@ impl Channel {
         // Tracked before seeded: the super seed announces each crumb as it adds it.
         self.shared.engine().prepare(&hashes);
         for ((c, (_, path)), torrent) in crumbs.iter().zip(&files).zip(&torrents) {
-            // Crumb 1 is every viewer's continuity and goes to whoever asks (limited,
-            // the swarm bench's main run fell to 0.34 continuity); an enhancement
-            // crumb's pieces may leave the channel a bounded number of times.
-            let copies = (c.crumb.index > 1 && self.config.enhancement_copies > 0)
+            // Crumb 1 is every viewer's continuity: it goes to whoever asks (limited,
+            // the swarm bench's main run fell to 0.34 continuity) and ahead of the
+            // enhancement crumbs under `max-upload-rate`. An enhancement crumb's
+            // pieces may leave the channel a bounded number of times.
+            let base = c.crumb.index == 1;
+            let copies = (!base && self.config.enhancement_copies > 0)
                 .then_some(self.config.enhancement_copies as usize);
-            let seeding = self.session.seed_with(torrent, path, Vec::new(), copies);
+            let seeding = self.session.seed_with(
+                torrent,
+                path,
+                Vec::new(),
+                Seeding {
+                    peers_per_piece: copies,
+                    first: base,
+                },
+            );
             let id = match cancel.block_on(seeding) {
                 Ok(Ok(id)) => id,
                 Ok(Err(e)) => {

@@ -412,7 +412,7 @@ impl ObjectImpl for CrumbSink {
                     .build(),
                 glib::ParamSpecUInt::builder("max-upload-rate")
                     .nick("Maximum upload rate")
-                    .blurb("Super seed upload cap in bytes/s (0 = unlimited; else at least 1024)")
+                    .blurb("Super seed upload cap in bytes/s (0 = unlimited; else at least 1024); under it every crumb 1 leaves before enhancement pieces")
                     .default_value(DEFAULT_MAX_UPLOAD_RATE)
                     .mutable_ready()
                     .build(),

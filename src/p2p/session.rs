@@ -119,6 +119,18 @@ pub struct Progress {
     pub error: Option<String>,
 }
 
+/// How the super seed seeds one crumb ([`P2pSession::seed_with`]).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Seeding {
+    /// Each piece goes to at most this many peers (the first to ask; a request from
+    /// another closes its connection, so it takes the piece from them): the patch's
+    /// `upload_peers_per_piece`.
+    pub peers_per_piece: Option<usize>,
+    /// Its blocks pass the session's upload limit before other torrents' (the
+    /// patch's `upload_first`): with the uplink full, it still leaves at once.
+    pub first: bool,
+}
+
 /// One librqbit session. Every method may be awaited on any runtime or called
 /// through `RUNTIME.block_on`; librqbit's own tasks always run on [`RUNTIME`].
 pub struct P2pSession {
@@ -318,19 +330,17 @@ impl P2pSession {
         data_path: &Path,
         initial_peers: Vec<SocketAddr>,
     ) -> anyhow::Result<TorrentId> {
-        self.seed_with(torrent, data_path, initial_peers, None)
+        self.seed_with(torrent, data_path, initial_peers, Seeding::default())
             .await
     }
 
-    /// [`Self::seed`], uploading each piece to at most `peers_per_piece` peers (the
-    /// first to ask; a request from another closes its connection, so it takes the
-    /// piece from them): the patch's `upload_peers_per_piece`.
+    /// [`Self::seed`] with the super seed's options ([`Seeding`]).
     pub async fn seed_with(
         &self,
         torrent: &MadeTorrent,
         data_path: &Path,
         initial_peers: Vec<SocketAddr>,
-        peers_per_piece: Option<usize>,
+        seeding: Seeding,
     ) -> anyhow::Result<TorrentId> {
         let file_name = data_path.file_name().and_then(|n| n.to_str());
         ensure!(
@@ -354,7 +364,8 @@ impl P2pSession {
             _ => PathBuf::from("."),
         };
         let mut opts = self.add_options(&folder, initial_peers)?;
-        opts.upload_peers_per_piece = peers_per_piece;
+        opts.upload_peers_per_piece = seeding.peers_per_piece;
+        opts.upload_first = seeding.first;
         let handle = self.add(torrent.bytes.clone(), opts).await?;
         let id = TorrentId(handle.info_hash().0);
         let checked = tokio::time::timeout(SEED_CHECK_TIMEOUT, handle.wait_until_initialized())

@@ -277,11 +277,7 @@ fn upload_limit_slows_the_download() {
     run(Duration::from_secs(90), async {
         let data = random_bytes(256 * 1024, 4);
         let (t, path) = write_crumb(dir.path(), "crumb-3", &data, 16 * 1024);
-        let a = P2pSession::new(SessionConfig {
-            upload_limit_bps: Some(64 * 1024),
-            ..config(&dir.path().join("a"))
-        })
-        .await?;
+        let a = upload_limited(&dir.path().join("a"), 64 * 1024).await?;
         assert_eq!(a.rate_limits(), (Some(64 * 1024), None));
         let b = P2pSession::new(config(&dir.path().join("b"))).await?;
         a.seed(&t, &path, vec![]).await?;
@@ -611,7 +607,7 @@ fn a_seed_limited_to_one_copy_per_piece_sends_the_others_to_peers() {
         let a = P2pSession::new(config(&dir.path().join("a"))).await?;
         let b = P2pSession::new(config(&dir.path().join("b"))).await?;
         let c = P2pSession::new(config(&dir.path().join("c"))).await?;
-        let ida = a.seed_with(&t, &path, vec![], Some(1)).await?;
+        let ida = a.seed_with(&t, &path, vec![], one_copy()).await?;
         let idb = b
             .download(&t.bytes, &dir.path().join("b"), peer(&a))
             .await?;
@@ -648,6 +644,200 @@ fn a_seed_limited_to_one_copy_per_piece_sends_the_others_to_peers() {
         }
         Ok(())
     });
+}
+
+#[test]
+fn a_copy_that_never_left_does_not_use_up_its_piece() {
+    // A peer that asks for a piece and, in the same breath, for one given out already
+    // is cut off before its first piece leaves the seed's upload limiter. That piece
+    // must stay on offer: counted as a copy, nobody could ever fetch it (aria2 pairs
+    // in `standard_clients_trade_what_a_one_copy_super_seed_sends_once` ended at 5 of
+    // 6 crumbs).
+    let _g = LEAK_LOCK.read().unwrap_or_else(|e| e.into_inner());
+    let dir = TempDir::new("unsent-copy");
+    run(Duration::from_secs(60), async {
+        let data = random_bytes(32 * 1024, 23);
+        let (t, path) = write_crumb(dir.path(), "crumb-23", &data, 16 * 1024);
+        // 16 KiB/s: one block leaves at a time, the next a second later.
+        let a = upload_limited(&dir.path().join("a"), 16 * 1024).await?;
+        a.seed_with(&t, &path, vec![], one_copy()).await?;
+        let seed = a.listen_addr();
+        let mut y = RawPeer::connect(seed, t.info_hash).await?;
+        y.send(&RawPeer::request(1, 16 * 1024)).await?;
+        assert_eq!(y.piece_is(&data[16 * 1024..]).await?, Some(1));
+        let mut x = RawPeer::connect(seed, t.info_hash).await?;
+        let mut both = RawPeer::request(0, 16 * 1024);
+        both.extend(RawPeer::request(1, 16 * 1024));
+        x.send(&both).await?;
+        // Piece 1 is Y's: X is cut off (with piece 0 still in the limiter).
+        assert_eq!(
+            x.piece_is(&[]).await?,
+            None,
+            "X got a piece before it was cut off"
+        );
+        let mut z = RawPeer::connect(seed, t.info_hash).await?;
+        z.send(&RawPeer::request(0, 16 * 1024)).await?;
+        assert_eq!(z.piece_is(&data[..16 * 1024]).await?, Some(0));
+        // Piece 1 is still used up: Y holds it.
+        z.send(&RawPeer::request(1, 16 * 1024)).await?;
+        assert_eq!(z.piece_is(&[]).await?, None);
+        a.shutdown().await?;
+        Ok(())
+    });
+}
+
+#[test]
+fn a_first_class_crumb_passes_the_upload_limit_before_the_others() {
+    // The channel's crumbs 1 (`Seeding::first`): with its upload limit full of
+    // enhancement crumbs, a crumb 1 asked for meanwhile takes the whole limit.
+    let _g = LEAK_LOCK.read().unwrap_or_else(|e| e.into_inner());
+    let dir = TempDir::new("first-class");
+    run(Duration::from_secs(60), async {
+        let base = random_bytes(128 * 1024, 31);
+        let (tf, pf) = write_crumb(dir.path(), "crumb-base", &base, 16 * 1024);
+        let a = upload_limited(&dir.path().join("a"), 64 * 1024).await?;
+        let b = P2pSession::new(config(&dir.path().join("b"))).await?;
+        let c = P2pSession::new(config(&dir.path().join("c"))).await?;
+        // Four enhancement crumbs flowing to B.
+        let mut bulk = Vec::new();
+        for k in 0..4 {
+            let data = random_bytes(512 * 1024, 40 + k);
+            let (t, p) = write_crumb(dir.path(), &format!("crumb-bulk-{k}"), &data, 16 * 1024);
+            bulk.push(a.seed(&t, &p, vec![]).await?);
+            b.download(&t.bytes, &dir.path().join("b"), peer(&a))
+                .await?;
+        }
+        let bulk_sent = || -> anyhow::Result<u64> {
+            let mut n = 0;
+            for id in &bulk {
+                n += a.progress(*id)?.uploaded_bytes;
+            }
+            Ok(n)
+        };
+        let first = Seeding {
+            first: true,
+            ..Default::default()
+        };
+        let idf = a.seed_with(&tf, &pf, vec![], first).await?;
+        // They flow (a second of the limit) before the first-class one is asked for.
+        while bulk_sent()? < 64 * 1024 {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        let idc = c
+            .download(&tf.bytes, &dir.path().join("c"), peer(&a))
+            .await?;
+        while a.progress(idf)?.uploaded_bytes == 0 {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        let bulk_before = bulk_sent()?;
+        c.wait_finished(idc, Duration::from_secs(30)).await?;
+        let bulk_during = bulk_sent()? - bulk_before;
+        assert_eq!(c.read_file(idc).await?, base);
+        // Sharing the limit, the four would have sent up to four times as much as
+        // the first-class one (128 kB); the blocks they had through the limiter
+        // already still leave.
+        eprintln!("while 128 kB of the first class left, the others sent {bulk_during} B");
+        assert!(bulk_during <= 3 * 16 * 1024, "{bulk_during} B");
+        for s in [&c, &b, &a] {
+            s.shutdown().await?;
+        }
+        Ok(())
+    });
+}
+
+/// A session whose uploads are held to `bps` bytes/s.
+async fn upload_limited(spool: &Path, bps: u32) -> anyhow::Result<P2pSession> {
+    P2pSession::new(SessionConfig {
+        upload_limit_bps: Some(bps),
+        ..config(spool)
+    })
+    .await
+}
+
+fn one_copy() -> Seeding {
+    Seeding {
+        peers_per_piece: Some(1),
+        ..Default::default()
+    }
+}
+
+/// A bare BitTorrent peer on a raw socket: it sends what a test needs and no
+/// library would (requests in one burst, no HAVE).
+struct RawPeer(tokio::net::TcpStream);
+
+impl RawPeer {
+    /// Handshakes for `info_hash`, says interested and waits for the unchoke.
+    async fn connect(addr: SocketAddr, info_hash: [u8; 20]) -> anyhow::Result<Self> {
+        use tokio::io::AsyncReadExt;
+        let mut hello = b"\x13BitTorrent protocol".to_vec();
+        hello.extend_from_slice(&[0; 8]);
+        hello.extend_from_slice(&info_hash);
+        hello.extend_from_slice(b"-XX0000-rawpeer00000");
+        let mut p = Self(tokio::net::TcpStream::connect(addr).await?);
+        p.send(&hello).await?;
+        let mut reply = [0u8; 68];
+        p.0.read_exact(&mut reply).await?;
+        anyhow::ensure!(reply[28..48] == info_hash, "handshake for another torrent");
+        p.send(&[0, 0, 0, 1, 2]).await?;
+        loop {
+            match p.message().await? {
+                Some((1, _)) => return Ok(p),
+                Some(_) => {}
+                None => anyhow::bail!("closed before unchoke"),
+            }
+        }
+    }
+
+    async fn send(&mut self, bytes: &[u8]) -> anyhow::Result<()> {
+        use tokio::io::AsyncWriteExt;
+        Ok(self.0.write_all(bytes).await?)
+    }
+
+    /// A request for the whole of a one-block piece.
+    fn request(piece: u32, length: u32) -> Vec<u8> {
+        let mut m = vec![0, 0, 0, 13, 6];
+        for v in [piece, 0, length] {
+            m.extend_from_slice(&v.to_be_bytes());
+        }
+        m
+    }
+
+    /// The next message (id, payload) other than a keep-alive; `None` once the
+    /// connection is closed (or reset).
+    async fn message(&mut self) -> anyhow::Result<Option<(u8, Vec<u8>)>> {
+        use tokio::io::AsyncReadExt;
+        loop {
+            let mut len = [0u8; 4];
+            if self.0.read_exact(&mut len).await.is_err() {
+                return Ok(None);
+            }
+            let len = u32::from_be_bytes(len) as usize;
+            anyhow::ensure!(len <= 1 << 20, "a {len} B message");
+            if len == 0 {
+                continue;
+            }
+            let mut m = vec![0; len];
+            if self.0.read_exact(&mut m).await.is_err() {
+                return Ok(None);
+            }
+            return Ok(Some((m[0], m.split_off(1))));
+        }
+    }
+
+    /// The index of the next piece message, skipping others, once its block is
+    /// checked against `want`; `None` once the connection is closed.
+    async fn piece_is(&mut self, want: &[u8]) -> anyhow::Result<Option<u32>> {
+        loop {
+            match self.message().await? {
+                Some((7, m)) if m.len() >= 8 => {
+                    anyhow::ensure!(m[8..] == *want, "a piece with other bytes");
+                    return Ok(Some(u32::from_be_bytes(m[..4].try_into()?)));
+                }
+                Some(_) => {}
+                None => return Ok(None),
+            }
+        }
+    }
 }
 
 /// Whether the session at `addr` answers a BitTorrent handshake for `info_hash` with

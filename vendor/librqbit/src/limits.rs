@@ -18,6 +18,22 @@ const MIN_BURST: NonZeroU32 = NonZeroU32::new(16 * 1024).unwrap();
 struct Limit {
     limiter: ArcSwapOption<RateLimiter>,
     current_bps: std::sync::atomic::AtomicU32,
+    /// crumbs patch: acquires of the first class waiting now; the others wait for
+    /// them (`acquire_first`).
+    first_waiting: std::sync::atomic::AtomicUsize,
+    first_done: tokio::sync::Notify,
+}
+
+/// crumbs patch: counts one waiting first-class acquire while it lives.
+struct FirstWaiting<'a>(&'a Limit);
+
+impl Drop for FirstWaiting<'_> {
+    fn drop(&mut self) {
+        use std::sync::atomic::Ordering;
+        if self.0.first_waiting.fetch_sub(1, Ordering::AcqRel) == 1 {
+            self.0.first_done.notify_waiters();
+        }
+    }
 }
 
 impl Limit {
@@ -37,6 +53,45 @@ impl Limit {
         Self {
             limiter: ArcSwapOption::new(Self::new_inner(bps)),
             current_bps: AtomicU32::new(bps.map(|v| v.get()).unwrap_or(0)),
+            first_waiting: Default::default(),
+            first_done: Default::default(),
+        }
+    }
+
+    /// crumbs patch: [`Self::acquire`] in two classes. A first-class acquire waits
+    /// only for the rate; the others also wait while any first-class one waits, so
+    /// the first class takes the whole rate when it wants it. (The limiter is a
+    /// GCRA, not a queue: waiters retry when their cells are due, and without the
+    /// classes whichever retries first wins.)
+    async fn acquire_class(&self, size: NonZeroU32, first: bool) -> crate::Result<()> {
+        use std::sync::atomic::Ordering;
+        let lim = self.limiter.load().clone();
+        let Some(rl) = lim.as_ref() else {
+            return Ok(());
+        };
+        if first {
+            self.first_waiting.fetch_add(1, Ordering::AcqRel);
+            let _waiting = FirstWaiting(self);
+            rl.until_n_ready(size).await?;
+            return Ok(());
+        }
+        loop {
+            while self.first_waiting.load(Ordering::Acquire) > 0 {
+                let done = self.first_done.notified();
+                tokio::pin!(done);
+                done.as_mut().enable();
+                if self.first_waiting.load(Ordering::Acquire) == 0 {
+                    break;
+                }
+                done.await;
+            }
+            match rl.check_n(size)? {
+                Ok(()) => return Ok(()),
+                Err(not_until) => {
+                    use governor::clock::Clock;
+                    tokio::time::sleep(not_until.wait_time_from(rl.clock().now())).await;
+                }
+            }
         }
     }
 
@@ -77,6 +132,12 @@ impl Limits {
 
     pub async fn prepare_for_upload(&self, len: NonZeroU32) -> crate::Result<()> {
         self.up.acquire(len).await
+    }
+
+    /// crumbs patch: [`Self::prepare_for_upload`] for a torrent whose blocks go
+    /// before the others' (`first`) or after them.
+    pub async fn prepare_for_upload_class(&self, len: NonZeroU32, first: bool) -> crate::Result<()> {
+        self.up.acquire_class(len, first).await
     }
 
     pub async fn prepare_for_download(&self, len: NonZeroU32) -> crate::Result<()> {

@@ -45,6 +45,8 @@ pub trait PeerConnectionHandler {
     async fn on_received_message(&self, msg: Message<'_>) -> anyhow::Result<()>;
     fn should_transmit_have(&self, id: ValidPieceIndex) -> bool;
     fn on_uploaded_bytes(&self, bytes: u32);
+    /// crumbs patch: a chunk's data was written to the peer's socket.
+    fn on_uploaded_chunk(&self, _chunk: &ChunkInfo) {}
     fn read_chunk(&self, chunk: &ChunkInfo, buf: &mut [u8]) -> anyhow::Result<()>;
     fn update_my_extended_handshake(
         &self,
@@ -381,6 +383,8 @@ impl<H: PeerConnectionHandler> PeerConnection<H> {
                 tokio::task::yield_now().await;
 
                 let mut uploaded_add = None;
+                // crumbs patch: which chunk this write carries.
+                let mut uploaded_chunk = None;
 
                 trace!("about to send: {:?}", &req);
                 let ext_msg_ids = &|| {
@@ -447,6 +451,7 @@ impl<H: PeerConnectionHandler> PeerConnection<H> {
                         }
 
                         uploaded_add = Some(chunk.size);
+                        uploaded_chunk = Some(chunk);
                         full_len
                     }
                     WriterRequest::Disconnect(res) => {
@@ -467,6 +472,9 @@ impl<H: PeerConnectionHandler> PeerConnection<H> {
 
                 if let Some(uploaded_add) = uploaded_add {
                     self.handler.on_uploaded_bytes(uploaded_add)
+                }
+                if let Some(chunk) = uploaded_chunk {
+                    self.handler.on_uploaded_chunk(&chunk)
                 }
             }
 

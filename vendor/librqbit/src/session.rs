@@ -301,6 +301,11 @@ pub struct AddTorrentOptions {
     /// a live stream spends its upload once per piece and lets the swarm pass it on.
     #[serde(default)]
     pub upload_peers_per_piece: Option<usize>,
+    /// crumbs patch: this torrent's blocks pass the session's upload limit before
+    /// those of torrents without the flag. A live source whose uplink is full sends
+    /// what every viewer needs first (a Segment's base layer) ahead of the rest.
+    #[serde(default)]
+    pub upload_first: bool,
 
     /// This is used to restore the session from serialized state.
     pub preferred_id: Option<usize>,
@@ -1391,6 +1396,7 @@ impl Session {
                     _disable_upload: self._disable_upload,
                     no_upload: opts.disable_upload_torrent,
                     upload_peers_per_piece: opts.upload_peers_per_piece,
+                    upload_first: opts.upload_first,
                 },
                 connector: self.connector.clone(),
                 session: Arc::downgrade(self),

@@ -124,6 +124,8 @@ pub(crate) struct ManagedTorrentOptions {
     pub no_upload: bool,
     /// crumbs patch: `AddTorrentOptions::upload_peers_per_piece`.
     pub upload_peers_per_piece: Option<usize>,
+    /// crumbs patch: `AddTorrentOptions::upload_first`.
+    pub upload_first: bool,
 }
 
 impl ManagedTorrentOptions {

@@ -218,9 +218,19 @@ pub struct TorrentStateLive {
     /// crumbs patch: peers added with `add_urgent_peer`.
     urgent_peers: RwLock<HashSet<SocketAddr>>,
     /// crumbs patch: the peers each piece was uploaded to, under
-    /// `AddTorrentOptions::upload_peers_per_piece`, with the distinct chunks each
-    /// asked for (all of them: a whole copy).
-    piece_recipients: Mutex<HashMap<u32, Vec<(SocketAddr, HashSet<u32>)>>>,
+    /// `AddTorrentOptions::upload_peers_per_piece`.
+    piece_recipients: Mutex<HashMap<u32, Vec<PieceRecipient>>>,
+}
+
+/// crumbs patch: one peer a piece was given to under `upload_peers_per_piece`.
+/// It counts from its first request (so no other peer gets the piece meanwhile);
+/// once its connection ends it counts only if every chunk of the piece was written
+/// to it: a request answered after the connection closed never left.
+#[derive(Debug)]
+struct PieceRecipient {
+    addr: SocketAddr,
+    /// Distinct chunk indices written to the peer's socket.
+    written: HashSet<u32>,
 }
 
 impl TorrentStateLive {
@@ -470,7 +480,11 @@ impl TorrentStateLive {
                     _ = tx.closed() => {
                         continue;
                     }
-                    res = session.ratelimits.prepare_for_upload(NonZeroU32::new(ci.size).unwrap()) => {
+                    // crumbs patch: in its class (`AddTorrentOptions::upload_first`).
+                    res = session.ratelimits.prepare_for_upload_class(
+                        NonZeroU32::new(ci.size).unwrap(),
+                        self.shared.options.upload_first,
+                    ) => {
                         res?;
                     }
                 }
@@ -1218,6 +1232,20 @@ impl PeerConnectionHandler for &'_ PeerHandler {
             .fetch_add(bytes as u64, Ordering::Relaxed);
     }
 
+    fn on_uploaded_chunk(&self, chunk: &ChunkInfo) {
+        // crumbs patch: a recipient's copy counts by what was written to it.
+        if self.state.torrent().options.upload_peers_per_piece.is_some()
+            && let Some(r) = self
+                .state
+                .piece_recipients
+                .lock()
+                .get_mut(&chunk.piece_index.get())
+                .and_then(|peers| peers.iter_mut().find(|r| r.addr == self.addr))
+        {
+            r.written.insert(chunk.chunk_index);
+        }
+    }
+
     fn read_chunk(&self, chunk: &ChunkInfo, buf: &mut [u8]) -> anyhow::Result<()> {
         self.state.file_ops().read_chunk(self.addr, chunk, buf)
     }
@@ -1368,11 +1396,13 @@ impl PeerHandler {
                     self.state.new_pieces_notify.notify_waiters();
                 }
 
-                // crumbs patch: a recipient that left before it had asked for every
-                // chunk of a piece (cut off in the middle of it: its connection closed
-                // because it asked for a piece given out already) is no copy. Counted,
-                // it used up the piece, and nobody could ever fetch it whole. (Its
-                // bitfield cannot tell: a downloader need not send HAVE to a seed.)
+                // crumbs patch: a recipient that left before every chunk of a piece
+                // was written to it is no copy. Its connection typically closed
+                // because it asked for a piece given out already, with its earlier
+                // requests still queued (in the upload limiter or the writer's
+                // channel) and then dropped. Counted, it used up the piece, and nobody
+                // could ever fetch it whole. (A request is not a copy; nor can its
+                // bitfield tell: a downloader need not send HAVE to a seed.)
                 if self
                     .state
                     .torrent()
@@ -1386,7 +1416,7 @@ impl PeerHandler {
                         let whole = lengths
                             .validate_piece_index(*piece)
                             .map_or(0, |p| lengths.chunks_per_piece(p) as usize);
-                        peers.retain(|(a, chunks)| *a != self.addr || chunks.len() >= whole);
+                        peers.retain(|r| r.addr != self.addr || r.written.len() >= whole);
                         !peers.is_empty()
                     });
                 }
@@ -1629,21 +1659,19 @@ impl PeerHandler {
         if let Some(max) = self.state.torrent().options.upload_peers_per_piece {
             let mut recipients = self.state.piece_recipients.lock();
             let peers = recipients.entry(piece_index.get()).or_default();
-            let k = match peers.iter().position(|(a, _)| *a == self.addr) {
-                Some(k) => k,
-                None => {
-                    if peers.len() >= max {
-                        anyhow::bail!(
-                            "piece {} was uploaded to {} peers already, the most this torrent gives",
-                            piece_index.get(),
-                            peers.len()
-                        );
-                    }
-                    peers.push((self.addr, HashSet::new()));
-                    peers.len() - 1
+            if !peers.iter().any(|r| r.addr == self.addr) {
+                if peers.len() >= max {
+                    anyhow::bail!(
+                        "piece {} was uploaded to {} peers already, the most this torrent gives",
+                        piece_index.get(),
+                        peers.len()
+                    );
                 }
-            };
-            peers[k].1.insert(chunk_info.chunk_index);
+                peers.push(PieceRecipient {
+                    addr: self.addr,
+                    written: HashSet::new(),
+                });
+            }
         }
 
         if !self
