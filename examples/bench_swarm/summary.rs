@@ -133,7 +133,50 @@ fn sim_check(main: &Done) -> Value {
             .iter()
             .map(|(name, s)| json!([name, s.clients, s.delivered_kbps]))
             .collect::<Vec<_>>(),
+        // Per link: [name, bench, simulator] super seed share.
+        "super_seed_share_by_link": share_by_link(real, &r.profiles),
     })
+}
+
+/// The super seed's share of what each kind of link received, in the bench and in
+/// the simulator (whose profiles are the bench's clients in order).
+fn share_by_link(
+    real: &SwarmFigures,
+    sim: &[(String, gstcrumbs::sim::metrics::Summary)],
+) -> Vec<Value> {
+    let mut links: Vec<&str> = Vec::new();
+    for c in &real.per_client {
+        if !links.contains(&c.link.as_str()) {
+            links.push(&c.link);
+        }
+    }
+    links
+        .into_iter()
+        .map(|link| {
+            let (seed, all) =
+                real.per_client
+                    .iter()
+                    .filter(|c| c.link == link)
+                    .fold((0, 0), |(s, a), c| {
+                        let all = c.bytes_from_super_seed + c.bytes_from_peers;
+                        (s + c.bytes_from_super_seed, a + all)
+                    });
+            let (sim_seed, sim_all) =
+                sim.iter()
+                    .filter(|(name, _)| name == link)
+                    .fold((0.0, 0.0), |(s, a), (_, p)| {
+                        (
+                            s + p.super_seed_share * p.received_bytes,
+                            a + p.received_bytes,
+                        )
+                    });
+            json!([
+                link,
+                gstcrumbs::sim::metrics::ratio(seed as f64, all as f64),
+                gstcrumbs::sim::metrics::ratio(sim_seed, sim_all)
+            ])
+        })
+        .collect()
 }
 
 fn run_data(spec: &RunSpec, log: &RunLog) -> report::RunData {
@@ -593,13 +636,35 @@ pub fn finish(o: &Options, profile: &Profile, done: &[Done]) -> Result<(), Strin
             None => String::new(),
         }
     );
+    let pair = |k: &str| {
+        (
+            sim[k]["sim"].as_f64().unwrap_or(0.0),
+            sim[k]["bench"].as_f64().unwrap_or(0.0),
+        )
+    };
+    let (share, by_link) = (pair("super_seed_share"), &sim["super_seed_share_by_link"]);
+    let by_link: Vec<String> = by_link
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|l| {
+            let f = |k: usize| l[k].as_f64().unwrap_or(0.0);
+            format!("{} {:.2} ({:.2})", l[0].as_str().unwrap_or("?"), f(2), f(1))
+        })
+        .collect();
     println!(
-        "simulator at N={}: continuity {:.3} (bench {:.3}), completeness {:.3} (bench {:.3})",
+        "simulator at N={}: continuity {:.3} (bench {:.3}), completeness {:.3} (bench {:.3}), \
+         delivered {:.0} kbit/s (bench {:.0}), super seed share {:.3} (bench {:.3}; by link: {})",
         sim["clients"],
-        sim["continuity"]["sim"].as_f64().unwrap_or(0.0),
+        pair("continuity").0,
         m.continuity,
-        sim["completeness"]["sim"].as_f64().unwrap_or(0.0),
-        m.completeness
+        pair("completeness").0,
+        m.completeness,
+        pair("delivered_kbps").0,
+        pair("delivered_kbps").1,
+        share.0,
+        share.1,
+        by_link.join(", ")
     );
     for n in &notes {
         println!("note: {n}");

@@ -33,6 +33,10 @@ pub struct Summary {
     pub quality_switches_per_client: f64,
     pub down_kbps: f64,
     pub up_kbps: f64,
+    /// Bytes these clients received (pieces taken over and received twice count
+    /// twice, as in the bench), and the part of them the super seed sent.
+    pub received_bytes: f64,
+    pub super_seed_share: f64,
 }
 
 /// One client's contribution: its accumulator, startup delay and capacities.
@@ -42,6 +46,9 @@ pub struct ClientFigures<'a> {
     pub segment_s: f64,
     pub down_kbps: f64,
     pub up_kbps: f64,
+    /// Bytes received, and those of them from the super seed.
+    pub received: f64,
+    pub from_super_seed: f64,
 }
 
 impl Summary {
@@ -49,6 +56,7 @@ impl Summary {
     pub fn of<'a>(clients: impl IntoIterator<Item = ClientFigures<'a>>) -> Summary {
         let mut s = Summary::default();
         let (mut startup, mut startup_n, mut lat, mut lat_n) = (0.0, 0usize, 0.0, 0u64);
+        let (mut received, mut from_super_seed) = (0.0, 0.0);
         for c in clients {
             let a = c.acc;
             if a.segments == 0 {
@@ -69,6 +77,8 @@ impl Summary {
             s.quality_switches_per_client += a.switches as f64;
             s.down_kbps += c.down_kbps;
             s.up_kbps += c.up_kbps;
+            received += c.received;
+            from_super_seed += c.from_super_seed;
             if let Some(t) = c.startup_s {
                 startup += t;
                 startup_n += 1;
@@ -84,6 +94,10 @@ impl Summary {
             s.quality_switches_per_client /= k;
             s.down_kbps /= k;
             s.up_kbps /= k;
+        }
+        s.received_bytes = received;
+        if received > 0.0 {
+            s.super_seed_share = from_super_seed / received;
         }
         if startup_n > 0 {
             s.startup_s = startup / startup_n as f64;

@@ -50,6 +50,8 @@ fn measure(s: &Swarm) -> SimResult {
                     segment_s: seg_s,
                     down_kbps: p.down * 8.0 / 1000.0,
                     up_kbps: p.up * 8.0 / 1000.0,
+                    received: p.received,
+                    from_super_seed: p.from_super_seed,
                 }),
         )
     };

@@ -36,6 +36,11 @@ struct Download {
     ready_at: u64,
     /// The super seed is one of this download's sources (tracker grant or fallback).
     super_seed: bool,
+    /// The super seed serves every piece it has a slot for, peers only the rest: it
+    /// was the torrent's first peer (a crumb urgent as it was asked for: crumbsrc
+    /// starts the torrent with the super seed alone, and librqbit reserves every
+    /// piece on the first connection), or it took over from slow peers.
+    super_seed_first: bool,
 }
 
 /// One piece on its way from `up` to `down`.
@@ -45,6 +50,8 @@ struct Transfer {
     seq: u64,
     index: u16,
     piece: u8,
+    /// The piece's bytes, and those still to come.
+    size: f64,
     remaining: f64,
 }
 
@@ -90,6 +97,9 @@ pub struct Swarm {
     /// u_s, bytes/s.
     super_up: f64,
     pub super_uploaded: f64,
+    /// Bytes received for nothing: the part of a piece's second copy (a take-over)
+    /// that had arrived when the other copy completed it.
+    pub duplicate_bytes: f64,
     pub events: u64,
     pub now: u64,
     engine_config: ClientConfig,
@@ -134,6 +144,7 @@ impl Swarm {
             super_slots: config.slots(config.super_seed_kbps),
             super_up: config.super_seed_kbps * 1000.0 / 8.0,
             super_uploaded: 0.0,
+            duplicate_bytes: 0.0,
             events: 0,
             now: 0,
             engine_config,
@@ -368,6 +379,7 @@ impl Swarm {
                         pieces,
                         ready_at: now + self.config.crumb_setup,
                         super_seed,
+                        super_seed_first: false,
                     });
                 }
             }
@@ -376,10 +388,18 @@ impl Swarm {
                 let d = &mut self.peers[p as usize].downloads;
                 d.retain(|d| (d.seq, d.index) != (seq, index));
             }
-            Action::UseSuperSeed { seq, index, .. } => {
+            Action::UseSuperSeed {
+                seq,
+                index,
+                take_over,
+            } => {
                 let d = &mut self.peers[p as usize].downloads;
                 if let Some(d) = d.iter_mut().find(|d| (d.seq, d.index) == (seq, index)) {
                     d.super_seed = true;
+                    d.super_seed_first = take_over || (d.have | d.inflight) == 0;
+                }
+                if take_over {
+                    self.take_over(p, seq, index);
                 }
             }
             Action::Output { seq, d, record } => {
@@ -455,6 +475,43 @@ impl Swarm {
         }
         acc.completeness += f64::from(d) / n;
         acc.delivered_bytes += bytes;
+    }
+
+    /// The super seed takes over the pieces of crumb `index` of Segment `seq` that
+    /// peers are sending `p` (crumbsrc's urgent connection, the librqbit patch's
+    /// `add_urgent_peer`): each is sent again from the super seed while a slot is
+    /// free, and the peer's copy goes on until one of the two completes the piece.
+    /// Both copies cross `p`'s link and count as received: the bench's clients
+    /// count a piece taken over twice too.
+    fn take_over(&mut self, p: u32, seq: u64, index: u16) {
+        self.recount();
+        let pinned: Vec<u8> = self
+            .transfers
+            .iter()
+            .filter(|t| t.down == p && (t.seq, t.index) == (seq, index) && t.up != SUPER)
+            .map(|t| t.piece)
+            .collect();
+        let piece_size = self.channel.piece_size;
+        let Some(crumb) = self.channel.crumbs.get_mut(&(seq, index)) else {
+            return;
+        };
+        for piece in pinned {
+            if self.super_load >= self.super_slots {
+                break;
+            }
+            crumb.super_copies[usize::from(piece)] += 1;
+            self.super_load += 1;
+            let lo = u64::from(piece) * piece_size;
+            self.transfers.push(Transfer {
+                down: p,
+                up: SUPER,
+                seq,
+                index,
+                piece,
+                size: (crumb.size.min(lo + piece_size) - lo) as f64,
+                remaining: (crumb.size.min(lo + piece_size) - lo) as f64,
+            });
+        }
     }
 
     /// Picks a source for a piece among the super seed and a few sampled holders with a
@@ -551,7 +608,16 @@ impl Swarm {
                 completed.push((t.down, t.seq, t.index, t.piece));
             }
         }
-        self.transfers.retain(|t| t.remaining > 1e-6);
+        // A piece taken over completes once: its other copy stops where it is.
+        let mut duplicate = 0.0;
+        self.transfers.retain(|t| {
+            let twice = completed.contains(&(t.down, t.seq, t.index, t.piece));
+            if twice && t.remaining > 1e-6 {
+                duplicate += t.size - t.remaining;
+            }
+            t.remaining > 1e-6 && !twice
+        });
+        self.duplicate_bytes += duplicate;
         // The bytes moved over (now - step, now] go to the 1 s bin of that interval.
         let bin = (now.saturating_sub(1) / 1_000_000_000) as usize;
         let bins = &mut self.trace.super_upload_kbps;
@@ -648,7 +714,12 @@ impl Swarm {
                     let copies = self.config.enhancement_copies;
                     let limited = d.index > 1 && copies > 0;
                     let super_seed = d.super_seed && !(limited && crumb.super_copies[i] >= copies);
-                    let up = self.pick_source(p, &holders, super_seed);
+                    let up =
+                        if super_seed && d.super_seed_first && self.super_load < self.super_slots {
+                            Some(SUPER)
+                        } else {
+                            self.pick_source(p, &holders, super_seed)
+                        };
                     let crumb = self
                         .channel
                         .crumbs
@@ -673,6 +744,7 @@ impl Swarm {
                         seq: d.seq,
                         index: d.index,
                         piece: i as u8,
+                        size: bytes as f64,
                         remaining: bytes as f64,
                     });
                 }

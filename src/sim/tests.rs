@@ -163,3 +163,39 @@ fn profile_order_gives_each_peer_its_link() {
         "the weights' mix: {clients:?}"
     );
 }
+
+/// crumbsrc's take-over (the librqbit patch's urgent connection): the pieces pinned on
+/// slow peers are sent again by the super seed, each completes once, and what had
+/// arrived of the other copy was received for nothing (the bench counts it too).
+#[test]
+fn a_take_over_sends_pinned_pieces_again_from_the_super_seed() {
+    let mut c = small(7);
+    // Fast downlinks, peers that upload at 200 kbit/s (one slot, just above the
+    // least share a source is asked for): a piece from a peer comes at a pace far
+    // under the client's rate.
+    c.profiles = vec![Profile::new("slow-up", 20_000.0, 200.0, 1.0)];
+    let mut s = swarm::Swarm::new(c);
+    s.run();
+    let clients: Vec<&swarm::Peer> = s.peers.iter().filter(|p| !p.relay).collect();
+    let successful: u64 = clients.iter().map(|p| p.acc.successful).sum();
+    let segments: u64 = clients.iter().map(|p| p.acc.segments).sum();
+    assert!(
+        segments > 0 && successful == segments,
+        "{successful} of {segments}"
+    );
+    assert!(s.duplicate_bytes > 0.0, "no piece was taken over");
+    // Every byte received is from the super seed, from a peer, or both for a piece
+    // taken over; the copies stopped add to what was received, never to the output.
+    let received: f64 = clients.iter().map(|p| p.received).sum();
+    let from_peers: f64 = clients.iter().map(|p| p.received - p.from_super_seed).sum();
+    assert!(
+        from_peers >= s.duplicate_bytes,
+        "{from_peers} {}",
+        s.duplicate_bytes
+    );
+    assert!(
+        s.super_uploaded / received > 0.5,
+        "{}",
+        s.super_uploaded / received
+    );
+}
