@@ -32,7 +32,10 @@ fn property(p: &glib::ParamSpec) -> Value {
         f.push("changeable in READY");
     }
     let default = p.default_value();
-    let default = if default.type_() == gst::Structure::static_type() {
+    // A structure default has no stable text; a sample's (BaseSink's `last-sample`)
+    // is NULL, and serializing a NULL sample is a GStreamer-CRITICAL.
+    let no_text = [gst::Structure::static_type(), gst::Sample::static_type()];
+    let default = if no_text.contains(&default.type_()) {
         Value::Null
     } else {
         default
