@@ -502,14 +502,15 @@ impl Swarm {
             crumb.super_copies[usize::from(piece)] += 1;
             self.super_load += 1;
             let lo = u64::from(piece) * piece_size;
+            let size = (crumb.size.min(lo + piece_size) - lo) as f64;
             self.transfers.push(Transfer {
                 down: p,
                 up: SUPER,
                 seq,
                 index,
                 piece,
-                size: (crumb.size.min(lo + piece_size) - lo) as f64,
-                remaining: (crumb.size.min(lo + piece_size) - lo) as f64,
+                size,
+                remaining: size,
             });
         }
     }

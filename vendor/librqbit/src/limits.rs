@@ -19,7 +19,7 @@ struct Limit {
     limiter: ArcSwapOption<RateLimiter>,
     current_bps: std::sync::atomic::AtomicU32,
     /// crumbs patch: acquires of the first class waiting now; the others wait for
-    /// them (`acquire_first`).
+    /// them (`acquire_class`).
     first_waiting: std::sync::atomic::AtomicUsize,
     first_done: tokio::sync::Notify,
 }
