@@ -5,7 +5,8 @@
 //! cargo run --release --example simulate -- --peers N [--seconds S] [--seed K]
 //!     [--adaptation paper|rate] [--super-seed-kbps U] [--lifetime-s L]
 //!     [--profile bench/profiles/paper.toml] [--out PATH] [--report PATH]
-//!     [--crumb-setup-ms T] [--step-ms T] [--fanout K] [--patience-ms T] [--relays R]
+//!     [--crumb-setup-ms T] [--step-ms T] [--fanout K] [--first-crumb-fanout K]
+//!     [--enhancement-copies K] [--patience-ms T] [--relays R]
 //!
 //! Prints a summary table, writes target/bench/sim.json and a report with plots,
 //! target/bench/sim.html. `--profile` takes the peers' links and u_s from a swarm
@@ -57,6 +58,9 @@ fn main() {
             }
             "--step-ms" => config.step = val().parse::<u64>().expect("--step-ms T") * 1_000_000,
             "--fanout" => config.super_seed_fanout = val().parse().expect("--fanout K"),
+            "--first-crumb-fanout" => {
+                config.first_crumb_fanout = Some(val().parse().expect("--first-crumb-fanout K"))
+            }
             "--enhancement-copies" => {
                 config.enhancement_copies = val().parse().expect("--enhancement-copies K")
             }
@@ -79,7 +83,8 @@ fn main() {
                     "simulate --peers N [--seconds S] [--seed K] [--adaptation paper|rate] \
                      [--super-seed-kbps U] [--lifetime-s L] [--profile PATH] [--out PATH] \
                      [--report PATH] [--crumb-setup-ms T] [--step-ms T] [--fanout K] \
-                     [--patience-ms T] [--relays R]"
+                     [--first-crumb-fanout K] [--enhancement-copies K] [--patience-ms T] \
+                     [--relays R]"
                 );
                 return;
             }

@@ -49,6 +49,9 @@ pub struct ChannelConfig {
     /// Peers per crumb told the super seed's address by the tracker (0 = all); see
     /// `TrackerConfig::super_seed_fanout`.
     pub super_seed_fanout: u32,
+    /// The same for crumb 1 (None = `super_seed_fanout`); see
+    /// `TrackerConfig::first_crumb_fanout`.
+    pub first_crumb_fanout: Option<u32>,
     /// Peers the super seed uploads each piece of an enhancement crumb (crumbs
     /// 2..=N) to, the first to ask (0 = no limit); crumb 1 is never limited.
     pub enhancement_copies: u32,
@@ -315,6 +318,7 @@ impl Channel {
                 min_interval_s: (config.tracker_interval / 2).max(1),
                 peer_ttl_ns: 4 * config.tracker_interval.max(1) as u64 * 1_000_000_000,
                 super_seed_fanout: config.super_seed_fanout,
+                first_crumb_fanout: config.first_crumb_fanout,
                 ..Default::default()
             },
             epoch: Some(api::channel_epoch(

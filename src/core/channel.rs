@@ -201,10 +201,14 @@ impl ChannelEngine {
     }
 
     /// Starts tracking the crumbs of a Segment about to be seeded: the super seed
-    /// announces them as soon as it seeds them.
+    /// announces them as soon as it seeds them. The first is the Segment's crumb 1.
     pub fn prepare(&mut self, info_hashes: &[[u8; 20]]) {
-        for h in info_hashes {
-            self.tracker.register(*h);
+        for (i, h) in info_hashes.iter().enumerate() {
+            if i == 0 {
+                self.tracker.register_first_crumb(*h);
+            } else {
+                self.tracker.register(*h);
+            }
         }
     }
 

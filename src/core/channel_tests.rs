@@ -504,3 +504,34 @@ fn window_news_is_a_segment_the_poller_lacks() {
     assert!(e.window_news(Some(1)));
     assert!(e.window_news(Some(40)), "numbers went back: a restart");
 }
+
+/// A published Segment's crumb 1 is registered with the tracker's first-crumb fanout
+/// (crumbsink's `first-crumb-fanout`), its other crumbs with the super seed fanout.
+#[test]
+fn crumb_1_is_seeded_by_its_own_fanout() {
+    let mut e = ChannelEngine::new(ChannelEngineConfig {
+        tracker: TrackerConfig {
+            super_seed_fanout: 1,
+            first_crumb_fanout: Some(2),
+            ..Default::default()
+        },
+        ..Default::default()
+    });
+    let seed: std::net::SocketAddr = "127.0.0.1:4000".parse().unwrap();
+    e.set_super_seed(seed, [0xee; 20]);
+    publish(&mut e, 0);
+    let got_seed = |e: &mut ChannelEngine, index: u16, peer: u8| {
+        let q = format!(
+            "info_hash={}&peer_id={}&port=6881&left=1000&compact=1",
+            enc(&hash(0, index)),
+            enc(&[peer; 20])
+        );
+        let body = e.on_announce(0, &q, format!("127.0.0.{peer}:6881").parse().unwrap());
+        // Compact IPv4: the super seed is 127.0.0.1 port 4000.
+        body.windows(6).any(|w| w == [127, 0, 0, 1, 0x0f, 0xa0])
+    };
+    let crumb1: Vec<bool> = (2..=4).map(|p| got_seed(&mut e, 1, p)).collect();
+    let crumb2: Vec<bool> = (2..=4).map(|p| got_seed(&mut e, 2, p)).collect();
+    assert_eq!(crumb1, [true, true, false]);
+    assert_eq!(crumb2, [true, false, false]);
+}

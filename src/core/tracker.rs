@@ -38,6 +38,10 @@ pub struct TrackerConfig {
     /// and then spreads between peers. A peer alone with the super seed always gets
     /// it. 0 = every peer gets it.
     pub super_seed_fanout: u32,
+    /// The same for a Segment's crumb 1 (headers and base layer: every viewer needs it
+    /// first, and all at once at the live edge), registered with
+    /// [`Tracker::register_first_crumb`]. `None` = `super_seed_fanout`.
+    pub first_crumb_fanout: Option<u32>,
 }
 
 impl Default for TrackerConfig {
@@ -49,6 +53,7 @@ impl Default for TrackerConfig {
             max_peers_per_reply: 50,
             max_peers_per_torrent: 10_000,
             super_seed_fanout: 0,
+            first_crumb_fanout: None,
         }
     }
 }
@@ -285,6 +290,8 @@ struct Swarm {
     /// Peer ids told the super seed's address (initial seeding); at most
     /// `max_peers_per_torrent`.
     granted: BTreeSet<[u8; 20]>,
+    /// A Segment's crumb 1: initial seeding by `first_crumb_fanout`.
+    first_crumb: bool,
 }
 
 impl Peer {
@@ -357,10 +364,24 @@ impl Tracker {
 
     /// Starts tracking a torrent (a crumb just published). False if it already was.
     pub fn register(&mut self, info_hash: [u8; 20]) -> bool {
+        self.register_swarm(info_hash, false)
+    }
+
+    /// [`Tracker::register`] for a Segment's crumb 1, whose initial seeding follows
+    /// [`TrackerConfig::first_crumb_fanout`].
+    pub fn register_first_crumb(&mut self, info_hash: [u8; 20]) -> bool {
+        self.register_swarm(info_hash, true)
+    }
+
+    fn register_swarm(&mut self, info_hash: [u8; 20], first_crumb: bool) -> bool {
         if self.swarms.contains_key(&info_hash) {
             return false;
         }
-        self.swarms.insert(info_hash, Swarm::default());
+        let swarm = Swarm {
+            first_crumb,
+            ..Swarm::default()
+        };
+        self.swarms.insert(info_hash, swarm);
         true
     }
 
@@ -484,7 +505,10 @@ impl Tracker {
         // Initial seeding: the super seed goes first to the first `fanout` peers while
         // no other seed has the torrent (and to a peer nobody else could serve);
         // everyone else is sent to them.
-        let fanout = self.config.super_seed_fanout as usize;
+        let fanout = match self.config.first_crumb_fanout {
+            Some(f) if swarm.first_crumb => f,
+            _ => self.config.super_seed_fanout,
+        } as usize;
         let mut granted = false;
         if let Some((ss_addr, ss_id)) = super_seed.filter(|s| !stopped && !seed && s.0 != addr) {
             // Only a seed heard within about one interval: librqbit never announces

@@ -28,6 +28,7 @@ fn tracker() -> Tracker {
         max_peers_per_reply: 4,
         max_peers_per_torrent: 100,
         super_seed_fanout: 0,
+        first_crumb_fanout: None,
     });
     assert!(t.register(hash(1)));
     t
@@ -537,6 +538,39 @@ fn initial_seeding_hands_out_the_super_seed_to_the_first_peers_only() {
     // Seeds get no super seed.
     let body = announce(&mut t, &query(hash(1), 8, 6000, "&left=0"), "10.0.0.8:1", 0);
     assert!(!compact_peers(&body).contains(&seed));
+}
+
+/// A Segment's crumb 1 has its own fanout: here three first downloaders where the
+/// enhancement crumbs have one.
+#[test]
+fn crumb_1_has_its_own_fanout() {
+    let mut t = Tracker::new(TrackerConfig {
+        super_seed_fanout: 1,
+        first_crumb_fanout: Some(3),
+        ..Default::default()
+    });
+    let seed = src("10.0.0.100:7000");
+    t.set_super_seed(seed, [100; 20]);
+    assert!(t.register_first_crumb(hash(1)));
+    assert!(t.register(hash(2)));
+    assert!(!t.register_first_crumb(hash(2)), "registered already");
+    let got_seed = |t: &mut Tracker, h: u8, p: u8| {
+        let q = query(hash(h), p, 6000, "&left=5");
+        compact_peers(&announce(t, &q, &format!("10.0.0.{p}:1"), 0)).contains(&seed)
+    };
+    let crumb1: Vec<bool> = (1..=5).map(|p| got_seed(&mut t, 1, p)).collect();
+    let crumb2: Vec<bool> = (1..=5).map(|p| got_seed(&mut t, 2, p)).collect();
+    assert_eq!(crumb1, [true, true, true, false, false]);
+    assert_eq!(crumb2, [true, false, false, false, false]);
+    // Without its own fanout, crumb 1 follows the others'.
+    let mut t = Tracker::new(TrackerConfig {
+        super_seed_fanout: 1,
+        ..Default::default()
+    });
+    t.set_super_seed(seed, [100; 20]);
+    t.register_first_crumb(hash(1));
+    let crumb1: Vec<bool> = (1..=3).map(|p| got_seed(&mut t, 1, p)).collect();
+    assert_eq!(crumb1, [true, false, false]);
 }
 
 #[test]

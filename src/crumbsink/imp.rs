@@ -37,6 +37,8 @@ const DEFAULT_MAX_UPLOAD_RATE: u32 = 0;
 const DEFAULT_ARCHIVE: bool = false;
 const DEFAULT_TRACKER_INTERVAL: u32 = 15;
 const DEFAULT_SUPER_SEED_FANOUT: u32 = 1;
+/// -1: crumb 1 follows `super-seed-fanout`.
+const DEFAULT_FIRST_CRUMB_FANOUT: i32 = -1;
 const DEFAULT_ENHANCEMENT_COPIES: u32 = 0;
 const DEFAULT_HEADER_TIMEOUT_MS: u32 = 10_000;
 const DEFAULT_IDLE_TIMEOUT_MS: u32 = 30_000;
@@ -62,6 +64,7 @@ struct Settings {
     announce_urls: Vec<String>,
     tracker_interval: u32,
     super_seed_fanout: u32,
+    first_crumb_fanout: i32,
     enhancement_copies: u32,
     header_timeout_ms: u32,
     idle_timeout_ms: u32,
@@ -84,6 +87,7 @@ impl Default for Settings {
             announce_urls: Vec::new(),
             tracker_interval: DEFAULT_TRACKER_INTERVAL,
             super_seed_fanout: DEFAULT_SUPER_SEED_FANOUT,
+            first_crumb_fanout: DEFAULT_FIRST_CRUMB_FANOUT,
             enhancement_copies: DEFAULT_ENHANCEMENT_COPIES,
             header_timeout_ms: DEFAULT_HEADER_TIMEOUT_MS,
             idle_timeout_ms: DEFAULT_IDLE_TIMEOUT_MS,
@@ -155,6 +159,7 @@ impl CrumbSink {
             announce_urls: s.announce_urls,
             tracker_interval: s.tracker_interval,
             super_seed_fanout: s.super_seed_fanout,
+            first_crumb_fanout: u32::try_from(s.first_crumb_fanout).ok(),
             enhancement_copies: s.enhancement_copies,
             limits: ServerLimits {
                 header_timeout: std::time::Duration::from_millis(s.header_timeout_ms as u64),
@@ -447,6 +452,14 @@ impl ObjectImpl for CrumbSink {
                     .default_value(DEFAULT_SUPER_SEED_FANOUT)
                     .mutable_ready()
                     .build(),
+                glib::ParamSpecInt::builder("first-crumb-fanout")
+                    .nick("First crumb fanout")
+                    .blurb("super-seed-fanout for each Segment's crumb 1 (headers and base layer), which every viewer needs first and, at the live edge, all at once. -1 = as super-seed-fanout; 0 = give the super seed to every peer")
+                    .minimum(-1)
+                    .maximum(10_000)
+                    .default_value(DEFAULT_FIRST_CRUMB_FANOUT)
+                    .mutable_ready()
+                    .build(),
                 glib::ParamSpecUInt::builder("enhancement-copies")
                     .nick("Enhancement copies")
                     .blurb("Peers the super seed uploads each piece of an enhancement crumb (crumbs 2..N) to: the first to ask get it, a request from any other peer closes its connection and it takes the piece from those peers. Bounds the channel's upload per published byte: 1 suits a channel whose upload is under about three times the stream's full rate. Crumb 1 is never limited. 0 = no limit")
@@ -536,6 +549,7 @@ impl ObjectImpl for CrumbSink {
             }
             "tracker-interval" => s.tracker_interval = value.get().unwrap(),
             "super-seed-fanout" => s.super_seed_fanout = value.get().unwrap(),
+            "first-crumb-fanout" => s.first_crumb_fanout = value.get().unwrap(),
             "enhancement-copies" => s.enhancement_copies = value.get().unwrap(),
             "header-timeout" => s.header_timeout_ms = value.get().unwrap(),
             "idle-timeout" => s.idle_timeout_ms = value.get().unwrap(),
@@ -560,6 +574,7 @@ impl ObjectImpl for CrumbSink {
             "announce-urls" => s.announce_urls.join(",").to_value(),
             "tracker-interval" => s.tracker_interval.to_value(),
             "super-seed-fanout" => s.super_seed_fanout.to_value(),
+            "first-crumb-fanout" => s.first_crumb_fanout.to_value(),
             "enhancement-copies" => s.enhancement_copies.to_value(),
             "header-timeout" => s.header_timeout_ms.to_value(),
             "idle-timeout" => s.idle_timeout_ms.to_value(),

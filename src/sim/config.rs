@@ -74,6 +74,9 @@ pub struct SimConfig {
     /// their engine asks for it ([`crate::core::client::Action::UseSuperSeed`]).
     /// 0 = every downloader.
     pub super_seed_fanout: u32,
+    /// As crumbsink's `first-crumb-fanout`: the same for crumb 1 (None = as
+    /// `super_seed_fanout`).
+    pub first_crumb_fanout: Option<u32>,
     /// As crumbsink's `enhancement-copies`: the super seed serves each piece of an
     /// enhancement crumb (index 2..) to at most this many downloads; 0 = no limit.
     pub enhancement_copies: u32,
@@ -132,6 +135,7 @@ impl SimConfig {
             max_slots: 32,
             min_source_kbps: 128.0,
             super_seed_fanout: 1,
+            first_crumb_fanout: None,
             enhancement_copies: 0,
             peer_patience: Some(crate::core::client::DEFAULT_PEER_PATIENCE),
             playout_delay: crate::core::client::PLAYOUT_DELAY_AUTO,

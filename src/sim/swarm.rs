@@ -359,7 +359,10 @@ impl Swarm {
                 if (p as usize) < self.config.feedback_clients {
                     self.channel.announce(p, seq, index, now);
                 }
-                let fanout = self.config.super_seed_fanout;
+                let fanout = match self.config.first_crumb_fanout {
+                    Some(f) if index == 1 => f,
+                    _ => self.config.super_seed_fanout,
+                };
                 if let Some(c) = self.channel.crumbs.get_mut(&(seq, index)) {
                     let pieces = c.holders.len().min(64);
                     // The tracker: the first `fanout` downloaders get the super seed, and
