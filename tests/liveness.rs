@@ -703,3 +703,53 @@ fn held_window_polls_are_capped_and_hold_nothing_else() {
         assert_eq!(doc.latest, Some(latest));
     }
 }
+
+/// crumbsrc's `start-offset`: a client at 0 joins at the newest Segment of the window,
+/// one at the default (-1) at the channel's start index (3 behind the newest).
+#[test]
+fn a_client_start_offset_joins_at_the_live_edge() {
+    init();
+    let ch = Watched::start(&channel_desc(0));
+    let url = listening(&ch);
+    // Six Segments out: the window holds five, the channel's start index is 3 behind.
+    let mut newest = 0;
+    ch.until(
+        "six Segments",
+        Duration::from_secs(30),
+        &mut Vec::new(),
+        |_, m| {
+            newest = u(&element(m, "crumbsink-segment")?, "seq");
+            (newest >= 5).then_some(())
+        },
+    );
+    let first_seq = |client: &Watched| {
+        client.until(
+            "a first Segment",
+            Duration::from_secs(30),
+            &mut Vec::new(),
+            |_, m| Some(u(&element(m, "crumbsrc-segment")?, "seq")),
+        )
+    };
+    let edge = Watched::start(&client_desc(&url, "start-offset=0"));
+    let behind = Watched::start(&client_desc(&url, ""));
+    let (at_edge, at_start) = (first_seq(&edge), first_seq(&behind));
+    // What the channel published meanwhile bounds the newest either client saw.
+    let mut latest = newest;
+    while let Ok((_, m)) = ch.rx.try_recv() {
+        if let Some(s) = element(&m, "crumbsink-segment") {
+            latest = latest.max(u(&s, "seq"));
+        }
+    }
+    eprintln!(
+        "newest {newest} at the start, {latest} at the end; edge client began at {at_edge}, default at {at_start}"
+    );
+    assert!(
+        at_edge >= newest,
+        "start-offset=0 began at {at_edge}, newest was {newest}"
+    );
+    assert!(
+        at_start + 3 <= latest,
+        "the default began at {at_start}, {latest} published"
+    );
+    assert!(at_start < at_edge);
+}

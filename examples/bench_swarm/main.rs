@@ -63,7 +63,7 @@ fn usage() -> ! {
         "usage: bench_swarm [--quick] [--profile FILE] [--ladder-profile FILE] [--clients N] \
          [--seconds S] [--sweep 2,5,10,20] [--loopback] [--decode] [--out FILE] [--report FILE] \
          [--runs main,rule,crumbs,http,ladder,tight] [--tight-kbps K] \
-         [--channel-props 'super-seed-fanout=1 segmenter:gops=2 ...'] [--client-props 'peer-patience=500 ...']"
+         [--channel-props 'super-seed-fanout=1 segmenter:gops=2 ...'] [--client-props 'peer-patience=500 fibre-20M:start-offset=0 ...']"
     );
     std::process::exit(2)
 }

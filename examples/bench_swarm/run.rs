@@ -338,6 +338,20 @@ pub fn run(
     log
 }
 
+/// The client properties for a client on link `link`: those without a prefix, and
+/// those prefixed `LINK:` (a profile's link name, as `fibre-20M:start-offset=0`) for
+/// that link alone.
+fn link_props(props: &str, link: &str) -> String {
+    props
+        .split_whitespace()
+        .filter_map(|tok| match tok.split_once(':') {
+            Some((l, p)) if !l.contains('=') && p.contains('=') => (l == link).then_some(p),
+            _ => Some(tok),
+        })
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
 fn client_args(spec: &RunSpec, url: &str, node: &Node, c: &ClientLog, shaped: bool) -> Vec<String> {
     let cap = |x: f64| {
         if shaped {
@@ -355,7 +369,7 @@ fn client_args(spec: &RunSpec, url: &str, node: &Node, c: &ClientLog, shaped: bo
             let mut a = vec![
                 "client".to_string(),
                 "--props".into(),
-                client_props.clone(),
+                link_props(client_props, &c.link.name),
                 "--url".into(),
                 url.into(),
                 "--address".into(),

@@ -200,6 +200,12 @@ pub struct ClientConfig {
     /// answered, no new Segment in the window (live), or no byte of any crumb fetched.
     /// `None`: wait forever.
     pub stall_timeout: Option<u64>,
+    /// Where a live run starts: this many Segments behind the newest in the window
+    /// (crumbsrc's `start-offset`), instead of the channel's start index x'. A line
+    /// that can race the live edge joins closer to it, and its viewer watches that
+    /// much closer to live; the channel's offset is what keeps a joiner on Segments
+    /// peers already hold (docs/swarm.md). `None`: the channel's start index.
+    pub start_offset: Option<u64>,
 }
 
 impl Default for ClientConfig {
@@ -217,6 +223,7 @@ impl Default for ClientConfig {
             relay: false,
             playout_delay: 0,
             stall_timeout: Some(DEFAULT_STALL_TIMEOUT),
+            start_offset: None,
         }
     }
 }
@@ -893,10 +900,11 @@ impl ClientEngine {
                 .oldest
                 .or_else(|| doc.segments.iter().map(|s| s.seq).min());
             let oldest = oldest.unwrap_or_else(|| latest.saturating_sub(size - 1));
-            let start = doc
-                .start_index
-                .unwrap_or(latest)
-                .clamp(oldest, latest.max(oldest));
+            let start = match self.config.start_offset {
+                Some(offset) => latest.saturating_sub(offset),
+                None => doc.start_index.unwrap_or(latest),
+            };
+            let start = start.clamp(oldest, latest.max(oldest));
             self.window = Some(WindowInfo {
                 latest,
                 oldest,

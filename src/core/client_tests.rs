@@ -653,6 +653,20 @@ fn races_to_x_then_waits_for_new_segments() {
     assert_eq!(e.stats().current_seq, Some(6));
 }
 
+/// crumbsrc's `start-offset`: a live run starts that many Segments behind the
+/// newest, whatever start index the channel names (clamped into the window).
+#[test]
+fn a_client_start_offset_overrides_the_channels_start_index() {
+    for (offset, want) in [(None, 2), (Some(0), 5), (Some(1), 4), (Some(9), 1)] {
+        let mut e = engine(ClientConfig {
+            start_offset: offset,
+            ..base()
+        });
+        e.on_window(0, &win(1..=5, &[10], 2)).unwrap();
+        assert_eq!(downloads(&e.poll_actions(0)), vec![(want, 1)], "{offset:?}");
+    }
+}
+
 #[test]
 fn the_playout_delay_is_the_first_segments_time_extension() {
     // crumbsrc's player plays the first output 3 s after it is output: a client at the

@@ -42,6 +42,8 @@ const DEFAULT_UPLINK_TARGET_DELAY: u32 = 100;
 const DEFAULT_PEER_PATIENCE: i64 = (crate::core::client::DEFAULT_PEER_PATIENCE / 1_000_000) as i64;
 /// ms; 0 = poll the window every 500 ms while waiting for a Segment.
 const DEFAULT_WINDOW_HOLD: u32 = 0;
+/// -1 = the channel's start index.
+const DEFAULT_START_OFFSET: i32 = -1;
 /// ms; 0 = wait forever.
 const DEFAULT_STALL_TIMEOUT: u32 = (crate::core::client::DEFAULT_STALL_TIMEOUT / 1_000_000) as u32;
 
@@ -85,6 +87,7 @@ struct Settings {
     latency: u64,
     mode: SrcMode,
     start: i64,
+    start_offset: i32,
     client_id: Option<String>,
     peer_patience: i64,
     uplink_target_delay: u32,
@@ -104,6 +107,7 @@ impl Default for Settings {
             latency: DEFAULT_LATENCY,
             mode: SrcMode::Play,
             start: DEFAULT_START,
+            start_offset: DEFAULT_START_OFFSET,
             client_id: None,
             peer_patience: DEFAULT_PEER_PATIENCE,
             uplink_target_delay: DEFAULT_UPLINK_TARGET_DELAY,
@@ -510,6 +514,14 @@ impl ObjectImpl for CrumbSrc {
                     .default_value(DEFAULT_START)
                     .mutable_ready()
                     .build(),
+                glib::ParamSpecInt::builder("start-offset")
+                    .nick("Start offset")
+                    .blurb("Live: join this many Segments behind the newest in the channel's window instead of at the channel's start index (its own start-offset, 3 by default). A line that can race the live edge (a few times the stream's full rate) watches that much closer to live; at the edge every client fetches a Segment while few peers hold it (docs/swarm.md, thirteenth round). -1 = the channel's start index")
+                    .minimum(-1)
+                    .maximum(1000)
+                    .default_value(DEFAULT_START_OFFSET)
+                    .mutable_ready()
+                    .build(),
                 glib::ParamSpecInt64::builder("peer-patience")
                     .nick("Peer patience")
                     .blurb("Peers first, the super seed as the deadline's fallback: ms a crumb is fetched from peers alone (plus the time its first piece takes at the rate measured when the crumb is asked for; at most half the time to its deadline) before the super seed is asked, when the crumb has no byte yet or its pace would miss the deadline. A crumb 1 that needs more than half the time left at the measured rate is asked of the super seed at once, beside the peers; if it then gets no byte for the patience plus two pieces' time while the link is idle, and it has no byte at all or the line has room for the rest, the super seed takes over the pieces peers hold (stats: super-seed-take-overs). -1 = never ask (use the super seed only when the tracker hands it out)")
@@ -573,6 +585,7 @@ impl ObjectImpl for CrumbSrc {
             "latency" => s.latency = value.get().unwrap(),
             "mode" => s.mode = value.get().unwrap(),
             "start" => s.start = value.get().unwrap(),
+            "start-offset" => s.start_offset = value.get().unwrap(),
             "client-id" => s.client_id = value.get().unwrap(),
             "peer-patience" => s.peer_patience = value.get().unwrap(),
             "window-hold" => s.window_hold = value.get().unwrap(),
@@ -594,6 +607,7 @@ impl ObjectImpl for CrumbSrc {
             "latency" => s.latency.to_value(),
             "mode" => s.mode.to_value(),
             "start" => s.start.to_value(),
+            "start-offset" => s.start_offset.to_value(),
             "client-id" => s.client_id.to_value(),
             "peer-patience" => s.peer_patience.to_value(),
             "window-hold" => s.window_hold.to_value(),
@@ -707,6 +721,7 @@ impl BaseSrcImpl for CrumbSrc {
                 rate_cap: max_download_rate.map(f64::from),
                 // The player's timeline: the engine's deadlines are its play-out times.
                 playout_delay: s.latency,
+                start_offset: u64::try_from(s.start_offset).ok(),
                 ..Default::default()
             },
             mode: match s.mode {
