@@ -44,6 +44,26 @@ pub struct TrackerConfig {
     pub first_crumb_fanout: Option<u32>,
 }
 
+impl TrackerConfig {
+    /// The initial seeding fanout of a crumb: `first_crumb_fanout` for a Segment's
+    /// crumb 1 when set, `super_seed_fanout` otherwise.
+    pub fn fanout(&self, first_crumb: bool) -> u32 {
+        fanout_for(self.super_seed_fanout, self.first_crumb_fanout, first_crumb)
+    }
+}
+
+/// [`TrackerConfig::fanout`] from its two settings (the simulator keeps its own).
+pub fn fanout_for(
+    super_seed_fanout: u32,
+    first_crumb_fanout: Option<u32>,
+    first_crumb: bool,
+) -> u32 {
+    match first_crumb_fanout {
+        Some(f) if first_crumb => f,
+        _ => super_seed_fanout,
+    }
+}
+
 impl Default for TrackerConfig {
     fn default() -> Self {
         TrackerConfig {
@@ -505,10 +525,7 @@ impl Tracker {
         // Initial seeding: the super seed goes first to the first `fanout` peers while
         // no other seed has the torrent (and to a peer nobody else could serve);
         // everyone else is sent to them.
-        let fanout = match self.config.first_crumb_fanout {
-            Some(f) if swarm.first_crumb => f,
-            _ => self.config.super_seed_fanout,
-        } as usize;
+        let fanout = self.config.fanout(swarm.first_crumb) as usize;
         let mut granted = false;
         if let Some((ss_addr, ss_id)) = super_seed.filter(|s| !stopped && !seed && s.0 != addr) {
             // Only a seed heard within about one interval: librqbit never announces

@@ -359,10 +359,11 @@ impl Swarm {
                 if (p as usize) < self.config.feedback_clients {
                     self.channel.announce(p, seq, index, now);
                 }
-                let fanout = match self.config.first_crumb_fanout {
-                    Some(f) if index == 1 => f,
-                    _ => self.config.super_seed_fanout,
-                };
+                let fanout = crate::core::tracker::fanout_for(
+                    self.config.super_seed_fanout,
+                    self.config.first_crumb_fanout,
+                    index == 1,
+                );
                 if let Some(c) = self.channel.crumbs.get_mut(&(seq, index)) {
                     let pieces = c.holders.len().min(64);
                     // The tracker: the first `fanout` downloaders get the super seed, and
