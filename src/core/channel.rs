@@ -27,7 +27,7 @@ use super::api::{
 };
 use super::feedback::{Feedback, FeedbackConfig, FeedbackError, Voter};
 use super::scheduler::{Expired, PublishedSegment, ScheduleError, Scheduler, SchedulerConfig};
-use super::tracker::{AnnounceRequest, Event, Tracker, TrackerConfig, TrackerError};
+use super::tracker::{AnnounceRequest, Event, Strength, Tracker, TrackerConfig, TrackerError};
 
 /// Settings of a channel engine.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -100,6 +100,9 @@ pub const STATUS_HISTORY: usize = 120;
 /// longest ago is forgotten (made-up client ids cannot grow memory).
 pub const STATUS_CLIENTS: usize = 256;
 
+/// Segments the stream's published rate is taken over ([`ChannelEngine::stream_rate`]).
+const STREAM_RATE_SEGMENTS: usize = 4;
+
 /// One Segment's sample in the status history.
 #[derive(Clone, Debug)]
 struct Sample {
@@ -118,11 +121,13 @@ struct LastReport {
     at: u64,
 }
 
-/// A peer of the audience: where it announced from, when last.
+/// A peer of the audience: where it announced from, when last, and the download rate
+/// its last counted report gave (bytes/s).
 #[derive(Clone, Copy, Debug)]
 struct Member {
     ip: IpAddr,
     last_seen: u64,
+    rate: Option<f64>,
 }
 
 /// The channel, without its IO.
@@ -329,15 +334,19 @@ impl ChannelEngine {
             self.stats.reports_rejected += 1;
             return Err(e.into());
         }
-        let known = report
-            .peer_id
-            .as_deref()
-            .and_then(api::parse_info_hash)
+        let peer_id = report.peer_id.as_deref().and_then(api::parse_info_hash);
+        let known = peer_id
             .and_then(|id| self.audience.get(&id))
             .is_some_and(|m| {
                 m.ip == source.to_canonical()
                     && now.saturating_sub(m.last_seen) < self.config.tracker.peer_ttl_ns
             });
+        if known
+            && let Some(m) = peer_id.and_then(|id| self.audience.get_mut(&id))
+            && report.rate.is_finite()
+        {
+            m.rate = Some(report.rate.max(0.0));
+        }
         let result = if known {
             let kept = report.clone();
             self.feedback
@@ -381,7 +390,8 @@ impl ChannelEngine {
         req: &AnnounceRequest,
         source: SocketAddr,
     ) -> Result<Vec<u8>, TrackerError> {
-        let body = self.tracker.announce(req, source, now)?;
+        let strength = self.strength(&req.peer_id);
+        let body = self.tracker.announce_from(req, source, now, strength)?;
         self.learn_peer(now, req, source.ip().to_canonical());
         Ok(body)
     }
@@ -402,9 +412,43 @@ impl ChannelEngine {
         if self.audience.len() < self.config.max_audience
             || self.audience.contains_key(&req.peer_id)
         {
-            self.audience
-                .insert(req.peer_id, Member { ip, last_seen: now });
+            let m = self.audience.entry(req.peer_id).or_insert(Member {
+                ip,
+                last_seen: now,
+                rate: None,
+            });
+            if m.ip != ip {
+                m.rate = None; // another line under the same id: nothing known of it
+            }
+            m.ip = ip;
+            m.last_seen = now;
         }
+    }
+
+    /// A peer is strong for initial seeding ([`Tracker::announce_from`]) when its
+    /// last counted report's rate is at least the stream's published rate: it can
+    /// take every crumb, and pass it on, faster than the stream comes.
+    fn strength(&self, peer_id: &[u8; 20]) -> Strength {
+        let rate = self.audience.get(peer_id).and_then(|m| m.rate);
+        match (rate, self.stream_rate()) {
+            (Some(r), Some(stream)) if r >= stream => Strength::Strong,
+            _ => Strength::Weak,
+        }
+    }
+
+    /// Bytes per second the newest Segments published (up to [`STREAM_RATE_SEGMENTS`]
+    /// of them), if any had a duration.
+    pub fn stream_rate(&self) -> Option<f64> {
+        let (bytes, ns) = self
+            .history
+            .iter()
+            .rev()
+            .filter(|s| s.doc.duration > 0)
+            .take(STREAM_RATE_SEGMENTS)
+            .fold((0u64, 0u64), |(b, d), s| {
+                (b + s.doc.bytes, d + s.doc.duration)
+            });
+        (ns > 0).then(|| bytes as f64 * 1e9 / ns as f64)
     }
 
     /// The longest a Segment can be, ns, as the segmenter says (svcsegmenter answers

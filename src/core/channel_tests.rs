@@ -535,3 +535,56 @@ fn crumb_1_is_seeded_by_its_own_fanout() {
     assert_eq!(crumb1, [true, true, false]);
     assert_eq!(crumb2, [true, false, false]);
 }
+
+/// A peer whose last counted report downloads at least at the stream's rate is strong
+/// for initial seeding: after a weak peer took a crumb's grant, it gets the super seed
+/// too; slower or unreported peers do not.
+#[test]
+fn a_peer_faster_than_the_stream_gets_the_super_seed_after_a_weak_one() {
+    let mut e = ChannelEngine::new(ChannelEngineConfig {
+        tracker: TrackerConfig {
+            super_seed_fanout: 1,
+            ..Default::default()
+        },
+        ..Default::default()
+    });
+    let seed: std::net::SocketAddr = "127.0.0.1:4000".parse().unwrap();
+    e.set_super_seed(seed, [0xee; 20]);
+    assert_eq!(e.stream_rate(), None);
+    publish(&mut e, 0);
+    publish(&mut e, 1);
+    // Three crumbs of 1000 bytes every 2 s.
+    assert_eq!(e.stream_rate(), Some(1500.0));
+    let got_seed = |e: &mut ChannelEngine, seq: u64, index: u16, peer: u8| {
+        let q = format!(
+            "info_hash={}&peer_id={}&port=6881&left=1000&compact=1",
+            enc(&hash(seq, index)),
+            enc(&[peer; 20])
+        );
+        let body = e.on_announce(SEC, &q, format!("127.0.0.{peer}:6881").parse().unwrap());
+        body.windows(6).any(|w| w == [127, 0, 0, 1, 0x0f, 0xa0])
+    };
+    // Peers 2..=5 join with Segment 0's crumb 1; 2, 3 and 5 report their rates.
+    for p in 2..=5 {
+        got_seed(&mut e, 0, 1, p);
+    }
+    for (p, rate) in [(2u8, 100.0), (3, 50_000.0), (5, 1499.0)] {
+        let mut r = report(&format!("c{p}"), 0, true, Some([p; 20]));
+        r.rate = rate;
+        e.on_report(SEC, ip(&format!("127.0.0.{p}")), r).unwrap();
+    }
+    // A report refused (not from the peer's address) teaches nothing: peer 4 claims
+    // a fast line from elsewhere.
+    let mut forged = report("c4", 0, true, Some([4; 20]));
+    forged.rate = 1e9;
+    assert!(e.on_report(SEC, ip("127.0.0.9"), forged).is_err());
+    let order = [2u8, 4, 5, 3, 6];
+    let granted: Vec<bool> = order.iter().map(|&p| got_seed(&mut e, 1, 2, p)).collect();
+    assert_eq!(granted, [true, false, false, true, false]);
+    // A strong peer first uses the fanout up.
+    let granted: Vec<bool> = [3u8, 2]
+        .iter()
+        .map(|&p| got_seed(&mut e, 1, 3, p))
+        .collect();
+    assert_eq!(granted, [true, false]);
+}

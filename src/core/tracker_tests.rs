@@ -574,6 +574,67 @@ fn crumb_1_has_its_own_fanout() {
 }
 
 #[test]
+fn a_weak_peers_grant_leaves_the_super_seed_to_the_first_strong_ones() {
+    use Strength::{Strong, Weak};
+    let seed = src("10.0.0.100:7000");
+    // Who gets the super seed when peers 1.. announce in order with these strengths.
+    let grants = |fanout: u32, order: &[Strength]| -> Vec<bool> {
+        let mut t = Tracker::new(TrackerConfig {
+            super_seed_fanout: fanout,
+            ..Default::default()
+        });
+        t.set_super_seed(seed, [100; 20]);
+        t.register(hash(1));
+        (1u8..)
+            .zip(order)
+            .map(|(p, s)| {
+                let q = query(hash(1), p, 6000, "&left=5");
+                let req = AnnounceRequest::parse(&q).unwrap();
+                let body = t
+                    .announce_from(&req, src(&format!("10.0.0.{p}:1")), 0, *s)
+                    .unwrap();
+                compact_peers(&body).contains(&seed)
+            })
+            .collect()
+    };
+    // The first (weak) one is alone with the super seed; the next weak one is not
+    // granted, the first strong one is, and nobody after it.
+    assert_eq!(
+        grants(1, &[Weak, Weak, Strong, Strong, Weak]),
+        [true, false, true, false, false]
+    );
+    // A strong peer first: the fanout is used up, as before.
+    assert_eq!(grants(1, &[Strong, Weak, Strong]), [true, false, false]);
+    // An audience of one strength gets `fanout` grants, whichever strength it is.
+    assert_eq!(grants(2, &[Weak; 5]), [true, true, false, false, false]);
+    assert_eq!(grants(2, &[Strong; 5]), [true, true, false, false, false]);
+    // At most twice the fanout in all: two weak, then two strong.
+    assert_eq!(
+        grants(2, &[Weak, Weak, Weak, Strong, Weak, Strong, Strong]),
+        [true, true, false, true, false, true, false]
+    );
+    // A granted peer keeps its grant at its next announce, whatever it is now.
+    let mut t = Tracker::new(TrackerConfig {
+        super_seed_fanout: 1,
+        ..Default::default()
+    });
+    t.set_super_seed(seed, [100; 20]);
+    t.register(hash(1));
+    let mut ask = |p: u8, s: Strength| {
+        let q = query(hash(1), p, 6000, "&left=5");
+        let req = AnnounceRequest::parse(&q).unwrap();
+        let body = t
+            .announce_from(&req, src(&format!("10.0.0.{p}:1")), 0, s)
+            .unwrap();
+        compact_peers(&body).contains(&seed)
+    };
+    assert!(ask(1, Weak));
+    assert!(ask(2, Strong));
+    assert!(ask(1, Strong) && ask(2, Weak), "grants are kept");
+    assert!(!ask(3, Strong), "two grants, one of each, used up");
+}
+
+#[test]
 fn scrape_counts_seeds_leechers_and_the_super_seed() {
     let mut t = tracker();
     assert!(t.register(hash(2)));
