@@ -428,7 +428,7 @@ impl ChannelEngine {
     /// A peer is strong for initial seeding ([`Tracker::announce_from`]) when its
     /// last counted report's rate is at least the stream's published rate: it can
     /// take every crumb, and pass it on, faster than the stream comes.
-    fn strength(&self, peer_id: &[u8; 20]) -> Strength {
+    pub fn strength(&self, peer_id: &[u8; 20]) -> Strength {
         let rate = self.audience.get(peer_id).and_then(|m| m.rate);
         match (rate, self.stream_rate()) {
             (Some(r), Some(stream)) if r >= stream => Strength::Strong,

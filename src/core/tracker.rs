@@ -315,6 +315,19 @@ pub enum Strength {
     Weak,
 }
 
+/// Whether initial seeding has room for one more grant of the super seed, after
+/// `granted` grants of which `strong_granted` went to strong peers
+/// ([`Tracker::announce_from`]; the simulator keeps its own counts).
+pub fn grant_room(
+    fanout: usize,
+    granted: usize,
+    strong_granted: usize,
+    strength: Strength,
+) -> bool {
+    let weak_granted = granted.saturating_sub(strong_granted);
+    strong_granted < fanout && (strength == Strength::Strong || weak_granted < fanout)
+}
+
 /// The swarm of one registered torrent.
 #[derive(Clone, Debug, Default)]
 struct Swarm {
@@ -574,8 +587,7 @@ impl Tracker {
                     && now.saturating_sub(p.last_seen) < fresh
             });
             let strong = strength == Strength::Strong;
-            let weak_grants = swarm.granted.len() - swarm.strong_grants;
-            let room = swarm.strong_grants < fanout && (strong || weak_grants < fanout);
+            let room = grant_room(fanout, swarm.granted.len(), swarm.strong_grants, strength);
             let known = swarm.granted.contains(&req.peer_id);
             let grant = fanout == 0 || known || (room && !other_seed) || candidates.is_empty();
             if grant {

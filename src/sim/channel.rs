@@ -21,6 +21,8 @@ pub struct CrumbState {
     pub holders: Vec<Vec<u32>>,
     /// Downloaders told the super seed's address by the tracker so far.
     pub granted: u32,
+    /// Of them, strong peers (`core::tracker::grant_room`).
+    pub strong_granted: u32,
     /// Downloaders that announced the crumb so far (the tracker's peer list).
     pub downloaders: u32,
     /// Per piece, the transfers the super seed started (`enhancement_copies`).
@@ -130,6 +132,7 @@ impl Channel {
                     size: c.size,
                     holders,
                     granted: 0,
+                    strong_granted: 0,
                     downloaders: 0,
                     super_copies,
                 },

@@ -8,6 +8,7 @@ use std::collections::BinaryHeap;
 
 use crate::core::client::{Action, ClientConfig, ClientEngine};
 use crate::core::feedback::Report;
+use crate::core::tracker::{Strength, grant_room};
 
 use super::channel::Channel;
 use super::config::SimConfig;
@@ -364,6 +365,13 @@ impl Swarm {
                     self.config.first_crumb_fanout,
                     index == 1,
                 );
+                // As the channel sees the peer: strong when its last counted report's
+                // rate is at least the stream's.
+                let strength = self
+                    .channel
+                    .engine
+                    .strength(&super::channel::peer_address(p).1);
+                let strong = strength == Strength::Strong;
                 if let Some(c) = self.channel.crumbs.get_mut(&(seq, index)) {
                     let pieces = c.holders.len().min(64);
                     // The tracker: the first `fanout` downloaders get the super seed, and
@@ -373,8 +381,15 @@ impl Swarm {
                     c.downloaders += 1;
                     // A relay adds the super seed as a peer itself (crumbsrc does).
                     let relay = self.peers[p as usize].relay;
-                    let super_seed = relay || fanout == 0 || c.granted < fanout || alone;
+                    let room = grant_room(
+                        fanout as usize,
+                        c.granted as usize,
+                        c.strong_granted as usize,
+                        strength,
+                    );
+                    let super_seed = relay || fanout == 0 || room || alone;
                     c.granted += u32::from(super_seed);
+                    c.strong_granted += u32::from(super_seed && strong);
                     self.peers[p as usize].downloads.push(Download {
                         seq,
                         index,
