@@ -447,7 +447,7 @@ impl ObjectImpl for CrumbSink {
                     .build(),
                 glib::ParamSpecUInt::builder("super-seed-fanout")
                     .nick("Super seed fanout")
-                    .blurb("Initial seeding: peers per crumb the tracker gives the super seed's address to (the first to announce); the others are sent to peers, so each piece leaves the channel about this many times (swarm bench, N = 10 and 20: 1 instead of 2 cut the channel's upload per client by about 15 %, delivered rate unchanged). crumbsrc falls back to the super seed by itself when peers are too slow for its deadline. 0 = give it to every peer")
+                    .blurb("Initial seeding: peers per crumb the tracker gives the super seed's address to (the first to announce; a peer slower than the stream, by its last report's rate, does not use up the grant of one faster: at most twice this many); the others are sent to peers, so each piece leaves the channel about this many times (swarm bench, N = 10 and 20: 1 instead of 2 cut the channel's upload per client by about 15 %, delivered rate unchanged). crumbsrc falls back to the super seed by itself when peers are too slow for its deadline. 0 = give it to every peer")
                     .maximum(10_000)
                     .default_value(DEFAULT_SUPER_SEED_FANOUT)
                     .mutable_ready()
