@@ -334,15 +334,16 @@ impl ChannelEngine {
             self.stats.reports_rejected += 1;
             return Err(e.into());
         }
-        let peer_id = report.peer_id.as_deref().and_then(api::parse_info_hash);
-        let known = peer_id
-            .and_then(|id| self.audience.get(&id))
-            .is_some_and(|m| {
-                m.ip == source.to_canonical()
-                    && now.saturating_sub(m.last_seen) < self.config.tracker.peer_ttl_ns
-            });
-        if known
-            && let Some(m) = peer_id.and_then(|id| self.audience.get_mut(&id))
+        let ttl = self.config.tracker.peer_ttl_ns;
+        let member = report
+            .peer_id
+            .as_deref()
+            .and_then(api::parse_info_hash)
+            .and_then(|id| self.audience.get_mut(&id))
+            .filter(|m| m.ip == source.to_canonical() && now.saturating_sub(m.last_seen) < ttl);
+        let known = member.is_some();
+        // Its rate tells initial seeding whether the peer is strong (`strength`).
+        if let Some(m) = member
             && report.rate.is_finite()
         {
             m.rate = Some(report.rate.max(0.0));

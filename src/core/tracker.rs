@@ -338,7 +338,7 @@ struct Swarm {
     granted: BTreeSet<[u8; 20]>,
     /// How many of `granted` were strong peers when granted (see
     /// [`Tracker::announce_from`]).
-    strong_grants: usize,
+    strong_granted: usize,
     /// A Segment's crumb 1: initial seeding by `first_crumb_fanout`.
     first_crumb: bool,
 }
@@ -587,13 +587,13 @@ impl Tracker {
                     && now.saturating_sub(p.last_seen) < fresh
             });
             let strong = strength == Strength::Strong;
-            let room = grant_room(fanout, swarm.granted.len(), swarm.strong_grants, strength);
+            let room = grant_room(fanout, swarm.granted.len(), swarm.strong_granted, strength);
             let known = swarm.granted.contains(&req.peer_id);
             let grant = fanout == 0 || known || (room && !other_seed) || candidates.is_empty();
             if grant {
                 if !known && swarm.granted.len() < max_per_torrent {
                     swarm.granted.insert(req.peer_id);
-                    swarm.strong_grants += usize::from(strong);
+                    swarm.strong_granted += usize::from(strong);
                 }
                 granted = true;
                 // First in the reply, whatever the sample below picks.

@@ -374,9 +374,10 @@ impl Swarm {
                 let strong = strength == Strength::Strong;
                 if let Some(c) = self.channel.crumbs.get_mut(&(seq, index)) {
                     let pieces = c.holders.len().min(64);
-                    // The tracker: the first `fanout` downloaders get the super seed, and
-                    // so does one that finds no other peer in the list (as
-                    // `core::tracker`: a peer that has announced counts, pieces or not).
+                    // The tracker: the first `fanout` downloaders get the super seed (a
+                    // weak one's grant leaving a strong one's, `grant_room`), and so does
+                    // one that finds no other peer in the list (as `core::tracker`: a peer
+                    // that has announced counts, pieces or not).
                     let alone = c.downloaders == 0;
                     c.downloaders += 1;
                     // A relay adds the super seed as a peer itself (crumbsrc does).
