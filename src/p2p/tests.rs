@@ -687,6 +687,50 @@ fn a_copy_that_never_left_does_not_use_up_its_piece() {
 }
 
 #[test]
+fn a_cancelled_request_is_not_sent() {
+    // A peer that took a piece over from another source cancels it here; the blocks
+    // still queued must not come down its line (upstream ignored CANCEL: on a
+    // 256 kbit/s line both copies came and a Segment's crumb 1 was lost).
+    let _g = LEAK_LOCK.read().unwrap_or_else(|e| e.into_inner());
+    let dir = TempDir::new("cancel");
+    run(Duration::from_secs(60), async {
+        let data = random_bytes(8 * 16 * 1024, 29);
+        let (t, path) = write_crumb(dir.path(), "crumb-29", &data, 16 * 1024);
+        // 16 KiB/s: one block leaves at once, each next one a second later.
+        let a = upload_limited(&dir.path().join("a"), 16 * 1024).await?;
+        let id = a.seed(&t, &path, vec![]).await?;
+        let mut x = RawPeer::connect(a.listen_addr(), t.info_hash).await?;
+        // Cancels for what was never asked, or does not exist, change nothing.
+        let mut burst = RawPeer::cancel(3, 16 * 1024);
+        burst.extend(RawPeer::cancel(9999, 16 * 1024));
+        burst.extend(RawPeer::cancel(0, 7));
+        for piece in 0..8 {
+            burst.extend(RawPeer::request(piece, 16 * 1024));
+        }
+        for piece in 1..7 {
+            burst.extend(RawPeer::cancel(piece, 16 * 1024));
+        }
+        x.send(&burst).await?;
+        let mut got = Vec::new();
+        while got.last() != Some(&7) {
+            let Some((piece, block)) = x.piece().await? else {
+                anyhow::bail!("closed after pieces {got:?}");
+            };
+            let at = piece as usize * 16 * 1024;
+            anyhow::ensure!(
+                block == data[at..at + 16 * 1024],
+                "piece {piece}: other bytes"
+            );
+            got.push(piece);
+        }
+        assert_eq!(got, [0, 7], "cancelled pieces were sent");
+        assert_eq!(a.progress(id)?.uploaded_bytes, 2 * 16 * 1024);
+        a.shutdown().await?;
+        Ok(())
+    });
+}
+
+#[test]
 fn a_first_class_crumb_passes_the_upload_limit_before_the_others() {
     // The channel's crumbs 1 (`Seeding::first`): with its upload limit full of
     // enhancement crumbs, a crumb 1 asked for meanwhile takes the whole limit.
@@ -802,6 +846,30 @@ impl RawPeer {
         m
     }
 
+    /// A cancel of what `request` asks for.
+    fn cancel(piece: u32, length: u32) -> Vec<u8> {
+        let mut m = Self::request(piece, length);
+        m[4] = 8;
+        m
+    }
+
+    /// The next piece message's index and block, skipping others; `None` once the
+    /// connection is closed.
+    async fn piece(&mut self) -> anyhow::Result<Option<(u32, Vec<u8>)>> {
+        loop {
+            match self.message().await? {
+                Some((7, m)) if m.len() >= 8 => {
+                    return Ok(Some((
+                        u32::from_be_bytes(m[..4].try_into()?),
+                        m[8..].to_vec(),
+                    )));
+                }
+                Some(_) => {}
+                None => return Ok(None),
+            }
+        }
+    }
+
     /// The next message (id, payload) other than a keep-alive; `None` once the
     /// connection is closed (or reset).
     async fn message(&mut self) -> anyhow::Result<Option<(u8, Vec<u8>)>> {
@@ -827,16 +895,11 @@ impl RawPeer {
     /// The index of the next piece message, skipping others, once its block is
     /// checked against `want`; `None` once the connection is closed.
     async fn piece_is(&mut self, want: &[u8]) -> anyhow::Result<Option<u32>> {
-        loop {
-            match self.message().await? {
-                Some((7, m)) if m.len() >= 8 => {
-                    anyhow::ensure!(m[8..] == *want, "a piece with other bytes");
-                    return Ok(Some(u32::from_be_bytes(m[..4].try_into()?)));
-                }
-                Some(_) => {}
-                None => return Ok(None),
-            }
-        }
+        let Some((piece, block)) = self.piece().await? else {
+            return Ok(None);
+        };
+        anyhow::ensure!(block == want, "a piece with other bytes");
+        Ok(Some(piece))
     }
 }
 

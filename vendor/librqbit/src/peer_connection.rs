@@ -48,6 +48,11 @@ pub trait PeerConnectionHandler {
     /// crumbs patch: a chunk's data was written to the peer's socket.
     fn on_uploaded_chunk(&self, _chunk: &ChunkInfo) {}
     fn read_chunk(&self, chunk: &ChunkInfo, buf: &mut [u8]) -> anyhow::Result<()>;
+    /// crumbs patch: whether a block asked for is still to be written (false once
+    /// the peer cancelled it); called once per block, just before it is read.
+    fn take_upload(&self, _chunk: &ChunkInfo) -> bool {
+        true
+    }
     fn update_my_extended_handshake(
         &self,
         _handshake: &mut ExtendedHandshake<ByteBuf>,
@@ -406,6 +411,11 @@ impl<H: PeerConnectionHandler> PeerConnection<H> {
                             .serialize(&mut *write_buf, ext_msg_ids)?
                     }
                     WriterRequest::ReadChunkRequest(chunk) => {
+                        // crumbs patch: a block cancelled while queued is not sent.
+                        if !self.handler.take_upload(&chunk) {
+                            trace!(?chunk, "cancelled before it was written");
+                            continue;
+                        }
                         #[allow(unused_mut)]
                         let mut skip_reading_for_e2e_tests = false;
 

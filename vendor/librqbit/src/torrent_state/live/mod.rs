@@ -212,6 +212,8 @@ pub struct TorrentStateLive {
     ratelimit_upload_tx: tokio::sync::mpsc::UnboundedSender<(
         tokio::sync::mpsc::UnboundedSender<WriterRequest>,
         ChunkInfo,
+        // crumbs patch: the asking peer's queue, to skip the blocks it cancelled.
+        Arc<UploadQueue>,
     )>,
     ratelimits: Limits,
 
@@ -279,6 +281,7 @@ impl TorrentStateLive {
         let (ratelimit_upload_tx, ratelimit_upload_rx) = tokio::sync::mpsc::unbounded_channel::<(
             tokio::sync::mpsc::UnboundedSender<WriterRequest>,
             ChunkInfo,
+            Arc<UploadQueue>,
         )>();
         let ratelimits = Limits::new(paused.shared.options.ratelimits);
 
@@ -464,9 +467,14 @@ impl TorrentStateLive {
         mut rx: tokio::sync::mpsc::UnboundedReceiver<(
             tokio::sync::mpsc::UnboundedSender<WriterRequest>,
             ChunkInfo,
+            Arc<UploadQueue>,
         )>,
     ) -> crate::Result<()> {
-        while let Some((tx, ci)) = rx.recv().await {
+        while let Some((tx, ci, queue)) = rx.recv().await {
+            // crumbs patch: a block the peer cancelled takes no upload rate.
+            if queue.take_if_cancelled(&ci) {
+                continue;
+            }
             tokio::select! {
                 _ = tx.closed() => {
                     continue;
@@ -488,6 +496,11 @@ impl TorrentStateLive {
                         res?;
                     }
                 }
+            }
+            // crumbs patch: nor does one cancelled while it waited (its share of
+            // the rate is spent, the peer's line is not).
+            if queue.take_if_cancelled(&ci) {
+                continue;
             }
             let _ = tx.send(WriterRequest::ReadChunkRequest(ci));
         }
@@ -511,6 +524,7 @@ impl TorrentStateLive {
             tx,
             counters,
             first_message_received: AtomicBool::new(false),
+            upload_queue: Default::default(),
             cancel_token: self.cancellation_token.child_token(),
             client_name_and_version: self.shared.client_name_and_version().to_owned(),
         };
@@ -575,6 +589,7 @@ impl TorrentStateLive {
             tx,
             counters,
             first_message_received: AtomicBool::new(false),
+            upload_queue: Default::default(),
             cancel_token: state.cancellation_token.child_token(),
             client_name_and_version: state.shared.client_name_and_version().to_owned(),
         };
@@ -1092,6 +1107,45 @@ impl PeerFlowControl {
     }
 }
 
+/// crumbs patch: the blocks one peer asked for and that are not written to it yet,
+/// by absolute chunk index, each with whether the peer cancelled it since. Bounded by
+/// the peer's requests in flight: a cancel for a block not in it is ignored.
+#[derive(Default)]
+pub(crate) struct UploadQueue(Mutex<HashMap<u32, bool>>);
+
+impl UploadQueue {
+    fn queued(&self, chunk: &ChunkInfo) {
+        self.0.lock().insert(chunk.absolute_index, false);
+    }
+
+    /// Marks a queued block cancelled; false if it is not queued.
+    fn cancel(&self, chunk: &ChunkInfo) -> bool {
+        match self.0.lock().get_mut(&chunk.absolute_index) {
+            Some(cancelled) => {
+                *cancelled = true;
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// Whether the block was cancelled; if so it leaves the queue.
+    fn take_if_cancelled(&self, chunk: &ChunkInfo) -> bool {
+        let mut q = self.0.lock();
+        let cancelled = q.get(&chunk.absolute_index) == Some(&true);
+        if cancelled {
+            q.remove(&chunk.absolute_index);
+        }
+        cancelled
+    }
+
+    /// The block is about to be written: it leaves the queue; false if it was
+    /// cancelled. A block asked for twice is sent twice, as upstream does.
+    fn take_for_writing(&self, chunk: &ChunkInfo) -> bool {
+        self.0.lock().remove(&chunk.absolute_index) != Some(true)
+    }
+}
+
 // All peer state that would never be used by other actors should pe put here.
 // This state tracks a live peer.
 struct PeerHandler {
@@ -1113,6 +1167,9 @@ struct PeerHandler {
     tx: PeerTx,
 
     first_message_received: AtomicBool,
+
+    /// crumbs patch: the blocks this peer asked for that are not written yet.
+    upload_queue: Arc<UploadQueue>,
 
     cancel_token: CancellationToken,
 
@@ -1161,9 +1218,8 @@ impl PeerConnectionHandler for &'_ PeerHandler {
             Message::NotInterested => {
                 trace!("received \"not interested\", but we don't process it yet")
             }
-            Message::Cancel(_) => {
-                trace!("received \"cancel\", but we don't process it yet")
-            }
+            // crumbs patch: upstream ignored CANCEL.
+            Message::Cancel(request) => self.on_cancel(request),
             Message::Extended(ExtendedMessage::UtMetadata(UtMetadata::Request(
                 metadata_piece_id,
             ))) => {
@@ -1248,6 +1304,11 @@ impl PeerConnectionHandler for &'_ PeerHandler {
 
     fn read_chunk(&self, chunk: &ChunkInfo, buf: &mut [u8]) -> anyhow::Result<()> {
         self.state.file_ops().read_chunk(self.addr, chunk, buf)
+    }
+
+    fn take_upload(&self, chunk: &ChunkInfo) -> bool {
+        // crumbs patch: `UploadQueue`.
+        self.upload_queue.take_for_writing(chunk)
     }
 
     fn on_extended_handshake(&self, hs: &ExtendedHandshake<ByteBuf>) -> anyhow::Result<()> {
@@ -1686,10 +1747,36 @@ impl PeerHandler {
             );
         }
 
-        self.state
-            .ratelimit_upload_tx
-            .send((self.tx.clone(), chunk_info))?;
+        self.upload_queue.queued(&chunk_info);
+        self.state.ratelimit_upload_tx.send((
+            self.tx.clone(),
+            chunk_info,
+            self.upload_queue.clone(),
+        ))?;
         Ok(())
+    }
+
+    /// crumbs patch: a block the peer cancels before it is written is not sent. A
+    /// peer cancels when it has taken the piece over from another source; upstream
+    /// sent it anyway, so a piece taken over came twice down the peer's line (on a
+    /// 256 kbit/s line, a Segment's crumb 1 was lost that way). A cancel for a block
+    /// not queued (written already, or never asked for) changes nothing.
+    fn on_cancel(&self, request: Request) {
+        let chunk = self
+            .state
+            .lengths
+            .validate_piece_index(request.index)
+            .and_then(|piece| {
+                self.state
+                    .lengths
+                    .chunk_info_from_received_data(piece, request.begin, request.length)
+            });
+        match chunk {
+            Some(chunk) if self.upload_queue.cancel(&chunk) => {
+                trace!(?request, "cancelled: will not be sent")
+            }
+            _ => trace!(?request, "cancel for a block not queued, ignored"),
+        }
     }
 
     fn on_have(&self, have: u32) {
