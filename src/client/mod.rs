@@ -24,7 +24,7 @@ use crate::core::client::{
 use crate::core::crumb::Crumb;
 use crate::core::reassembly::{Output, Reassembler};
 use crate::core::uplink::{UplinkConfig, UploadGovernor};
-use crate::p2p::{P2pSession, RUNTIME, SessionConfig, TorrentId};
+use crate::p2p::{Fetch, P2pSession, RUNTIME, SessionConfig, TorrentId};
 
 /// What the client does with a channel.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -634,7 +634,14 @@ impl Runner {
             .cloned()
     }
 
-    async fn start_download(&mut self, seq: u64, index: u16) -> anyhow::Result<()> {
+    /// Starts crumb `index` of Segment `seq`; `rate` is R, the engine's measure of
+    /// the line (bytes/s), when it has one.
+    async fn start_download(
+        &mut self,
+        seq: u64,
+        index: u16,
+        rate: Option<f64>,
+    ) -> anyhow::Result<()> {
         if self.active.contains_key(&(seq, index)) {
             return Ok(());
         }
@@ -674,11 +681,16 @@ impl Runner {
             .filter(|_| first_to_super_seed)
             .into_iter()
             .collect();
-        // A weak line (its governor says so) does not seed this crumb at all.
-        let upload = !self.weak_line();
+        let fetch = Fetch {
+            // A weak line (its governor says so) does not seed this crumb at all.
+            upload: !self.weak_line(),
+            // Pieces wait their turn on the line: peers do not take them from one
+            // another sooner than the line can bring them.
+            line_bytes_per_sec: rate,
+        };
         let id = self
             .session
-            .download_with(&torrent, &dir, peers, upload)
+            .download_with(&torrent, &dir, peers, fetch)
             .await?;
         gst::debug!(
             crate::client::CAT,
@@ -748,7 +760,7 @@ impl Runner {
                 }
             }
             Action::Download { seq, index } => {
-                if let Err(e) = self.start_download(seq, index).await {
+                if let Err(e) = self.start_download(seq, index, engine.rate(now)).await {
                     // Playing, the engine sees it as a crumb that never completes; a
                     // relay asks for it again with the next window.
                     gst::debug!(crate::client::CAT, "crumb {index} of Segment {seq}: {e:#}");

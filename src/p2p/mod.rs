@@ -23,7 +23,7 @@ pub mod session;
 pub mod torrent;
 
 pub use runtime::RUNTIME;
-pub use session::{P2pSession, Progress, Seeding, SessionConfig, TorrentId};
+pub use session::{Fetch, P2pSession, Progress, Seeding, SessionConfig, TorrentId};
 pub use torrent::{MadeTorrent, TorrentInfo, make_torrent, parse_torrent};
 
 #[cfg(test)]

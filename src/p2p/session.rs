@@ -119,6 +119,29 @@ pub struct Progress {
     pub error: Option<String>,
 }
 
+/// How a client fetches one crumb ([`P2pSession::download_with`]).
+#[derive(Debug, Clone, Copy)]
+pub struct Fetch {
+    /// Seed what arrives. false: no bitfield, no HAVE, every request refused (a weak
+    /// line that must keep its uplink for its own requests and acknowledgements).
+    pub upload: bool,
+    /// The rate the client measured for its line, bytes/s: a connection does not
+    /// take a piece over from another before the pieces in flight could have come
+    /// down the line at it (the librqbit patch's `line_bytes_per_sec`). A weak line
+    /// otherwise had peers take pieces from one another while they waited their turn
+    /// on it, and the copies filled it.
+    pub line_bytes_per_sec: Option<f64>,
+}
+
+impl Default for Fetch {
+    fn default() -> Self {
+        Self {
+            upload: true,
+            line_bytes_per_sec: None,
+        }
+    }
+}
+
 /// How the super seed seeds one crumb ([`P2pSession::seed_with`]).
 #[derive(Debug, Clone, Copy, Default)]
 pub struct Seeding {
@@ -398,26 +421,27 @@ impl P2pSession {
         output_dir: &Path,
         initial_peers: Vec<SocketAddr>,
     ) -> anyhow::Result<TorrentId> {
-        self.download_with(torrent_bytes, output_dir, initial_peers, true)
+        self.download_with(torrent_bytes, output_dir, initial_peers, Fetch::default())
             .await
     }
 
-    /// [`Self::download`], uploading nothing when `upload` is false: no bitfield, no
-    /// HAVE, every request refused (a weak line that must keep its uplink for its own
-    /// requests and acknowledgements).
+    /// [`Self::download`] with [`Fetch`] options.
     pub async fn download_with(
         &self,
         torrent_bytes: &[u8],
         output_dir: &Path,
         initial_peers: Vec<SocketAddr>,
-        upload: bool,
+        fetch: Fetch,
     ) -> anyhow::Result<TorrentId> {
         parse_torrent(torrent_bytes)?;
         tokio::fs::create_dir_all(output_dir)
             .await
             .with_context(|| format!("creating {}", output_dir.display()))?;
         let mut opts = self.add_options(output_dir, initial_peers)?;
-        opts.disable_upload_torrent = !upload;
+        opts.disable_upload_torrent = !fetch.upload;
+        opts.line_bytes_per_sec = fetch
+            .line_bytes_per_sec
+            .and_then(|r| std::num::NonZeroU32::new(r.min(f64::from(u32::MAX)) as u32));
         let handle = self.add(torrent_bytes.to_vec(), opts).await?;
         Ok(TorrentId(handle.info_hash().0))
     }

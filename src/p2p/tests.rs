@@ -563,7 +563,15 @@ fn a_torrent_without_upload_serves_no_byte() {
         let c = P2pSession::new(config(&dir.path().join("c"))).await?;
         a.seed(&t, &path, vec![]).await?;
         let idb = b
-            .download_with(&t.bytes, &dir.path().join("b"), peer(&a), false)
+            .download_with(
+                &t.bytes,
+                &dir.path().join("b"),
+                peer(&a),
+                Fetch {
+                    upload: false,
+                    ..Default::default()
+                },
+            )
             .await?;
         b.wait_finished(idb, Duration::from_secs(30)).await?;
         assert_eq!(b.read_file(idb).await?, data);

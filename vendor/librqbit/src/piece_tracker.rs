@@ -31,6 +31,24 @@ use crate::{
 /// their way.
 pub const STEAL_FALLBACK_AVG_TIME: Duration = Duration::from_secs(1);
 
+/// crumbs patch: the least time a piece is in flight before an ordinary connection
+/// may take it over, on a line that downloads `line_bytes_per_sec`: the time the
+/// `inflight` pieces need to come down it together. Under that, a piece that looks
+/// slow is waiting its turn on our own line, and a steal sends it again down the
+/// same line. On a 256 kbit/s line, peers that each had a piece for 0.5 s took a
+/// crumb's pieces from one another twice in a second; the fast peers had written
+/// them already (a CANCEL came too late), the copies filled the line for 5 s, and
+/// the Segment was lost (swarm bench log).
+pub fn line_steal_floor(
+    inflight: usize,
+    piece_length: u32,
+    line_bytes_per_sec: std::num::NonZeroU32,
+) -> Duration {
+    #[allow(clippy::cast_precision_loss)]
+    let bytes = inflight as f64 * f64::from(piece_length);
+    Duration::from_secs_f64(bytes / f64::from(line_bytes_per_sec.get()))
+}
+
 /// Tracks a piece currently being downloaded.
 #[derive(Debug, Clone)]
 pub struct InflightPiece {
@@ -554,6 +572,50 @@ mod tests {
             }
             other => panic!("Expected Stolen, got {:?}", other),
         }
+    }
+
+    /// crumbs patch: on a line of known rate, an ordinary connection does not take a
+    /// piece over before the pieces in flight could have come down the line; the
+    /// floor shrinks as they arrive.
+    #[test]
+    fn test_line_steal_floor_holds_off_a_steal_on_a_full_line() {
+        let bps = std::num::NonZeroU32::new(32_000).unwrap();
+        // Five 16 KiB pieces in flight on a 256 kbit/s line: 2.56 s.
+        assert_eq!(
+            super::line_steal_floor(5, 16384, bps),
+            Duration::from_millis(2560)
+        );
+        assert_eq!(super::line_steal_floor(0, 16384, bps), Duration::ZERO);
+        let chunks = make_test_chunk_tracker(2);
+        let mut tracker = PieceTracker::new(chunks);
+        let file_infos = make_test_file_infos(2);
+        let file_priorities = make_default_file_priorities(&file_infos);
+        let mut acquire = |who: u8, floor: Duration| {
+            tracker.acquire_piece(AcquireRequest {
+                peer: peer(who),
+                peer_avg_time: Some(Duration::from_millis(1)),
+                torrent_avg_time: None,
+                min_steal_elapsed: floor,
+                urgent: false,
+                priority_pieces: std::iter::empty(),
+                file_priorities: &file_priorities,
+                file_infos: &file_infos,
+                peer_has_piece: |_| true,
+                can_steal: |_| true,
+            })
+        };
+        assert!(matches!(acquire(1, Duration::ZERO), AcquireResult::Reserved(_)));
+        assert!(matches!(acquire(1, Duration::ZERO), AcquireResult::Reserved(_)));
+        std::thread::sleep(Duration::from_millis(20));
+        // 20 ms is 20 times the owner's piece time, but the line needs 1.02 s for
+        // the two pieces: held off...
+        let floor = super::line_steal_floor(2, 16384, bps);
+        assert!(matches!(acquire(2, floor), AcquireResult::NoneAvailable));
+        // ...where without the floor it is taken over.
+        assert!(matches!(
+            acquire(2, Duration::ZERO),
+            AcquireResult::Stolen { .. }
+        ));
     }
 
     #[test]

@@ -306,6 +306,12 @@ pub struct AddTorrentOptions {
     /// what every viewer needs first (a Segment's base layer) ahead of the rest.
     #[serde(default)]
     pub upload_first: bool,
+    /// crumbs patch: the download rate the application measured for its line, in
+    /// bytes/s. An ordinary connection does not take a piece over from another
+    /// before the pieces in flight could have come down the line at this rate (see
+    /// `piece_tracker::line_steal_floor`); the urgent connection still does.
+    #[serde(skip)]
+    pub line_bytes_per_sec: Option<std::num::NonZeroU32>,
 
     /// This is used to restore the session from serialized state.
     pub preferred_id: Option<usize>,
@@ -1397,6 +1403,7 @@ impl Session {
                     no_upload: opts.disable_upload_torrent,
                     upload_peers_per_piece: opts.upload_peers_per_piece,
                     upload_first: opts.upload_first,
+                    line_bytes_per_sec: opts.line_bytes_per_sec,
                 },
                 connector: self.connector.clone(),
                 session: Arc::downgrade(self),

@@ -126,6 +126,8 @@ pub(crate) struct ManagedTorrentOptions {
     pub upload_peers_per_piece: Option<usize>,
     /// crumbs patch: `AddTorrentOptions::upload_first`.
     pub upload_first: bool,
+    /// crumbs patch: `AddTorrentOptions::line_bytes_per_sec`.
+    pub line_bytes_per_sec: Option<std::num::NonZeroU32>,
 }
 
 impl ManagedTorrentOptions {

@@ -91,7 +91,7 @@ use crate::{
     peer_connection::{
         PeerConnection, PeerConnectionHandler, PeerConnectionOptions, WriterRequest,
     },
-    piece_tracker::{AcquireRequest, AcquireResult, PieceTracker},
+    piece_tracker::{AcquireRequest, AcquireResult, PieceTracker, line_steal_floor},
     session::CheckedIncomingConnection,
     session_stats::SessionStats,
     stream_connect::ConnectionKind,
@@ -1640,6 +1640,17 @@ impl PeerHandler {
                     ..
                 } = &mut **g;
                 let pieces = pieces.as_mut().ok_or(Error::ChunkTrackerEmpty)?;
+                // crumbs patch: on a line of known rate, a piece is not slow before
+                // the pieces in flight could have come down it (the urgent
+                // connection is the application's call).
+                let line_floor = match self.state.shared.options.line_bytes_per_sec {
+                    Some(bps) if !urgent => line_steal_floor(
+                        pieces.inflight_count(),
+                        self.state.lengths.default_piece_length(),
+                        bps,
+                    ),
+                    _ => Duration::ZERO,
+                };
                 let result = pieces.acquire_piece(AcquireRequest {
                     peer: self.addr,
                     peer_avg_time: self.counters.average_piece_download_time(),
@@ -1647,7 +1658,7 @@ impl PeerHandler {
                         .state
                         .average_piece_download_time()
                         .or_else(|| self.state.session_stats.recent_piece_time()),
-                    min_steal_elapsed,
+                    min_steal_elapsed: min_steal_elapsed.max(line_floor),
                     urgent,
                     priority_pieces: self.state.streams.iter_next_pieces(&self.state.lengths),
                     file_priorities,
