@@ -129,38 +129,8 @@ pub struct Fetch {
     /// take a piece over from another before the pieces in flight could have come
     /// down the line at it (the librqbit patch's `line_bytes_per_sec`). A weak line
     /// otherwise had peers take pieces from one another while they waited their turn
-    /// on it, and the copies filled it. It also bounds each connection's requests
-    /// ([`Fetch::request_window`]).
+    /// on it, and the copies filled it.
     pub line_bytes_per_sec: Option<f64>,
-}
-
-/// Requests kept outstanding on one connection are at most this much of the line's
-/// time (at least [`MIN_REQUEST_WINDOW`] blocks).
-const REQUEST_WINDOW_SECS: f64 = 0.25;
-
-/// The fewest blocks a connection keeps requested on a line of known rate: one
-/// arriving and the next asked for.
-const MIN_REQUEST_WINDOW: usize = 2;
-
-/// librqbit's own request window (blocks per connection).
-const LIBRQBIT_REQUEST_WINDOW: usize = 128;
-
-impl Fetch {
-    /// The most 16 KiB blocks one connection keeps requested: a quarter of a second
-    /// of the line at R, at least two; librqbit's 128 when R is unknown or the line
-    /// is that fast. librqbit reserves a crumb's pieces on the first connection that
-    /// has them, as many as its window holds: on a 256 kbit/s line all six pieces of
-    /// a crumb 1 sat on one peer, a DSL client whose uplink sent them slowly, and
-    /// when the super seed took them over, what that peer had written already came
-    /// down the line too (swarm bench, sixteenth round). With two in flight per
-    /// connection, the pieces are spread over the peers, and a slow one holds two.
-    pub fn request_window(&self) -> Option<usize> {
-        let r = self.line_bytes_per_sec.filter(|r| *r > 0.0)?;
-        let blocks = (r * REQUEST_WINDOW_SECS / 16384.0).ceil();
-        #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
-        let window = (blocks.min(LIBRQBIT_REQUEST_WINDOW as f64) as usize).max(MIN_REQUEST_WINDOW);
-        (window < LIBRQBIT_REQUEST_WINDOW).then_some(window)
-    }
 }
 
 impl Default for Fetch {
@@ -469,12 +439,6 @@ impl P2pSession {
             .with_context(|| format!("creating {}", output_dir.display()))?;
         let mut opts = self.add_options(output_dir, initial_peers)?;
         opts.disable_upload_torrent = !fetch.upload;
-        if let Some(window) = fetch.request_window() {
-            opts.peer_opts = Some(PeerConnectionOptions {
-                max_request_window: Some(window),
-                ..Default::default()
-            });
-        }
         opts.line_bytes_per_sec = fetch
             .line_bytes_per_sec
             .and_then(|r| std::num::NonZeroU32::new(r.min(f64::from(u32::MAX)) as u32));

@@ -405,68 +405,6 @@ fn add_a_peer_to_a_running_download() {
     });
 }
 
-#[test]
-fn a_request_window_follows_the_line() {
-    let window = |r: Option<f64>| {
-        Fetch {
-            line_bytes_per_sec: r,
-            ..Default::default()
-        }
-        .request_window()
-    };
-    assert_eq!(window(None), None, "librqbit's own");
-    assert_eq!(window(Some(0.0)), None);
-    // 256 and 600 kbit/s: two blocks; 3 Mbit/s: a quarter second is six blocks.
-    assert_eq!(window(Some(32_000.0)), Some(2));
-    assert_eq!(window(Some(75_000.0)), Some(2));
-    assert_eq!(window(Some(375_000.0)), Some(6));
-    // A line that fills librqbit's 128 in a quarter second keeps librqbit's.
-    assert_eq!(window(Some(10e6)), None);
-}
-
-/// On a line of known rate a connection keeps two blocks requested (the 256 kbit/s
-/// window): the first peer with the pieces does not get all of them. A slow seed A
-/// (16 KiB/s) is connected first; once it is sending, a fast seed B joins and
-/// brings the rest. With librqbit's window (128) every piece was reserved on A and
-/// waited there for the line floor and a steal.
-#[test]
-fn a_slow_first_peer_holds_two_pieces_on_a_weak_line() {
-    let _g = LEAK_LOCK.read().unwrap_or_else(|e| e.into_inner());
-    let dir = TempDir::new("window");
-    run(Duration::from_secs(60), async {
-        let data = random_bytes(8 * 16 * 1024, 37);
-        let (t, path) = write_crumb(dir.path(), "crumb-37", &data, 16 * 1024);
-        let a = upload_limited(&dir.path().join("a"), 16 * 1024).await?;
-        let b = P2pSession::new(config(&dir.path().join("b"))).await?;
-        let c = P2pSession::new(config(&dir.path().join("c"))).await?;
-        let ida = a.seed(&t, &path, vec![]).await?;
-        let idb = b.seed(&t, &path, vec![]).await?;
-        let fetch = Fetch {
-            line_bytes_per_sec: Some(32_000.0),
-            ..Default::default()
-        };
-        let idc = c
-            .download_with(&t.bytes, &dir.path().join("c"), peer(&a), fetch)
-            .await?;
-        while a.progress(ida)?.uploaded_bytes == 0 {
-            tokio::time::sleep(Duration::from_millis(10)).await;
-        }
-        c.connect(idc, b.listen_addr(), false)?;
-        c.wait_finished(idc, Duration::from_secs(30)).await?;
-        assert_eq!(c.read_file(idc).await?, data);
-        let (from_a, from_b) = (
-            a.progress(ida)?.uploaded_bytes,
-            b.progress(idb)?.uploaded_bytes,
-        );
-        eprintln!("from the slow seed {from_a} B, from the fast one {from_b} B");
-        assert!(from_a <= 3 * 16 * 1024, "{from_a} B from the slow seed");
-        for s in [&c, &b, &a] {
-            s.shutdown().await?;
-        }
-        Ok(())
-    });
-}
-
 /// The librqbit patch (vendor/librqbit): pieces reserved on a stalled peer are
 /// re-requested from another one that has them. Upstream never let a connection
 /// without a finished piece take over, so B would wait for the starved seed A
