@@ -739,6 +739,41 @@ fn a_cancelled_request_is_not_sent() {
 }
 
 #[test]
+fn a_cancelled_copy_does_not_use_up_its_piece() {
+    // A one-copy seed counts a piece as given out when a peer asks for it. If that
+    // peer cancels it (it took the piece elsewhere) before a byte was written, the
+    // piece must go back on offer while the peer stays connected.
+    let _g = LEAK_LOCK.read().unwrap_or_else(|e| e.into_inner());
+    let dir = TempDir::new("cancel-copy");
+    run(Duration::from_secs(60), async {
+        let data = random_bytes(32 * 1024, 41);
+        let (t, path) = write_crumb(dir.path(), "crumb-41", &data, 16 * 1024);
+        let a = upload_limited(&dir.path().join("a"), 16 * 1024).await?;
+        a.seed_with(&t, &path, vec![], one_copy()).await?;
+        let seed = a.listen_addr();
+        let mut x = RawPeer::connect(seed, t.info_hash).await?;
+        let mut burst = RawPeer::request(0, 16 * 1024);
+        burst.extend(RawPeer::request(1, 16 * 1024));
+        burst.extend(RawPeer::cancel(1, 16 * 1024));
+        x.send(&burst).await?;
+        assert_eq!(x.piece_is(&data[..16 * 1024]).await?, Some(0));
+        let mut z = RawPeer::connect(seed, t.info_hash).await?;
+        z.send(&RawPeer::request(1, 16 * 1024)).await?;
+        assert_eq!(
+            z.piece_is(&data[16 * 1024..]).await?,
+            Some(1),
+            "the cancelled piece was still counted as X's copy"
+        );
+        // X is still connected, and piece 0 is still its copy.
+        z.send(&RawPeer::request(0, 16 * 1024)).await?;
+        assert_eq!(z.piece_is(&[]).await?, None);
+        drop(x);
+        a.shutdown().await?;
+        Ok(())
+    });
+}
+
+#[test]
 fn a_first_class_crumb_passes_the_upload_limit_before_the_others() {
     // The channel's crumbs 1 (`Seeding::first`): with its upload limit full of
     // enhancement crumbs, a crumb 1 asked for meanwhile takes the whole limit.

@@ -497,11 +497,7 @@ impl TorrentStateLive {
                     }
                 }
             }
-            // crumbs patch: nor does one cancelled while it waited (its share of
-            // the rate is spent, the peer's line is not).
-            if queue.take_if_cancelled(&ci) {
-                continue;
-            }
+            // One cancelled while it waited is skipped by the writer.
             let _ = tx.send(WriterRequest::ReadChunkRequest(ci));
         }
         Ok(())
@@ -1144,6 +1140,14 @@ impl UploadQueue {
     fn take_for_writing(&self, chunk: &ChunkInfo) -> bool {
         self.0.lock().remove(&chunk.absolute_index) != Some(true)
     }
+
+    /// Whether a block among `chunks` (absolute indices) is queued and not cancelled.
+    fn any_to_send(&self, chunks: std::ops::Range<usize>) -> bool {
+        self.0
+            .lock()
+            .iter()
+            .any(|(i, cancelled)| !cancelled && chunks.contains(&(*i as usize)))
+    }
 }
 
 // All peer state that would never be used by other actors should pe put here.
@@ -1784,9 +1788,32 @@ impl PeerHandler {
             });
         match chunk {
             Some(chunk) if self.upload_queue.cancel(&chunk) => {
+                self.forget_unsent_copy(chunk.piece_index);
                 trace!(?request, "cancelled: will not be sent")
             }
             _ => trace!(?request, "cancel for a block not queued, ignored"),
+        }
+    }
+
+    /// crumbs patch: under `upload_peers_per_piece`, a peer that cancelled every
+    /// block of a piece it was to get, before any was written to it, holds no copy:
+    /// the piece goes back on offer (as when its connection ends; see
+    /// `PieceRecipient`). Counted, a one-copy seed would refuse the piece to
+    /// everyone while nobody held it.
+    fn forget_unsent_copy(&self, piece: ValidPieceIndex) {
+        if self.state.torrent().options.upload_peers_per_piece.is_none()
+            || self
+                .upload_queue
+                .any_to_send(self.state.lengths.chunk_range(piece))
+        {
+            return;
+        }
+        let mut recipients = self.state.piece_recipients.lock();
+        if let Some(peers) = recipients.get_mut(&piece.get()) {
+            peers.retain(|r| r.addr != self.addr || !r.written.is_empty());
+            if peers.is_empty() {
+                recipients.remove(&piece.get());
+            }
         }
     }
 
