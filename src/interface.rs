@@ -574,6 +574,11 @@ pub const CRUMBSRC_STATS: StructDef = StructDef {
             "of those, crumbs 1 asked of the super seed at once: more than half the time left at the measured rate",
         ),
         f(
+            "sole-source-crumbs",
+            U64,
+            "of those, crumbs 1 fetched from the super seed alone (no tracker, no other peer): the line needs more than half of the Segment's duration for one at the measured rate",
+        ),
+        f(
             "super-seed-take-overs",
             U64,
             "crumbs whose pieces in flight at peers the super seed was told to take over: at the fallback when the crumb came at under half the measured rate, or, for a crumb 1, later when its bytes stopped for the peer patience plus two pieces' time while the link was not busy, and it had no byte at all or the line had room for the rest",

@@ -216,6 +216,7 @@ impl Client {
             active: HashMap::new(),
             done: HashSet::new(),
             fallback_pending: HashMap::new(),
+            super_seed_alone: HashSet::new(),
             governor,
             applied_upload_limit,
             clock: Instant::now(),
@@ -287,6 +288,9 @@ struct Runner {
     /// Crumbs whose torrent is to get the super seed as a peer once it is live, with
     /// whether it takes over their pieces (the engine's `take_over`).
     fallback_pending: HashMap<(u64, u16), bool>,
+    /// Crumbs about to start whose one source is the super seed (the engine's
+    /// `alone`): their torrent asks no tracker.
+    super_seed_alone: HashSet<(u64, u16)>,
     governor: Option<UploadGovernor>,
     applied_upload_limit: Option<u32>,
     /// The origin of the engine's and the governor's `now`.
@@ -363,9 +367,13 @@ impl Runner {
                     seq,
                     index,
                     take_over,
+                    alone,
                 } = action
                 {
                     self.fallback_pending.insert((*seq, *index), *take_over);
+                    if *alone {
+                        self.super_seed_alone.insert((*seq, *index));
+                    }
                 }
             }
             for action in actions {
@@ -687,6 +695,9 @@ impl Runner {
             // Pieces wait their turn on the line: peers do not take them from one
             // another sooner than the line can bring them.
             line_bytes_per_sec: rate,
+            // A slow line's urgent crumb 1 comes from the super seed alone.
+            initial_peers_only: self.super_seed_alone.remove(&(seq, index))
+                && self.super_seed.is_some(),
         };
         let id = self
             .session
@@ -694,8 +705,13 @@ impl Runner {
             .await?;
         gst::debug!(
             crate::client::CAT,
-            "crumb {index} of Segment {seq}: torrent {id} started {} ms after it was asked for",
-            asked.elapsed().as_millis()
+            "crumb {index} of Segment {seq}: torrent {id} started {} ms after it was asked for{}",
+            asked.elapsed().as_millis(),
+            if fetch.initial_peers_only {
+                " (from the super seed alone)"
+            } else {
+                ""
+            }
         );
         self.active.insert((seq, index), id);
         let (session, done) = (self.session.clone(), self.crumb_done.clone());
@@ -771,6 +787,7 @@ impl Runner {
                 seq,
                 index,
                 take_over,
+                ..
             } => {
                 gst::debug!(
                     crate::client::CAT,
@@ -781,6 +798,7 @@ impl Runner {
             }
             Action::Cancel { seq, index } => {
                 self.fallback_pending.remove(&(seq, index));
+                self.super_seed_alone.remove(&(seq, index));
                 if !self.done.contains(&(seq, index))
                     && let Some(id) = self.active.remove(&(seq, index))
                 {
@@ -903,6 +921,7 @@ impl Runner {
         self.docs.clear();
         self.done.clear();
         self.fallback_pending.clear();
+        self.super_seed_alone.clear();
         self.relay_sources.clear();
         self.reassembler = Reassembler::new(0);
     }

@@ -132,6 +132,15 @@ const STALL_FLOOR_RATE: f64 = 32_000.0;
 /// taken early where the link leaves no room). Strong lines stay peers-first.
 const URGENT_SHARE: f64 = 0.5;
 
+/// A crumb 1 urgent as it is asked for, on a line that needs more than this share of
+/// |s| for it at R, comes from the super seed alone ([`Action::UseSuperSeed`]'s
+/// `alone`): such a line (ADSL: 0.7 of |s|) has no room for a piece that comes twice,
+/// and every second source makes one likely (librqbit reserves a small crumb's pieces
+/// on the first peer with a bitfield; a piece taken back from a busy peer has often
+/// left it already, and a CANCEL cannot recall it). Swarm bench: the ADSL clients'
+/// lost Segments were each a crumb 1 whose pieces came twice down the line.
+const SOLE_SOURCE_SHARE: f64 = 0.5;
+
 /// The fill (see [`ClientEngine::fill`]) counts on this share of R: a crumb it adds
 /// must arrive with a fifth of its time to spare, as a probe must.
 const FILL_SAFETY: f64 = super::rate::PROBE_SAFETY;
@@ -245,10 +254,13 @@ pub enum Action {
     /// not the link, are what is slow (no byte yet, or a pace under half of R), so the
     /// super seed should take over the pieces they hold at once; otherwise it is one
     /// more source (pieces taken over on a full link arrive twice through it).
+    /// `alone`: asked as the crumb starts, and the super seed is its only source
+    /// (no tracker, no other peer: see `SOLE_SOURCE_SHARE`).
     UseSuperSeed {
         seq: u64,
         index: u16,
         take_over: bool,
+        alone: bool,
     },
     /// Hand crumbs 1..=d of Segment `seq` to reassembly; d = 0: the Segment is skipped.
     Output {
@@ -417,6 +429,9 @@ pub struct ClientStats {
     pub super_seed_fallbacks: u64,
     /// Of those, crumbs 1 asked of it at once, too big for the time left at R.
     pub urgent_fallbacks: u64,
+    /// Of those, crumbs 1 fetched from the super seed alone (a line that needs over
+    /// half of |s| for one at R, see `SOLE_SOURCE_SHARE`).
+    pub sole_source_crumbs: u64,
     /// Crumbs whose pieces the super seed was told to take over from peers: at the
     /// fallback (a pace well under R) or later, when the crumb stalled (see
     /// [`STALL_PIECES`]).
@@ -1319,6 +1334,7 @@ impl ClientEngine {
                         seq: cur.seq,
                         index: count(i + 1),
                         take_over: true,
+                        alone: false,
                     });
                 }
                 continue;
@@ -1332,6 +1348,7 @@ impl ClientEngine {
                     seq: cur.seq,
                     index: count(i + 1),
                     take_over: false,
+                    alone: false,
                 });
                 continue;
             }
@@ -1355,6 +1372,7 @@ impl ClientEngine {
                     seq: cur.seq,
                     index: count(i + 1),
                     take_over,
+                    alone: false,
                 });
             }
         }
@@ -1635,16 +1653,27 @@ impl ClientEngine {
         // peer patience (300 ms of a 1.6 s start, swarm bench) before the super seed
         // was asked.
         let urgent = rate.is_none() || Self::urgent(&cur, 0, rate, at);
+        let slow_line = rate.is_some_and(|r| {
+            cur.sizes.first().copied().unwrap_or(0) as f64 * SEC as f64 / r
+                > SOLE_SOURCE_SHARE * duration as f64
+        });
+        // Only an urgent crumb 1: with time to spare a slow line still fetches from
+        // peers first (from the super seed alone every time, the ADSL clients took
+        // all their bytes from it and the channel at twice the full quality
+        // delivered 0.39-0.41 of bound against 0.53-0.56; swarm bench).
+        let slow_line = slow_line && urgent;
         if self.config.peer_patience.is_some() && urgent {
             cur.fell_back[0] = true;
             let clock = self.stall_clock(at);
             cur.progress(0, at, self.bytes_total, clock);
             self.stats.super_seed_fallbacks += 1;
             self.stats.urgent_fallbacks += 1;
+            self.stats.sole_source_crumbs += u64::from(slow_line);
             self.actions.push(Action::UseSuperSeed {
                 seq,
                 index: 1,
                 take_over: false,
+                alone: slow_line,
             });
         }
         self.rate.set_active(at, true);

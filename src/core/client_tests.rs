@@ -497,6 +497,51 @@ fn an_urgent_crumb_1_asks_the_super_seed_at_once() {
     assert!(fallbacks(&e.poll_actions(0)).is_empty());
 }
 
+/// The super seed asks as (crumb index, alone).
+fn alone_asks(actions: &[Action]) -> Vec<(u16, bool)> {
+    actions
+        .iter()
+        .filter_map(|a| match a {
+            Action::UseSuperSeed { index, alone, .. } => Some((*index, *alone)),
+            _ => None,
+        })
+        .collect()
+}
+
+/// An urgent crumb 1 on a line that needs more than half of |s| for it at R comes
+/// from the super seed alone (no second source whose copies would fill the line);
+/// one urgent for lack of a measured rate keeps its peers beside the super seed.
+#[test]
+fn a_slow_lines_urgent_crumb_1_comes_from_the_super_seed_alone() {
+    let line = |rate: Option<f64>, duration: u64| {
+        let mut e = engine(ClientConfig {
+            peer_patience: Some(300 * MS),
+            initial_rate: rate,
+            ..base()
+        });
+        e.on_window(
+            0,
+            &window(vec![seg(2, duration, &[85_000, 100_000])], Some(2)),
+        )
+        .unwrap();
+        e
+    };
+    // 32 kB/s (ADSL 256 kbit/s): 2.7 s of a 4 s Segment.
+    let mut e = line(Some(32_000.0), 4 * SEC);
+    assert_eq!(alone_asks(&e.poll_actions(0)), vec![(1, true)]);
+    assert_eq!(e.stats().sole_source_crumbs, 1);
+    // 50 kB/s: 1.7 s of 4 s, not urgent: peers first, no super seed yet.
+    let mut e = line(Some(50_000.0), 4 * SEC);
+    assert!(alone_asks(&e.poll_actions(0)).is_empty());
+    // The same line and crumb in a 3 s Segment: 1.7 s is over half of it.
+    let mut e = line(Some(50_000.0), 3 * SEC);
+    assert_eq!(alone_asks(&e.poll_actions(0)), vec![(1, true)]);
+    // No rate known (a first Segment): urgent, but nothing says the line is slow.
+    let mut e = line(None, 4 * SEC);
+    assert_eq!(alone_asks(&e.poll_actions(0)), vec![(1, false)]);
+    assert_eq!(e.stats().sole_source_crumbs, 0);
+}
+
 /// A client that knows nothing of its line (no rate measured, no `initial-rate`)
 /// asks the super seed for its first crumb 1 at once, beside the peers: its startup
 /// waits on that crumb. Its next Segments go peers first again (R is measured then).

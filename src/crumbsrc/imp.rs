@@ -433,6 +433,7 @@ impl CrumbSrc {
                 .field("torrents-seeding", t.torrents_seeding as u64)
                 .field("super-seed-fallbacks", e.super_seed_fallbacks)
                 .field("urgent-fallbacks", e.urgent_fallbacks)
+                .field("sole-source-crumbs", e.sole_source_crumbs)
                 .field("super-seed-take-overs", e.super_seed_take_overs)
                 .field("crumbs-filled", e.crumbs_filled)
                 .field("channel-restarts", e.channel_restarts)

@@ -131,6 +131,11 @@ pub struct Fetch {
     /// otherwise had peers take pieces from one another while they waited their turn
     /// on it, and the copies filled it.
     pub line_bytes_per_sec: Option<f64>,
+    /// Fetch from the initial peers only: no tracker is asked (so no other peer
+    /// learns of this download either). For a weak line's urgent crumb, whose one
+    /// source is the super seed: every second source is a piece that may come twice
+    /// down a line that has no room for it.
+    pub initial_peers_only: bool,
 }
 
 impl Default for Fetch {
@@ -138,6 +143,7 @@ impl Default for Fetch {
         Self {
             upload: true,
             line_bytes_per_sec: None,
+            initial_peers_only: false,
         }
     }
 }
@@ -439,6 +445,7 @@ impl P2pSession {
             .with_context(|| format!("creating {}", output_dir.display()))?;
         let mut opts = self.add_options(output_dir, initial_peers)?;
         opts.disable_upload_torrent = !fetch.upload;
+        opts.disable_trackers = fetch.initial_peers_only;
         opts.line_bytes_per_sec = fetch
             .line_bytes_per_sec
             .and_then(|r| std::num::NonZeroU32::new(r.min(f64::from(u32::MAX)) as u32));

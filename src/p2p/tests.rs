@@ -1184,6 +1184,66 @@ fn peers_found_through_the_torrents_tracker() {
     });
 }
 
+/// A weak line's urgent crumb (`Fetch::initial_peers_only`): the torrent's tracker is
+/// not asked, so a fast seed the tracker knows gives nothing, and the slow initial
+/// peer brings every byte. (librqbit 9.1 read `AddTorrentOptions::disable_trackers`
+/// nowhere: without the patch's line B announces and takes most pieces from A.)
+#[test]
+fn a_download_from_its_initial_peers_only_asks_no_tracker() {
+    let _g = LEAK_LOCK.read().unwrap_or_else(|e| e.into_inner());
+    let dir = TempDir::new("only-initial");
+    run(Duration::from_secs(60), async {
+        let (url, log, task) = fake_tracker().await?;
+        let data = random_bytes(96 * 1024, 14);
+        let t = make_torrent("crumb-14", &data, 16 * 1024, &[url])?;
+        let path = dir.path().join("crumb-14");
+        std::fs::write(&path, &data)?;
+        let a = P2pSession::new(config(&dir.path().join("a"))).await?;
+        let c = upload_limited(&dir.path().join("c"), 64 * 1024).await?;
+        let b = P2pSession::new(config(&dir.path().join("b"))).await?;
+        a.seed(&t, &path, vec![]).await?;
+        c.seed(&t, &path, vec![]).await?;
+        // The tracker knows both seeds before B starts.
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while log.lock().unwrap().len() < 2 {
+            anyhow::ensure!(Instant::now() < deadline, "the seeds never announced");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        let idb = b
+            .download_with(
+                &t.bytes,
+                &dir.path().join("b"),
+                vec![c.listen_addr()],
+                Fetch {
+                    initial_peers_only: true,
+                    ..Default::default()
+                },
+            )
+            .await?;
+        b.wait_finished(idb, Duration::from_secs(30)).await?;
+        assert_eq!(b.read_file(idb).await?, data);
+        let by_peer = b.fetched_by_peer(idb)?;
+        assert_eq!(
+            by_peer.get(&a.listen_addr()).copied().unwrap_or(0),
+            0,
+            "{by_peer:?}"
+        );
+        assert_eq!(
+            by_peer.get(&c.listen_addr()).copied(),
+            Some(data.len() as u64),
+            "{by_peer:?}"
+        );
+        let b_port = format!("port={}", b.listen_port());
+        let log = log.lock().unwrap().clone();
+        assert!(!log.iter().any(|q| q.contains(&b_port)), "{log:?}");
+        for s in [&b, &c, &a] {
+            s.shutdown().await?;
+        }
+        task.abort();
+        Ok(())
+    });
+}
+
 /// librqbit's `tracing` events reach GStreamer's debug log under `crumbs-bittorrent`.
 #[test]
 fn librqbit_logs_reach_the_gstreamer_debug_log() {

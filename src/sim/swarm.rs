@@ -42,6 +42,9 @@ struct Download {
     /// starts the torrent with the super seed alone, and librqbit reserves every
     /// piece on the first connection), or it took over from slow peers.
     super_seed_first: bool,
+    /// The super seed is the only source (the engine's `alone`: crumbsrc starts the
+    /// torrent with the super seed and asks no tracker, `p2p::Fetch::initial_peers_only`).
+    super_seed_only: bool,
 }
 
 /// One piece on its way from `up` to `down`.
@@ -400,6 +403,7 @@ impl Swarm {
                         ready_at: now + self.config.crumb_setup,
                         super_seed,
                         super_seed_first: false,
+                        super_seed_only: false,
                     });
                 }
             }
@@ -412,11 +416,13 @@ impl Swarm {
                 seq,
                 index,
                 take_over,
+                alone,
             } => {
                 let d = &mut self.peers[p as usize].downloads;
                 if let Some(d) = d.iter_mut().find(|d| (d.seq, d.index) == (seq, index)) {
                     d.super_seed = true;
                     d.super_seed_first = take_over || (d.have | d.inflight) == 0;
+                    d.super_seed_only = alone;
                 }
                 if take_over {
                     self.take_over(p, seq, index);
@@ -742,6 +748,8 @@ impl Swarm {
                     let up =
                         if super_seed && d.super_seed_first && self.super_load < self.super_slots {
                             Some(SUPER)
+                        } else if d.super_seed_only {
+                            None
                         } else {
                             self.pick_source(p, &holders, super_seed)
                         };

@@ -1191,6 +1191,11 @@ impl Session {
                     if let Some(custom_trackers) = opts.trackers.clone() {
                         trackers.extend(custom_trackers);
                     }
+                    // crumbs patch: the torrent's own `disable_trackers` was read
+                    // nowhere (only the session's); it now drops the torrent's trackers.
+                    if opts.disable_trackers {
+                        trackers.clear();
+                    }
 
                     InternalAddResult {
                         info_hash: torrent.meta.info_hash,
