@@ -133,7 +133,8 @@ const STALL_FLOOR_RATE: f64 = 32_000.0;
 const URGENT_SHARE: f64 = 0.5;
 
 /// A crumb 1 urgent as it is asked for, on a line that needs more than this share of
-/// |s| for it at R, comes from the super seed alone ([`Action::UseSuperSeed`]'s
+/// |s| for it at the best R the client has seen (its line, not its sources), comes
+/// from the super seed alone ([`Action::UseSuperSeed`]'s
 /// `alone`): such a line (ADSL: 0.7 of |s|) has no room for a piece that comes twice,
 /// and every second source makes one likely (librqbit reserves a small crumb's pieces
 /// on the first peer with a bitfield; a piece taken back from a busy peer has often
@@ -652,6 +653,10 @@ pub struct ClientEngine {
     created_at: u64,
     last_now: u64,
     rate: RateEstimator,
+    /// The highest R a Segment began with: what the line itself can carry, as far as
+    /// this client has seen. R alone also falls when the sources are slow (the
+    /// channel's link full), which says nothing about the line.
+    line_peak: Option<f64>,
     on_demand: bool,
     /// On-demand: the next Segment is not published yet (the viewer caught up with
     /// the live edge): the window is asked for until it is.
@@ -821,6 +826,7 @@ impl ClientEngine {
         }
         ClientEngine {
             rate: RateEstimator::new(config.rate_window),
+            line_peak: None,
             liveness: Liveness::new(config.stall_timeout, true, now),
             config,
             created_at: now,
@@ -1653,7 +1659,13 @@ impl ClientEngine {
         // peer patience (300 ms of a 1.6 s start, swarm bench) before the super seed
         // was asked.
         let urgent = rate.is_none() || Self::urgent(&cur, 0, rate, at);
-        let slow_line = rate.is_some_and(|r| {
+        if let Some(r) = rate {
+            self.line_peak = Some(self.line_peak.map_or(r, |p| p.max(r)));
+        }
+        // Slow by the line's best, not by R now: with the channel's link full every
+        // client's R falls to its share of the super seed, and a cable client whose
+        // crumb 1 then came from the super seed alone lost it (swarm bench, tight).
+        let slow_line = self.line_peak.is_some_and(|r| {
             cur.sizes.first().copied().unwrap_or(0) as f64 * SEC as f64 / r
                 > SOLE_SOURCE_SHARE * duration as f64
         });

@@ -542,6 +542,34 @@ fn a_slow_lines_urgent_crumb_1_comes_from_the_super_seed_alone() {
     assert_eq!(e.stats().sole_source_crumbs, 0);
 }
 
+/// "Slow" is the line's best R, not R now: a client whose R fell to its share of a
+/// busy super seed (the channel's link full) keeps its peers for an urgent crumb 1.
+#[test]
+fn a_line_that_was_fast_keeps_its_peers_when_r_falls() {
+    let mut e = engine(ClientConfig {
+        peer_patience: Some(300 * MS),
+        playout_delay: 0,
+        rate_window: 2 * SEC,
+        ..base()
+    });
+    let segs = (2..=4).map(|q| seg(q, 4 * SEC, &[85_000])).collect();
+    e.on_window(0, &window(segs, Some(2))).unwrap();
+    // Segment 2: no rate yet, urgent, peers kept.
+    assert_eq!(alone_asks(&e.poll_actions(0)), vec![(1, false)]);
+    // 250 kB/s (2 Mbit/s): Segment 3 begins with crumb 1 needing 0.34 s: peers first.
+    let mut total = 0;
+    feed(&mut e, &mut total, 0, SEC, 250_000);
+    assert!(alone_asks(&complete(&mut e, SEC, 2, 1)).is_empty());
+    // Then 32 kB/s until just before Segment 3's deadline (8 s): Segment 4 begins
+    // with 4.1 s left and R = 32 kB/s: urgent (2.7 s), but the line did 250 kB/s.
+    feed(&mut e, &mut total, SEC, 7_900 * MS, 32_000);
+    // (Segment 3's own fallback, its patience over, is not what is looked at.)
+    e.poll_actions(7_900 * MS);
+    let a = complete(&mut e, 7_900 * MS, 3, 1);
+    assert_eq!(alone_asks(&a), vec![(1, false)]);
+    assert_eq!(e.stats().sole_source_crumbs, 0);
+}
+
 /// A client that knows nothing of its line (no rate measured, no `initial-rate`)
 /// asks the super seed for its first crumb 1 at once, beside the peers: its startup
 /// waits on that crumb. Its next Segments go peers first again (R is measured then).
