@@ -576,7 +576,7 @@ pub const CRUMBSRC_STATS: StructDef = StructDef {
         f(
             "sole-source-crumbs",
             U64,
-            "of those, crumbs 1 fetched from the super seed alone (no tracker, no other peer): the line needs more than half of the Segment's duration for one at the measured rate",
+            "of those, crumbs 1 fetched from the super seed alone (no tracker, no other peer): the line needs more than half of the Segment's duration for one at the highest rate it has measured (its line, not its sources)",
         ),
         f(
             "super-seed-take-overs",

@@ -431,7 +431,7 @@ pub struct ClientStats {
     /// Of those, crumbs 1 asked of it at once, too big for the time left at R.
     pub urgent_fallbacks: u64,
     /// Of those, crumbs 1 fetched from the super seed alone (a line that needs over
-    /// half of |s| for one at R, see `SOLE_SOURCE_SHARE`).
+    /// half of |s| for one at the best R it has shown, see `SOLE_SOURCE_SHARE`).
     pub sole_source_crumbs: u64,
     /// Crumbs whose pieces the super seed was told to take over from peers: at the
     /// fallback (a pace well under R) or later, when the crumb stalled (see
@@ -1662,30 +1662,30 @@ impl ClientEngine {
         if let Some(r) = rate {
             self.line_peak = Some(self.line_peak.map_or(r, |p| p.max(r)));
         }
-        // Slow by the line's best, not by R now: with the channel's link full every
-        // client's R falls to its share of the super seed, and a cable client whose
-        // crumb 1 then came from the super seed alone lost it (swarm bench, tight).
-        let slow_line = self.line_peak.is_some_and(|r| {
-            cur.sizes.first().copied().unwrap_or(0) as f64 * SEC as f64 / r
-                > SOLE_SOURCE_SHARE * duration as f64
-        });
         // Only an urgent crumb 1: with time to spare a slow line still fetches from
         // peers first (from the super seed alone every time, the ADSL clients took
         // all their bytes from it and the channel at twice the full quality
-        // delivered 0.39-0.41 of bound against 0.53-0.56; swarm bench).
-        let slow_line = slow_line && urgent;
+        // delivered 0.39-0.41 of bound against 0.53-0.56; swarm bench). Slow by the
+        // line's best, not by R now: with the channel's link full every client's R
+        // falls to its share of the super seed, and a cable client whose crumb 1 then
+        // came from the super seed alone lost it (swarm bench, tight).
+        let alone = urgent
+            && self.line_peak.is_some_and(|r| {
+                cur.sizes.first().copied().unwrap_or(0) as f64 * SEC as f64 / r
+                    > SOLE_SOURCE_SHARE * duration as f64
+            });
         if self.config.peer_patience.is_some() && urgent {
             cur.fell_back[0] = true;
             let clock = self.stall_clock(at);
             cur.progress(0, at, self.bytes_total, clock);
             self.stats.super_seed_fallbacks += 1;
             self.stats.urgent_fallbacks += 1;
-            self.stats.sole_source_crumbs += u64::from(slow_line);
+            self.stats.sole_source_crumbs += u64::from(alone);
             self.actions.push(Action::UseSuperSeed {
                 seq,
                 index: 1,
                 take_over: false,
-                alone: slow_line,
+                alone,
             });
         }
         self.rate.set_active(at, true);
