@@ -62,7 +62,12 @@ fn main() {
                 config.first_crumb_fanout = Some(val().parse().expect("--first-crumb-fanout K"))
             }
             "--enhancement-copies" => {
-                config.enhancement_copies = val().parse().expect("--enhancement-copies K")
+                config.enhancement_copies =
+                    gstcrumbs::core::seed_load::EnhancementCopies::from_property(
+                        val()
+                            .parse()
+                            .expect("--enhancement-copies K (-1 automatic, 0 no limit)"),
+                    )
             }
             "--patience-ms" => {
                 let ms: i64 = val().parse().expect("--patience-ms T (-1: never)");

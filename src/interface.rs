@@ -239,6 +239,11 @@ pub const CRUMBSINK_SEGMENT: StructDef = StructDef {
         f("window-first", U64, "oldest live Segment"),
         f("window-last", U64, "newest live Segment"),
         f("expired", U64Array, "Segments that left the window now"),
+        f(
+            "enhancement-copies",
+            U32,
+            "copies of each enhancement piece the super seed uploads for this Segment (0 = no limit)",
+        ),
     ],
 };
 
@@ -485,6 +490,21 @@ pub const CRUMBSINK_STATS: StructDef = StructDef {
             "super-seed-grants",
             U64,
             "announce replies that named the super seed",
+        ),
+        f(
+            "uplink-variation",
+            F64,
+            "coefficient of variation of the super seed's upload rate over the last 8 s, low on a full link (-1 unknown)",
+        ),
+        f(
+            "uplink-busy",
+            Bool,
+            "the super seed's link is judged the bottleneck (enhancement-copies=-1 limits copies to 1)",
+        ),
+        f(
+            "segments-copies-limited",
+            U64,
+            "Segments published with a limit on each enhancement piece's copies",
         ),
         f("connections-open", U64, "HTTP connections open"),
         f("connections-accepted", U64, "HTTP connections served"),

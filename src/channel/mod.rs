@@ -24,6 +24,7 @@ use crate::core::channel::{ChannelEngine, ChannelEngineConfig, TorrentFile};
 use crate::core::crumb::Crumb;
 use crate::core::feedback::FeedbackConfig;
 use crate::core::scheduler::{PublishedCrumb, PublishedSegment, SchedulerConfig};
+use crate::core::seed_load::EnhancementCopies;
 use crate::core::tracker::TrackerConfig;
 use crate::p2p::{P2pSession, RUNTIME, Seeding, SessionConfig, TorrentId, make_torrent};
 
@@ -53,8 +54,9 @@ pub struct ChannelConfig {
     /// `TrackerConfig::first_crumb_fanout`.
     pub first_crumb_fanout: Option<u32>,
     /// Peers the super seed uploads each piece of an enhancement crumb (crumbs
-    /// 2..=N) to, the first to ask (0 = no limit); crumb 1 is never limited.
-    pub enhancement_copies: u32,
+    /// 2..=N) to, the first to ask: a limit, none, or automatic (one while its link
+    /// is busy, see `core::seed_load`). Crumb 1 is never limited.
+    pub enhancement_copies: EnhancementCopies,
     /// Connection caps and timeouts of the HTTP server.
     pub limits: ServerLimits,
 }
@@ -119,6 +121,10 @@ pub enum PublishError {
     Other(#[from] anyhow::Error),
 }
 
+/// How often the super seed's upload counter is read for `core::seed_load`: a
+/// Segment's burst lasts about a second on a link with room.
+const LOAD_SAMPLE_INTERVAL: Duration = Duration::from_millis(250);
+
 /// Pause before the one retry of a failed crumb write.
 const SPOOL_RETRY_PAUSE: Duration = Duration::from_millis(100);
 
@@ -138,6 +144,9 @@ pub struct PublishOutcome {
     pub window: (u64, u64),
     /// Crumb writes that failed once and worked on the retry, described.
     pub write_retries: Vec<String>,
+    /// Copies of each enhancement piece the super seed uploads for this Segment
+    /// (None = no limit).
+    pub enhancement_copies: Option<u32>,
 }
 
 /// What the HTTP handlers and the element share: the engine behind its lock, the
@@ -209,6 +218,8 @@ impl ChannelStatsHandle {
 /// frees the port and the session (best effort).
 pub struct Channel {
     shared: Arc<Shared>,
+    /// The task that reads the super seed's upload counter (aborted at stop).
+    load_sampler: tokio::task::AbortHandle,
     session: Arc<P2pSession>,
     connections: Arc<server::ConnectionStats>,
     /// Its place on the HTTP server it shares with the process's other channels of
@@ -328,6 +339,7 @@ impl Channel {
                 std::process::id(),
                 crate::spool::unique(),
             )),
+            enhancement_copies: config.enhancement_copies,
             ..Default::default()
         });
         engine.set_tracker_url(tracker_url);
@@ -343,8 +355,10 @@ impl Channel {
         });
         let connections = membership.connections();
         membership.serve(shared.clone());
+        let load_sampler = tokio::spawn(Self::sample_load(Arc::downgrade(&shared))).abort_handle();
         Ok(Channel {
             shared,
+            load_sampler,
             session,
             connections,
             membership: Some(membership),
@@ -354,6 +368,22 @@ impl Channel {
             config,
             seeded: HashMap::new(),
         })
+    }
+
+    /// Feeds the engine the super seed's upload counter every
+    /// [`LOAD_SAMPLE_INTERVAL`] while the channel lives.
+    async fn sample_load(shared: std::sync::Weak<Shared>) {
+        let mut tick = tokio::time::interval(LOAD_SAMPLE_INTERVAL);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tick.tick().await;
+            let Some(shared) = shared.upgrade() else {
+                return;
+            };
+            let uploaded = shared.session.total_uploaded();
+            let now = shared.now();
+            shared.engine().note_uploaded(now, uploaded);
+        }
     }
 
     /// The URL clients join: `http://ADDRESS:PORT/CHANNEL`.
@@ -460,14 +490,18 @@ impl Channel {
         let hashes: Vec<[u8; 20]> = torrents.iter().map(|t| t.info_hash).collect();
         // Tracked before seeded: the super seed announces each crumb as it adds it.
         self.shared.engine().prepare(&hashes);
+        let enhancement_copies = self
+            .shared
+            .engine()
+            .enhancement_copies()
+            .map(|k| k as usize);
         for ((c, (_, path)), torrent) in crumbs.iter().zip(&files).zip(&torrents) {
             // Crumb 1 is every viewer's continuity: it goes to whoever asks (limited,
             // the swarm bench's main run fell to 0.34 continuity) and ahead of the
             // enhancement crumbs under `max-upload-rate`. An enhancement crumb's
             // pieces may leave the channel a bounded number of times.
             let base = c.crumb.index == 1;
-            let copies = (!base && self.config.enhancement_copies > 0)
-                .then_some(self.config.enhancement_copies as usize);
+            let copies = (!base).then_some(enhancement_copies).flatten();
             let seeding = self.session.seed_with(
                 torrent,
                 path,
@@ -564,6 +598,7 @@ impl Channel {
             expired: outcome.expired.iter().map(|e| e.seq).collect(),
             window: outcome.window,
             write_retries,
+            enhancement_copies: enhancement_copies.map(|k| k as u32),
         })
     }
 
@@ -583,6 +618,7 @@ impl Channel {
     }
 
     fn shutdown(&mut self) -> anyhow::Result<()> {
+        self.load_sampler.abort();
         // Leaves the HTTP server (stopping it when this was its last channel).
         drop(self.membership.take());
         let res = RUNTIME.block_on(self.session.shutdown());

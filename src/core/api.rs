@@ -119,6 +119,17 @@ pub struct StatsDoc {
     pub last_rho: Option<f64>,
     pub last_rho_seq: Option<u64>,
     pub torrents_seeded: usize,
+    /// The coefficient of variation of the super seed's upload rate over the last
+    /// 8 s (`core::seed_load`: low on a full link); None until known.
+    #[serde(default)]
+    pub uplink_variation: Option<f64>,
+    /// The super seed's link is judged the bottleneck (`core::seed_load`).
+    #[serde(default)]
+    pub uplink_busy: bool,
+    /// Segments published with a limit on the copies of each enhancement piece
+    /// (`enhancement-copies`: set, or automatic while the link is busy).
+    #[serde(default)]
+    pub segments_copies_limited: u64,
 }
 
 /// `GET /channels`: the channels this HTTP server serves (several crumbsink elements

@@ -27,6 +27,7 @@ use super::api::{
 };
 use super::feedback::{Feedback, FeedbackConfig, FeedbackError, Voter};
 use super::scheduler::{Expired, PublishedSegment, ScheduleError, Scheduler, SchedulerConfig};
+use super::seed_load::{EnhancementCopies, SeedLoad};
 use super::tracker::{AnnounceRequest, Event, Strength, Tracker, TrackerConfig, TrackerError};
 
 /// Settings of a channel engine.
@@ -44,6 +45,10 @@ pub struct ChannelEngineConfig {
     /// This run of the channel (`WindowDoc::epoch`, see `api::channel_epoch`): a
     /// client that sees it change knows the channel restarted.
     pub epoch: Option<u64>,
+    /// Copies of each enhancement piece the super seed uploads (crumbsink's
+    /// `enhancement-copies`, no limit by default); [`EnhancementCopies::Auto`] limits
+    /// them to one while the super seed's link is busy ([`SeedLoad`]).
+    pub enhancement_copies: EnhancementCopies,
 }
 
 impl Default for ChannelEngineConfig {
@@ -55,6 +60,7 @@ impl Default for ChannelEngineConfig {
             tracker: TrackerConfig::default(),
             max_audience: 100_000,
             epoch: None,
+            enhancement_copies: EnhancementCopies::Unlimited,
         }
     }
 }
@@ -149,6 +155,8 @@ pub struct ChannelEngine {
     /// When the audience was last swept of expired members.
     audience_swept: u64,
     stats: StatsDoc,
+    /// How busy the super seed's link is (fed by [`ChannelEngine::note_uploaded`]).
+    seed_load: SeedLoad,
     /// The super seed's peer id (not a viewer).
     super_seed_id: Option<[u8; 20]>,
     /// The status page's per-Segment history, oldest first.
@@ -176,6 +184,7 @@ impl ChannelEngine {
             history: VecDeque::new(),
             last_reports: HashMap::new(),
             max_duration: None,
+            seed_load: SeedLoad::new(),
             stats: StatsDoc {
                 channel: config.name.clone(),
                 ..Default::default()
@@ -512,7 +521,23 @@ impl ChannelEngine {
         st.peers_known = self.tracker.peers_known(now);
         st.super_seed_grants = self.tracker.super_seed_grants();
         st.clients_reporting = self.feedback.clients_reporting(&self.scheduler);
+        st.uplink_variation = self.seed_load.variation();
+        st.uplink_busy = self.seed_load.busy();
         st
+    }
+
+    /// The super seed's upload total at `now`, read every few hundred ms: how busy its
+    /// link is decides [`Self::enhancement_copies`] under `EnhancementCopies::Auto`.
+    pub fn note_uploaded(&mut self, now: u64, uploaded: u64) {
+        self.seed_load.on_sample(now, uploaded);
+    }
+
+    /// Copies of each enhancement piece the super seed may upload for a Segment
+    /// published now (None = no limit); counted in the statistics.
+    pub fn enhancement_copies(&mut self) -> Option<u32> {
+        let copies = self.config.enhancement_copies.for_segment(&self.seed_load);
+        self.stats.segments_copies_limited += u64::from(copies.is_some());
+        copies
     }
 
     /// What the IO side knows of Segment `seq` just published: |G| (from its crumbs)

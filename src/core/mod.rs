@@ -19,6 +19,7 @@ pub mod playout;
 pub mod rate;
 pub mod reassembly;
 pub mod scheduler;
+pub mod seed_load;
 pub mod segmenter;
 pub mod spool;
 pub mod time;

@@ -17,6 +17,7 @@ use crate::channel::{
     ServerLimits,
 };
 use crate::core::crumb::Crumb;
+use crate::core::seed_load::EnhancementCopies;
 use crate::properties;
 
 static CAT: LazyLock<gst::DebugCategory> = LazyLock::new(|| {
@@ -39,7 +40,11 @@ const DEFAULT_TRACKER_INTERVAL: u32 = 15;
 const DEFAULT_SUPER_SEED_FANOUT: u32 = 1;
 /// -1: crumb 1 follows `super-seed-fanout`.
 const DEFAULT_FIRST_CRUMB_FANOUT: i32 = -1;
-const DEFAULT_ENHANCEMENT_COPIES: u32 = 0;
+/// No limit. -1 (automatic, one copy while the super seed's link is busy,
+/// `core::seed_load`) is not the default: on the swarm bench's tight channel it switched
+/// to one copy after five Segments and did no better than no limit (docs/swarm.md,
+/// eighteenth round).
+const DEFAULT_ENHANCEMENT_COPIES: i32 = 0;
 const DEFAULT_HEADER_TIMEOUT_MS: u32 = 10_000;
 const DEFAULT_IDLE_TIMEOUT_MS: u32 = 30_000;
 /// Well below the common 1,024 file descriptors a process may hold: crumb files,
@@ -65,7 +70,7 @@ struct Settings {
     tracker_interval: u32,
     super_seed_fanout: u32,
     first_crumb_fanout: i32,
-    enhancement_copies: u32,
+    enhancement_copies: i32,
     header_timeout_ms: u32,
     idle_timeout_ms: u32,
     max_connections: u32,
@@ -117,6 +122,8 @@ struct State {
     write_failures: u64,
     write_failures_in_a_row: u32,
     last_rho: Option<f64>,
+    /// The copies limit of the last Segment published (logged when it changes).
+    last_enhancement_copies: Option<Option<u32>>,
 }
 
 #[derive(Default)]
@@ -160,7 +167,7 @@ impl CrumbSink {
             tracker_interval: s.tracker_interval,
             super_seed_fanout: s.super_seed_fanout,
             first_crumb_fanout: u32::try_from(s.first_crumb_fanout).ok(),
-            enhancement_copies: s.enhancement_copies,
+            enhancement_copies: EnhancementCopies::from_property(s.enhancement_copies),
             limits: ServerLimits {
                 header_timeout: std::time::Duration::from_millis(s.header_timeout_ms as u64),
                 idle_timeout: std::time::Duration::from_millis(s.idle_timeout_ms as u64),
@@ -300,12 +307,32 @@ impl CrumbSink {
                     .field("window-first", outcome.window.0)
                     .field("window-last", outcome.window.1)
                     .field("expired", gst::Array::new(outcome.expired.iter().copied()))
+                    .field(
+                        "enhancement-copies",
+                        outcome.enhancement_copies.unwrap_or(0),
+                    )
                     .build(),
             ),
         )
         .src(&*self.obj())
         .build();
         let _ = self.obj().post_message(msg);
+        let copies = outcome.enhancement_copies;
+        let before = self
+            .state
+            .lock()
+            .unwrap()
+            .last_enhancement_copies
+            .replace(copies);
+        if before.unwrap_or(None) != copies {
+            gst::info!(
+                CAT,
+                imp = self,
+                "Segment {}: copies of each enhancement piece from the super seed {}",
+                outcome.seq,
+                copies.map_or("unlimited".to_owned(), |k| format!("limited to {k}"))
+            );
+        }
         if let Some((rseq, r)) = rho {
             gst::debug!(
                 CAT,
@@ -353,6 +380,9 @@ impl CrumbSink {
                 .field("torrents-seeded", s.torrents_seeded as u64)
                 .field("last-rho", s.last_rho.unwrap_or(-1.0))
                 .field("super-seed-grants", s.super_seed_grants)
+                .field("uplink-variation", s.uplink_variation.unwrap_or(-1.0))
+                .field("uplink-busy", s.uplink_busy)
+                .field("segments-copies-limited", s.segments_copies_limited)
                 .field("connections-open", c.open)
                 .field("connections-accepted", c.accepted)
                 .field("connections-refused", c.refused)
@@ -460,9 +490,10 @@ impl ObjectImpl for CrumbSink {
                     .default_value(DEFAULT_FIRST_CRUMB_FANOUT)
                     .mutable_ready()
                     .build(),
-                glib::ParamSpecUInt::builder("enhancement-copies")
+                glib::ParamSpecInt::builder("enhancement-copies")
                     .nick("Enhancement copies")
-                    .blurb("Peers the super seed uploads each piece of an enhancement crumb (crumbs 2..N) to: the first to ask get it, a request from any other peer closes its connection and it takes the piece from those peers. Bounds the channel's upload per published byte: 1 suits a channel whose upload is under about three times the stream's full rate. Crumb 1 is never limited. 0 = no limit")
+                    .blurb("Peers the super seed uploads each piece of an enhancement crumb (crumbs 2..N) to: the first to ask get it, a request from any other peer closes its connection and it takes the piece from those peers. Bounds the channel's upload per published byte: 1 suits a channel whose upload is the bottleneck (stats uplink-busy). Crumb 1 is never limited. 0 = no limit. -1 = automatic: 1 for each Segment published while the super seed's link is busy (its upload steady over the last 8 s: rate variation at most 0.9, until it reaches 1.3; links under about 2 Mbit/s are not judged), no limit otherwise")
+                    .minimum(-1)
                     .maximum(10_000)
                     .default_value(DEFAULT_ENHANCEMENT_COPIES)
                     .mutable_ready()

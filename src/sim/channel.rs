@@ -12,6 +12,7 @@ use crate::core::api::WindowDoc;
 use crate::core::channel::{ChannelEngine, ChannelEngineConfig, TorrentFile};
 use crate::core::feedback::Report;
 use crate::core::scheduler::{PublishedCrumb, PublishedSegment};
+use crate::core::seed_load::EnhancementCopies;
 use crate::core::tracker::{AnnounceRequest, Event};
 
 /// A live crumb: its size and, per piece, the peers holding that piece (the super seed
@@ -27,6 +28,9 @@ pub struct CrumbState {
     pub downloaders: u32,
     /// Per piece, the transfers the super seed started (`enhancement_copies`).
     pub super_copies: Vec<u32>,
+    /// The super seed serves each piece at most this many times (None: no limit),
+    /// as the channel engine said when the Segment was published.
+    pub copies: Option<u32>,
 }
 
 /// What a published Segment was: when its capture started, how long it is, and its
@@ -51,6 +55,10 @@ pub struct Channel {
     pub reports_accepted: u64,
     pub reports_rejected: u64,
     pub rhos: Vec<(u64, f64)>,
+    /// Segments published with a limit on enhancement copies.
+    pub copies_limited: u64,
+    /// When the engine was last given the super seed's upload total (ns).
+    load_fed: Option<u64>,
 }
 
 fn info_hash(seq: u64, index: u16) -> [u8; 20] {
@@ -59,6 +67,10 @@ fn info_hash(seq: u64, index: u16) -> [u8; 20] {
     h[8..10].copy_from_slice(&index.to_be_bytes());
     h
 }
+
+/// How often the engine is given the super seed's upload total (ns), as crumbsink's
+/// sampler reads it.
+const LOAD_SAMPLE_INTERVAL: u64 = 250_000_000;
 
 /// Peer `p`'s address (a virtual one: nothing is sent) and peer id.
 pub fn peer_address(p: u32) -> (IpAddr, [u8; 20]) {
@@ -69,10 +81,16 @@ pub fn peer_address(p: u32) -> (IpAddr, [u8; 20]) {
 }
 
 impl Channel {
-    pub fn new(sizes: Vec<u64>, piece_size: u64, duration: u64) -> Self {
+    pub fn new(
+        sizes: Vec<u64>,
+        piece_size: u64,
+        duration: u64,
+        enhancement_copies: EnhancementCopies,
+    ) -> Self {
         Channel {
             engine: ChannelEngine::new(ChannelEngineConfig {
                 name: "sim".into(),
+                enhancement_copies,
                 ..Default::default()
             }),
             window: None,
@@ -85,7 +103,22 @@ impl Channel {
             reports_accepted: 0,
             reports_rejected: 0,
             rhos: Vec::new(),
+            copies_limited: 0,
+            load_fed: None,
         }
+    }
+
+    /// The super seed's upload total at `now`, given to the engine as crumbsink's
+    /// sampler does: every 250 ms.
+    pub fn note_uploaded(&mut self, now: u64, uploaded: f64) {
+        if self
+            .load_fed
+            .is_some_and(|t| now < t.saturating_add(LOAD_SAMPLE_INTERVAL))
+        {
+            return;
+        }
+        self.load_fed = Some(now);
+        self.engine.note_uploaded(now, uploaded as u64);
     }
 
     /// How long a Segment can be, ns (the window's `max_duration`), as the segmenter
@@ -123,6 +156,8 @@ impl Channel {
                 piece_length: self.piece_size as u32,
             })
             .collect();
+        let copies = self.engine.enhancement_copies();
+        self.copies_limited += u64::from(copies.is_some());
         for c in &crumbs {
             let holders = vec![Vec::new(); self.pieces(c.size)];
             let super_copies = vec![0; holders.len()];
@@ -135,6 +170,7 @@ impl Channel {
                     strong_granted: 0,
                     downloaders: 0,
                     super_copies,
+                    copies: (c.index > 1).then_some(copies).flatten(),
                 },
             );
         }

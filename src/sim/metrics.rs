@@ -181,6 +181,9 @@ pub struct SimResult {
     pub latency_s: f64,
     pub quality_switches_per_client: f64,
     pub segments_published: u64,
+    /// Segments whose enhancement pieces the super seed uploaded a limited number of
+    /// times (`enhancement_copies`, automatic: while its link was busy).
+    pub segments_copies_limited: u64,
     pub crumbs_per_segment: usize,
     pub reports_accepted: u64,
     pub reports_rejected: u64,

@@ -115,7 +115,12 @@ const SUPER: u32 = u32::MAX;
 impl Swarm {
     pub fn new(config: SimConfig) -> Self {
         let sizes = config.crumb_sizes();
-        let mut channel = Channel::new(sizes, config.piece_size, config.segment_duration);
+        let mut channel = Channel::new(
+            sizes,
+            config.piece_size,
+            config.segment_duration,
+            config.enhancement_copies,
+        );
         // The window's `max_duration`, as svcsegmenter answers it: |Gmax| GOPs.
         channel.set_max_duration(config.gop_loop.as_ref().map(|g| {
             let max = g.segmenter.max_gops.max(g.segmenter.min_gops);
@@ -656,6 +661,7 @@ impl Swarm {
             bins.resize(bin + 1, 0.0);
         }
         bins[bin] += (self.super_uploaded - super_before) * 8.0 / 1000.0;
+        self.channel.note_uploaded(now, self.super_uploaded);
         // 4. Pieces and crumbs done; engines learn at the end of the step.
         let at = now;
         let mut crumbs_done: Vec<(u32, u64, u16)> = Vec::new();
@@ -742,9 +748,8 @@ impl Swarm {
                     let holders = std::mem::take(&mut crumb.holders[i]);
                     // `enhancement-copies`: an enhancement piece's copies from the
                     // super seed are counted; past the limit only peers serve it.
-                    let copies = self.config.enhancement_copies;
-                    let limited = d.index > 1 && copies > 0;
-                    let super_seed = d.super_seed && !(limited && crumb.super_copies[i] >= copies);
+                    let used_up = crumb.copies.is_some_and(|k| crumb.super_copies[i] >= k);
+                    let super_seed = d.super_seed && !used_up;
                     let up =
                         if super_seed && d.super_seed_first && self.super_load < self.super_slots {
                             Some(SUPER)

@@ -1,5 +1,6 @@
 // SPDX-License-Identifier: MPL-2.0
 use super::*;
+use crate::core::seed_load::EnhancementCopies;
 
 fn small(seed: u64) -> SimConfig {
     let mut c = SimConfig::paper(20);
@@ -128,18 +129,34 @@ fn the_gop_loop_grows_segments_with_rho() {
 fn enhancement_copies_bound_the_super_seeds_share() {
     // A channel of twice the stream's full rate: each enhancement piece served once by
     // the super seed leaves the rest to the peers, and crumb 1 still reaches everyone.
-    let tight = |copies: u32| {
+    let tight = |copies: EnhancementCopies| {
         let mut c = small(11);
         c.super_seed_kbps = 2.0 * c.layers_kbps.iter().sum::<f64>();
         c.enhancement_copies = copies;
         run(c)
     };
-    let (free, one) = (tight(0), tight(1));
+    let (free, one) = (
+        tight(EnhancementCopies::Unlimited),
+        tight(EnhancementCopies::Limit(1)),
+    );
     assert!(
         one.super_seed_share < free.super_seed_share,
         "{one:#?} {free:#?}"
     );
     assert!(one.continuity >= 0.95, "{one:#?}");
+}
+
+/// `EnhancementCopies::Auto` runs the channel engine's rule on the simulated super
+/// seed's upload: a channel of twice the full rate is busy and limits copies.
+#[test]
+fn automatic_copies_limit_a_busy_super_seed() {
+    let mut c = small(11);
+    c.super_seed_kbps = 2.0 * c.layers_kbps.iter().sum::<f64>();
+    c.enhancement_copies = EnhancementCopies::Auto;
+    let auto = run(c.clone());
+    assert!(auto.segments_copies_limited > 0, "{auto:#?}");
+    c.enhancement_copies = EnhancementCopies::Unlimited;
+    assert_eq!(run(c).segments_copies_limited, 0);
 }
 
 /// `profile_order` gives peer i the profile its bench client had, whatever the
