@@ -19,12 +19,12 @@
 //! Why it matters: where the channel's link is the bottleneck, every second copy of
 //! an enhancement piece it sends is time the first copy of another piece waits for
 //! (the channel at twice the full quality, N = 20: 0.49-0.57 of bound with no limit,
-//! 0.54-0.67 with one copy per enhancement piece from the start); where it has room,
-//! one copy makes the fast clients wait for peers (0.73-0.76 against 0.78-0.80). The
-//! rule sees the tight channel busy from its fifth or sixth Segment and never the
-//! roomy one, but switching there did no better than no limit yet (0.49-0.57, four
-//! runs), so crumbsink's default stays no limit and the figures are the operator's
-//! (stats `uplink-busy`). docs/swarm.md, eighteenth round.
+//! 0.54-0.70, mean 0.65, with one copy per enhancement piece from the start); where it
+//! has room, one copy makes the fast clients wait for peers (0.70-0.76 against
+//! 0.78-0.81). The rule sees the tight channel busy from its fifth or sixth Segment
+//! and never the roomy one, but switching there kept little of the gain (0.50-0.63,
+//! mean 0.56, four runs), so crumbsink's default stays no limit and the figures are
+//! the operator's (stats `uplink-busy`). docs/swarm.md, eighteenth round.
 
 use std::collections::VecDeque;
 

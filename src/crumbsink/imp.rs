@@ -42,8 +42,8 @@ const DEFAULT_SUPER_SEED_FANOUT: u32 = 1;
 const DEFAULT_FIRST_CRUMB_FANOUT: i32 = -1;
 /// No limit. -1 (automatic, one copy while the super seed's link is busy,
 /// `core::seed_load`) is not the default: on the swarm bench's tight channel it switched
-/// to one copy after five Segments and did no better than no limit (docs/swarm.md,
-/// eighteenth round).
+/// to one copy after five Segments and kept little of what one copy from the start
+/// gains (docs/swarm.md, eighteenth round).
 const DEFAULT_ENHANCEMENT_COPIES: i32 = 0;
 const DEFAULT_HEADER_TIMEOUT_MS: u32 = 10_000;
 const DEFAULT_IDLE_TIMEOUT_MS: u32 = 30_000;
