@@ -122,8 +122,9 @@ struct State {
     write_failures: u64,
     write_failures_in_a_row: u32,
     last_rho: Option<f64>,
-    /// The copies limit of the last Segment published (logged when it changes).
-    last_enhancement_copies: Option<Option<u32>>,
+    /// The copies limit of the last Segment published (None: no limit; logged when
+    /// it changes).
+    last_enhancement_copies: Option<u32>,
 }
 
 #[derive(Default)]
@@ -318,13 +319,11 @@ impl CrumbSink {
         .build();
         let _ = self.obj().post_message(msg);
         let copies = outcome.enhancement_copies;
-        let before = self
-            .state
-            .lock()
-            .unwrap()
-            .last_enhancement_copies
-            .replace(copies);
-        if before.unwrap_or(None) != copies {
+        let before = std::mem::replace(
+            &mut self.state.lock().unwrap().last_enhancement_copies,
+            copies,
+        );
+        if before != copies {
             gst::info!(
                 CAT,
                 imp = self,

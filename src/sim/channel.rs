@@ -55,8 +55,6 @@ pub struct Channel {
     pub reports_accepted: u64,
     pub reports_rejected: u64,
     pub rhos: Vec<(u64, f64)>,
-    /// Segments published with a limit on enhancement copies.
-    pub copies_limited: u64,
     /// When the engine was last given the super seed's upload total (ns).
     load_fed: Option<u64>,
 }
@@ -103,7 +101,6 @@ impl Channel {
             reports_accepted: 0,
             reports_rejected: 0,
             rhos: Vec::new(),
-            copies_limited: 0,
             load_fed: None,
         }
     }
@@ -157,7 +154,6 @@ impl Channel {
             })
             .collect();
         let copies = self.engine.enhancement_copies();
-        self.copies_limited += u64::from(copies.is_some());
         for c in &crumbs {
             let holders = vec![Vec::new(); self.pieces(c.size)];
             let super_copies = vec![0; holders.len()];

@@ -108,7 +108,13 @@ fn measure(s: &Swarm) -> SimResult {
         latency_s: all.latency_s,
         quality_switches_per_client: all.quality_switches_per_client,
         segments_published: s.channel.published,
-        segments_copies_limited: s.channel.copies_limited,
+        // The engine counts them (crumbsink's `segments-copies-limited`); the counter
+        // does not depend on the time asked.
+        segments_copies_limited: s
+            .channel
+            .engine
+            .stats(c.seconds.saturating_mul(config::SEC))
+            .segments_copies_limited,
         crumbs_per_segment: s.channel.sizes.len(),
         reports_accepted: s.channel.reports_accepted,
         reports_rejected: s.channel.reports_rejected,
