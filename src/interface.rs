@@ -276,7 +276,21 @@ pub const CRUMBSRC_SEGMENT: StructDef = StructDef {
             U64,
             "bytes of this Segment fetched from other clients",
         ),
-        f("bytes-output", U64, "bytes of the crumbs output (1..d)"),
+        f(
+            "bytes-output",
+            U64,
+            "bytes of the crumbs output (1..d, and what was used of the tail crumb)",
+        ),
+        f(
+            "tail-crumb",
+            U32,
+            "the tail crumb output after crumbs 1..d, in part (its verified pieces from its start; d+1), 0 = none",
+        ),
+        f(
+            "tail-bytes",
+            U64,
+            "bytes of the tail crumb output (whole access units of its verified pieces)",
+        ),
         f("duration", U64, "playback duration |s| (ns; 0 = unknown)"),
         f(
             "deadline-margin",
@@ -499,7 +513,7 @@ pub const CRUMBSINK_STATS: StructDef = StructDef {
         f(
             "uplink-busy",
             Bool,
-            "the super seed's link is judged the bottleneck (enhancement-copies=-1 limits copies to 1)",
+            "the super seed's link is judged the bottleneck, or presumed so until 8 s of its upload are known (enhancement-copies=-1 limits copies to 1)",
         ),
         f(
             "segments-copies-limited",
@@ -607,6 +621,21 @@ pub const CRUMBSRC_STATS: StructDef = StructDef {
             "crumbs-filled",
             U64,
             "crumbs added to a Segment's d while it was fetched, from peers alone, when its duration had time to spare at the measured rate (adaptation=rate)",
+        ),
+        f(
+            "tail-crumbs",
+            U64,
+            "tail crumbs asked for (tail-crumb=true): crumb d+1 fetched from peers at the live edge with the time left once crumbs 1..d were in",
+        ),
+        f(
+            "tail-crumbs-whole",
+            U64,
+            "of those, the ones that arrived whole before their Segment was done (the next crumb was then the tail)",
+        ),
+        f(
+            "tail-bytes",
+            U64,
+            "bytes of tail crumbs output in part (whole access units of their verified pieces)",
         ),
         f(
             "channel-restarts",

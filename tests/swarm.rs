@@ -300,3 +300,80 @@ fn relay_and_on_demand() {
         p.pipeline.set_state(gst::State::Null).unwrap();
     }
 }
+
+/// The tail crumb (crumbsrc `tail-crumb`, issue 9, nineteenth round): a client whose
+/// link carries only part of a Segment fetches the next crumb beyond D in the time
+/// its link would idle at the live edge, and what its verified pieces hold from its
+/// start goes through reassembly into a real decoder: no error, no Segment lost.
+#[test]
+fn a_tail_crumb_reaches_the_decoder() {
+    // About 4.3 Mbit/s in 2 s Segments, enhancement crumbs of at most 128 KiB (eight
+    // pieces): at 100 KiB/s one does not fit whole in what crumb 1 leaves of |s|.
+    let channel = Peer::start(
+        "videotestsrc is-live=true pattern=snow ! video/x-raw,width=320,height=240,framerate=30/1 \
+         ! svcvp8enc keyframe-max-dist=30 layer-bitrates=<256,1024,3072> \
+         ! svcsegmenter min-gops=2 max-gops=2 max-crumb-size=131072 \
+         ! crumbsink name=ch window=6 tracker-interval=1",
+    );
+    let url = channel_url(&channel);
+    // 100 KiB/s: crumb 1 of each Segment, then idle at the live edge.
+    let client = Peer::start(&format!(
+        "crumbsrc name=c location={url} start-offset=0 max-download-rate=102400 \
+         ! vp8dec ! fakesink sync=false"
+    ));
+    let tails = |p: &Peer| -> Vec<gst::Structure> {
+        p.named("crumbsrc-segment")
+            .into_iter()
+            .filter(|r| u(r, "tail-bytes") > 0)
+            .collect()
+    };
+    let end = std::time::Instant::now() + Duration::from_secs(90);
+    while tails(&client).len() < 2 {
+        assert!(
+            std::time::Instant::now() < end,
+            "no tail crumb output in 90 s: {:?}",
+            client
+                .pipeline
+                .by_name("c")
+                .unwrap()
+                .property::<gst::Structure>("stats")
+        );
+        channel.assert_no_error();
+        client.assert_no_error();
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    // Two more Segments decoded after it.
+    let n = client.named("crumbsrc-segment").len();
+    while client.named("crumbsrc-segment").len() < n + 2 {
+        assert!(std::time::Instant::now() < end, "the client stopped");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    channel.assert_no_error();
+    client.assert_no_error();
+    for t in tails(&client) {
+        // Crumb d+1, in part: more than its header, less than the whole crumb.
+        assert_eq!(u(&t, "tail-crumb"), u(&t, "d") + 1, "{t:?}");
+        assert!(t.get::<bool>("success").unwrap(), "{t:?}");
+        assert!(
+            u(&t, "tail-bytes") > 56 && u(&t, "tail-bytes") < 131072 + 2048,
+            "{t:?}"
+        );
+    }
+    let recs = client.named("crumbsrc-segment");
+    let failed = recs
+        .iter()
+        .filter(|r| !r.get::<bool>("skipped").unwrap() && !r.get::<bool>("success").unwrap())
+        .count();
+    assert_eq!(failed, 0, "{recs:?}");
+    let stats = client
+        .pipeline
+        .by_name("c")
+        .unwrap()
+        .property::<gst::Structure>("stats");
+    eprintln!("{stats:?}");
+    assert!(
+        u(&stats, "tail-bytes") > 0 && u(&stats, "tail-crumbs") >= 2,
+        "{stats:?}"
+    );
+    assert_eq!(u(&stats, "crumbs-malformed"), 0, "{stats:?}");
+}

@@ -76,8 +76,10 @@ pub enum ClientEvent {
         record: SegmentRecord,
         bytes_from_super_seed: u64,
         bytes_from_peers: u64,
-        /// Bytes of the crumbs output (1..=d).
+        /// Bytes of the crumbs output (1..=d, and of the tail crumb the bytes used).
         bytes_output: u64,
+        /// Of those, the tail crumb's (`ClientConfig::tail_crumb`).
+        tail_bytes: u64,
         /// |s| in ns (0 when the Segment's document never arrived).
         duration: u64,
     },
@@ -124,6 +126,8 @@ pub struct ClientTotals {
     /// bytes fetched twice or a request cancelled.
     pub pieces_stolen: u64,
     pub crumbs_malformed: u64,
+    /// Bytes of tail crumbs output (`ClientConfig::tail_crumb`).
+    pub tail_bytes: u64,
     pub torrents_seeding: usize,
     /// The upload limit in force, bytes/s (None: unlimited).
     pub upload_limit: Option<u32>,
@@ -828,6 +832,7 @@ impl Runner {
                 }
                 self.count_sources(from_seed, from_peers);
                 let mut outputs = Vec::new();
+                let mut read = 0;
                 for index in 1..=d {
                     let Some(id) = self.active.get(&(seq, index)).copied() else {
                         break;
@@ -838,7 +843,8 @@ impl Runner {
                     };
                     match Crumb::decode(&bytes) {
                         Ok(c) if c.segment.seq == seq && c.index == index => {
-                            outputs.extend(self.reassembler.push(c))
+                            outputs.extend(self.reassembler.push(c));
+                            read = index;
                         }
                         _ => {
                             // Piece hashes passed but the crumb is bad: the channel sent it
@@ -848,6 +854,10 @@ impl Runner {
                         }
                     }
                 }
+                let tail_bytes = match record.tail.filter(|&t| read > 0 && t == read + 1) {
+                    Some(t) => self.read_tail(seq, t, &mut outputs).await,
+                    None => 0,
+                };
                 outputs.extend(self.reassembler.finish());
                 if let (false, Some(plays)) = (outputs.is_empty(), record.plays_at) {
                     // When the engine plans it to play: the player anchors it there
@@ -860,13 +870,13 @@ impl Runner {
                     let _ = self.tx.send(ClientEvent::Output(o));
                 }
                 let (bytes_output, duration) = self.docs.get(&seq).map_or((0, 0), |doc| {
-                    let bytes = doc
+                    let bytes: u64 = doc
                         .crumbs
                         .iter()
                         .filter(|c| c.index <= record.d)
                         .map(|c| c.size)
                         .sum();
-                    (bytes, doc.duration)
+                    (bytes + tail_bytes, doc.duration)
                 });
                 if self.weak_line() {
                     self.stop_seeding(seq).await;
@@ -876,6 +886,7 @@ impl Runner {
                     bytes_from_super_seed: from_seed,
                     bytes_from_peers: from_peers,
                     bytes_output,
+                    tail_bytes,
                     duration,
                 });
             }
@@ -909,6 +920,45 @@ impl Runner {
             }
         }
         Ok(())
+    }
+
+    /// Crumb `index` of Segment `seq`, the tail crumb (`ClientConfig::tail_crumb`):
+    /// what its verified pieces hold from its start, as far as it decodes, goes to
+    /// reassembly after crumbs 1..index-1. Returns the crumb's bytes used (0: none).
+    async fn read_tail(&mut self, seq: u64, index: u16, outputs: &mut Vec<Output>) -> u64 {
+        let Some(id) = self.active.get(&(seq, index)).copied() else {
+            return 0;
+        };
+        let bytes = match self.session.read_verified_prefix(id).await {
+            Ok(b) if !b.is_empty() => b,
+            Ok(_) => return 0,
+            Err(e) => {
+                gst::debug!(crate::client::CAT, "tail crumb {index} of {seq}: {e:#}");
+                return 0;
+            }
+        };
+        match Crumb::decode_prefix(&bytes) {
+            Ok((c, used)) if c.segment.seq == seq && c.index == index => {
+                gst::debug!(
+                    crate::client::CAT,
+                    "tail crumb {index} of Segment {seq}: {} units, {used} of {} verified bytes",
+                    c.units.len(),
+                    bytes.len()
+                );
+                if c.units.is_empty() {
+                    return 0;
+                }
+                outputs.extend(self.reassembler.push(c));
+                self.totals.lock().unwrap().tail_bytes += used as u64;
+                used as u64
+            }
+            // The pieces passed their hashes, so the channel sent a bad crumb: as for
+            // a whole one, never downstream.
+            _ => {
+                self.totals.lock().unwrap().crumbs_malformed += 1;
+                0
+            }
+        }
     }
 
     /// Drops everything of the run (or channel) followed: its numbers may come back

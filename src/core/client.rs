@@ -216,6 +216,12 @@ pub struct ClientConfig {
     /// much closer to live; the channel's offset is what keeps a joiner on Segments
     /// peers already hold (docs/swarm.md). `None`: the channel's start index.
     pub start_offset: Option<u64>,
+    /// The tail crumb (crumbsrc's `tail-crumb`): at the live edge, once crumbs 1..=D
+    /// are in and the next Segment is not out yet, crumb D + 1 is fetched with the
+    /// time left, and what its verified pieces hold from its start is output after
+    /// crumbs 1..=D ([`SegmentRecord::tail`]). Only where D may grow within a Segment
+    /// (the rate-based rule, not a run's first Segment).
+    pub tail_crumb: bool,
 }
 
 impl Default for ClientConfig {
@@ -234,6 +240,7 @@ impl Default for ClientConfig {
             playout_delay: 0,
             stall_timeout: Some(DEFAULT_STALL_TIMEOUT),
             start_offset: None,
+            tail_crumb: false,
         }
     }
 }
@@ -407,6 +414,9 @@ pub struct SegmentRecord {
     /// With a player: when its first frame is to play (engine clock, ns), the time
     /// crumbsrc's play-out anchors it at when it starts or moves the timeline.
     pub plays_at: Option<u64>,
+    /// The tail crumb (see [`ClientConfig::tail_crumb`]): crumb d + 1, incomplete,
+    /// whose verified pieces from its start go out after crumbs 1..=d.
+    pub tail: Option<u16>,
 }
 
 /// Running counters, for crumbsrc's `stats` property.
@@ -442,6 +452,10 @@ pub struct ClientStats {
     /// Crumbs added to a Segment's D while it was fetched (the fill: time to spare
     /// within its |s|).
     pub crumbs_filled: u64,
+    /// Tail crumbs asked for (see [`ClientConfig::tail_crumb`]), and of those, the
+    /// ones that arrived whole before their Segment was done.
+    pub tail_crumbs: u64,
+    pub tail_crumbs_whole: u64,
     /// Channel restarts seen (epoch changed or numbers went back).
     pub channel_restarts: u64,
     /// Channels switched to by the viewer ([`ClientEngine::switch_channel`]).
@@ -551,6 +565,15 @@ struct Current {
     chosen_d: u16,
     /// Its deadline is the player's (see [`ClientEngine::next_play`]).
     on_timeline: bool,
+    /// When crumbs 1..=D were all in: the Segment's own end, what its spare time is
+    /// counted from (a tail after it is extra).
+    prefix_done_at: Option<u64>,
+    /// The tail crumb being fetched (index from 0), see [`ClientConfig::tail_crumb`].
+    tail: Option<usize>,
+    /// When the tail stops at the latest: one of its pieces' time at R before the
+    /// next Segment is due out (this one's start + |s|), so that what is still on its
+    /// way has come down the line when the next crumb 1 starts; never past the deadline.
+    tail_end: u64,
 }
 
 /// What a crumb's stall clock is set from (see [`Current::progress`]).
@@ -641,6 +664,27 @@ impl Current {
         self.done.first().copied().unwrap_or(false)
     }
 
+    /// Crumbs 1..=D are in and a tail crumb is on its way: the Segment waits for the
+    /// next one to come out (or for [`Current::tail_end`]).
+    fn tailing(&self) -> bool {
+        self.tail.is_some() && self.prefix_done_at.is_some()
+    }
+
+    /// [`Current::tail_end`] for crumb `i` as the tail at R = `r`, and its pieces' time.
+    fn tail_end_at(&self, i: usize, r: f64) -> (u64, u64) {
+        let piece = match self.piece_length {
+            0 => self.sizes[i],
+            p => self.sizes[i].min(p),
+        };
+        let piece_time = (piece as f64 * SEC as f64 / r) as u64;
+        let end = self
+            .started_at
+            .saturating_add(self.duration)
+            .saturating_sub(piece_time)
+            .min(self.deadline);
+        (end, piece_time)
+    }
+
     fn prefix(&self, cap: u16) -> u16 {
         count(self.done.iter().take_while(|d| **d).count()).min(cap)
     }
@@ -700,6 +744,19 @@ pub struct ClientEngine {
     stalled: bool,
     /// Bytes received so far, all torrents (`on_bytes_received`).
     bytes_total: u64,
+    /// Whether the bytes received now count in R (see [`TailBytes`]).
+    tail_bytes: TailBytes,
+}
+
+/// What R makes of the bytes received: all of them, except from a tail crumb's
+/// start to the next Segment's. The first report after the tail's start still
+/// counts: it carries the last bytes of crumb D, whose completion started the tail.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+enum TailBytes {
+    #[default]
+    Counted,
+    AfterNext,
+    Skipped,
 }
 
 /// Signs of life of a channel, for [`ClientConfig::stall_timeout`]: when it last
@@ -854,6 +911,7 @@ impl ClientEngine {
             epoch: None,
             latest_seen: None,
             bytes_total: 0,
+            tail_bytes: TailBytes::Counted,
             stalled: false,
         }
     }
@@ -1128,6 +1186,7 @@ impl ClientEngine {
                 .current
                 .as_ref()
                 .is_some_and(|c| c.done.iter().take(usize::from(c.d)).all(|d| *d))
+                && !self.start_tail(now)
             {
                 self.finish(now);
                 self.try_start(now);
@@ -1216,7 +1275,17 @@ impl ClientEngine {
     pub fn on_bytes_received(&mut self, now: u64, total_bytes: u64) {
         self.advance(now, false);
         self.liveness.on_bytes(now, total_bytes);
-        self.rate.on_bytes(now, total_bytes);
+        // A tail's bytes say what peers hold of a crumb beyond D, not what the line
+        // carries: R is left out of them (the estimator is idle meanwhile), up to the
+        // next Segment's start (the last of them come after the tail was dropped).
+        match self.tail_bytes {
+            TailBytes::Counted => self.rate.on_bytes(now, total_bytes),
+            TailBytes::AfterNext => {
+                self.tail_bytes = TailBytes::Skipped;
+                self.rate.on_bytes(now, total_bytes);
+            }
+            TailBytes::Skipped => self.rate.rebase(total_bytes),
+        }
         self.bytes_total = self.bytes_total.max(total_bytes);
         self.advance(now, true);
     }
@@ -1254,7 +1323,10 @@ impl ClientEngine {
     /// Segment (its first, or x+1 at the live edge): its window polls may then be
     /// held by the channel until one is published (a blocking reload).
     pub fn waits_for_window(&self) -> bool {
-        !self.on_demand && !self.config.relay && !self.stalled && self.current.is_none()
+        !self.on_demand
+            && !self.config.relay
+            && !self.stalled
+            && self.current.as_ref().is_none_or(|c| c.tailing())
     }
 
     /// When the engine gives up if nothing happens before (`stall_timeout` after the
@@ -1267,7 +1339,13 @@ impl ClientEngine {
         match (&self.current, self.last_fetch) {
             (Some(cur), _) => {
                 let patience = self.patience_ends(cur);
-                Some(patience.into_iter().fold(cur.deadline, u64::min))
+                let tail_end = cur.tailing().then_some(cur.tail_end);
+                let fetch = (cur.tailing())
+                    .then_some(self.last_fetch)
+                    .flatten()
+                    .map(|f| f.saturating_add(self.config.poll_interval));
+                let wake = [patience, tail_end, fetch].into_iter().flatten();
+                Some(wake.fold(cur.deadline, u64::min))
             }
             (None, Some(f)) => Some(f.saturating_add(self.config.poll_interval)),
             (None, None) => None,
@@ -1465,10 +1543,15 @@ impl ClientEngine {
             }
             return;
         }
+        self.end_tail(now, inclusive);
         while let Some(deadline) = self.current.as_ref().map(|c| c.deadline) {
             if deadline > now || (deadline == now && !inclusive) {
                 if inclusive {
                     self.check_fallbacks(now);
+                    if self.current.as_ref().is_some_and(|c| c.tailing()) {
+                        // At the live edge: the next Segment is what ends the tail.
+                        self.request_fetch(now);
+                    }
                 }
                 return;
             }
@@ -1580,6 +1663,7 @@ impl ClientEngine {
                 deadline: at,
                 finished_at: at,
                 plays_at: None,
+                tail: None,
             };
             self.actions.push(Action::Output { seq, d: 0, record });
         }
@@ -1648,6 +1732,9 @@ impl ClientEngine {
                 && (self.prev_deadline.is_some() || self.last_done.is_some()),
             chosen_d: d,
             on_timeline: due.is_some(),
+            prefix_done_at: None,
+            tail: None,
+            tail_end: 0,
         };
         if n > 0 {
             cur.request(0, at, self.config.peer_patience, self.measured_rate(at));
@@ -1689,6 +1776,7 @@ impl ClientEngine {
             });
         }
         self.rate.set_active(at, true);
+        self.tail_bytes = TailBytes::Counted;
         self.stats.time_extension_last = te;
         self.stats.d_current = d;
         self.current = Some(cur);
@@ -1704,10 +1792,12 @@ impl ClientEngine {
         let patience = self.config.peer_patience;
         let mut limit = usize::from(self.config.max_in_flight);
         let cap = self.cap(self.current.as_ref().map_or(0, |c| c.sizes.len()));
+        let tail_allowed = self.tail_allowed();
+        let startup = self.crumb_startup();
         let Some(cur) = self.current.as_mut() else {
             return;
         };
-        if !cur.crumb1() {
+        if !cur.crumb1() || cur.tail.is_some() {
             return;
         }
         let d = usize::from(cur.d);
@@ -1726,6 +1816,17 @@ impl ClientEngine {
             if i >= d {
                 // The fill: every crumb up to D is asked for and the link has room.
                 if !Self::fill(cur, d, cap, rate, now) {
+                    // No room for a whole one: at the live edge, the next crumb as
+                    // the tail, its start (torrent, tracker, peers) overlapping the
+                    // last crumbs of D.
+                    if tail_allowed && Self::tail_fits(cur, d, cap, (rate, startup), now) {
+                        cur.request(d, now, None, rate);
+                        self.stats.tail_crumbs += 1;
+                        self.actions.push(Action::Download {
+                            seq: cur.seq,
+                            index: count(d + 1),
+                        });
+                    }
                     break;
                 }
                 d += 1;
@@ -1746,6 +1847,124 @@ impl ClientEngine {
             cur.d = count(d);
             self.stats.d_current = cur.d;
         }
+    }
+
+    /// How long a crumb takes to start from peers (torrent, tracker, handshakes): the
+    /// peer patience, which is sized for it ([`DEFAULT_PEER_PATIENCE`] without one).
+    fn crumb_startup(&self) -> u64 {
+        self.config.peer_patience.unwrap_or(DEFAULT_PEER_PATIENCE)
+    }
+
+    /// Whether the current Segment may have a tail crumb (see
+    /// [`ClientConfig::tail_crumb`]): where the fill may grow D, at the live edge (the
+    /// next Segment is not out yet).
+    fn tail_allowed(&self) -> bool {
+        self.config.tail_crumb
+            && !self.on_demand
+            && !self.config.relay
+            && self
+                .current
+                .as_ref()
+                .is_some_and(|c| c.fill && self.window.is_some_and(|w| w.latest <= c.seq))
+    }
+
+    /// Whether crumb `i` may be the tail now: none yet, within the cap, and one of its
+    /// pieces arrives at R before [`Current::tail_end`] after the crumb's start (its
+    /// torrent, the tracker, the peers: `startup`, beside what crumbs 1..=D still
+    /// miss). Sets the tail (the caller asks for the crumb). A line on which that
+    /// does not fit gets no tail: an ADSL client's tails brought no whole piece in
+    /// the time a 4 s Segment leaves after its crumb 1, and what came of them was
+    /// still on the line when the next crumb 1 started (swarm bench).
+    fn tail_fits(
+        cur: &mut Current,
+        i: usize,
+        cap: u16,
+        (rate, startup): (Option<f64>, u64),
+        now: u64,
+    ) -> bool {
+        let Some(r) = rate.filter(|r| r.is_finite() && *r > 0.0) else {
+            return false;
+        };
+        if cur.tail.is_some() || i >= cur.sizes.len() || count(i) >= cap {
+            return false;
+        }
+        let missing: u64 = (0..i)
+            .filter(|&k| !cur.done[k])
+            .map(|k| cur.sizes[k].saturating_sub(cur.have[k]))
+            .sum();
+        let (end, piece_time) = cur.tail_end_at(i, r);
+        let needs = ((missing as f64 * SEC as f64 / r) as u64).max(startup);
+        if now.saturating_add(needs).saturating_add(piece_time) > end {
+            return false;
+        }
+        cur.tail = Some(i);
+        cur.tail_end = end;
+        true
+    }
+
+    /// Crumbs 1..=D (and any tail before) are in at `now`: the Segment goes on while
+    /// a tail crumb may bring more (see [`ClientConfig::tail_crumb`]), the one asked
+    /// for beside crumb D or now the next one, until the next Segment is out or
+    /// [`Current::tail_end`]. Returns whether it goes on. Without it a DSL client at
+    /// the live edge fetched its D = 3 crumbs in 3.3 s of a 4 s Segment and then idled
+    /// (crumb 4 needed 4.3 s; swarm bench log).
+    fn start_tail(&mut self, now: u64) -> bool {
+        let rate = self.measured_rate(now);
+        let allowed = self.tail_allowed();
+        let startup = self.crumb_startup();
+        let cap = self.cap(self.current.as_ref().map_or(0, |c| c.sizes.len()));
+        let Some(cur) = self.current.as_mut() else {
+            return false;
+        };
+        cur.prefix_done_at.get_or_insert(now);
+        if cur.tail.is_some_and(|t| cur.done[t]) {
+            // A tail that came whole is one more crumb; the next one may be the tail.
+            self.stats.tail_crumbs_whole += 1;
+            cur.tail = None;
+        }
+        if !allowed {
+            return false;
+        }
+        match cur.tail {
+            Some(_) if now >= cur.tail_end => return false,
+            Some(_) => {}
+            None => {
+                let i = cur.done.iter().take_while(|d| **d).count();
+                if !Self::tail_fits(cur, i, cap, (rate, startup), now) {
+                    return false;
+                }
+                if !cur.requested[i] {
+                    cur.request(i, now, None, rate);
+                    self.actions.push(Action::Download {
+                        seq: cur.seq,
+                        index: count(i + 1),
+                    });
+                }
+                self.stats.tail_crumbs += 1;
+            }
+        }
+        self.tail_bytes = TailBytes::AfterNext;
+        self.rate.set_active(now, false);
+        true
+    }
+
+    /// Ends the tail (and with it the Segment) when the next Segment is out or at
+    /// its [`Current::tail_end`].
+    fn end_tail(&mut self, now: u64, inclusive: bool) {
+        let Some(cur) = self.current.as_ref().filter(|c| c.tailing()) else {
+            return;
+        };
+        let next_out = self.window.is_some_and(|w| w.latest > cur.seq);
+        let end = cur.tail_end;
+        let t = if end < now || (end == now && inclusive) {
+            end
+        } else if next_out {
+            now
+        } else {
+            return;
+        };
+        self.finish(t);
+        self.try_start(t);
     }
 
     /// The fill: raises D by one crumb within the Segment when the crumbs still
@@ -1785,11 +2004,9 @@ impl ClientEngine {
 
     /// The current Segment is done at `t` (all D crumbs, or its deadline).
     fn finish(&mut self, t: u64) {
-        let Some(cur) = self.current.take() else {
+        let Some(mut cur) = self.current.take() else {
             return;
         };
-        self.cancel_in_flight(&cur);
-        self.rate.set_active(t, false);
         let successful = cur.crumb1();
         let complete = cur.done.iter().take(usize::from(cur.d)).all(|d| *d);
         let d = if successful {
@@ -1797,6 +2014,16 @@ impl ClientEngine {
         } else {
             0
         };
+        // The tail's torrent stays until its pieces are read for the Output.
+        let tail = cur
+            .tail
+            .take()
+            .filter(|&i| !cur.done[i] && usize::from(d) == i && successful);
+        if let Some(i) = tail {
+            cur.requested[i] = false;
+        }
+        self.cancel_in_flight(&cur);
+        self.rate.set_active(t, false);
         let rate = self.measured_rate(t);
         let plays_at = (successful && self.playout_delay() > 0).then(|| self.plays_at(&cur, t));
         let record = SegmentRecord {
@@ -1814,6 +2041,7 @@ impl ClientEngine {
             deadline: cur.deadline,
             finished_at: t,
             plays_at,
+            tail: tail.map(|i| count(i + 1)),
         };
         let report = ClientReport {
             seq: cur.seq,
@@ -1827,6 +2055,12 @@ impl ClientEngine {
             d,
             record,
         });
+        if let Some(i) = tail {
+            self.actions.push(Action::Cancel {
+                seq: cur.seq,
+                index: count(i + 1),
+            });
+        }
         self.actions.push(Action::Report(report));
         self.last_done = Some(cur.seq);
         self.last_fetch = None;
@@ -1849,11 +2083,12 @@ impl ClientEngine {
             if let Some(plays) = plays_at {
                 self.next_play = Some(plays.saturating_add(cur.duration));
             }
-            // Of its own |s|, not of TE: TE stays a buffer.
+            // Of its own |s|, not of TE: TE stays a buffer. A tail after crumbs
+            // 1..=D is extra: the spare is counted from when they were in.
             let spare = cur
                 .started_at
                 .saturating_add(cur.duration)
-                .saturating_sub(t);
+                .saturating_sub(cur.prefix_done_at.unwrap_or(t).min(t));
             let slow_start = complete && self.last.is_none_or(|l| l.slow_start && cur.d >= l.d);
             self.last = Some(LastSegment {
                 slow_start,

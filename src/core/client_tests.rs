@@ -322,6 +322,172 @@ fn the_fill_adds_crumbs_while_the_segment_has_time() {
     assert_eq!(stats.crumbs_filled, 0);
 }
 
+/// Where [`to_tail`] left a client.
+struct AtTail {
+    e: ClientEngine,
+    t: u64,
+    /// Crumbs of Segment 2 completed.
+    done: u16,
+    /// Bytes received so far.
+    total: u64,
+    /// The crumbs of Segment 2 asked for, each with the crumbs done when it was.
+    asked: Vec<(u16, u16)>,
+    out: Vec<SegmentRecord>,
+}
+
+/// Runs a rate-based client into its second Segment (2, of 4 s and twenty 40 kB
+/// crumbs, begun at 1 s) and completes its crumbs at 100 kB/s, one every 400 ms,
+/// until the Segment is output or waits for the next one with a tail crumb on its
+/// way. `latest`: the newest Segment in the window (2: at the live edge).
+fn to_tail(tail_crumb: bool, latest: u64) -> AtTail {
+    let mut e = engine(ClientConfig {
+        adaptation: Adaptation::RateBased,
+        tail_crumb,
+        ..base()
+    });
+    let sizes = [40_000; 20];
+    let w = window(
+        (1..=latest).map(|s| seg(s, 4 * SEC, &sizes)).collect(),
+        Some(1),
+    );
+    e.on_window(0, &w).unwrap();
+    assert_eq!(downloads(&e.poll_actions(0)), vec![(1, 1)]);
+    let mut total = 0;
+    feed(&mut e, &mut total, 0, SEC, 40_000);
+    let a = complete(&mut e, SEC, 1, 1);
+    assert_eq!(records(&a)[0].tail, None, "never in a run's first Segment");
+    let of_2 = |a: &[Action], done: u16| -> Vec<(u16, u16)> {
+        downloads(a)
+            .iter()
+            .filter(|d| d.0 == 2)
+            .map(|d| (d.1, done))
+            .collect()
+    };
+    let mut asked = of_2(&a, 0);
+    let (mut t, mut done, mut out) = (SEC, 0u16, Vec::new());
+    while out.is_empty() && !e.waits_for_window() && t < 6 * SEC {
+        feed(&mut e, &mut total, t, t + 400 * MS, 100_000);
+        t += 400 * MS;
+        done += 1;
+        e.on_crumb_complete(t, 2, done);
+        let a = e.poll_actions(t);
+        asked.extend(of_2(&a, done));
+        out.extend(records(&a).into_iter().filter(|r| r.seq == 2));
+    }
+    AtTail {
+        e,
+        t,
+        done,
+        total,
+        asked,
+        out,
+    }
+}
+
+/// The tail crumb: at the live edge, crumb D + 1 is asked for beside the last of D when
+/// it cannot arrive whole in |s|, fetched with the time left (from peers alone), and the
+/// Segment is output with it as its tail when the next Segment comes out, or one
+/// piece's time before that is due; the tail's bytes leave R alone, and its torrent
+/// is dropped only after the Output (which reads it).
+#[test]
+fn the_tail_crumb_uses_the_idle_time_at_the_live_edge() {
+    let AtTail {
+        mut e,
+        t,
+        done,
+        mut total,
+        asked,
+        out,
+    } = to_tail(true, 2);
+    assert!(out.is_empty(), "{out:?}");
+    assert_eq!(e.stats().tail_crumbs, 1);
+    let tail = done + 1;
+    let indices: Vec<u16> = asked.iter().map(|a| a.0).collect();
+    assert_eq!(indices, (1..=tail).collect::<Vec<_>>(), "one tail, after D");
+    // Asked for beside crumb D, before it was in (its start overlaps D's end).
+    assert!(asked.last().unwrap().1 < done, "{asked:?}");
+    assert!(
+        e.waits_for_window(),
+        "the window is held for the next Segment"
+    );
+    // The tail's bytes do not move R.
+    feed(&mut e, &mut total, t, t + 10 * MS, 100_000);
+    let r0 = e.rate(t + 10 * MS);
+    feed(&mut e, &mut total, t + 10 * MS, t + 150 * MS, 100_000);
+    assert_eq!(e.rate(t + 150 * MS), r0);
+    let t = t + 150 * MS;
+    e.on_crumb_progress(t, 2, tail, 16_384);
+    // Segment 3 comes out: Segment 2 is done with its tail, then Segment 3 begins.
+    let w = window(
+        (1..=3).map(|s| seg(s, 4 * SEC, &[40_000; 20])).collect(),
+        Some(1),
+    );
+    e.on_window(t, &w).unwrap();
+    let a = e.poll_actions(t);
+    let r = &records(&a)[0];
+    assert_eq!(
+        (r.seq, r.d, r.tail, r.finished_at),
+        (2, done, Some(tail), t)
+    );
+    assert!(r.complete && r.successful);
+    let at = |want: &dyn Fn(&Action) -> bool| a.iter().position(want).unwrap();
+    let output = at(&|x| matches!(x, Action::Output { seq: 2, .. }));
+    let cancel = at(&|x| {
+        *x == Action::Cancel {
+            seq: 2,
+            index: tail,
+        }
+    });
+    let next = at(&|x| *x == Action::Download { seq: 3, index: 1 });
+    assert!(output < cancel && cancel < next, "{a:?}");
+    assert_eq!(e.stats().tail_crumbs_whole, 0);
+
+    // No next Segment: the tail ends one piece's time at R before |s| is over.
+    let AtTail {
+        mut e,
+        t,
+        done,
+        mut total,
+        ..
+    } = to_tail(true, 2);
+    feed(&mut e, &mut total, t, t + 10 * MS, 100_000);
+    e.tick(5 * SEC);
+    let r = &records(&e.poll_actions(5 * SEC))[0];
+    assert_eq!((r.d, r.tail), (done, Some(done + 1)));
+    assert!(r.finished_at > t && r.finished_at < 5 * SEC, "{r:?}");
+    // Its last bytes, after it was dropped, leave R alone too.
+    let r0 = e.rate(5 * SEC);
+    feed(&mut e, &mut total, 5 * SEC, 5 * SEC + 100 * MS, 100_000);
+    assert_eq!(e.rate(5 * SEC + 100 * MS), r0);
+
+    // A tail that arrives whole is one more crumb, and the next one is the tail.
+    let AtTail { mut e, t, done, .. } = to_tail(true, 2);
+    e.on_crumb_complete(t, 2, done + 1);
+    let a = e.poll_actions(t);
+    assert!(records(&a).is_empty());
+    assert_eq!(downloads(&a), vec![(2, done + 2)]);
+    assert_eq!((e.stats().tail_crumbs, e.stats().tail_crumbs_whole), (2, 1));
+
+    // Off, or behind the live edge (the next Segment is out): no tail, done at D.
+    for (tail_crumb, latest) in [(false, 2), (true, 3)] {
+        let AtTail {
+            e,
+            done,
+            asked,
+            out,
+            ..
+        } = to_tail(tail_crumb, latest);
+        assert_eq!(e.stats().tail_crumbs, 0);
+        assert_eq!(
+            (out[0].d, out[0].tail),
+            (done, None),
+            "{tail_crumb} {latest}"
+        );
+        let indices: Vec<u16> = asked.iter().map(|a| a.0).collect();
+        assert_eq!(indices, (1..=done).collect::<Vec<_>>());
+    }
+}
+
 /// Peers first: the super seed is asked for a crumb with no byte after the peer
 /// patience, or whose pace would miss the deadline; once per crumb; never for a
 /// crumb on time.

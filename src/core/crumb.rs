@@ -203,8 +203,8 @@ impl Crumb {
         out
     }
 
-    /// Reads a crumb, checking every length, index and the checksum.
-    pub fn decode(data: &[u8]) -> Result<Crumb, CrumbError> {
+    /// The format version of a crumb's bytes, after its magic.
+    fn version_of(data: &[u8]) -> Result<u8, CrumbError> {
         if data.len() < 4 || data[..4] != MAGIC {
             return Err(CrumbError::BadMagic);
         }
@@ -215,6 +215,12 @@ impl Crumb {
         if !VERSIONS_READ.contains(&version) {
             return Err(CrumbError::UnsupportedVersion(version));
         }
+        Ok(version)
+    }
+
+    /// Reads a crumb, checking every length, index and the checksum.
+    pub fn decode(data: &[u8]) -> Result<Crumb, CrumbError> {
+        let version = Self::version_of(data)?;
         if data.len() < HEADER_LEN + TRAILER_LEN {
             return Err(CrumbError::Truncated("header"));
         }
@@ -223,6 +229,48 @@ impl Crumb {
         if crc32fast::hash(body) != crc {
             return Err(CrumbError::Checksum);
         }
+        Self::decode_body(body, version, false).map(|(crumb, _, _)| crumb)
+    }
+
+    /// Reads the beginning of a crumb of index 2 or more, cut anywhere after its
+    /// header: the crumb with the units that decode from `data`, and how many bytes
+    /// of `data` they take (header included). Units are in decode order, so the whole
+    /// ones in `data` decode as far as the crumb's layer may stop: after any access
+    /// unit for a temporal layer, only before a key frame for a spatial or quality
+    /// layer (the cut points of `partition`: decoders resync such a layer only at a
+    /// key frame), so there the units from the last key frame in `data` on are
+    /// dropped unless they end where a key frame begins. No checksum (it is at the
+    /// end): the caller vouches for the bytes, as a BitTorrent client does for its
+    /// verified pieces. Every field read is checked as [`Crumb::decode`] checks it. A
+    /// crumb 1 is refused: the headers and the base layer are whole or nothing.
+    pub fn decode_prefix(data: &[u8]) -> Result<(Crumb, usize), CrumbError> {
+        let version = Self::version_of(data)?;
+        let (mut crumb, mut used, runs_whole) = Self::decode_body(data, version, true)?;
+        if !runs_whole && crumb.layer.is_spatial_or_quality_enhancement() {
+            let keep = crumb
+                .units
+                .iter()
+                .rposition(|u| u.flags & UNIT_FLAG_KEYFRAME != 0)
+                .unwrap_or(0);
+            let dropped: usize = crumb
+                .units
+                .drain(keep..)
+                .map(|u| UNIT_HEADER_LEN + u.payload.len())
+                .sum();
+            used -= dropped;
+        }
+        Ok((crumb, used))
+    }
+
+    /// The fields and units of `body` (a crumb without its trailer; with `partial`, any
+    /// prefix of a crumb's bytes, the units read as far as they are whole), the bytes
+    /// they take, and whether the units read end a key frame's run (all of them read,
+    /// or the first one missing is a key frame).
+    fn decode_body(
+        body: &[u8],
+        version: u8,
+        partial: bool,
+    ) -> Result<(Crumb, usize, bool), CrumbError> {
         let mut r = Reader { data: body, pos: 5 };
         let codec =
             Codec::from_byte(r.u8("codec")?).ok_or(CrumbError::Malformed("unknown codec"))?;
@@ -247,6 +295,9 @@ impl Crumb {
         let crumb_count = r.u16("crumb count")?;
         if index == 0 || index > crumb_count {
             return Err(CrumbError::Malformed("crumb index outside 1..=crumb count"));
+        }
+        if partial && index == 1 {
+            return Err(CrumbError::Malformed("crumb 1 read in part"));
         }
         let layer = LayerId::new(r.u8("layer")?, r.u8("layer")?, r.u8("layer")?);
         r.reserved_zero(1)?;
@@ -290,13 +341,19 @@ impl Crumb {
             None
         };
         // Every unit needs its header: bound the allocation by what the input can hold.
-        if unit_count > r.remaining() / UNIT_HEADER_LEN {
+        let room = r.remaining() / UNIT_HEADER_LEN;
+        if unit_count > room && !partial {
             return Err(CrumbError::Truncated("units"));
         }
-        let mut units = Vec::with_capacity(unit_count);
+        let mut units = Vec::with_capacity(unit_count.min(room));
         let mut last_index = None;
         let mut audio_frames = 0u32;
+        let mut used = r.pos;
+        let mut cut_at_key_frame = false;
         for _ in 0..unit_count {
+            if partial && r.remaining() < UNIT_HEADER_LEN {
+                break;
+            }
             let track = r.u32("unit track")?;
             let decode_index = r.u32("unit decode index")?;
             // Version 1 left the track field free (writers put 0); version 2 knows
@@ -336,7 +393,13 @@ impl Crumb {
                 return Err(CrumbError::Malformed("unknown unit flags"));
             }
             let len = r.u32("unit payload length")? as usize;
+            if partial && len > r.remaining() {
+                // Its header says whether the units before it end a run.
+                cut_at_key_frame = flags & UNIT_FLAG_KEYFRAME != 0;
+                break;
+            }
             let payload = r.bytes(len, "unit payload")?.to_vec();
+            used = r.pos;
             units.push(Unit {
                 track,
                 decode_index,
@@ -347,10 +410,10 @@ impl Crumb {
                 payload,
             });
         }
-        if r.remaining() != 0 {
+        if r.remaining() != 0 && !partial {
             return Err(CrumbError::Malformed("trailing bytes after the last unit"));
         }
-        Ok(Crumb {
+        let crumb = Crumb {
             version,
             segment: SegmentInfo {
                 seq,
@@ -367,8 +430,14 @@ impl Crumb {
             caps,
             audio_caps,
             units,
-        })
+        };
+        let runs_whole = units_whole(&crumb, unit_count) || cut_at_key_frame;
+        Ok((crumb, used, runs_whole))
     }
+}
+
+fn units_whole(crumb: &Crumb, declared: usize) -> bool {
+    crumb.units.len() == declared
 }
 
 struct Reader<'a> {
@@ -670,5 +739,104 @@ mod tests {
         let mut c = sample();
         c.units[0].track = TRACK_AUDIO;
         assert!(Crumb::decode(&c.encode()).is_err());
+    }
+
+    /// An enhancement crumb of `layer` with units of 100, 200 and 300 bytes at decode
+    /// indices 0, 1, 2, the third a key frame.
+    fn enhancement(layer: LayerId) -> Crumb {
+        let mut c = sample();
+        c.index = 2;
+        c.caps = None;
+        c.layer = layer;
+        c.segment.au_count = 3;
+        c.units = (0..3u32)
+            .map(|i| Unit {
+                track: TRACK_VIDEO,
+                decode_index: i,
+                pts: Some(u64::from(i) * 33),
+                dts: None,
+                duration: Some(33),
+                flags: if i == 2 { UNIT_FLAG_KEYFRAME } else { 0 },
+                payload: vec![i as u8; 100 * (i as usize + 1)],
+            })
+            .collect();
+        c
+    }
+
+    #[test]
+    fn a_prefix_gives_its_whole_units() {
+        let c = enhancement(LayerId::new(0, 0, 1));
+        let bytes = c.encode();
+        let header = bytes.len() - 4 - 3 * 40 - 600;
+        // Every cut: the units whole in it, and the bytes they take.
+        for n in header..=bytes.len() {
+            let (p, used) = Crumb::decode_prefix(&bytes[..n]).unwrap();
+            let whole = [140, 240, 340]
+                .iter()
+                .scan(header, |end, u| {
+                    *end += u;
+                    Some(*end)
+                })
+                .take_while(|end| *end <= n)
+                .count();
+            assert_eq!(p.units, c.units[..whole], "cut at {n}");
+            assert_eq!(used, header + [0, 140, 380, 720][whole], "cut at {n}");
+        }
+        // The whole crumb reads as itself.
+        assert_eq!(Crumb::decode_prefix(&bytes).unwrap().0, c);
+        // Shorter than the header: an error, never a panic.
+        for n in 0..header {
+            assert!(Crumb::decode_prefix(&bytes[..n]).is_err(), "cut at {n}");
+        }
+    }
+
+    #[test]
+    fn a_spatial_layer_stops_only_before_a_key_frame() {
+        let c = enhancement(LayerId::new(1, 0, 0));
+        let bytes = c.encode();
+        let header = bytes.len() - 4 - 3 * 40 - 600;
+        // Two whole units of the three, the third (a key frame, its header read) cut:
+        // both kept; with only part of its header, nothing says their run ended.
+        let (p, used) = Crumb::decode_prefix(&bytes[..header + 380 + 100]).unwrap();
+        assert_eq!((p.units.len(), used), (2, header + 380));
+        let (p, used) = Crumb::decode_prefix(&bytes[..header + 380 + 20]).unwrap();
+        assert_eq!((p.units.len(), used), (0, header));
+        // All three whole but the trailer missing: the crumb is whole.
+        let (p, _) = Crumb::decode_prefix(&bytes[..bytes.len() - 4]).unwrap();
+        assert_eq!(p.units, c.units);
+        // A key frame that starts a run whose end is missing is dropped with it.
+        let mut c = enhancement(LayerId::new(1, 0, 0));
+        c.units[0].flags = UNIT_FLAG_KEYFRAME;
+        c.units[1].flags = UNIT_FLAG_KEYFRAME;
+        c.units[2].flags = 0;
+        let bytes = c.encode();
+        let (p, used) = Crumb::decode_prefix(&bytes[..header + 380 + 100]).unwrap();
+        assert_eq!((p.units.len(), used), (1, header + 140));
+        // A temporal layer keeps every whole unit.
+        let c = enhancement(LayerId::new(0, 0, 2));
+        let bytes = c.encode();
+        let (p, _) = Crumb::decode_prefix(&bytes[..header + 380 + 20]).unwrap();
+        assert_eq!(p.units.len(), 2);
+    }
+
+    #[test]
+    fn a_crumb_1_or_a_forged_prefix_is_refused() {
+        let bytes = sample().encode();
+        assert_eq!(
+            Crumb::decode_prefix(&bytes[..bytes.len() - 10]).map(|(_, u)| u),
+            Err(CrumbError::Malformed("crumb 1 read in part"))
+        );
+        // The fields read are checked: units out of decode order are refused.
+        let mut c = enhancement(LayerId::new(0, 0, 1));
+        c.units.swap(0, 1);
+        let bytes = c.encode();
+        assert!(Crumb::decode_prefix(&bytes[..bytes.len() - 300]).is_err());
+        // A unit claiming 4 GB ends the prefix, it allocates nothing.
+        let c = enhancement(LayerId::new(0, 0, 1));
+        let mut bytes = c.encode();
+        let header = bytes.len() - 4 - 3 * 40 - 600;
+        bytes[header + 36..header + 40].copy_from_slice(&u32::MAX.to_be_bytes());
+        let (p, used) = Crumb::decode_prefix(&bytes).unwrap();
+        assert_eq!((p.units.len(), used), (0, header));
     }
 }

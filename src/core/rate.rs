@@ -109,6 +109,13 @@ impl RateEstimator {
         self.add(now, delta);
     }
 
+    /// Takes `total` as the new baseline of [`RateEstimator::on_bytes`] without
+    /// counting what came since the last total: bytes the caller knows say nothing
+    /// about the link (the client's tail crumb).
+    pub fn rebase(&mut self, total: u64) {
+        self.last_total = Some(total);
+    }
+
     /// `delta` bytes arrived at `now`. Bytes reported while inactive still count (they
     /// are typically the tail of the active period that just ended, reported late) but
     /// add no time.

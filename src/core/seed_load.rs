@@ -14,17 +14,22 @@
 //!
 //! The link counts as busy from [`BUSY_ENTER`] down and until the variation rises
 //! over [`BUSY_LEAVE`]: one copy per piece takes load off the link, which must not
-//! switch it back at once.
+//! switch it back at once. Until its history spans [`WINDOW`] (a channel's first
+//! Segments, or after its counter started again) the link is presumed busy: the
+//! tight channel's variation stayed above 0.9 for its first four or five Segments,
+//! and one copy per piece from the start was worth 0.65 of bound there against 0.56
+//! when the rule switched at the fifth or sixth Segment; a channel with room shows its
+//! bursts (1.0-2.1) and is free from its third to fifth Segment on.
 //!
 //! Why it matters: where the channel's link is the bottleneck, every second copy of
 //! an enhancement piece it sends is time the first copy of another piece waits for
 //! (the channel at twice the full quality, N = 20: 0.49-0.57 of bound with no limit,
 //! 0.54-0.70, mean 0.65, with one copy per enhancement piece from the start); where it
 //! has room, one copy makes the fast clients wait for peers (0.70-0.76 against
-//! 0.78-0.81). The rule sees the tight channel busy from its fifth or sixth Segment
-//! and never the roomy one, but switching there kept little of the gain (0.50-0.63,
-//! mean 0.56, four runs), so crumbsink's default stays no limit and the figures are
-//! the operator's (stats `uplink-busy`). docs/swarm.md, eighteenth round.
+//! 0.78-0.81). Presumed busy at the start, the rule gave the tight channel 0.46-0.72
+//! (mean 0.60, six runs; switching at the fifth Segment, 0.56) and cost the roomy one
+//! about 3 % at N = 10, so crumbsink's default stays no limit and the figures are the
+//! operator's (stats `uplink-busy`). docs/swarm.md, eighteenth and nineteenth rounds.
 
 use std::collections::VecDeque;
 
@@ -83,12 +88,23 @@ impl EnhancementCopies {
 }
 
 /// The super seed's upload over time; fed its byte counter every few hundred ms.
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Debug)]
 pub struct SeedLoad {
     /// (time ns, bytes uploaded in all), oldest first, spanning [`WINDOW`].
     samples: VecDeque<(u64, u64)>,
     busy: bool,
     variation: Option<f64>,
+}
+
+impl Default for SeedLoad {
+    /// Presumed busy (see the module's text).
+    fn default() -> Self {
+        SeedLoad {
+            samples: VecDeque::new(),
+            busy: true,
+            variation: None,
+        }
+    }
 }
 
 impl SeedLoad {
@@ -115,16 +131,25 @@ impl SeedLoad {
         }
         self.variation = self.compute_variation(now);
         match self.variation {
+            _ if !self.spans_window(now) => {}
             Some(v) if !self.busy && v <= BUSY_ENTER => self.busy = true,
             Some(v) if self.busy && v >= BUSY_LEAVE => self.busy = false,
             Some(_) => {}
+            // A trickle, not judged: free.
             None => self.busy = false,
         }
     }
 
-    /// Whether the link is the bottleneck now (see the module's text).
+    /// Whether the link is the bottleneck now, or presumed so before the history
+    /// spans the window (see the module's text).
     pub fn busy(&self) -> bool {
         self.busy
+    }
+
+    fn spans_window(&self, now: u64) -> bool {
+        self.samples
+            .front()
+            .is_some_and(|&(t0, _)| now.saturating_sub(t0) >= WINDOW)
     }
 
     /// The coefficient of variation of the upload rate over the last window;
@@ -136,7 +161,7 @@ impl SeedLoad {
 
     fn compute_variation(&self, now: u64) -> Option<f64> {
         let &(t0, b0) = self.samples.front()?;
-        if now.saturating_sub(t0) < WINDOW {
+        if !self.spans_window(now) {
             return None;
         }
         let &(t1, b1) = self.samples.back()?;
@@ -245,19 +270,29 @@ mod tests {
         // The audience left: bursts again.
         feed(&mut load, &mut total, t, 30, bursts);
         assert!(!load.busy(), "{:?}", load.variation());
-        // The same variation from a free link does not make it busy.
+        // The same variation from a free link does not make it busy...
         let mut free = SeedLoad::new();
-        feed(&mut free, &mut 0, 0, 30, half);
+        let mut free_total = 0;
+        let t = feed(&mut free, &mut free_total, 0, 30, bursts);
+        feed(&mut free, &mut free_total, t, 30, half);
         assert!(!free.busy());
+        // ... and one that starts with it stays presumed busy.
+        let mut fresh = SeedLoad::new();
+        feed(&mut fresh, &mut 0, 0, 30, half);
+        assert!(fresh.busy());
     }
 
     #[test]
-    fn nothing_is_decided_before_the_window_or_on_a_trickle() {
+    fn presumed_busy_before_the_window_and_free_on_a_trickle() {
         let mut load = SeedLoad::new();
+        assert!(load.busy());
         let mut total = 0;
-        feed(&mut load, &mut total, 0, 7, full);
+        feed(&mut load, &mut total, 0, 7, bursts);
         assert_eq!(load.variation(), None);
-        assert!(!load.busy());
+        assert!(load.busy(), "no judgement before 8 s of history");
+        assert_eq!(EnhancementCopies::Auto.for_segment(&load), Some(1));
+        feed(&mut load, &mut total, 7 * SEC, 2, bursts);
+        assert!(!load.busy(), "{:?}", load.variation());
         let mut trickle = SeedLoad::new();
         feed(&mut trickle, &mut 0, 0, 30, |_| 200_000);
         assert_eq!(trickle.variation(), None);
@@ -286,10 +321,10 @@ mod tests {
     fn a_counter_that_goes_back_starts_the_history_again() {
         let mut load = SeedLoad::new();
         let mut total = 0;
-        let t = feed(&mut load, &mut total, 0, 30, full);
-        assert!(load.busy());
-        load.on_sample(t + 250 * MS, 10);
+        let t = feed(&mut load, &mut total, 0, 30, bursts);
         assert!(!load.busy());
+        load.on_sample(t + 250 * MS, 10);
+        assert!(load.busy(), "presumed busy again");
         assert_eq!(load.variation(), None);
     }
 

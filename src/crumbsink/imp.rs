@@ -491,7 +491,7 @@ impl ObjectImpl for CrumbSink {
                     .build(),
                 glib::ParamSpecInt::builder("enhancement-copies")
                     .nick("Enhancement copies")
-                    .blurb("Peers the super seed uploads each piece of an enhancement crumb (crumbs 2..N) to: the first to ask get it, a request from any other peer closes its connection and it takes the piece from those peers. Bounds the channel's upload per published byte: 1 suits a channel whose upload is the bottleneck (stats uplink-busy). Crumb 1 is never limited. 0 = no limit. -1 = automatic: 1 for each Segment published while the super seed's link is busy (its upload steady over the last 8 s: rate variation at most 0.9, until it reaches 1.3; links under about 2 Mbit/s are not judged), no limit otherwise")
+                    .blurb("Peers the super seed uploads each piece of an enhancement crumb (crumbs 2..N) to: the first to ask get it, a request from any other peer closes its connection and it takes the piece from those peers. Bounds the channel's upload per published byte: 1 suits a channel whose upload is the bottleneck (stats uplink-busy). Crumb 1 is never limited. 0 = no limit. -1 = automatic: 1 for each Segment published while the super seed's link is busy (its upload steady over the last 8 s: rate variation at most 0.9, until it reaches 1.3; presumed busy until 8 s of upload are known; links under about 2 Mbit/s are not judged), no limit otherwise")
                     .minimum(-1)
                     .maximum(10_000)
                     .default_value(DEFAULT_ENHANCEMENT_COPIES)

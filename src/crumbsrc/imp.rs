@@ -44,6 +44,7 @@ const DEFAULT_PEER_PATIENCE: i64 = (crate::core::client::DEFAULT_PEER_PATIENCE /
 const DEFAULT_WINDOW_HOLD: u32 = 0;
 /// -1 = the channel's start index.
 const DEFAULT_START_OFFSET: i32 = -1;
+const DEFAULT_TAIL_CRUMB: bool = true;
 /// ms; 0 = wait forever.
 const DEFAULT_STALL_TIMEOUT: u32 = (crate::core::client::DEFAULT_STALL_TIMEOUT / 1_000_000) as u32;
 
@@ -93,6 +94,7 @@ struct Settings {
     uplink_target_delay: u32,
     stall_timeout: u32,
     window_hold: u32,
+    tail_crumb: bool,
 }
 
 impl Default for Settings {
@@ -113,6 +115,7 @@ impl Default for Settings {
             uplink_target_delay: DEFAULT_UPLINK_TARGET_DELAY,
             stall_timeout: DEFAULT_STALL_TIMEOUT,
             window_hold: DEFAULT_WINDOW_HOLD,
+            tail_crumb: DEFAULT_TAIL_CRUMB,
         }
     }
 }
@@ -348,7 +351,7 @@ impl CrumbSrc {
         &self,
         record: crate::core::client::SegmentRecord,
         (from_seed, from_peers): (u64, u64),
-        bytes_output: u64,
+        (bytes_output, tail_bytes): (u64, u64),
         duration: u64,
         (play_delay, stall): (Option<i64>, u64),
     ) {
@@ -371,6 +374,8 @@ impl CrumbSrc {
                     .field("bytes-from-super-seed", from_seed)
                     .field("bytes-from-peers", from_peers)
                     .field("bytes-output", bytes_output)
+                    .field("tail-crumb", record.tail.map_or(0, u32::from))
+                    .field("tail-bytes", tail_bytes)
                     .field("duration", duration)
                     .field("deadline-margin", margin)
                     .field("play-delay", play_delay.unwrap_or(0))
@@ -436,6 +441,9 @@ impl CrumbSrc {
                 .field("sole-source-crumbs", e.sole_source_crumbs)
                 .field("super-seed-take-overs", e.super_seed_take_overs)
                 .field("crumbs-filled", e.crumbs_filled)
+                .field("tail-crumbs", e.tail_crumbs)
+                .field("tail-crumbs-whole", e.tail_crumbs_whole)
+                .field("tail-bytes", t.tail_bytes)
                 .field("channel-restarts", e.channel_restarts)
                 .field("channel-switches", e.channel_switches)
                 .field("playout-stalls", state.playout.stalls)
@@ -545,6 +553,12 @@ impl ObjectImpl for CrumbSrc {
                     .default_value(DEFAULT_WINDOW_HOLD)
                     .mutable_ready()
                     .build(),
+                glib::ParamSpecBoolean::builder("tail-crumb")
+                    .nick("Tail crumb")
+                    .blurb("At the live edge, once crumbs 1..D are in and the next Segment is not out yet, fetch crumb D+1 from peers with the time left and output what its verified pieces hold from its start (whole access units, a spatial layer up to a key frame) after crumbs 1..D, when the next Segment comes out or one piece's time before it is due; its bytes do not count in the measured rate (adaptation=rate, not a run's first Segment; stats: tail-crumbs, tail-bytes)")
+                    .default_value(DEFAULT_TAIL_CRUMB)
+                    .mutable_ready()
+                    .build(),
                 glib::ParamSpecUInt::builder("stall-timeout")
                     .nick("Stall timeout")
                     .blurb("ms without a sign of life from the channel (no answer, no new Segment in the window, or no byte of any crumb) after which crumbsrc posts a warning and a crumbsrc-stalled message and ends the stream (EOS); at least two of the longest Segments seen. 0 = wait forever")
@@ -592,6 +606,7 @@ impl ObjectImpl for CrumbSrc {
             "window-hold" => s.window_hold = value.get().unwrap(),
             "uplink-target-delay" => s.uplink_target_delay = value.get().unwrap(),
             "stall-timeout" => s.stall_timeout = value.get().unwrap(),
+            "tail-crumb" => s.tail_crumb = value.get().unwrap(),
             _ => unimplemented!(),
         }
     }
@@ -614,6 +629,7 @@ impl ObjectImpl for CrumbSrc {
             "window-hold" => s.window_hold.to_value(),
             "uplink-target-delay" => s.uplink_target_delay.to_value(),
             "stall-timeout" => s.stall_timeout.to_value(),
+            "tail-crumb" => s.tail_crumb.to_value(),
             "stats" => {
                 drop(s);
                 self.stats().to_value()
@@ -723,6 +739,7 @@ impl BaseSrcImpl for CrumbSrc {
                 // The player's timeline: the engine's deadlines are its play-out times.
                 playout_delay: s.latency,
                 start_offset: u64::try_from(s.start_offset).ok(),
+                tail_crumb: s.tail_crumb,
                 ..Default::default()
             },
             mode: match s.mode {
@@ -924,6 +941,7 @@ impl PushSrcImpl for CrumbSrc {
                     bytes_from_super_seed,
                     bytes_from_peers,
                     bytes_output,
+                    tail_bytes,
                     duration,
                 } => {
                     let playout = {
@@ -935,7 +953,7 @@ impl PushSrcImpl for CrumbSrc {
                     self.post_segment(
                         record,
                         (bytes_from_super_seed, bytes_from_peers),
-                        bytes_output,
+                        (bytes_output, tail_bytes),
                         duration,
                         playout,
                     );

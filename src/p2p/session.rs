@@ -609,6 +609,34 @@ impl P2pSession {
             .with_context(|| format!("reading {}", path.display()))
     }
 
+    /// The bytes of a torrent's file from its start up to its first piece not
+    /// verified yet (all of them when it is complete), read from disk: of a crumb cut
+    /// short by its deadline, what decodes (`Crumb::decode_prefix`).
+    pub async fn read_verified_prefix(&self, id: TorrentId) -> anyhow::Result<Vec<u8>> {
+        use tokio::io::AsyncReadExt;
+        // Still initialising (or stopped by an error): no piece to read.
+        let n = self.handle(id)?.verified_prefix_bytes().unwrap_or(0);
+        if n == 0 {
+            return Ok(Vec::new());
+        }
+        let path = self.output_path(id)?;
+        let file = tokio::fs::File::open(&path)
+            .await
+            .with_context(|| format!("opening {}", path.display()))?;
+        let mut bytes = Vec::with_capacity(n as usize);
+        file.take(n)
+            .read_to_end(&mut bytes)
+            .await
+            .with_context(|| format!("reading {}", path.display()))?;
+        ensure!(
+            bytes.len() as u64 == n,
+            "{} holds {} bytes, {n} verified",
+            path.display(),
+            bytes.len()
+        );
+        Ok(bytes)
+    }
+
     /// Stops and forgets a torrent; with `delete_files` its file goes too (and its
     /// folder, when that is empty then and not the spool dir).
     /// Every [`super::memory::TRIM_EVERY_REMOVED`]th removal in the process gives the

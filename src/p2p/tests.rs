@@ -320,6 +320,44 @@ fn upload_limit_slows_the_download() {
 }
 
 #[test]
+fn a_download_cut_short_gives_its_verified_pieces_from_the_start() {
+    let _g = LEAK_LOCK.read().unwrap_or_else(|e| e.into_inner());
+    let dir = TempDir::new("prefix");
+    run(Duration::from_secs(60), async {
+        let data = random_bytes(8 * 16 * 1024 + 5000, 6);
+        let (t, path) = write_crumb(dir.path(), "crumb-5", &data, 16 * 1024);
+        let a = upload_limited(&dir.path().join("a"), 32 * 1024).await?;
+        let b = P2pSession::new(config(&dir.path().join("b"))).await?;
+        a.seed(&t, &path, vec![]).await?;
+        let id = b
+            .download(&t.bytes, &dir.path().join("b"), peer(&a))
+            .await?;
+        assert!(b.read_verified_prefix(id).await?.is_empty());
+        // Under way: at least three pieces verified, not all.
+        let have = loop {
+            let p = b.progress(id)?;
+            anyhow::ensure!(!p.finished, "finished before it could be read in part");
+            if p.have_bytes >= 3 * 16 * 1024 {
+                break p.have_bytes;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        };
+        let prefix = b.read_verified_prefix(id).await?;
+        // Pieces come in order (upstream fetched the last one second): every verified
+        // piece is in the prefix.
+        assert!(prefix.len() as u64 >= have, "{} < {have}", prefix.len());
+        assert_eq!(prefix.len() % (16 * 1024), 0);
+        assert!(prefix.len() < data.len());
+        assert_eq!(prefix, data[..prefix.len()]);
+        b.wait_finished(id, Duration::from_secs(30)).await?;
+        assert_eq!(b.read_verified_prefix(id).await?, data);
+        b.shutdown().await?;
+        a.shutdown().await?;
+        Ok(())
+    });
+}
+
+#[test]
 fn remove_deletes_files() {
     let _g = LEAK_LOCK.read().unwrap_or_else(|e| e.into_inner());
     let dir = TempDir::new("rm");

@@ -87,6 +87,9 @@ pub struct SimConfig {
     /// channel busy in 25 of 30 Segments where the bench's never is (a model gap,
     /// docs/swarm.md, eighteenth round).
     pub enhancement_copies: EnhancementCopies,
+    /// The clients' tail crumb (crumbsrc's `tail-crumb`, on by default there too):
+    /// a crumb beyond D at the live edge, its pieces from the start counted as output.
+    pub tail_crumb: bool,
     /// The engine's peer patience before it asks for the super seed, ns (None:
     /// never), as crumbsrc's `peer-patience`.
     pub peer_patience: Option<u64>,
@@ -144,6 +147,7 @@ impl SimConfig {
             super_seed_fanout: 1,
             first_crumb_fanout: None,
             enhancement_copies: EnhancementCopies::Unlimited,
+            tail_crumb: true,
             peer_patience: Some(crate::core::client::DEFAULT_PEER_PATIENCE),
             playout_delay: crate::core::client::PLAYOUT_DELAY_AUTO,
             sample_holders: 8,

@@ -130,6 +130,7 @@ impl Swarm {
             adaptation: config.adaptation,
             peer_patience: config.peer_patience,
             playout_delay: config.playout_delay,
+            tail_crumb: config.tail_crumb,
             // The simulated channel never restarts nor freezes: a peer starved for
             // a while must go on, as its figures assume.
             stall_timeout: None,
@@ -434,7 +435,8 @@ impl Swarm {
                 }
             }
             Action::Output { seq, d, record } => {
-                self.record_output(p, seq, d, &record, now);
+                let tail = record.tail.map_or(0, |t| self.tail_bytes(p, seq, t));
+                self.record_output(p, seq, d, &record, tail, now);
             }
             Action::Report(r) => {
                 if (p as usize) < self.config.feedback_clients {
@@ -453,12 +455,34 @@ impl Swarm {
         }
     }
 
+    /// The bytes of `p`'s tail crumb `index` of Segment `seq` output: its pieces held
+    /// from its start (crumbsrc reads the verified ones; whole access units of them,
+    /// which the fluid model does not have, are a little less).
+    fn tail_bytes(&self, p: u32, seq: u64, index: u16) -> u64 {
+        let Some(d) = self.peers[p as usize]
+            .downloads
+            .iter()
+            .find(|d| (d.seq, d.index) == (seq, index))
+        else {
+            return 0;
+        };
+        let size = self
+            .channel
+            .shape(seq)
+            .1
+            .get(usize::from(index) - 1)
+            .copied()
+            .unwrap_or(0);
+        (u64::from(d.have.trailing_ones()) * self.channel.piece_size).min(size)
+    }
+
     fn record_output(
         &mut self,
         p: u32,
         seq: u64,
         d: u16,
         record: &crate::core::client::SegmentRecord,
+        tail: u64,
         now: u64,
     ) {
         let capture = self.channel.capture_start(seq);
@@ -505,7 +529,7 @@ impl Swarm {
             acc.last_d = Some(d);
         }
         acc.completeness += f64::from(d) / n;
-        acc.delivered_bytes += bytes;
+        acc.delivered_bytes += bytes + tail;
     }
 
     /// The super seed takes over the pieces of crumb `index` of Segment `seq` that

@@ -285,6 +285,21 @@ impl ManagedTorrent {
         }
     }
 
+    /// crumbs patch: the bytes from the torrent's start up to its first piece not
+    /// verified yet (its total length when every piece is). A live stream's crumb is
+    /// read in decode order, so what its download has verified from the start is of
+    /// use before the rest arrives; the bytes on disk after that may be unverified.
+    pub fn verified_prefix_bytes(&self) -> anyhow::Result<u64> {
+        self.with_chunk_tracker(|ct| {
+            let lengths = ct.get_lengths();
+            let have = ct.get_have_pieces().as_slice();
+            let pieces = (0..lengths.total_pieces() as usize)
+                .take_while(|&i| have.get(i).is_some_and(|b| *b))
+                .count() as u64;
+            (pieces * u64::from(lengths.default_piece_length())).min(lengths.total_length())
+        })
+    }
+
     /// Get the live state if the torrent is live.
     pub fn live(&self) -> Option<Arc<TorrentStateLive>> {
         let g = self.locked.read();
