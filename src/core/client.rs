@@ -216,11 +216,13 @@ pub struct ClientConfig {
     /// much closer to live; the channel's offset is what keeps a joiner on Segments
     /// peers already hold (docs/swarm.md). `None`: the channel's start index.
     pub start_offset: Option<u64>,
-    /// The tail crumb (crumbsrc's `tail-crumb`): at the live edge, once crumbs 1..=D
-    /// are in and the next Segment is not out yet, crumb D + 1 is fetched with the
-    /// time left, and what its verified pieces hold from its start is output after
-    /// crumbs 1..=D ([`SegmentRecord::tail`]). Only where D may grow within a Segment
-    /// (the rate-based rule, not a run's first Segment).
+    /// The tail crumb (crumbsrc's `tail-crumb`): at the live edge (the next Segment not
+    /// out yet), when crumb D + 1 cannot arrive whole within |s|, it is asked for as D
+    /// ends (its start overlapping D's last bytes) and fetched with the time left;
+    /// what its verified pieces hold from its start is output after crumbs 1..=D
+    /// ([`SegmentRecord::tail`]). Its bytes after crumbs 1..=D are in do not count in
+    /// R. Only where D may grow within a Segment (the rate-based rule, not a run's
+    /// first Segment) and on the player's timeline.
     pub tail_crumb: bool,
 }
 
@@ -1162,6 +1164,7 @@ impl ClientEngine {
         {
             cur.have[i] = have_bytes;
             cur.progress(i, now, self.bytes_total, clock);
+            self.ask_tail(now);
         }
         self.advance(now, true);
     }
@@ -1273,15 +1276,20 @@ impl ClientEngine {
 
     /// The caller's running total of bytes downloaded (all crumbs), for R.
     pub fn on_bytes_received(&mut self, now: u64, total_bytes: u64) {
+        // Decided before `advance`, which may begin the next Segment: what came since
+        // the last report is still the tail's.
+        let tail_bytes = self.tail_bytes;
         self.advance(now, false);
         self.liveness.on_bytes(now, total_bytes);
         // A tail's bytes say what peers hold of a crumb beyond D, not what the line
         // carries: R is left out of them (the estimator is idle meanwhile), up to the
         // next Segment's start (the last of them come after the tail was dropped).
-        match self.tail_bytes {
+        match tail_bytes {
             TailBytes::Counted => self.rate.on_bytes(now, total_bytes),
             TailBytes::AfterNext => {
-                self.tail_bytes = TailBytes::Skipped;
+                if self.tail_bytes == TailBytes::AfterNext {
+                    self.tail_bytes = TailBytes::Skipped;
+                }
                 self.rate.on_bytes(now, total_bytes);
             }
             TailBytes::Skipped => self.rate.rebase(total_bytes),
@@ -1320,8 +1328,9 @@ impl ClientEngine {
     }
 
     /// Whether a live client has nothing to fetch until the window brings a new
-    /// Segment (its first, or x+1 at the live edge): its window polls may then be
-    /// held by the channel until one is published (a blocking reload).
+    /// Segment (its first, or x+1 at the live edge, also while a tail crumb fills the
+    /// wait): its window polls may then be held by the channel until one is
+    /// published (a blocking reload).
     pub fn waits_for_window(&self) -> bool {
         !self.on_demand
             && !self.config.relay
@@ -1792,8 +1801,6 @@ impl ClientEngine {
         let patience = self.config.peer_patience;
         let mut limit = usize::from(self.config.max_in_flight);
         let cap = self.cap(self.current.as_ref().map_or(0, |c| c.sizes.len()));
-        let tail_allowed = self.tail_allowed();
-        let startup = self.crumb_startup();
         let Some(cur) = self.current.as_mut() else {
             return;
         };
@@ -1816,17 +1823,6 @@ impl ClientEngine {
             if i >= d {
                 // The fill: every crumb up to D is asked for and the link has room.
                 if !Self::fill(cur, d, cap, rate, now) {
-                    // No room for a whole one: at the live edge, the next crumb as
-                    // the tail, its start (torrent, tracker, peers) overlapping the
-                    // last crumbs of D.
-                    if tail_allowed && Self::tail_fits(cur, d, cap, (rate, startup), now) {
-                        cur.request(d, now, None, rate);
-                        self.stats.tail_crumbs += 1;
-                        self.actions.push(Action::Download {
-                            seq: cur.seq,
-                            index: count(d + 1),
-                        });
-                    }
                     break;
                 }
                 d += 1;
@@ -1847,6 +1843,43 @@ impl ClientEngine {
             cur.d = count(d);
             self.stats.d_current = cur.d;
         }
+        // No room for a whole one more: perhaps the next as the tail.
+        self.ask_tail(now);
+    }
+
+    /// At the live edge, crumb D + 1 as the tail (see [`ClientConfig::tail_crumb`])
+    /// as crumb D ends: every crumb of D asked for, a slot free, and what D still
+    /// misses within a crumb's start at R ([`ClientEngine::tail_fits`]), so that the
+    /// tail's torrent, tracker and handshakes overlap D's last bytes. Called as
+    /// crumbs progress and complete.
+    fn ask_tail(&mut self, now: u64) {
+        if !self.tail_allowed() {
+            return;
+        }
+        let rate = self.measured_rate(now);
+        let startup = self.crumb_startup();
+        let limit = usize::from(self.config.max_in_flight.max(1));
+        let cap = self.cap(self.current.as_ref().map_or(0, |c| c.sizes.len()));
+        let Some(cur) = self.current.as_mut() else {
+            return;
+        };
+        let d = usize::from(cur.d).min(cur.sizes.len());
+        if !cur.crumb1() || cur.tail.is_some() || (0..d).any(|i| !cur.requested[i]) {
+            return;
+        }
+        let in_flight = (0..d).filter(|&i| !cur.done[i]).count();
+        if in_flight == 0 || in_flight >= limit {
+            // All of D in: `start_tail`'s turn.
+            return;
+        }
+        if Self::tail_fits(cur, d, cap, (rate, startup), now) {
+            cur.request(d, now, None, rate);
+            self.stats.tail_crumbs += 1;
+            self.actions.push(Action::Download {
+                seq: cur.seq,
+                index: count(d + 1),
+            });
+        }
     }
 
     /// How long a crumb takes to start from peers (torrent, tracker, handshakes): the
@@ -1859,19 +1892,22 @@ impl ClientEngine {
     /// [`ClientConfig::tail_crumb`]): where the fill may grow D, at the live edge (the
     /// next Segment is not out yet).
     fn tail_allowed(&self) -> bool {
+        // Off the player's timeline (a Segment after a failure or a skip, or one due
+        // already) the Segment's output anchors its play-out: waiting for a tail
+        // would move the viewer's timeline later for good.
+        let anchored = |c: &Current| c.on_timeline || self.playout_delay() == 0;
         self.config.tail_crumb
             && !self.on_demand
             && !self.config.relay
-            && self
-                .current
-                .as_ref()
-                .is_some_and(|c| c.fill && self.window.is_some_and(|w| w.latest <= c.seq))
+            && self.current.as_ref().is_some_and(|c| {
+                c.fill && anchored(c) && self.window.is_some_and(|w| w.latest <= c.seq)
+            })
     }
 
-    /// Whether crumb `i` may be the tail now: none yet, within the cap, and one of its
-    /// pieces arrives at R before [`Current::tail_end`] after the crumb's start (its
-    /// torrent, the tracker, the peers: `startup`, beside what crumbs 1..=D still
-    /// miss). Sets the tail (the caller asks for the crumb). A line on which that
+    /// Whether crumb `i` may be the tail now: none yet, within the cap, what crumbs
+    /// before it still miss needs at most the crumb's start at R (its torrent, the
+    /// tracker, the peers: `startup`, which overlaps them), and one of its pieces
+    /// arrives at R before [`Current::tail_end`] after that start. Sets the tail (the caller asks for the crumb). A line on which that
     /// does not fit gets no tail: an ADSL client's tails brought no whole piece in
     /// the time a 4 s Segment leaves after its crumb 1, and what came of them was
     /// still on the line when the next crumb 1 started (swarm bench).
@@ -1893,8 +1929,13 @@ impl ClientEngine {
             .map(|k| cur.sizes[k].saturating_sub(cur.have[k]))
             .sum();
         let (end, piece_time) = cur.tail_end_at(i, r);
-        let needs = ((missing as f64 * SEC as f64 / r) as u64).max(startup);
-        if now.saturating_add(needs).saturating_add(piece_time) > end {
+        let d_left = (missing as f64 * SEC as f64 / r) as u64;
+        if d_left > startup {
+            // Asked for beside crumb D only as D ends (its start overlaps D's last
+            // bytes, no more): its pieces must not share the line with D's.
+            return false;
+        }
+        if now.saturating_add(startup).saturating_add(piece_time) > end {
             return false;
         }
         cur.tail = Some(i);
@@ -1943,7 +1984,9 @@ impl ClientEngine {
                 self.stats.tail_crumbs += 1;
             }
         }
-        self.tail_bytes = TailBytes::AfterNext;
+        if self.tail_bytes == TailBytes::Counted {
+            self.tail_bytes = TailBytes::AfterNext;
+        }
         self.rate.set_active(now, false);
         true
     }

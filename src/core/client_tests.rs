@@ -335,8 +335,8 @@ struct AtTail {
     out: Vec<SegmentRecord>,
 }
 
-/// Runs a rate-based client into its second Segment (2, of 4 s and twenty 40 kB
-/// crumbs, begun at 1 s) and completes its crumbs at 100 kB/s, one every 400 ms,
+/// Runs a rate-based client into its second Segment (2, of 4 s and twenty 60 kB
+/// crumbs, begun at 1 s) and completes its crumbs at 100 kB/s, one every 600 ms,
 /// until the Segment is output or waits for the next one with a tail crumb on its
 /// way. `latest`: the newest Segment in the window (2: at the live edge).
 fn to_tail(tail_crumb: bool, latest: u64) -> AtTail {
@@ -345,7 +345,7 @@ fn to_tail(tail_crumb: bool, latest: u64) -> AtTail {
         tail_crumb,
         ..base()
     });
-    let sizes = [40_000; 20];
+    let sizes = [60_000; 20];
     let w = window(
         (1..=latest).map(|s| seg(s, 4 * SEC, &sizes)).collect(),
         Some(1),
@@ -353,7 +353,7 @@ fn to_tail(tail_crumb: bool, latest: u64) -> AtTail {
     e.on_window(0, &w).unwrap();
     assert_eq!(downloads(&e.poll_actions(0)), vec![(1, 1)]);
     let mut total = 0;
-    feed(&mut e, &mut total, 0, SEC, 40_000);
+    feed(&mut e, &mut total, 0, SEC, 60_000);
     let a = complete(&mut e, SEC, 1, 1);
     assert_eq!(records(&a)[0].tail, None, "never in a run's first Segment");
     let of_2 = |a: &[Action], done: u16| -> Vec<(u16, u16)> {
@@ -366,8 +366,12 @@ fn to_tail(tail_crumb: bool, latest: u64) -> AtTail {
     let mut asked = of_2(&a, 0);
     let (mut t, mut done, mut out) = (SEC, 0u16, Vec::new());
     while out.is_empty() && !e.waits_for_window() && t < 6 * SEC {
-        feed(&mut e, &mut total, t, t + 400 * MS, 100_000);
-        t += 400 * MS;
+        // Three quarters of the next crumb verified, then all of it.
+        feed(&mut e, &mut total, t, t + 450 * MS, 100_000);
+        e.on_crumb_progress(t + 450 * MS, 2, done + 1, 45_000);
+        asked.extend(of_2(&e.poll_actions(t + 450 * MS), done));
+        feed(&mut e, &mut total, t + 450 * MS, t + 600 * MS, 100_000);
+        t += 600 * MS;
         done += 1;
         e.on_crumb_complete(t, 2, done);
         let a = e.poll_actions(t);
@@ -404,8 +408,8 @@ fn the_tail_crumb_uses_the_idle_time_at_the_live_edge() {
     let tail = done + 1;
     let indices: Vec<u16> = asked.iter().map(|a| a.0).collect();
     assert_eq!(indices, (1..=tail).collect::<Vec<_>>(), "one tail, after D");
-    // Asked for beside crumb D, before it was in (its start overlaps D's end).
-    assert!(asked.last().unwrap().1 < done, "{asked:?}");
+    // Asked for as crumb D ended, before it was in (its start overlaps D's end).
+    assert_eq!(asked.last().unwrap().1, done - 1, "{asked:?}");
     assert!(
         e.waits_for_window(),
         "the window is held for the next Segment"
@@ -419,7 +423,7 @@ fn the_tail_crumb_uses_the_idle_time_at_the_live_edge() {
     e.on_crumb_progress(t, 2, tail, 16_384);
     // Segment 3 comes out: Segment 2 is done with its tail, then Segment 3 begins.
     let w = window(
-        (1..=3).map(|s| seg(s, 4 * SEC, &[40_000; 20])).collect(),
+        (1..=3).map(|s| seg(s, 4 * SEC, &[60_000; 20])).collect(),
         Some(1),
     );
     e.on_window(t, &w).unwrap();

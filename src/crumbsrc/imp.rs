@@ -555,7 +555,7 @@ impl ObjectImpl for CrumbSrc {
                     .build(),
                 glib::ParamSpecBoolean::builder("tail-crumb")
                     .nick("Tail crumb")
-                    .blurb("At the live edge, once crumbs 1..D are in and the next Segment is not out yet, fetch crumb D+1 from peers with the time left and output what its verified pieces hold from its start (whole access units, a spatial layer up to a key frame) after crumbs 1..D, when the next Segment comes out or one piece's time before it is due; its bytes do not count in the measured rate (adaptation=rate, not a run's first Segment; stats: tail-crumbs, tail-bytes)")
+                    .blurb("At the live edge (the next Segment not out yet), when crumb D+1 cannot arrive whole within the Segment's duration, fetch it anyway from peers, asked for as crumb D ends, and output what its verified pieces hold from its start (whole access units, a spatial layer up to a key frame) after crumbs 1..D, when the next Segment comes out or one piece's time before it is due; its bytes after crumbs 1..D are in do not count in the measured rate (adaptation=rate, not a run's first Segment, on the player's timeline; stats: tail-crumbs, tail-bytes)")
                     .default_value(DEFAULT_TAIL_CRUMB)
                     .mutable_ready()
                     .build(),

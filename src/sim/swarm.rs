@@ -709,9 +709,10 @@ impl Swarm {
             }
         }
         let piece_size = self.channel.piece_size;
+        // In crumbsrc's order: progress and completions, then the bytes (a tail
+        // crumb's start counts the report after it as the last crumb's bytes).
         for (peer, _) in self.peers.iter_mut().zip(&got).filter(|g| *g.1) {
             if let Some(e) = peer.engine.as_mut() {
-                e.on_bytes_received(at, peer.received as u64);
                 for d in &peer.downloads {
                     let have = u64::from(d.have.count_ones()) * piece_size;
                     e.on_crumb_progress(at, d.seq, d.index, have);
@@ -721,6 +722,11 @@ impl Swarm {
         for (p, seq, index) in crumbs_done {
             if let Some(e) = self.peers[p as usize].engine.as_mut() {
                 e.on_crumb_complete(at, seq, index);
+            }
+        }
+        for (peer, _) in self.peers.iter_mut().zip(&got).filter(|g| *g.1) {
+            if let Some(e) = peer.engine.as_mut() {
+                e.on_bytes_received(at, peer.received as u64);
             }
         }
         for (p, _) in got.iter().enumerate().filter(|g| *g.1) {
