@@ -854,7 +854,7 @@ impl Runner {
                         }
                     }
                 }
-                let tail_bytes = match record.tail.filter(|&t| read > 0 && t == read + 1) {
+                let tail_bytes = match record.tail.filter(|&t| t == read + 1) {
                     Some(t) => self.read_tail(seq, t, &mut outputs).await,
                     None => 0,
                 };

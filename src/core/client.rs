@@ -1093,7 +1093,7 @@ impl ClientEngine {
     /// The Segment in progress is cancelled, without output.
     fn drop_current(&mut self, now: u64) {
         if let Some(cur) = self.current.take() {
-            self.cancel_in_flight(&cur);
+            self.cancel_in_flight(&cur, None);
             self.rate.set_active(now, false);
         }
     }
@@ -1349,9 +1349,9 @@ impl ClientEngine {
             (Some(cur), _) => {
                 let patience = self.patience_ends(cur);
                 let tail_end = cur.tailing().then_some(cur.tail_end);
-                let fetch = (cur.tailing())
-                    .then_some(self.last_fetch)
-                    .flatten()
+                let fetch = self
+                    .last_fetch
+                    .filter(|_| cur.tailing())
                     .map(|f| f.saturating_add(self.config.poll_interval));
                 let wake = [patience, tail_end, fetch].into_iter().flatten();
                 Some(wake.fold(cur.deadline, u64::min))
@@ -1540,7 +1540,7 @@ impl ClientEngine {
         if inclusive && let Some((reason, since)) = self.liveness.stall(now) {
             self.stalled = true;
             if let Some(cur) = self.current.take() {
-                self.cancel_in_flight(&cur);
+                self.cancel_in_flight(&cur, None);
                 self.rate.set_active(now, false);
             }
             self.actions.push(Action::Stalled { reason, since });
@@ -1873,13 +1873,24 @@ impl ClientEngine {
             return;
         }
         if Self::tail_fits(cur, d, cap, (rate, startup), now) {
-            cur.request(d, now, None, rate);
-            self.stats.tail_crumbs += 1;
-            self.actions.push(Action::Download {
-                seq: cur.seq,
-                index: count(d + 1),
-            });
+            self.request_tail(now, rate);
         }
+    }
+
+    /// Asks for the tail [`ClientEngine::tail_fits`] just set, unless it is on its way.
+    fn request_tail(&mut self, now: u64, rate: Option<f64>) {
+        let Some(cur) = self.current.as_mut() else {
+            return;
+        };
+        let Some(i) = cur.tail.filter(|&i| !cur.requested[i]) else {
+            return;
+        };
+        cur.request(i, now, None, rate);
+        self.stats.tail_crumbs += 1;
+        self.actions.push(Action::Download {
+            seq: cur.seq,
+            index: count(i + 1),
+        });
     }
 
     /// How long a crumb takes to start from peers (torrent, tracker, handshakes): the
@@ -1907,10 +1918,11 @@ impl ClientEngine {
     /// Whether crumb `i` may be the tail now: none yet, within the cap, what crumbs
     /// before it still miss needs at most the crumb's start at R (its torrent, the
     /// tracker, the peers: `startup`, which overlaps them), and one of its pieces
-    /// arrives at R before [`Current::tail_end`] after that start. Sets the tail (the caller asks for the crumb). A line on which that
-    /// does not fit gets no tail: an ADSL client's tails brought no whole piece in
-    /// the time a 4 s Segment leaves after its crumb 1, and what came of them was
-    /// still on the line when the next crumb 1 started (swarm bench).
+    /// arrives at R before [`Current::tail_end`] after that start. Sets the tail (the
+    /// caller asks for the crumb). A line on which that does not fit gets no tail:
+    /// an ADSL client's tails brought no whole piece in the time a 4 s Segment leaves
+    /// after its crumb 1, and what came of them was still on the line when the next
+    /// crumb 1 started (swarm bench).
     fn tail_fits(
         cur: &mut Current,
         i: usize,
@@ -1974,14 +1986,7 @@ impl ClientEngine {
                 if !Self::tail_fits(cur, i, cap, (rate, startup), now) {
                     return false;
                 }
-                if !cur.requested[i] {
-                    cur.request(i, now, None, rate);
-                    self.actions.push(Action::Download {
-                        seq: cur.seq,
-                        index: count(i + 1),
-                    });
-                }
-                self.stats.tail_crumbs += 1;
+                self.request_tail(now, rate);
             }
         }
         if self.tail_bytes == TailBytes::Counted {
@@ -2033,9 +2038,10 @@ impl ClientEngine {
         (now as f64 + needs) <= end as f64
     }
 
-    fn cancel_in_flight(&mut self, cur: &Current) {
+    /// Cancels every crumb of `cur` asked for and not complete, but `keep`.
+    fn cancel_in_flight(&mut self, cur: &Current, keep: Option<usize>) {
         for i in 0..cur.done.len() {
-            if cur.requested[i] && !cur.done[i] {
+            if cur.requested[i] && !cur.done[i] && keep != Some(i) {
                 let index = count(i + 1);
                 self.actions.push(Action::Cancel {
                     seq: cur.seq,
@@ -2047,7 +2053,7 @@ impl ClientEngine {
 
     /// The current Segment is done at `t` (all D crumbs, or its deadline).
     fn finish(&mut self, t: u64) {
-        let Some(mut cur) = self.current.take() else {
+        let Some(cur) = self.current.take() else {
             return;
         };
         let successful = cur.crumb1();
@@ -2060,12 +2066,8 @@ impl ClientEngine {
         // The tail's torrent stays until its pieces are read for the Output.
         let tail = cur
             .tail
-            .take()
             .filter(|&i| !cur.done[i] && usize::from(d) == i && successful);
-        if let Some(i) = tail {
-            cur.requested[i] = false;
-        }
-        self.cancel_in_flight(&cur);
+        self.cancel_in_flight(&cur, tail);
         self.rate.set_active(t, false);
         let rate = self.measured_rate(t);
         let plays_at = (successful && self.playout_delay() > 0).then(|| self.plays_at(&cur, t));

@@ -431,13 +431,9 @@ impl Crumb {
             audio_caps,
             units,
         };
-        let runs_whole = units_whole(&crumb, unit_count) || cut_at_key_frame;
+        let runs_whole = crumb.units.len() == unit_count || cut_at_key_frame;
         Ok((crumb, used, runs_whole))
     }
-}
-
-fn units_whole(crumb: &Crumb, declared: usize) -> bool {
-    crumb.units.len() == declared
 }
 
 struct Reader<'a> {
