@@ -234,6 +234,8 @@ impl Client {
             hold_window: false,
             crumb_done: Arc::new(tokio::sync::Notify::new()),
             prefetch: prefetch::TorrentPrefetch::default(),
+            preparing: HashSet::new(),
+            held: HashSet::new(),
         };
         let task = RUNTIME.spawn(runner.run());
         Ok(Client {
@@ -318,6 +320,10 @@ struct Runner {
     crumb_done: Arc<tokio::sync::Notify>,
     /// The next crumbs' .torrent files, fetched ahead.
     prefetch: prefetch::TorrentPrefetch,
+    /// Crumbs the engine prepares ([`Action::Prepare`]) whose .torrent is on its way.
+    preparing: HashSet<(u64, u16)>,
+    /// Crumbs started with their requests held, until the engine asks for them.
+    held: HashSet<(u64, u16)>,
 }
 
 impl Runner {
@@ -393,6 +399,9 @@ impl Runner {
                     self.finish().await;
                     return;
                 }
+            }
+            if !self.preparing.is_empty() {
+                self.start_prepared(engine.rate(now())).await;
             }
             self.poll_progress(Some(&mut engine), now());
             self.totals.lock().unwrap().engine = engine.stats();
@@ -632,6 +641,8 @@ impl Runner {
             }
             self.docs.retain(|s, _| *s >= first);
             self.done.retain(|(s, _)| *s >= first);
+            self.preparing.retain(|(s, _)| *s >= first);
+            self.held.retain(|(s, _)| *s >= first);
             self.prefetch.forget_before(first);
         }
         Ok(doc)
@@ -647,12 +658,14 @@ impl Runner {
     }
 
     /// Starts crumb `index` of Segment `seq`; `rate` is R, the engine's measure of
-    /// the line (bytes/s), when it has one.
+    /// the line (bytes/s), when it has one. `hold`: prepared, its requests held
+    /// (only from a .torrent fetched ahead: a prepared crumb never waits on HTTP here).
     async fn start_download(
         &mut self,
         seq: u64,
         index: u16,
         rate: Option<f64>,
+        hold: bool,
     ) -> anyhow::Result<()> {
         if self.active.contains_key(&(seq, index)) {
             return Ok(());
@@ -663,6 +676,7 @@ impl Runner {
         let asked = std::time::Instant::now();
         let torrent = match self.prefetch.take((seq, index)).await {
             Some(t) => t,
+            None if hold => bail!("its .torrent was not fetched"),
             None => self.get(&doc.torrent).await?.bytes().await?.to_vec(),
         };
         // A client past crumb 1 goes on in index order: the next .torrent files are
@@ -702,6 +716,7 @@ impl Runner {
             // A slow line's urgent crumb 1 comes from the super seed alone.
             initial_peers_only: self.super_seed_alone.remove(&(seq, index))
                 && self.super_seed.is_some(),
+            hold,
         };
         let id = self
             .session
@@ -713,6 +728,8 @@ impl Runner {
             asked.elapsed().as_millis(),
             if fetch.initial_peers_only {
                 " (from the super seed alone)"
+            } else if hold {
+                " (prepared, requests held)"
             } else {
                 ""
             }
@@ -779,8 +796,25 @@ impl Runner {
                     Err(_) => engine.on_segment_unavailable(now, seq),
                 }
             }
+            Action::Prepare { seq, index } => {
+                let key = (seq, index);
+                if !self.active.contains_key(&key)
+                    && let Some(d) = self.crumb_doc(seq, index)
+                {
+                    let url = self.url_of(&d.torrent);
+                    let timeout = self.http_timeout();
+                    self.prefetch.start(&self.http, key, url, timeout);
+                    self.preparing.insert(key);
+                }
+            }
             Action::Download { seq, index } => {
-                if let Err(e) = self.start_download(seq, index, engine.rate(now)).await {
+                if self.release_prepared(seq, index).await {
+                    return Ok(());
+                }
+                if let Err(e) = self
+                    .start_download(seq, index, engine.rate(now), false)
+                    .await
+                {
                     // Playing, the engine sees it as a crumb that never completes; a
                     // relay asks for it again with the next window.
                     gst::debug!(crate::client::CAT, "crumb {index} of Segment {seq}: {e:#}");
@@ -801,6 +835,8 @@ impl Runner {
                 self.add_super_seed();
             }
             Action::Cancel { seq, index } => {
+                self.preparing.remove(&(seq, index));
+                self.held.remove(&(seq, index));
                 self.fallback_pending.remove(&(seq, index));
                 self.super_seed_alone.remove(&(seq, index));
                 if !self.done.contains(&(seq, index))
@@ -970,6 +1006,8 @@ impl Runner {
         }
         self.docs.clear();
         self.done.clear();
+        self.preparing.clear();
+        self.held.clear();
         self.fallback_pending.clear();
         self.super_seed_alone.clear();
         self.relay_sources.clear();
@@ -1074,6 +1112,56 @@ impl Runner {
         t.bytes_from_peers += peers;
     }
 
+    /// Crumb `index` of Segment `seq`, asked for now, was prepared: its torrent may
+    /// request pieces (returns true). A crumb to fetch from the super seed alone is
+    /// started again without the tracker's peers its prepared torrent has.
+    async fn release_prepared(&mut self, seq: u64, index: u16) -> bool {
+        let key = (seq, index);
+        self.preparing.remove(&key);
+        if !self.held.remove(&key) {
+            return false;
+        }
+        let Some(&id) = self.active.get(&key) else {
+            return false;
+        };
+        if !self.super_seed_alone.contains(&key) && self.session.release(id).is_ok() {
+            gst::debug!(
+                crate::client::CAT,
+                "crumb {index} of Segment {seq}: prepared torrent released"
+            );
+            return true;
+        }
+        self.active.remove(&key);
+        let _ = self.session.remove(id, true).await;
+        false
+    }
+
+    /// Starts, requests held, the prepared crumbs whose .torrent has arrived.
+    async fn start_prepared(&mut self, rate: Option<f64>) {
+        let ready: Vec<(u64, u16)> = self
+            .preparing
+            .iter()
+            .copied()
+            .filter(|&k| self.prefetch.is_ready(k))
+            .collect();
+        for (seq, index) in ready {
+            self.preparing.remove(&(seq, index));
+            if self.active.contains_key(&(seq, index)) {
+                continue;
+            }
+            match self.start_download(seq, index, rate, true).await {
+                Ok(()) if self.active.contains_key(&(seq, index)) => {
+                    self.held.insert((seq, index));
+                }
+                Ok(()) => {}
+                Err(e) => gst::debug!(
+                    crate::client::CAT,
+                    "prepared crumb {index} of Segment {seq}: {e:#}"
+                ),
+            }
+        }
+    }
+
     fn poll_progress(&mut self, mut engine: Option<&mut ClientEngine>, now: u64) {
         if !self.fallback_pending.is_empty() {
             self.add_super_seed();
@@ -1085,6 +1173,13 @@ impl Runner {
             let Ok(p) = self.session.progress(id) else {
                 continue;
             };
+            // Every crumb's bytes at every round: a crumb's start-up and pace
+            // (GST_DEBUG=crumbsclient:6).
+            gst::log!(
+                crate::client::CAT,
+                "crumb {index} of Segment {seq}: {} bytes",
+                p.have_bytes
+            );
             if let Some(e) = engine.as_deref_mut() {
                 e.on_crumb_progress(now, seq, index, p.have_bytes);
             }

@@ -48,6 +48,12 @@ impl TorrentPrefetch {
         task.await.ok()?.ok()
     }
 
+    /// Whether the fetch of crumb `key` has ended (so [`Self::take`] does not wait);
+    /// false when none was started.
+    pub fn is_ready(&self, key: (u64, u16)) -> bool {
+        self.pending.get(&key).is_some_and(|t| t.is_finished())
+    }
+
     /// Forgets the crumbs of Segments before `first` (they left the window).
     pub fn forget_before(&mut self, first: u64) {
         self.pending.retain(|(seq, _), task| {

@@ -224,7 +224,24 @@ pub struct ClientConfig {
     /// R. Only where D may grow within a Segment (the rate-based rule, not a run's
     /// first Segment) and on the player's timeline.
     pub tail_crumb: bool,
+    /// Crumbs prepared ahead of their turn (crumbsrc's `prepared-crumbs`): behind the
+    /// live edge, while crumbs download, the next this many after the last one asked
+    /// for (up to D) are started with their requests held ([`Action::Prepare`]). A crumb's start
+    /// (its .torrent, the tracker, connections, handshakes) passes through the
+    /// line's queue, full of the crumbs before it: on the swarm bench a 3 Mbit/s
+    /// client's crumbs got their first byte 260 ms (median) after they were asked
+    /// for, while one takes 170 ms of the line, and its line was idle for a fifth of
+    /// the time. 0: each crumb starts when it is asked for.
+    pub prepare_ahead: u16,
 }
+
+/// crumbsrc's `prepared-crumbs` by default ([`ClientConfig::prepare_ahead`]): none.
+/// Two (as many as crumbs in flight) took a prepared crumb's first piece from 260 to
+/// 190 ms after it was asked for on a 3 Mbit/s line, but over three interleaved
+/// pairs of swarm bench runs gave 0.808 / 0.769 / 0.481 of bound (N = 10 / N = 20 /
+/// tight) against 0.799 / 0.790 / 0.511 without, with 10 % more channel upload per
+/// client at N = 20 (docs/swarm.md, twentieth round).
+pub const DEFAULT_PREPARE_AHEAD: u16 = 0;
 
 impl Default for ClientConfig {
     fn default() -> Self {
@@ -243,6 +260,7 @@ impl Default for ClientConfig {
             stall_timeout: Some(DEFAULT_STALL_TIMEOUT),
             start_offset: None,
             tail_crumb: false,
+            prepare_ahead: 0,
         }
     }
 }
@@ -255,8 +273,14 @@ pub enum Action {
     /// On-demand: fetch an archived Segment's document for [`ClientEngine::on_segment`]
     /// (or report [`ClientEngine::on_segment_unavailable`]).
     FetchSegment { seq: u64 },
-    /// Start fetching crumb `index` of Segment `seq`.
+    /// Start fetching crumb `index` of Segment `seq` (or let it request its pieces,
+    /// when it was prepared).
     Download { seq: u64, index: u16 },
+    /// Start crumb `index` of Segment `seq` ahead of its turn with its piece requests
+    /// held (see [`ClientConfig::prepare_ahead`]): its .torrent, tracker and peer
+    /// handshakes overlap the crumbs before it. A [`Action::Download`] for it follows
+    /// when its turn comes, or a [`Action::Cancel`] when the Segment ends first.
+    Prepare { seq: u64, index: u16 },
     /// Stop fetching this crumb: its Segment is over (keep seeding what is complete).
     Cancel { seq: u64, index: u16 },
     /// Peers are too slow for this crumb's deadline: connect it to the super seed
@@ -533,6 +557,8 @@ struct Current {
     piece_length: u64,
     sizes: Vec<u64>,
     requested: Vec<bool>,
+    /// Crumbs started ahead of their turn ([`Action::Prepare`]).
+    prepared: Vec<bool>,
     done: Vec<bool>,
     /// When each crumb was requested.
     requested_at: Vec<u64>,
@@ -1727,6 +1753,7 @@ impl ClientEngine {
             piece_length: meta.piece_length,
             sizes: meta.sizes.clone(),
             requested: vec![false; n],
+            prepared: vec![false; n],
             done: vec![false; n],
             requested_at: vec![at; n],
             patience_until: vec![u64::MAX; n],
@@ -1790,12 +1817,20 @@ impl ClientEngine {
         self.stats.d_current = d;
         self.current = Some(cur);
         self.last_fetch = None;
+        // Crumbs 2.. start while crumb 1 downloads alone.
+        self.prepare_next();
         true
     }
 
     /// Requests the next crumbs of the current Segment in index order, crumb 1 alone
-    /// first, at most `max_in_flight` at once, up to D.
+    /// first, at most `max_in_flight` at once, up to D; prepares those after them.
     fn request_more(&mut self) {
+        self.request_in_turn();
+        self.prepare_next();
+    }
+
+    /// [`ClientEngine::request_more`]'s requests.
+    fn request_in_turn(&mut self) {
         let now = self.last_now;
         let rate = self.measured_rate(now);
         let patience = self.config.peer_patience;
@@ -1845,6 +1880,52 @@ impl ClientEngine {
         }
         // No room for a whole one more: perhaps the next as the tail.
         self.ask_tail(now);
+    }
+
+    /// Prepares the [`ClientConfig::prepare_ahead`] crumbs after the last one asked
+    /// for, up to D; not crumb 1, which is asked for as its Segment starts. Only
+    /// behind the live edge (a newer Segment is out), where peers hold the crumbs
+    /// already. At the edge a prepared torrent, the first to announce a crumb, took
+    /// the super seed's initial-seeding grant and asked nothing of it for a while, and
+    /// the others waited their patience and then asked the super seed directly
+    /// (swarm bench, tight channel: 0.39 of bound against 0.52). Crumb D + 1 (the
+    /// fill's or the tail's) is not prepared either: on an ADSL line at D = 1 its
+    /// handshakes and the peers it drew shared the 64 kbit/s uplink with crumb 1's
+    /// requests (two clients lost 6 Segments at N = 20).
+    fn prepare_next(&mut self) {
+        let ahead = usize::from(self.config.prepare_ahead);
+        if ahead == 0 || self.config.relay {
+            return;
+        }
+        let cap = self.cap(self.current.as_ref().map_or(0, |c| c.sizes.len()));
+        let behind = |seq: u64| self.window.is_some_and(|w| w.latest > seq);
+        let Some(cur) = self.current.as_ref() else {
+            return;
+        };
+        if cur.prefix_done_at.is_some() || !behind(cur.seq) {
+            return;
+        }
+        let Some(cur) = self.current.as_mut() else {
+            return;
+        };
+        let from = (0..cur.sizes.len())
+            .rev()
+            .find(|&i| cur.requested[i])
+            .map_or(1, |i| i + 1)
+            .max(1);
+        let until = usize::from(cur.d)
+            .min(usize::from(cap))
+            .min(cur.sizes.len())
+            .min(from + ahead);
+        for i in from..until {
+            if !cur.prepared[i] && !cur.requested[i] {
+                cur.prepared[i] = true;
+                self.actions.push(Action::Prepare {
+                    seq: cur.seq,
+                    index: count(i + 1),
+                });
+            }
+        }
     }
 
     /// At the live edge, crumb D + 1 as the tail (see [`ClientConfig::tail_crumb`])
@@ -2038,10 +2119,10 @@ impl ClientEngine {
         (now as f64 + needs) <= end as f64
     }
 
-    /// Cancels every crumb of `cur` asked for and not complete, but `keep`.
+    /// Cancels every crumb of `cur` asked for or prepared and not complete, but `keep`.
     fn cancel_in_flight(&mut self, cur: &Current, keep: Option<usize>) {
         for i in 0..cur.done.len() {
-            if cur.requested[i] && !cur.done[i] && keep != Some(i) {
+            if (cur.requested[i] || cur.prepared[i]) && !cur.done[i] && keep != Some(i) {
                 let index = count(i + 1);
                 self.actions.push(Action::Cancel {
                     seq: cur.seq,

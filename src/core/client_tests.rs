@@ -154,6 +154,92 @@ fn crumb_one_first_then_in_order() {
     assert_eq!(e.stats().startup_delay, Some(5 * MS));
 }
 
+fn prepares(actions: &[Action]) -> Vec<(u64, u16)> {
+    actions
+        .iter()
+        .filter_map(|a| match a {
+            Action::Prepare { seq, index } => Some((*seq, *index)),
+            _ => None,
+        })
+        .collect()
+}
+
+#[test]
+fn prepared_crumbs_start_ahead_of_their_turn() {
+    let mut e = engine(ClientConfig {
+        initial_rate: Some(1e9),
+        prepare_ahead: 2,
+        ..base()
+    });
+    e.on_window(0, &win(1..=5, &[10, 10, 10, 10, 10], 2))
+        .unwrap();
+    // Crumb 1 alone, crumbs 2 and 3 prepared meanwhile.
+    let a = e.poll_actions(0);
+    assert_eq!(downloads(&a), vec![(2, 1)]);
+    assert_eq!(prepares(&a), vec![(2, 2), (2, 3)]);
+    e.on_crumb_complete(MS, 2, 1);
+    let a = e.poll_actions(MS);
+    assert_eq!(downloads(&a), vec![(2, 2), (2, 3)]);
+    assert_eq!(prepares(&a), vec![(2, 4), (2, 5)]);
+    e.on_crumb_complete(2 * MS, 2, 2);
+    let a = e.poll_actions(2 * MS);
+    assert_eq!(downloads(&a), vec![(2, 4)]);
+    assert!(prepares(&a).is_empty(), "crumb 5 is prepared already");
+    // A prepared crumb's progress before it is asked for means nothing.
+    let a = complete(&mut e, 3 * MS, 2, 5);
+    assert_eq!(records(&a)[0].d, 5);
+    assert!(
+        !a.iter().any(|x| matches!(x, Action::Cancel { seq: 2, .. })),
+        "{a:?}"
+    );
+
+    // D = 3 of 5 (2 s at 30 B/s: 60 bytes): crumbs 2 and 3 prepared, never 4 (D + 1).
+    // Crumb 1 never comes: at the deadline the prepared crumbs go with it.
+    let mut e = engine(ClientConfig {
+        initial_rate: Some(30.0),
+        prepare_ahead: 3,
+        ..base()
+    });
+    e.on_window(0, &win(1..=5, &[20, 20, 20, 20, 20], 2))
+        .unwrap();
+    let a = e.poll_actions(0);
+    assert_eq!(e.stats().d_current, 3);
+    assert_eq!(prepares(&a), vec![(2, 2), (2, 3)]);
+    e.tick(10 * SEC);
+    let a = e.poll_actions(10 * SEC);
+    assert!(!records(&a)[0].successful);
+    let mut cancels: Vec<_> = a
+        .iter()
+        .filter_map(|x| match x {
+            Action::Cancel { seq: 2, index } => Some(*index),
+            _ => None,
+        })
+        .collect();
+    cancels.sort();
+    assert_eq!(cancels, vec![1, 2, 3]);
+
+    // At the live edge (Segment 7 the newest): nothing prepared.
+    let mut e = engine(ClientConfig {
+        initial_rate: Some(1e9),
+        prepare_ahead: 2,
+        ..base()
+    });
+    let w = window(vec![seg(7, 4 * SEC, &[20, 20, 20, 20, 20])], Some(7));
+    e.on_window(0, &w).unwrap();
+    let a = e.poll_actions(0);
+    assert_eq!(downloads(&a), vec![(7, 1)]);
+    assert!(prepares(&a).is_empty(), "{a:?}");
+
+    // Off (the engine's default): nothing prepared.
+    let mut e = engine(ClientConfig {
+        initial_rate: Some(1e9),
+        ..base()
+    });
+    e.on_window(0, &win(1..=5, &[10, 10, 10, 10, 10], 2))
+        .unwrap();
+    assert!(prepares(&e.poll_actions(0)).is_empty());
+}
+
 #[test]
 fn ample_time_starts_more_crumbs_at_once() {
     // Crumb 1 arrives at `bps`; then the other nine crumbs (90 kB) of a 2 s Segment
@@ -1602,7 +1688,10 @@ fn simulate(
                     Action::Download { seq, index } => queue.push((seq, index, 0.0)),
                     Action::Cancel { seq, index } => queue.retain(|q| (q.0, q.1) != (seq, index)),
                     Action::Output { record, .. } => out.push(record),
-                    Action::Report(_) | Action::UseSuperSeed { .. } | Action::Relayed(_) => {}
+                    Action::Report(_)
+                    | Action::UseSuperSeed { .. }
+                    | Action::Relayed(_)
+                    | Action::Prepare { .. } => {}
                     Action::FetchSegment { .. } => panic!("live client"),
                     Action::ChannelRestarted(_) | Action::Stalled { .. } => {
                         panic!("the simulated channel never restarts nor stalls")

@@ -45,6 +45,7 @@ const DEFAULT_WINDOW_HOLD: u32 = 0;
 /// -1 = the channel's start index.
 const DEFAULT_START_OFFSET: i32 = -1;
 const DEFAULT_TAIL_CRUMB: bool = true;
+const DEFAULT_PREPARED_CRUMBS: u32 = crate::core::client::DEFAULT_PREPARE_AHEAD as u32;
 /// ms; 0 = wait forever.
 const DEFAULT_STALL_TIMEOUT: u32 = (crate::core::client::DEFAULT_STALL_TIMEOUT / 1_000_000) as u32;
 
@@ -95,6 +96,7 @@ struct Settings {
     stall_timeout: u32,
     window_hold: u32,
     tail_crumb: bool,
+    prepared_crumbs: u32,
 }
 
 impl Default for Settings {
@@ -116,6 +118,7 @@ impl Default for Settings {
             stall_timeout: DEFAULT_STALL_TIMEOUT,
             window_hold: DEFAULT_WINDOW_HOLD,
             tail_crumb: DEFAULT_TAIL_CRUMB,
+            prepared_crumbs: DEFAULT_PREPARED_CRUMBS,
         }
     }
 }
@@ -559,6 +562,13 @@ impl ObjectImpl for CrumbSrc {
                     .default_value(DEFAULT_TAIL_CRUMB)
                     .mutable_ready()
                     .build(),
+                glib::ParamSpecUInt::builder("prepared-crumbs")
+                    .nick("Prepared crumbs")
+                    .blurb("Crumbs started ahead of their turn with their piece requests held: while crumbs download, the next this many after the last one asked for (up to D+1) fetch their .torrent, announce and connect to their peers, so that their first request goes out the moment they are asked for instead of after a start-up through a queue full of the crumbs before them. 0 = each crumb starts when it is asked for")
+                    .maximum(8)
+                    .default_value(DEFAULT_PREPARED_CRUMBS)
+                    .mutable_ready()
+                    .build(),
                 glib::ParamSpecUInt::builder("stall-timeout")
                     .nick("Stall timeout")
                     .blurb("ms without a sign of life from the channel (no answer, no new Segment in the window, or no byte of any crumb) after which crumbsrc posts a warning and a crumbsrc-stalled message and ends the stream (EOS); at least two of the longest Segments seen. 0 = wait forever")
@@ -607,6 +617,7 @@ impl ObjectImpl for CrumbSrc {
             "uplink-target-delay" => s.uplink_target_delay = value.get().unwrap(),
             "stall-timeout" => s.stall_timeout = value.get().unwrap(),
             "tail-crumb" => s.tail_crumb = value.get().unwrap(),
+            "prepared-crumbs" => s.prepared_crumbs = value.get().unwrap(),
             _ => unimplemented!(),
         }
     }
@@ -630,6 +641,7 @@ impl ObjectImpl for CrumbSrc {
             "uplink-target-delay" => s.uplink_target_delay.to_value(),
             "stall-timeout" => s.stall_timeout.to_value(),
             "tail-crumb" => s.tail_crumb.to_value(),
+            "prepared-crumbs" => s.prepared_crumbs.to_value(),
             "stats" => {
                 drop(s);
                 self.stats().to_value()
@@ -740,6 +752,7 @@ impl BaseSrcImpl for CrumbSrc {
                 playout_delay: s.latency,
                 start_offset: u64::try_from(s.start_offset).ok(),
                 tail_crumb: s.tail_crumb,
+                prepare_ahead: s.prepared_crumbs.min(8) as u16,
                 ..Default::default()
             },
             mode: match s.mode {

@@ -136,6 +136,10 @@ pub struct Fetch {
     /// source is the super seed: every second source is a piece that may come twice
     /// down a line that has no room for it.
     pub initial_peers_only: bool,
+    /// Start the torrent (tracker, connections, handshakes) but request no piece
+    /// until [`P2pSession::release`]: a crumb prepared while the line still carries
+    /// the ones before it (the librqbit patch's `hold_requests`).
+    pub hold: bool,
 }
 
 impl Default for Fetch {
@@ -144,6 +148,7 @@ impl Default for Fetch {
             upload: true,
             line_bytes_per_sec: None,
             initial_peers_only: false,
+            hold: false,
         }
     }
 }
@@ -449,8 +454,25 @@ impl P2pSession {
         opts.line_bytes_per_sec = fetch
             .line_bytes_per_sec
             .and_then(|r| std::num::NonZeroU32::new(r.min(f64::from(u32::MAX)) as u32));
+        opts.hold_requests = fetch.hold;
         let handle = self.add(torrent_bytes.to_vec(), opts).await?;
         Ok(TorrentId(handle.info_hash().0))
+    }
+
+    /// Peers this torrent has a live connection to (0 when it is not live).
+    pub fn connected_peers(&self, id: TorrentId) -> anyhow::Result<usize> {
+        let Some(live) = self.handle(id)?.live() else {
+            return Ok(0);
+        };
+        let filter = serde_json::from_value(serde_json::json!({ "state": "live" }))
+            .context("building librqbit's peer stats filter")?;
+        Ok(live.per_peer_stats_snapshot(filter).peers.len())
+    }
+
+    /// Lets a torrent started with [`Fetch::hold`] request its pieces.
+    pub fn release(&self, id: TorrentId) -> anyhow::Result<()> {
+        self.handle(id)?.release_requests();
+        Ok(())
     }
 
     /// Makes a running torrent connect to `peer` at once, beside its peer limit

@@ -90,6 +90,9 @@ pub struct SimConfig {
     /// The clients' tail crumb (crumbsrc's `tail-crumb`, on by default there too):
     /// a crumb beyond D at the live edge, its pieces from the start counted as output.
     pub tail_crumb: bool,
+    /// The clients' crumbs prepared ahead of their turn (crumbsrc's
+    /// `prepared-crumbs`): their setup ([`SimConfig::crumb_setup`]) runs from then.
+    pub prepare_ahead: u16,
     /// The engine's peer patience before it asks for the super seed, ns (None:
     /// never), as crumbsrc's `peer-patience`.
     pub peer_patience: Option<u64>,
@@ -148,6 +151,7 @@ impl SimConfig {
             first_crumb_fanout: None,
             enhancement_copies: EnhancementCopies::Unlimited,
             tail_crumb: true,
+            prepare_ahead: crate::core::client::DEFAULT_PREPARE_AHEAD,
             peer_patience: Some(crate::core::client::DEFAULT_PEER_PATIENCE),
             playout_delay: crate::core::client::PLAYOUT_DELAY_AUTO,
             sample_holders: 8,

@@ -4,7 +4,7 @@
 //! exchange as a fluid model.
 
 use std::cmp::Reverse;
-use std::collections::BinaryHeap;
+use std::collections::{BinaryHeap, HashMap};
 
 use crate::core::client::{Action, ClientConfig, ClientEngine};
 use crate::core::feedback::Report;
@@ -69,6 +69,8 @@ pub struct Peer {
     pub alive: bool,
     pub engine: Option<ClientEngine>,
     downloads: Vec<Download>,
+    /// Crumbs prepared ([`Action::Prepare`]) and when: their setup runs from then.
+    prepared: HashMap<(u64, u16), u64>,
     wake: Option<u64>,
     pub received: f64,
     pub from_super_seed: f64,
@@ -131,6 +133,7 @@ impl Swarm {
             peer_patience: config.peer_patience,
             playout_delay: config.playout_delay,
             tail_crumb: config.tail_crumb,
+            prepare_ahead: config.prepare_ahead,
             // The simulated channel never restarts nor freezes: a peer starved for
             // a while must go on, as its figures assume.
             stall_timeout: None,
@@ -249,6 +252,7 @@ impl Swarm {
             alive: false,
             engine: None,
             downloads: Vec::new(),
+            prepared: HashMap::new(),
             wake: None,
             received: 0.0,
             from_super_seed: 0.0,
@@ -365,7 +369,17 @@ impl Swarm {
                 }
             }
             Action::FetchSegment { seq } => engine.on_segment_unavailable(now, seq),
+            Action::Prepare { seq, index } => {
+                self.peers[p as usize].prepared.insert((seq, index), now);
+            }
             Action::Download { seq, index } => {
+                // A prepared crumb's setup (tracker, handshakes) ran from its Prepare.
+                let ready_at = self.peers[p as usize]
+                    .prepared
+                    .remove(&(seq, index))
+                    .map_or(now, |at| at.min(now))
+                    .saturating_add(self.config.crumb_setup)
+                    .max(now);
                 if (p as usize) < self.config.feedback_clients {
                     self.channel.announce(p, seq, index, now);
                 }
@@ -406,7 +420,7 @@ impl Swarm {
                         have: 0,
                         inflight: 0,
                         pieces,
-                        ready_at: now + self.config.crumb_setup,
+                        ready_at,
                         super_seed,
                         super_seed_first: false,
                         super_seed_only: false,
@@ -415,6 +429,7 @@ impl Swarm {
             }
             Action::ChannelRestarted(_) | Action::Stalled { .. } | Action::Relayed(_) => {}
             Action::Cancel { seq, index } => {
+                self.peers[p as usize].prepared.remove(&(seq, index));
                 let d = &mut self.peers[p as usize].downloads;
                 d.retain(|d| (d.seq, d.index) != (seq, index));
             }

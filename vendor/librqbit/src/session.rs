@@ -312,6 +312,13 @@ pub struct AddTorrentOptions {
     /// `piece_tracker::line_steal_floor`); the urgent connection still does.
     #[serde(skip)]
     pub line_bytes_per_sec: Option<std::num::NonZeroU32>,
+    /// crumbs patch: the torrent starts (tracker, connections, handshakes,
+    /// INTERESTED) but requests no piece until `ManagedTorrent::release_requests`. An
+    /// application that fetches many small torrents in turn starts the next one
+    /// while the link still carries the one before, and its first request goes out
+    /// at once when its turn comes.
+    #[serde(skip)]
+    pub hold_requests: bool,
 
     /// This is used to restore the session from serialized state.
     pub preferred_id: Option<usize>,
@@ -1409,6 +1416,7 @@ impl Session {
                     upload_peers_per_piece: opts.upload_peers_per_piece,
                     upload_first: opts.upload_first,
                     line_bytes_per_sec: opts.line_bytes_per_sec,
+                    request_gate: crate::torrent_state::RequestGate::new(opts.hold_requests),
                 },
                 connector: self.connector.clone(),
                 session: Arc::downgrade(self),

@@ -128,6 +128,49 @@ pub(crate) struct ManagedTorrentOptions {
     pub upload_first: bool,
     /// crumbs patch: `AddTorrentOptions::line_bytes_per_sec`.
     pub line_bytes_per_sec: Option<std::num::NonZeroU32>,
+    /// crumbs patch: `AddTorrentOptions::hold_requests`.
+    pub request_gate: RequestGate,
+}
+
+/// crumbs patch: holds a torrent's piece requests until the application releases
+/// them (`AddTorrentOptions::hold_requests`, `ManagedTorrent::release_requests`).
+/// Everything else runs while held: the tracker, connections, handshakes, bitfields,
+/// INTERESTED and the peers' UNCHOKE.
+#[derive(Default)]
+pub struct RequestGate {
+    held: std::sync::atomic::AtomicBool,
+    released: tokio::sync::Notify,
+}
+
+impl RequestGate {
+    pub(crate) fn new(held: bool) -> Self {
+        Self {
+            held: std::sync::atomic::AtomicBool::new(held),
+            released: tokio::sync::Notify::new(),
+        }
+    }
+
+    /// Lets every connection request pieces (idempotent).
+    pub fn release(&self) {
+        self.held.store(false, std::sync::atomic::Ordering::SeqCst);
+        self.released.notify_waiters();
+    }
+
+    pub fn is_held(&self) -> bool {
+        self.held.load(std::sync::atomic::Ordering::SeqCst)
+    }
+
+    /// Returns once requests may go out.
+    pub(crate) async fn wait(&self) {
+        loop {
+            // Registered before the check: a release between the two still wakes it.
+            let released = self.released.notified();
+            if !self.is_held() {
+                return;
+            }
+            released.await;
+        }
+    }
 }
 
 impl ManagedTorrentOptions {
@@ -289,6 +332,17 @@ impl ManagedTorrent {
     /// verified yet (its total length when every piece is). A live stream's crumb is
     /// read in decode order, so what its download has verified from the start is of
     /// use before the rest arrives; the bytes on disk after that may be unverified.
+    /// crumbs patch: lets a torrent added with `AddTorrentOptions::hold_requests`
+    /// request pieces (a no-op for any other).
+    pub fn release_requests(&self) {
+        self.shared.options.request_gate.release();
+    }
+
+    /// crumbs patch: whether the torrent's piece requests are still held.
+    pub fn requests_held(&self) -> bool {
+        self.shared.options.request_gate.is_held()
+    }
+
     pub fn verified_prefix_bytes(&self) -> anyhow::Result<u64> {
         self.with_chunk_tracker(|ct| {
             let lengths = ct.get_lengths();

@@ -1960,6 +1960,8 @@ impl PeerHandler {
             }
 
             update_interest(self, true)?;
+            // crumbs patch: `AddTorrentOptions::hold_requests`.
+            aframe!(self.state.shared.options.request_gate.wait()).await;
             aframe!(self.wait_for_request_slot()).await;
 
             // Acquire a piece using the strategy: try steal (10x) → reserve → steal (3x).
