@@ -1008,6 +1008,8 @@ impl Runner {
         self.done.clear();
         self.preparing.clear();
         self.held.clear();
+        // The old run's .torrent files: its numbers may come back with other crumbs.
+        self.prefetch = prefetch::TorrentPrefetch::default();
         self.fallback_pending.clear();
         self.super_seed_alone.clear();
         self.relay_sources.clear();

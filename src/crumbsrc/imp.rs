@@ -564,7 +564,7 @@ impl ObjectImpl for CrumbSrc {
                     .build(),
                 glib::ParamSpecUInt::builder("prepared-crumbs")
                     .nick("Prepared crumbs")
-                    .blurb("Crumbs started ahead of their turn with their piece requests held: while crumbs download, the next this many after the last one asked for (up to D+1) fetch their .torrent, announce and connect to their peers, so that their first request goes out the moment they are asked for instead of after a start-up through a queue full of the crumbs before them. 0 = each crumb starts when it is asked for")
+                    .blurb("Crumbs started ahead of their turn with their piece requests held: behind the live edge (a newer Segment is out), while crumbs download, the next this many after the last one asked for (up to D) fetch their .torrent, announce and connect to their peers, so that their first request goes out the moment they are asked for instead of after a start-up through a queue full of the crumbs before them. A connection held more than about 10 s may time out (librqbit's read timeout) and reconnect. 0 = each crumb starts when it is asked for (the default: measured no better on the swarm bench)")
                     .maximum(8)
                     .default_value(DEFAULT_PREPARED_CRUMBS)
                     .mutable_ready()

@@ -324,6 +324,7 @@ impl Swarm {
         let peer = &mut self.peers[p as usize];
         peer.alive = false;
         peer.engine = None;
+        peer.prepared.clear();
         peer.downloads.clear();
         let profile = peer.profile;
         self.add_peer(profile, t);

@@ -328,10 +328,6 @@ impl ManagedTorrent {
         }
     }
 
-    /// crumbs patch: the bytes from the torrent's start up to its first piece not
-    /// verified yet (its total length when every piece is). A live stream's crumb is
-    /// read in decode order, so what its download has verified from the start is of
-    /// use before the rest arrives; the bytes on disk after that may be unverified.
     /// crumbs patch: lets a torrent added with `AddTorrentOptions::hold_requests`
     /// request pieces (a no-op for any other).
     pub fn release_requests(&self) {
@@ -343,6 +339,10 @@ impl ManagedTorrent {
         self.shared.options.request_gate.is_held()
     }
 
+    /// crumbs patch: the bytes from the torrent's start up to its first piece not
+    /// verified yet (its total length when every piece is). A live stream's crumb is
+    /// read in decode order, so what its download has verified from the start is of
+    /// use before the rest arrives; the bytes on disk after that may be unverified.
     pub fn verified_prefix_bytes(&self) -> anyhow::Result<u64> {
         self.with_chunk_tracker(|ct| {
             let lengths = ct.get_lengths();
