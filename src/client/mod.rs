@@ -1152,10 +1152,9 @@ impl Runner {
                 continue;
             }
             match self.start_download(seq, index, rate, true).await {
-                Ok(()) if self.active.contains_key(&(seq, index)) => {
+                Ok(()) => {
                     self.held.insert((seq, index));
                 }
-                Ok(()) => {}
                 Err(e) => gst::debug!(
                     crate::client::CAT,
                     "prepared crumb {index} of Segment {seq}: {e:#}"

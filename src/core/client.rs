@@ -1897,26 +1897,19 @@ impl ClientEngine {
         if ahead == 0 || self.config.relay {
             return;
         }
-        let cap = self.cap(self.current.as_ref().map_or(0, |c| c.sizes.len()));
-        let behind = |seq: u64| self.window.is_some_and(|w| w.latest > seq);
-        let Some(cur) = self.current.as_ref() else {
-            return;
-        };
-        if cur.prefix_done_at.is_some() || !behind(cur.seq) {
-            return;
-        }
+        let latest = self.window.map(|w| w.latest);
         let Some(cur) = self.current.as_mut() else {
             return;
         };
+        if cur.prefix_done_at.is_some() || latest.is_none_or(|l| l <= cur.seq) {
+            return;
+        }
         let from = (0..cur.sizes.len())
             .rev()
             .find(|&i| cur.requested[i])
-            .map_or(1, |i| i + 1)
-            .max(1);
-        let until = usize::from(cur.d)
-            .min(usize::from(cap))
-            .min(cur.sizes.len())
-            .min(from + ahead);
+            .map_or(1, |i| i + 1);
+        // D is within the cap already (its start and the fill keep it there).
+        let until = usize::from(cur.d).min(cur.sizes.len()).min(from + ahead);
         for i in from..until {
             if !cur.prepared[i] && !cur.requested[i] {
                 cur.prepared[i] = true;

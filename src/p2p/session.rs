@@ -194,6 +194,14 @@ async fn on_runtime<T: Send + 'static>(
         .map_err(|e| anyhow!("p2p task failed: {e}"))?
 }
 
+/// librqbit's per-peer stats filter for peers in `state` ("live", "all"). librqbit
+/// exports `PeerStatsFilter` only with its HTTP API features; it is built from its
+/// serde form instead, its type left to the call.
+fn peer_filter<T: serde::de::DeserializeOwned>(state: &str) -> anyhow::Result<T> {
+    serde_json::from_value(serde_json::json!({ "state": state }))
+        .context("building librqbit's peer stats filter")
+}
+
 fn limit(bps: Option<u32>) -> Option<NonZeroU32> {
     bps.and_then(NonZeroU32::new)
         .map(|b| b.max(NonZeroU32::new(MIN_RATE_LIMIT_BPS).unwrap()))
@@ -464,9 +472,10 @@ impl P2pSession {
         let Some(live) = self.handle(id)?.live() else {
             return Ok(0);
         };
-        let filter = serde_json::from_value(serde_json::json!({ "state": "live" }))
-            .context("building librqbit's peer stats filter")?;
-        Ok(live.per_peer_stats_snapshot(filter).peers.len())
+        Ok(live
+            .per_peer_stats_snapshot(peer_filter("live")?)
+            .peers
+            .len())
     }
 
     /// Lets a torrent started with [`Fetch::hold`] request its pieces.
@@ -549,12 +558,8 @@ impl P2pSession {
         let Some(live) = self.handle(id)?.live() else {
             return Ok(HashMap::new());
         };
-        // librqbit exports `PeerStatsFilter` only with its HTTP API features; it is
-        // built from its serde form instead. "all": dropped peers too, not only the
-        // connected ones.
-        let filter = serde_json::from_value(serde_json::json!({ "state": "all" }))
-            .context("building librqbit's peer stats filter")?;
-        live.per_peer_stats_snapshot(filter)
+        // "all": dropped peers too, not only the connected ones.
+        live.per_peer_stats_snapshot(peer_filter("all")?)
             .peers
             .into_iter()
             .map(|(addr, stats)| {

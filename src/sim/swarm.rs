@@ -378,7 +378,7 @@ impl Swarm {
                 let ready_at = self.peers[p as usize]
                     .prepared
                     .remove(&(seq, index))
-                    .map_or(now, |at| at.min(now))
+                    .unwrap_or(now)
                     .saturating_add(self.config.crumb_setup)
                     .max(now);
                 if (p as usize) < self.config.feedback_clients {
