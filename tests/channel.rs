@@ -166,6 +166,16 @@ fn origin(url: &str) -> String {
     format!("http://{}", &rest[..rest.find('/').unwrap()])
 }
 
+/// The newest Segment's seq and the .torrent files of its crumbs 1 and 2.
+fn newest_two_crumbs(url: &str) -> (u64, Vec<Vec<u8>>) {
+    let newest = window(url).segments.last().unwrap().clone();
+    let torrents = newest.crumbs[..2]
+        .iter()
+        .map(|c| get(&format!("{}{}", origin(url), c.torrent)).1)
+        .collect();
+    (newest.seq, torrents)
+}
+
 /// Downloads torrents with a plain librqbit session, all at once, peers from the
 /// tracker only; returns each file's bytes.
 fn librqbit_download(torrents: Vec<Vec<u8>>, dir: &std::path::Path) -> Vec<Vec<u8>> {
@@ -418,11 +428,7 @@ fn live_channel_window_download_expiry_and_tracker() {
     // seed once. After one session took crumbs 1 and 2 of the newest Segment (and is
     // gone), a second gets crumb 1 again (never limited) and no byte of crumb 2: the
     // super seed closes its connection (on loopback an allowed crumb takes a few ms).
-    let newest = window(&url).segments.last().unwrap().clone();
-    let torrents: Vec<Vec<u8>> = newest.crumbs[..2]
-        .iter()
-        .map(|c| get(&format!("{}{}", origin(&url), c.torrent)).1)
-        .collect();
+    let (_, torrents) = newest_two_crumbs(&url);
     let first = librqbit_download(torrents.clone(), &dl);
     let _ = std::fs::remove_dir_all(&dl);
     let again = librqbit_fetch(torrents, &dl, Duration::from_millis(1500));
@@ -431,6 +437,41 @@ fn live_channel_window_download_expiry_and_tracker() {
     let _ = std::fs::remove_dir_all(&dl);
     live.stop();
     let _ = std::fs::remove_dir_all(&spool);
+}
+
+#[test]
+fn enhancement_copies_behind_the_live_edge() {
+    // `enhancement-copies-behind=1`: while a Segment is the newest its enhancement
+    // pieces go to whoever asks; once a newer one is out, the copies it gave count
+    // and no more leave the super seed (crumb 1 is never limited). Segments of one
+    // 10 s GOP leave time for two fetches at the edge (1-2 s each here), and every
+    // downloader gets the super seed's address (with the default fanout of 1 the
+    // second would only be told of the first, gone by then).
+    let live = Live::start(
+        "videotestsrc is-live=true ! video/x-raw,width=160,height=120,framerate=30/1 \
+         ! svcvp8enc keyframe-max-dist=300 ! svcsegmenter max-crumb-size=3000 \
+         ! crumbsink name=ch channel=edge window=4 super-seed-fanout=0 enhancement-copies-behind=1",
+    );
+    let url = live.url("ch");
+    let dl = std::env::temp_dir().join(format!("crumbs-test-behind-{}", std::process::id()));
+    live.wait_published("ch", 1);
+    let (newest, torrents) = newest_two_crumbs(&url);
+    let first = librqbit_download(torrents.clone(), &dl);
+    let _ = std::fs::remove_dir_all(&dl);
+    let second = librqbit_fetch(torrents.clone(), &dl, Duration::from_secs(3));
+    let _ = std::fs::remove_dir_all(&dl);
+    assert_eq!(window(&url).latest, Some(newest), "still the newest");
+    assert_eq!(
+        second[1].as_ref(),
+        Some(&first[1]),
+        "crumb 2 twice at the edge"
+    );
+    live.wait_published("ch", 2);
+    let third = librqbit_fetch(torrents, &dl, Duration::from_millis(1500));
+    let _ = std::fs::remove_dir_all(&dl);
+    assert_eq!(third[0].as_ref(), Some(&first[0]), "crumb 1 again");
+    assert!(third[1].is_none(), "crumb 2 a third time, behind the edge");
+    live.stop();
 }
 
 #[test]

@@ -45,6 +45,14 @@ const DEFAULT_FIRST_CRUMB_FANOUT: i32 = -1;
 /// to one copy after five Segments and kept little of what one copy from the start
 /// gains (docs/swarm.md, eighteenth round).
 const DEFAULT_ENHANCEMENT_COPIES: i32 = 0;
+/// Two copies of each enhancement piece once a newer Segment is out. On the swarm
+/// bench's tight channel (twice the full quality, 20 viewers) 1 gave 0.596 of bound
+/// (seven runs interleaved with seven without a limit: 0.517) and 2 gave 0.601 (three
+/// runs), with N = 10 and N = 20 on the roomy channel unchanged and 9 % less channel
+/// upload per client at N = 20 (docs/swarm.md, twenty-first round). Two rather than
+/// one: a piece whose only holder left, or never serves, would be lost to every
+/// viewer behind the edge.
+const DEFAULT_ENHANCEMENT_COPIES_BEHIND: u32 = 2;
 const DEFAULT_HEADER_TIMEOUT_MS: u32 = 10_000;
 const DEFAULT_IDLE_TIMEOUT_MS: u32 = 30_000;
 /// Well below the common 1,024 file descriptors a process may hold: crumb files,
@@ -71,6 +79,7 @@ struct Settings {
     super_seed_fanout: u32,
     first_crumb_fanout: i32,
     enhancement_copies: i32,
+    enhancement_copies_behind: u32,
     header_timeout_ms: u32,
     idle_timeout_ms: u32,
     max_connections: u32,
@@ -94,6 +103,7 @@ impl Default for Settings {
             super_seed_fanout: DEFAULT_SUPER_SEED_FANOUT,
             first_crumb_fanout: DEFAULT_FIRST_CRUMB_FANOUT,
             enhancement_copies: DEFAULT_ENHANCEMENT_COPIES,
+            enhancement_copies_behind: DEFAULT_ENHANCEMENT_COPIES_BEHIND,
             header_timeout_ms: DEFAULT_HEADER_TIMEOUT_MS,
             idle_timeout_ms: DEFAULT_IDLE_TIMEOUT_MS,
             max_connections: DEFAULT_MAX_CONNECTIONS,
@@ -169,6 +179,8 @@ impl CrumbSink {
             super_seed_fanout: s.super_seed_fanout,
             first_crumb_fanout: u32::try_from(s.first_crumb_fanout).ok(),
             enhancement_copies: EnhancementCopies::from_property(s.enhancement_copies),
+            enhancement_copies_behind: (s.enhancement_copies_behind > 0)
+                .then_some(s.enhancement_copies_behind),
             limits: ServerLimits {
                 header_timeout: std::time::Duration::from_millis(s.header_timeout_ms as u64),
                 idle_timeout: std::time::Duration::from_millis(s.idle_timeout_ms as u64),
@@ -497,6 +509,13 @@ impl ObjectImpl for CrumbSink {
                     .default_value(DEFAULT_ENHANCEMENT_COPIES)
                     .mutable_ready()
                     .build(),
+                glib::ParamSpecUInt::builder("enhancement-copies-behind")
+                    .nick("Enhancement copies behind the edge")
+                    .blurb("Peers the super seed uploads each piece of an enhancement crumb (crumbs 2..N) to in all, once a newer Segment is out (the copies given while it was the newest count; a lower enhancement-copies stays): viewers behind the live edge take those pieces from the peers that have them (a request for one given out already closes the connection), and the super seed's upload goes to the viewers at the edge. Crumb 1 is never limited. 0 = no limit")
+                    .maximum(10_000)
+                    .default_value(DEFAULT_ENHANCEMENT_COPIES_BEHIND)
+                    .mutable_ready()
+                    .build(),
                 glib::ParamSpecUInt::builder("header-timeout")
                     .nick("Header timeout")
                     .blurb("Milliseconds an HTTP client has to send a request's headers, from the connection's start or the end of the previous response (closes idle keep-alive too)")
@@ -581,6 +600,7 @@ impl ObjectImpl for CrumbSink {
             "super-seed-fanout" => s.super_seed_fanout = value.get().unwrap(),
             "first-crumb-fanout" => s.first_crumb_fanout = value.get().unwrap(),
             "enhancement-copies" => s.enhancement_copies = value.get().unwrap(),
+            "enhancement-copies-behind" => s.enhancement_copies_behind = value.get().unwrap(),
             "header-timeout" => s.header_timeout_ms = value.get().unwrap(),
             "idle-timeout" => s.idle_timeout_ms = value.get().unwrap(),
             "max-connections" => s.max_connections = value.get().unwrap(),
@@ -606,6 +626,7 @@ impl ObjectImpl for CrumbSink {
             "super-seed-fanout" => s.super_seed_fanout.to_value(),
             "first-crumb-fanout" => s.first_crumb_fanout.to_value(),
             "enhancement-copies" => s.enhancement_copies.to_value(),
+            "enhancement-copies-behind" => s.enhancement_copies_behind.to_value(),
             "header-timeout" => s.header_timeout_ms.to_value(),
             "idle-timeout" => s.idle_timeout_ms.to_value(),
             "max-connections" => s.max_connections.to_value(),

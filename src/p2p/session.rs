@@ -484,6 +484,22 @@ impl P2pSession {
         Ok(())
     }
 
+    /// A new limit on the peers each piece of a seeded torrent goes to (`None`: no
+    /// limit), for the requests that come after it; the copies given out already
+    /// count. Only for a torrent seeded with [`Seeding::peers_per_piece`] (any
+    /// value, `usize::MAX` to count without a limit): the patch's
+    /// `set_upload_peers_per_piece`.
+    pub fn set_peers_per_piece(&self, id: TorrentId, limit: Option<usize>) -> anyhow::Result<()> {
+        let counted = self
+            .handle(id)?
+            .set_upload_peers_per_piece(limit.unwrap_or(usize::MAX));
+        ensure!(
+            counted,
+            "torrent {id} was seeded without a count of its copies"
+        );
+        Ok(())
+    }
+
     /// Makes a running torrent connect to `peer` at once, beside its peer limit
     /// (no-op when it knows the peer already; returns whether the peer was new).
     /// Goes through `add_peer_now`, added by the patch in `vendor/librqbit`: the

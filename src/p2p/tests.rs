@@ -861,6 +861,49 @@ fn a_cancelled_copy_does_not_use_up_its_piece() {
 }
 
 #[test]
+fn a_copy_limit_set_later_counts_the_copies_given_before() {
+    // crumbsink's `enhancement-copies-behind`: a crumb seeded without a limit, but
+    // counting its copies, gets one when a newer Segment is out; what left at the
+    // live edge counts against it, and it can be lifted again.
+    let _g = LEAK_LOCK.read().unwrap_or_else(|e| e.into_inner());
+    let dir = TempDir::new("copies-later");
+    run(Duration::from_secs(60), async {
+        let data = random_bytes(32 * 1024, 31);
+        let (t, path) = write_crumb(dir.path(), "crumb-31", &data, 16 * 1024);
+        let (piece0, piece1) = (&data[..16 * 1024], &data[16 * 1024..]);
+        let a = P2pSession::new(config(&dir.path().join("a"))).await?;
+        let counted = Seeding {
+            peers_per_piece: Some(usize::MAX),
+            ..Default::default()
+        };
+        let id = a.seed_with(&t, &path, vec![], counted).await?;
+        let (seed, info_hash) = (a.listen_addr(), t.info_hash);
+        let fetch = |piece: u32| async move {
+            let mut p = RawPeer::connect(seed, info_hash).await?;
+            p.send(&RawPeer::request(piece, 16 * 1024)).await?;
+            let want = if piece == 0 { piece0 } else { piece1 };
+            p.piece_is(want).await
+        };
+        // No limit yet: piece 0 goes to two peers, piece 1 to one.
+        assert_eq!(fetch(0).await?, Some(0));
+        assert_eq!(fetch(0).await?, Some(0));
+        assert_eq!(fetch(1).await?, Some(1));
+        a.set_peers_per_piece(id, Some(2))?;
+        assert_eq!(fetch(0).await?, None, "piece 0 left twice already");
+        assert_eq!(fetch(1).await?, Some(1), "piece 1 had one copy of two");
+        assert_eq!(fetch(1).await?, None, "piece 1 left twice now");
+        a.set_peers_per_piece(id, None)?;
+        assert_eq!(fetch(0).await?, Some(0), "the limit is lifted");
+        // A torrent seeded without counting cannot be limited later.
+        let (t2, path2) = write_crumb(dir.path(), "crumb-32", &data[..16 * 1024], 16 * 1024);
+        let id2 = a.seed(&t2, &path2, vec![]).await?;
+        assert!(a.set_peers_per_piece(id2, Some(1)).is_err());
+        a.shutdown().await?;
+        Ok(())
+    });
+}
+
+#[test]
 fn a_first_class_crumb_passes_the_upload_limit_before_the_others() {
     // The channel's crumbs 1 (`Seeding::first`): with its upload limit full of
     // enhancement crumbs, a crumb 1 asked for meanwhile takes the whole limit.

@@ -57,6 +57,8 @@ pub struct Channel {
     pub rhos: Vec<(u64, f64)>,
     /// When the engine was last given the super seed's upload total (ns).
     load_fed: Option<u64>,
+    /// `SimConfig::enhancement_copies_behind`.
+    copies_behind: Option<u32>,
 }
 
 fn info_hash(seq: u64, index: u16) -> [u8; 20] {
@@ -84,8 +86,10 @@ impl Channel {
         piece_size: u64,
         duration: u64,
         enhancement_copies: EnhancementCopies,
+        copies_behind: Option<u32>,
     ) -> Self {
         Channel {
+            copies_behind,
             engine: ChannelEngine::new(ChannelEngineConfig {
                 name: "sim".into(),
                 enhancement_copies,
@@ -133,6 +137,16 @@ impl Channel {
     pub fn publish(&mut self, now: u64, duration: u64, sizes: &[u64]) {
         let seq = self.published;
         self.published += 1;
+        // `enhancement-copies-behind`: the Segment before is behind the edge now.
+        if let (Some(behind), Some(prev)) = (self.copies_behind, seq.checked_sub(1)) {
+            for (_, crumb) in self
+                .crumbs
+                .iter_mut()
+                .filter(|((s, index), _)| *s == prev && *index > 1)
+            {
+                crumb.copies = Some(crumb.copies.map_or(behind, |c| c.min(behind)));
+            }
+        }
         let capture_start = now.saturating_sub(duration);
         self.segments.insert(
             seq,

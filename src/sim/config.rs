@@ -87,6 +87,10 @@ pub struct SimConfig {
     /// channel busy in 25 of 30 Segments where the bench's never is (a model gap,
     /// docs/swarm.md, eighteenth round).
     pub enhancement_copies: EnhancementCopies,
+    /// As crumbsink's `enhancement-copies-behind`: once a newer Segment is out, the
+    /// super seed serves each enhancement piece at most this many times in all (the
+    /// copies at the live edge count). Two by default, as crumbsink. None: no limit.
+    pub enhancement_copies_behind: Option<u32>,
     /// The clients' tail crumb (crumbsrc's `tail-crumb`, on by default there too):
     /// a crumb beyond D at the live edge, its pieces from the start counted as output.
     pub tail_crumb: bool,
@@ -150,6 +154,7 @@ impl SimConfig {
             super_seed_fanout: 1,
             first_crumb_fanout: None,
             enhancement_copies: EnhancementCopies::Unlimited,
+            enhancement_copies_behind: Some(2),
             tail_crumb: true,
             prepare_ahead: crate::core::client::DEFAULT_PREPARE_AHEAD,
             peer_patience: Some(crate::core::client::DEFAULT_PEER_PATIENCE),

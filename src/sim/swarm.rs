@@ -122,6 +122,7 @@ impl Swarm {
             config.piece_size,
             config.segment_duration,
             config.enhancement_copies,
+            config.enhancement_copies_behind,
         );
         // The window's `max_duration`, as svcsegmenter answers it: |Gmax| GOPs.
         channel.set_max_duration(config.gop_loop.as_ref().map(|g| {

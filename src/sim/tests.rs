@@ -133,12 +133,32 @@ fn enhancement_copies_bound_the_super_seeds_share() {
         let mut c = small(11);
         c.super_seed_kbps = 2.0 * c.layers_kbps.iter().sum::<f64>();
         c.enhancement_copies = copies;
+        // The edge's copies alone (no limit behind it either).
+        c.enhancement_copies_behind = None;
         run(c)
     };
     let (free, one) = (
         tight(EnhancementCopies::Unlimited),
         tight(EnhancementCopies::Limit(1)),
     );
+    assert!(
+        one.super_seed_share < free.super_seed_share,
+        "{one:#?} {free:#?}"
+    );
+    assert!(one.continuity >= 0.95, "{one:#?}");
+}
+
+#[test]
+fn copies_behind_the_edge_bound_the_super_seeds_share() {
+    // The same tight channel: once a newer Segment is out, an enhancement piece the
+    // super seed served once is served by peers only; the edge keeps no limit.
+    let tight = |behind: Option<u32>| {
+        let mut c = small(11);
+        c.super_seed_kbps = 2.0 * c.layers_kbps.iter().sum::<f64>();
+        c.enhancement_copies_behind = behind;
+        run(c)
+    };
+    let (free, one) = (tight(None), tight(Some(1)));
     assert!(
         one.super_seed_share < free.super_seed_share,
         "{one:#?} {free:#?}"

@@ -299,6 +299,8 @@ pub struct AddTorrentOptions {
     /// peers (the first ones to ask for it); a request from any other peer closes
     /// its connection, so it takes the piece from those peers instead. The source of
     /// a live stream spends its upload once per piece and lets the swarm pass it on.
+    /// `Some(usize::MAX)` counts the copies without a limit, so that
+    /// `ManagedTorrent::set_upload_peers_per_piece` may set one later.
     #[serde(default)]
     pub upload_peers_per_piece: Option<usize>,
     /// crumbs patch: this torrent's blocks pass the session's upload limit before
@@ -1413,7 +1415,9 @@ impl Session {
                     #[cfg(feature = "disable-upload")]
                     _disable_upload: self._disable_upload,
                     no_upload: opts.disable_upload_torrent,
-                    upload_peers_per_piece: opts.upload_peers_per_piece,
+                    upload_peers_per_piece: opts
+                        .upload_peers_per_piece
+                        .map(|n| crate::torrent_state::PieceCopies::new(n.max(1))),
                     upload_first: opts.upload_first,
                     line_bytes_per_sec: opts.line_bytes_per_sec,
                     request_gate: crate::torrent_state::RequestGate::new(opts.hold_requests),

@@ -122,14 +122,38 @@ pub(crate) struct ManagedTorrentOptions {
     pub _disable_upload: bool,
     /// crumbs patch: `AddTorrentOptions::disable_upload_torrent`.
     pub no_upload: bool,
-    /// crumbs patch: `AddTorrentOptions::upload_peers_per_piece`.
-    pub upload_peers_per_piece: Option<usize>,
+    /// crumbs patch: `AddTorrentOptions::upload_peers_per_piece`, lowered or raised
+    /// later by `ManagedTorrent::set_upload_peers_per_piece`.
+    pub upload_peers_per_piece: Option<PieceCopies>,
     /// crumbs patch: `AddTorrentOptions::upload_first`.
     pub upload_first: bool,
     /// crumbs patch: `AddTorrentOptions::line_bytes_per_sec`.
     pub line_bytes_per_sec: Option<std::num::NonZeroU32>,
     /// crumbs patch: `AddTorrentOptions::hold_requests`.
     pub request_gate: RequestGate,
+}
+
+/// crumbs patch: how many peers each piece of a torrent is uploaded to at most
+/// (`AddTorrentOptions::upload_peers_per_piece`); a torrent added with it counts
+/// its pieces' recipients, and its limit may change while it runs.
+pub struct PieceCopies {
+    limit: std::sync::atomic::AtomicUsize,
+}
+
+impl PieceCopies {
+    pub(crate) fn new(limit: usize) -> Self {
+        Self {
+            limit: std::sync::atomic::AtomicUsize::new(limit),
+        }
+    }
+
+    pub fn limit(&self) -> usize {
+        self.limit.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    pub(crate) fn set(&self, limit: usize) {
+        self.limit.store(limit, std::sync::atomic::Ordering::Relaxed);
+    }
 }
 
 /// crumbs patch: holds a torrent's piece requests until the application releases
@@ -332,6 +356,21 @@ impl ManagedTorrent {
     /// request pieces (a no-op for any other).
     pub fn release_requests(&self) {
         self.shared.options.request_gate.release();
+    }
+
+    /// crumbs patch: a new limit for a torrent added with
+    /// `AddTorrentOptions::upload_peers_per_piece` (`usize::MAX`: none), applied to
+    /// the requests that come after it; the copies given out so far still count.
+    /// Returns false (and changes nothing) for a torrent added without it, which
+    /// counts no copies.
+    pub fn set_upload_peers_per_piece(&self, limit: usize) -> bool {
+        match &self.shared.options.upload_peers_per_piece {
+            Some(copies) => {
+                copies.set(limit.max(1));
+                true
+            }
+            None => false,
+        }
     }
 
     /// crumbs patch: whether the torrent's piece requests are still held.

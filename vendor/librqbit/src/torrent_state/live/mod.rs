@@ -1732,7 +1732,8 @@ impl PeerHandler {
         // crumbs patch: a piece goes to at most `upload_peers_per_piece` peers; the
         // others take it from them. Closing the connection (there is no Reject without
         // the Fast extension) frees every piece this peer had reserved on us at once.
-        if let Some(max) = self.state.torrent().options.upload_peers_per_piece {
+        if let Some(copies) = &self.state.torrent().options.upload_peers_per_piece {
+            let max = copies.limit();
             let mut recipients = self.state.piece_recipients.lock();
             let peers = recipients.entry(piece_index.get()).or_default();
             if !peers.iter().any(|r| r.addr == self.addr) {
