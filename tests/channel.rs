@@ -479,7 +479,8 @@ fn archive_keeps_every_segment() {
     let spool = std::env::temp_dir().join(format!("crumbs-test-archive-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&spool);
     let live = Live::start(&format!(
-        "{LIVE} ! svcsegmenter ! crumbsink name=ch channel=tv window=2 archive=true spool-dir={}",
+        "{LIVE} ! svcsegmenter max-crumb-size=3000 ! crumbsink name=ch channel=tv window=2 \
+         archive=true super-seed-fanout=0 enhancement-copies-behind=1 spool-dir={}",
         spool.display()
     ));
     let url = live.url("ch");
@@ -487,15 +488,27 @@ fn archive_keeps_every_segment() {
     let w = window(&url);
     assert!(w.archive);
     assert_eq!(w.segments.len(), 2);
+    let mut first_two = Vec::new();
     for seq in 0..3u64 {
         let (status, body) = get(&format!("{url}/segments/{seq}"));
         assert_eq!(status, 200, "archived Segment {seq}");
         let doc: gstcrumbs::core::api::SegmentDoc = serde_json::from_slice(&body).unwrap();
-        assert_eq!(
-            get(&format!("{}{}", origin(&url), doc.crumbs[0].torrent)).0,
-            200
-        );
+        let torrents: Vec<Vec<u8>> = doc.crumbs[..2]
+            .iter()
+            .map(|c| get(&format!("{}{}", origin(&url), c.torrent)))
+            .map(|(status, body)| (status == 200).then_some(body).unwrap())
+            .collect();
+        first_two.push(torrents);
     }
+    // Out of the window, an archived Segment's enhancement pieces are no longer held
+    // to `enhancement-copies-behind`: on-demand viewers come long after the live
+    // ones who held them. Two sessions one after the other both get crumb 2.
+    let dl = spool.with_extension("dl");
+    let first = librqbit_download(first_two[0].clone(), &dl);
+    let _ = std::fs::remove_dir_all(&dl);
+    let again = librqbit_download(first_two[0].clone(), &dl);
+    let _ = std::fs::remove_dir_all(&dl);
+    assert_eq!(again, first, "archived crumbs served again");
     let files = std::fs::read_dir(&spool).unwrap().count();
     live.stop();
     assert!(files >= 5 * 3, "{files} files: every Segment kept");

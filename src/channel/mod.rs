@@ -237,10 +237,12 @@ pub struct Channel {
     config: ChannelConfig,
     /// Torrent ids of seeded crumbs by (seq, index).
     seeded: HashMap<(u64, u16), TorrentId>,
-    /// The Segment published last and the copies its enhancement pieces were
-    /// seeded with (None = no limit): limited to `enhancement_copies_behind` when
-    /// the next one is out.
-    at_edge: Option<(u64, Option<usize>)>,
+    /// The Segment published last: limited to `enhancement_copies_behind` when the
+    /// next one is out.
+    at_edge: Option<u64>,
+    /// Per Segment in the window, the copies its enhancement pieces were seeded
+    /// with (None = no limit), given back when it leaves the window for the archive.
+    seeded_copies: HashMap<u64, Option<usize>>,
 }
 
 impl Channel {
@@ -378,6 +380,7 @@ impl Channel {
             config,
             seeded: HashMap::new(),
             at_edge: None,
+            seeded_copies: HashMap::new(),
         })
     }
 
@@ -589,8 +592,15 @@ impl Channel {
         self.shared
             .published
             .send_modify(|n| *n = n.wrapping_add(1));
-        self.limit_behind_edge(seq, enhancement_copies);
+        self.seeded_copies.insert(seq, enhancement_copies);
+        self.limit_behind_edge(seq);
         let mut to_remove = Vec::new();
+        for e in &outcome.expired {
+            let copies = self.seeded_copies.remove(&e.seq).flatten();
+            if !e.delete_data() {
+                self.unlimit_archived(e.seq, copies);
+            }
+        }
         for e in outcome.expired.iter().filter(|e| e.delete_data()) {
             for c in &e.crumbs {
                 if let Some(id) = self.seeded.remove(&(e.seq, c.index)) {
@@ -624,26 +634,45 @@ impl Channel {
     /// highest crumbs, each fetched from it by several of them, while the viewers at
     /// the edge fetched theirs from it at a fair share of 270 kbit/s
     /// (docs/swarm.md, twenty-first round).
-    fn limit_behind_edge(&mut self, seq: u64, copies: Option<usize>) {
-        let previous = self.at_edge.replace((seq, copies));
-        let Some(behind) = self.config.enhancement_copies_behind else {
+    fn limit_behind_edge(&mut self, seq: u64) {
+        let previous = self.at_edge.replace(seq).filter(|p| *p != seq);
+        let (Some(prev), Some(behind)) = (previous, self.behind_limit(previous)) else {
             return;
         };
-        let Some((prev, prev_copies)) = previous.filter(|(p, _)| *p != seq) else {
-            return;
-        };
-        let behind = behind.max(1) as usize;
-        if prev_copies.is_some_and(|c| c <= behind) {
-            return;
+        self.set_enhancement_copies(prev, Some(behind));
+    }
+
+    /// Segment `seq` left the window for the archive: its enhancement pieces get
+    /// back the limit they were seeded with (`copies`). An archived Segment is
+    /// fetched on demand, long after the viewers who held its pieces left.
+    fn unlimit_archived(&mut self, seq: u64, copies: Option<usize>) {
+        if self.behind_limit_over(copies).is_some() {
+            self.set_enhancement_copies(seq, copies);
         }
+    }
+
+    /// The limit behind the edge for Segment `seq`, when it is lower than the one
+    /// it was seeded with.
+    fn behind_limit(&self, seq: Option<u64>) -> Option<usize> {
+        let copies = self.seeded_copies.get(&seq?).copied().flatten();
+        self.behind_limit_over(copies)
+    }
+
+    /// `enhancement_copies_behind` when it is lower than `copies` (None = none).
+    fn behind_limit_over(&self, copies: Option<usize>) -> Option<usize> {
+        let behind = self.config.enhancement_copies_behind?.max(1) as usize;
+        copies.is_none_or(|c| c > behind).then_some(behind)
+    }
+
+    fn set_enhancement_copies(&self, seq: u64, copies: Option<usize>) {
         for (_, id) in self
             .seeded
             .iter()
-            .filter(|((s, i), _)| *s == prev && *i != 1)
+            .filter(|((s, i), _)| *s == seq && *i != 1)
         {
             // Every one was seeded counting its copies; one removed meanwhile has
             // nothing left to limit.
-            let _ = self.session.set_peers_per_piece(*id, Some(behind));
+            let _ = self.session.set_peers_per_piece(*id, copies);
         }
     }
 

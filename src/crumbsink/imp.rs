@@ -511,7 +511,7 @@ impl ObjectImpl for CrumbSink {
                     .build(),
                 glib::ParamSpecUInt::builder("enhancement-copies-behind")
                     .nick("Enhancement copies behind the edge")
-                    .blurb("Peers the super seed uploads each piece of an enhancement crumb (crumbs 2..N) to in all, once a newer Segment is out (the copies given while it was the newest count; a lower enhancement-copies stays): viewers behind the live edge take those pieces from the peers that have them (a request for one given out already closes the connection), and the super seed's upload goes to the viewers at the edge. Crumb 1 is never limited. 0 = no limit")
+                    .blurb("Peers the super seed uploads each piece of an enhancement crumb (crumbs 2..N) to in all, once a newer Segment is out (the copies given while it was the newest count; a lower enhancement-copies stays): viewers behind the live edge take those pieces from the peers that have them (a request for one given out already closes the connection), and the super seed's upload goes to the viewers at the edge. Crumb 1 is never limited; an archived Segment that leaves the window gets its earlier limit back (on-demand viewers come after the live ones left). 0 = no limit")
                     .maximum(10_000)
                     .default_value(DEFAULT_ENHANCEMENT_COPIES_BEHIND)
                     .mutable_ready()
