@@ -240,9 +240,10 @@ pub struct Channel {
     /// The Segment published last: limited to `enhancement_copies_behind` when the
     /// next one is out.
     at_edge: Option<u64>,
-    /// Per Segment in the window, the copies its enhancement pieces were seeded
-    /// with (None = no limit), given back when it leaves the window for the archive.
-    seeded_copies: HashMap<u64, Option<usize>>,
+    /// Per Segment in the window, its last crumb's index and the copies its
+    /// enhancement pieces were seeded with (None = no limit), given back when it
+    /// leaves the window for the archive.
+    seeded_copies: HashMap<u64, (u16, Option<usize>)>,
 }
 
 impl Channel {
@@ -592,13 +593,14 @@ impl Channel {
         self.shared
             .published
             .send_modify(|n| *n = n.wrapping_add(1));
-        self.seeded_copies.insert(seq, enhancement_copies);
+        let last = crumbs.iter().map(|c| c.crumb.index).max().unwrap_or(1);
+        self.seeded_copies.insert(seq, (last, enhancement_copies));
         self.limit_behind_edge(seq);
         let mut to_remove = Vec::new();
         for e in &outcome.expired {
-            let copies = self.seeded_copies.remove(&e.seq).flatten();
-            if !e.delete_data() {
-                self.unlimit_archived(e.seq, copies);
+            let seeded = self.seeded_copies.remove(&e.seq);
+            if let Some((n, copies)) = seeded.filter(|_| !e.delete_data()) {
+                self.unlimit_archived(e.seq, n, copies);
             }
         }
         for e in outcome.expired.iter().filter(|e| e.delete_data()) {
@@ -626,9 +628,9 @@ impl Channel {
         })
     }
 
-    /// Segment `seq` is out, its enhancement pieces seeded with `copies`: the
-    /// Segment before it is behind the live edge now, and its enhancement pieces
-    /// leave the super seed at most `enhancement_copies_behind` times in all. On the
+    /// Segment `seq` is out: the Segment before it is behind the live edge now, and
+    /// its enhancement pieces leave the super seed at most
+    /// `enhancement_copies_behind` times in all (unless seeded with fewer). On the
     /// swarm bench's tight channel (twice the full quality for 20 viewers) the
     /// viewers three Segments behind took 45 % of the super seed's bytes, mostly the
     /// highest crumbs, each fetched from it by several of them, while the viewers at
@@ -636,40 +638,35 @@ impl Channel {
     /// (docs/swarm.md, twenty-first round).
     fn limit_behind_edge(&mut self, seq: u64) {
         let previous = self.at_edge.replace(seq).filter(|p| *p != seq);
-        let (Some(prev), Some(behind)) = (previous, self.behind_limit(previous)) else {
+        let Some((prev, &(n, copies))) =
+            previous.and_then(|p| Some((p, self.seeded_copies.get(&p)?)))
+        else {
             return;
         };
-        self.set_enhancement_copies(prev, Some(behind));
-    }
-
-    /// Segment `seq` left the window for the archive: its enhancement pieces get
-    /// back the limit they were seeded with (`copies`). An archived Segment is
-    /// fetched on demand, long after the viewers who held its pieces left.
-    fn unlimit_archived(&mut self, seq: u64, copies: Option<usize>) {
-        if self.behind_limit_over(copies).is_some() {
-            self.set_enhancement_copies(seq, copies);
+        if let Some(behind) = self.behind_limit(copies) {
+            self.set_enhancement_copies(prev, n, Some(behind));
         }
     }
 
-    /// The limit behind the edge for Segment `seq`, when it is lower than the one
-    /// it was seeded with.
-    fn behind_limit(&self, seq: Option<u64>) -> Option<usize> {
-        let copies = self.seeded_copies.get(&seq?).copied().flatten();
-        self.behind_limit_over(copies)
+    /// Segment `seq` (crumbs up to `n`) left the window for the archive: its
+    /// enhancement pieces get back the limit they were seeded with (`copies`). An
+    /// archived Segment is fetched on demand, long after the viewers who held its
+    /// pieces left.
+    fn unlimit_archived(&self, seq: u64, n: u16, copies: Option<usize>) {
+        if self.behind_limit(copies).is_some() {
+            self.set_enhancement_copies(seq, n, copies);
+        }
     }
 
     /// `enhancement_copies_behind` when it is lower than `copies` (None = none).
-    fn behind_limit_over(&self, copies: Option<usize>) -> Option<usize> {
+    fn behind_limit(&self, copies: Option<usize>) -> Option<usize> {
         let behind = self.config.enhancement_copies_behind?.max(1) as usize;
         copies.is_none_or(|c| c > behind).then_some(behind)
     }
 
-    fn set_enhancement_copies(&self, seq: u64, copies: Option<usize>) {
-        for (_, id) in self
-            .seeded
-            .iter()
-            .filter(|((s, i), _)| *s == seq && *i != 1)
-        {
+    /// Sets the limit of crumbs 2..=`n` of Segment `seq`.
+    fn set_enhancement_copies(&self, seq: u64, n: u16, copies: Option<usize>) {
+        for id in (2..=n).filter_map(|i| self.seeded.get(&(seq, i))) {
             // Every one was seeded counting its copies; one removed meanwhile has
             // nothing left to limit.
             let _ = self.session.set_peers_per_piece(*id, copies);
