@@ -69,6 +69,10 @@ fn main() {
                             .expect("--enhancement-copies K (-1 automatic, 0 no limit)"),
                     )
             }
+            "--copies-behind" => {
+                let k: u32 = val().parse().expect("--copies-behind K (0: no limit)");
+                config.enhancement_copies_behind = (k > 0).then_some(k);
+            }
             "--patience-ms" => {
                 let ms: i64 = val().parse().expect("--patience-ms T (-1: never)");
                 config.peer_patience = u64::try_from(ms).ok().map(|ms| ms * 1_000_000);
@@ -88,7 +92,8 @@ fn main() {
                     "simulate --peers N [--seconds S] [--seed K] [--adaptation paper|rate] \
                      [--super-seed-kbps U] [--lifetime-s L] [--profile PATH] [--out PATH] \
                      [--report PATH] [--crumb-setup-ms T] [--step-ms T] [--fanout K] \
-                     [--first-crumb-fanout K] [--enhancement-copies K] [--patience-ms T] \
+                     [--first-crumb-fanout K] [--enhancement-copies K] [--copies-behind K] \
+                     [--patience-ms T] \
                      [--relays R]"
                 );
                 return;
