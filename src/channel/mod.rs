@@ -24,7 +24,7 @@ use crate::core::channel::{ChannelEngine, ChannelEngineConfig, TorrentFile};
 use crate::core::crumb::Crumb;
 use crate::core::feedback::FeedbackConfig;
 use crate::core::scheduler::{PublishedCrumb, PublishedSegment, SchedulerConfig};
-use crate::core::seed_load::EnhancementCopies;
+use crate::core::seed_load::{EnhancementCopies, copies_behind_edge};
 use crate::core::tracker::TrackerConfig;
 use crate::p2p::{P2pSession, RUNTIME, Seeding, SessionConfig, TorrentId, make_torrent};
 
@@ -243,7 +243,7 @@ pub struct Channel {
     /// Per Segment in the window, its last crumb's index and the copies its
     /// enhancement pieces were seeded with (None = no limit), given back when it
     /// leaves the window for the archive.
-    seeded_copies: HashMap<u64, (u16, Option<usize>)>,
+    seeded_copies: HashMap<u64, (u16, Option<u32>)>,
 }
 
 impl Channel {
@@ -505,20 +505,17 @@ impl Channel {
         let hashes: Vec<[u8; 20]> = torrents.iter().map(|t| t.info_hash).collect();
         // Tracked before seeded: the super seed announces each crumb as it adds it.
         self.shared.engine().prepare(&hashes);
-        let enhancement_copies = self
-            .shared
-            .engine()
-            .enhancement_copies()
-            .map(|k| k as usize);
+        let enhancement_copies = self.shared.engine().enhancement_copies();
+        // Counted without a limit when one comes behind the edge.
+        let counted = self.config.enhancement_copies_behind.map(|_| usize::MAX);
+        let peers_per_piece = enhancement_copies.map(|k| k as usize).or(counted);
         for ((c, (_, path)), torrent) in crumbs.iter().zip(&files).zip(&torrents) {
             // Crumb 1 is every viewer's continuity: it goes to whoever asks (limited,
             // the swarm bench's main run fell to 0.34 continuity) and ahead of the
             // enhancement crumbs under `max-upload-rate`. An enhancement crumb's
             // pieces may leave the channel a bounded number of times.
             let base = c.crumb.index == 1;
-            // Counted without a limit when one comes behind the edge.
-            let behind = self.config.enhancement_copies_behind.map(|_| usize::MAX);
-            let copies = (!base).then_some(enhancement_copies.or(behind)).flatten();
+            let copies = (!base).then_some(peers_per_piece).flatten();
             let seeding = self.session.seed_with(
                 torrent,
                 path,
@@ -624,7 +621,7 @@ impl Channel {
             expired: outcome.expired.iter().map(|e| e.seq).collect(),
             window: outcome.window,
             write_retries,
-            enhancement_copies: enhancement_copies.map(|k| k as u32),
+            enhancement_copies,
         })
     }
 
@@ -637,14 +634,15 @@ impl Channel {
     /// the edge fetched theirs from it at a fair share of 270 kbit/s
     /// (docs/swarm.md, twenty-first round).
     fn limit_behind_edge(&mut self, seq: u64) {
-        let previous = self.at_edge.replace(seq).filter(|p| *p != seq);
-        let Some((prev, &(n, copies))) =
-            previous.and_then(|p| Some((p, self.seeded_copies.get(&p)?)))
-        else {
+        let Some(prev) = self.at_edge.replace(seq).filter(|p| *p != seq) else {
             return;
         };
-        if let Some(behind) = self.behind_limit(copies) {
-            self.set_enhancement_copies(prev, n, Some(behind));
+        let Some(&(n, copies)) = self.seeded_copies.get(&prev) else {
+            return;
+        };
+        let behind = self.config.enhancement_copies_behind;
+        if let Some(k) = copies_behind_edge(copies, behind) {
+            self.set_enhancement_copies(prev, n, Some(k as usize));
         }
     }
 
@@ -652,16 +650,10 @@ impl Channel {
     /// enhancement pieces get back the limit they were seeded with (`copies`). An
     /// archived Segment is fetched on demand, long after the viewers who held its
     /// pieces left.
-    fn unlimit_archived(&self, seq: u64, n: u16, copies: Option<usize>) {
-        if self.behind_limit(copies).is_some() {
-            self.set_enhancement_copies(seq, n, copies);
+    fn unlimit_archived(&self, seq: u64, n: u16, copies: Option<u32>) {
+        if copies_behind_edge(copies, self.config.enhancement_copies_behind).is_some() {
+            self.set_enhancement_copies(seq, n, copies.map(|k| k as usize));
         }
-    }
-
-    /// `enhancement_copies_behind` when it is lower than `copies` (None = none).
-    fn behind_limit(&self, copies: Option<usize>) -> Option<usize> {
-        let behind = self.config.enhancement_copies_behind?.max(1) as usize;
-        copies.is_none_or(|c| c > behind).then_some(behind)
     }
 
     /// Sets the limit of crumbs 2..=`n` of Segment `seq`.

@@ -87,6 +87,16 @@ impl EnhancementCopies {
     }
 }
 
+/// crumbsink's `enhancement-copies-behind`: the copies of each enhancement piece a
+/// Segment seeded with `seeded` (None = no limit) may leave the super seed with once a
+/// newer Segment is out, when `behind` (None = no limit; at least 1) is lower than
+/// `seeded`; None when the Segment keeps its limit. The copies given at the live edge
+/// count against it (docs/swarm.md, twenty-first round).
+pub fn copies_behind_edge(seeded: Option<u32>, behind: Option<u32>) -> Option<u32> {
+    let behind = behind?.max(1);
+    seeded.is_none_or(|k| k > behind).then_some(behind)
+}
+
 /// The super seed's upload over time; fed its byte counter every few hundred ms.
 #[derive(Clone, Debug)]
 pub struct SeedLoad {
@@ -186,6 +196,16 @@ mod tests {
     use super::*;
 
     const MS: u64 = 1_000_000;
+
+    #[test]
+    fn behind_the_edge_a_lower_limit_wins() {
+        assert_eq!(copies_behind_edge(None, Some(2)), Some(2));
+        assert_eq!(copies_behind_edge(Some(5), Some(2)), Some(2));
+        assert_eq!(copies_behind_edge(Some(2), Some(2)), None, "kept");
+        assert_eq!(copies_behind_edge(Some(1), Some(2)), None, "kept");
+        assert_eq!(copies_behind_edge(None, None), None);
+        assert_eq!(copies_behind_edge(None, Some(0)), Some(1), "at least one");
+    }
 
     /// Feeds `load` every 250 ms from `from` for `secs` seconds with `rate(t)` bytes/s.
     fn feed(

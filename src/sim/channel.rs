@@ -12,7 +12,7 @@ use crate::core::api::WindowDoc;
 use crate::core::channel::{ChannelEngine, ChannelEngineConfig, TorrentFile};
 use crate::core::feedback::Report;
 use crate::core::scheduler::{PublishedCrumb, PublishedSegment};
-use crate::core::seed_load::EnhancementCopies;
+use crate::core::seed_load::{EnhancementCopies, copies_behind_edge};
 use crate::core::tracker::{AnnounceRequest, Event};
 
 /// A live crumb: its size and, per piece, the peers holding that piece (the super seed
@@ -138,13 +138,15 @@ impl Channel {
         let seq = self.published;
         self.published += 1;
         // `enhancement-copies-behind`: the Segment before is behind the edge now.
-        if let (Some(behind), Some(prev)) = (self.copies_behind, seq.checked_sub(1)) {
+        if let Some(prev) = seq.checked_sub(1) {
             for (_, crumb) in self
                 .crumbs
                 .iter_mut()
                 .filter(|((s, index), _)| *s == prev && *index > 1)
             {
-                crumb.copies = Some(crumb.copies.map_or(behind, |c| c.min(behind)));
+                if let Some(k) = copies_behind_edge(crumb.copies, self.copies_behind) {
+                    crumb.copies = Some(k);
+                }
             }
         }
         let capture_start = now.saturating_sub(duration);
