@@ -6,7 +6,8 @@
 //!     [--adaptation paper|rate] [--super-seed-kbps U] [--lifetime-s L]
 //!     [--profile bench/profiles/paper.toml] [--out PATH] [--report PATH]
 //!     [--crumb-setup-ms T] [--step-ms T] [--fanout K] [--first-crumb-fanout K]
-//!     [--enhancement-copies K] [--patience-ms T] [--relays R]
+//!     [--enhancement-copies K] [--copies-behind K] [--patience-ms T] [--relays R]
+//!     [--no-sole-source-reports]
 //!
 //! Prints a summary table, writes target/bench/sim.json and a report with plots,
 //! target/bench/sim.html. `--profile` takes the peers' links and u_s from a swarm
@@ -73,6 +74,9 @@ fn main() {
                 let k: u32 = val().parse().expect("--copies-behind K (0: no limit)");
                 config.enhancement_copies_behind = (k > 0).then_some(k);
             }
+            // The build before the channel's `sole_source_share`: reports do not say
+            // whether crumb 1 came from the super seed alone, so every weak line may.
+            "--no-sole-source-reports" => config.sole_source_reports = false,
             "--patience-ms" => {
                 let ms: i64 = val().parse().expect("--patience-ms T (-1: never)");
                 config.peer_patience = u64::try_from(ms).ok().map(|ms| ms * 1_000_000);
@@ -93,7 +97,7 @@ fn main() {
                      [--super-seed-kbps U] [--lifetime-s L] [--profile PATH] [--out PATH] \
                      [--report PATH] [--crumb-setup-ms T] [--step-ms T] [--fanout K] \
                      [--first-crumb-fanout K] [--enhancement-copies K] [--copies-behind K] \
-                     [--patience-ms T] \
+                     [--patience-ms T] [--no-sole-source-reports] \
                      [--relays R]"
                 );
                 return;
@@ -166,6 +170,10 @@ fn main() {
     println!(
         "channel upload per published byte {:.2} ({} Segments published, {} B uploaded)",
         r.super_seed_per_published_byte, r.segments_published, r.super_seed_uploaded_bytes
+    );
+    println!(
+        "crumbs 1 from the super seed alone {} (lowest sole_source_share {:.3})",
+        r.sole_source_crumbs, r.lowest_sole_source_share
     );
     let mut json = serde_json::to_value(&r).expect("serialisable");
     json["wall_s"] = serde_json::json!(wall);

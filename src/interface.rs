@@ -291,6 +291,11 @@ pub const CRUMBSRC_SEGMENT: StructDef = StructDef {
             U64,
             "bytes of the tail crumb output (whole access units of its verified pieces)",
         ),
+        f(
+            "sole-source",
+            Bool,
+            "crumb 1 was asked of the super seed alone (a weak line's urgent crumb 1, as the channel's sole_source_share lets it)",
+        ),
         f("duration", U64, "playback duration |s| (ns; 0 = unknown)"),
         f(
             "deadline-margin",
@@ -519,6 +524,16 @@ pub const CRUMBSINK_STATS: StructDef = StructDef {
             "segments-copies-limited",
             U64,
             "Segments published with a limit on each enhancement piece's copies",
+        ),
+        f(
+            "sole-source-share",
+            F64,
+            "share of weak lines (crumb 1 takes over half a Segment) that may fetch an urgent crumb 1 from the super seed alone, in the window: halved with each Segment while over a tenth of such Segments fail (judged once 16 addresses reported, one vote each), 0..1",
+        ),
+        f(
+            "sole-source-failed-share",
+            F64,
+            "share of the Segments whose crumb 1 came from the super seed alone that failed, in the votes (one per address) the share was last judged on (-1 none yet)",
         ),
         f("connections-open", U64, "HTTP connections open"),
         f("connections-accepted", U64, "HTTP connections served"),

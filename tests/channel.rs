@@ -539,6 +539,7 @@ fn two_channels_side_by_side_and_bad_requests() {
         d: 1,
         rate: 1.0,
         peer_id: None,
+        sole_source: false,
     };
     let (status, text) = post(&format!("{ua}/report"), serde_json::to_vec(&bad).unwrap());
     assert_eq!(status, 400, "{text}");
@@ -709,6 +710,7 @@ fn reports_move_gops() {
                 d: u16::from(successful),
                 rate: 1e6,
                 peer_id: Some(gstcrumbs::core::api::hex(&peer_id)),
+                sole_source: false,
             };
             let (status, text) = post(&format!("{url}/report"), serde_json::to_vec(&r).unwrap());
             // A Segment may leave the window between the GET and the POST.

@@ -426,6 +426,7 @@ fn fake_window(port: u16, origin: Instant) -> WindowDoc {
         super_seed: None,
         oldest: Some(x - 4),
         max_duration: None,
+        sole_source_share: None,
         segments,
     }
 }

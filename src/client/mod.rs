@@ -333,6 +333,7 @@ impl Runner {
         let mut config = self.settings.engine.clone();
         config.relay = self.settings.mode == Mode::Relay;
         let mut engine = ClientEngine::new(config, now());
+        engine.set_draw_key(draw_key(&self.settings.client_id));
         if let Some(seq) = self.settings.start {
             // On demand the engine asks for Segments, not the window: read it once
             // first for the super seed's address (the fallback needs it at once).
@@ -1244,3 +1245,11 @@ pub(crate) static CAT: std::sync::LazyLock<gst::DebugCategory> = std::sync::Lazy
         Some("crumbs client IO"),
     )
 });
+
+/// The engine's draw key from the client id (`ClientEngine::set_draw_key`): FNV-1a,
+/// stable across runs and builds, so that a client's draws can be told from its id.
+fn draw_key(client_id: &str) -> u64 {
+    client_id.bytes().fold(0xcbf2_9ce4_8422_2325, |h, b| {
+        (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
+    })
+}

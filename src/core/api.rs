@@ -46,6 +46,12 @@ pub struct WindowDoc {
     /// stall when the channel's Segments grow. Absent from older channels.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub max_duration: Option<u64>,
+    /// The share of weak lines (those that need over half of |s| for crumb 1) that may
+    /// fetch an urgent crumb 1 from the super seed alone, in [0, 1]: each client draws
+    /// per Segment whether it may (`core::sole_source`). The channel lowers it when
+    /// crumbs 1 fill its link. Absent from older channels (all may).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sole_source_share: Option<f64>,
     /// Segments x-|w|+1 ..= x, oldest first; with `?after=K`, only those after K.
     pub segments: Vec<SegmentDoc>,
 }
@@ -96,6 +102,10 @@ pub struct ReportDoc {
     /// announced with this id from the report's address (docs/http-api.md).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub peer_id: Option<String>,
+    /// Crumb 1 was asked of the super seed alone (a weak line's urgent crumb 1): the
+    /// channel's `sole_source_share` follows how such Segments fare.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub sole_source: bool,
 }
 
 /// `GET /<channel>/stats`.
@@ -130,6 +140,14 @@ pub struct StatsDoc {
     /// (`enhancement-copies`: set, or automatic while the link is busy).
     #[serde(default)]
     pub segments_copies_limited: u64,
+    /// The share of weak lines that may fetch an urgent crumb 1 from the super seed
+    /// alone (the window's `sole_source_share`).
+    #[serde(default)]
+    pub sole_source_share: f64,
+    /// Of the reports of crumbs 1 fetched from the super seed alone that the share
+    /// was last judged on, the share whose Segment failed (None before).
+    #[serde(default)]
+    pub sole_source_failed_share: Option<f64>,
 }
 
 /// `GET /channels`: the channels this HTTP server serves (several crumbsink elements
@@ -317,6 +335,7 @@ mod tests {
             super_seed: Some("127.0.0.1:2".into()),
             oldest: None,
             max_duration: Some(4_000_000_000),
+            sole_source_share: Some(0.25),
             segments: vec![SegmentDoc {
                 seq: 9,
                 pts: None,

@@ -28,6 +28,7 @@ use super::api::{
 use super::feedback::{Feedback, FeedbackConfig, FeedbackError, Voter};
 use super::scheduler::{Expired, PublishedSegment, ScheduleError, Scheduler, SchedulerConfig};
 use super::seed_load::{EnhancementCopies, SeedLoad};
+use super::sole_source::SoleSourceGate;
 use super::tracker::{AnnounceRequest, Event, Strength, Tracker, TrackerConfig, TrackerError};
 
 /// Settings of a channel engine.
@@ -157,6 +158,9 @@ pub struct ChannelEngine {
     stats: StatsDoc,
     /// How busy the super seed's link is (fed by [`ChannelEngine::note_uploaded`]).
     seed_load: SeedLoad,
+    /// The share of weak lines' urgent crumbs 1 the super seed serves alone
+    /// (judged on the reports, see `core::sole_source`).
+    sole_source: SoleSourceGate,
     /// The super seed's peer id (not a viewer).
     super_seed_id: Option<[u8; 20]>,
     /// The status page's per-Segment history, oldest first.
@@ -185,6 +189,7 @@ impl ChannelEngine {
             last_reports: HashMap::new(),
             max_duration: None,
             seed_load: SeedLoad::new(),
+            sole_source: SoleSourceGate::new(),
             stats: StatsDoc {
                 channel: config.name.clone(),
                 ..Default::default()
@@ -251,6 +256,7 @@ impl ChannelEngine {
         let bytes: u64 = segment.crumbs.iter().map(|c| c.size).sum();
         self.prepare(&hashes);
         let expired = self.scheduler.publish(segment, now)?;
+        self.sole_source.on_segment();
         // Peers of crumbs nobody announces any more (archived ones) go too.
         self.tracker.purge(now);
         for t in torrents {
@@ -494,6 +500,7 @@ impl ChannelEngine {
             super_seed: self.super_seed.clone(),
             oldest: self.scheduler.window().first().map(|e| e.seq),
             max_duration: self.max_duration(),
+            sole_source_share: Some(self.sole_source.share()),
             segments: self
                 .scheduler
                 .window()
@@ -523,6 +530,8 @@ impl ChannelEngine {
         st.clients_reporting = self.feedback.clients_reporting(&self.scheduler);
         st.uplink_variation = self.seed_load.variation();
         st.uplink_busy = self.seed_load.busy();
+        st.sole_source_share = self.sole_source.share();
+        st.sole_source_failed_share = self.sole_source.last_failed_share();
         st
     }
 
@@ -570,6 +579,8 @@ impl ChannelEngine {
     /// A counted report enters the status history: the Segment's delivered rate and
     /// D distribution, and the client's last report.
     fn note_report(&mut self, now: u64, source: IpAddr, report: ReportDoc) {
+        self.sole_source
+            .on_report(Voter::new(source), report.sole_source, report.successful);
         // Bytes the viewer got by the deadline: D crumbs when complete, crumb 1 when
         // only successful (what it got beyond crumb 1 is not known).
         let got = match (report.complete, report.successful) {

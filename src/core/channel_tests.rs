@@ -101,7 +101,16 @@ fn report(client: &str, seq: u64, successful: bool, peer_id: Option<[u8; 20]>) -
         d: u16::from(successful),
         rate: 50_000.0,
         peer_id: peer_id.map(|id| api::hex(&id)),
+        sole_source: false,
     }
+}
+
+/// A peer `id` at address `from` announces crumb 1 of the report's Segment, then
+/// posts the report, which counts.
+fn peer_reports(e: &mut ChannelEngine, now: u64, from: &str, r: ReportDoc) {
+    let id = r.peer_id.as_deref().and_then(api::parse_info_hash).unwrap();
+    announce(e, now, r.seq, id, &format!("{from}:6000"));
+    e.on_report(now, ip(from), r).unwrap();
 }
 
 fn ip(s: &str) -> IpAddr {
@@ -351,14 +360,8 @@ fn forged_feedback_does_not_steer_rho() {
     // vote against the real client's one.
     publish(&mut e, 3);
     for i in 0..10u8 {
-        let id = [200 + i; 20];
-        announce(&mut e, 7 * SEC, 3, id, "127.0.0.2:6000");
-        e.on_report(
-            7 * SEC,
-            ip("127.0.0.2"),
-            report(&format!("sybil{i}"), 3, false, Some(id)),
-        )
-        .unwrap();
+        let r = report(&format!("sybil{i}"), 3, false, Some([200 + i; 20]));
+        peer_reports(&mut e, 7 * SEC, "127.0.0.2", r);
     }
     e.on_report(
         7 * SEC,
@@ -587,4 +590,37 @@ fn a_peer_faster_than_the_stream_gets_the_super_seed_after_a_weak_one() {
         .map(|&p| got_seed(&mut e, 1, 3, p))
         .collect();
     assert_eq!(granted, [true, false]);
+}
+
+/// Reports of crumbs 1 fetched from the super seed alone steer the window's
+/// `sole_source_share`: 16 addresses, 4 of whose Segments failed, halve it at the
+/// next Segment; the same from one address with many client ids do not.
+#[test]
+fn failing_sole_source_reports_lower_the_windows_share() {
+    let mut e = engine();
+    for seq in 0..3 {
+        publish(&mut e, seq);
+    }
+    assert_eq!(e.window_doc(5 * SEC, None).sole_source_share, Some(1.0));
+    let sole = |client: &str, successful: bool, id: [u8; 20]| ReportDoc {
+        sole_source: true,
+        ..report(client, 2, successful, Some(id))
+    };
+    // Sixteen made-up clients on one address: one vote.
+    for i in 0..16u8 {
+        let r = sole(&format!("one{i}"), false, [100 + i; 20]);
+        peer_reports(&mut e, 5 * SEC, "127.0.0.9", r);
+    }
+    publish(&mut e, 3);
+    assert_eq!(e.window_doc(7 * SEC, None).sole_source_share, Some(1.0));
+    // Sixteen addresses, four of them lost the Segment (with the one above: 5 of 17).
+    for i in 0..16u8 {
+        let r = sole(&format!("c{i}"), i >= 4, [i + 1; 20]);
+        peer_reports(&mut e, 7 * SEC, &format!("127.0.1.{}", i + 1), r);
+    }
+    publish(&mut e, 4);
+    assert_eq!(e.window_doc(9 * SEC, None).sole_source_share, Some(0.5));
+    let st = e.stats(9 * SEC);
+    assert_eq!(st.sole_source_share, 0.5);
+    assert!((st.sole_source_failed_share.unwrap() - 5.0 / 17.0).abs() < 1e-9);
 }

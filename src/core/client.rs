@@ -66,6 +66,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use super::api::{API_VERSION, ReportDoc, SegmentDoc, WindowDoc};
 pub use super::rate::{Adaptation, LastSegment, fit_prefix};
 use super::rate::{RateEstimator, choose_d};
+use super::sole_source;
 use super::time::{MS, SEC};
 
 /// Default [`ClientConfig::peer_patience`]: a tracker round trip, a BitTorrent
@@ -394,6 +395,8 @@ pub struct ClientReport {
     pub d: u16,
     /// R in bytes/s, 0 when unknown.
     pub rate: f64,
+    /// Crumb 1 was asked of the super seed alone ([`Action::UseSuperSeed`]'s `alone`).
+    pub sole_source: bool,
 }
 
 impl ClientReport {
@@ -408,6 +411,7 @@ impl ClientReport {
             d: self.d,
             rate: self.rate,
             peer_id: peer_id.map(|id| super::api::hex(&id)),
+            sole_source: self.sole_source,
         }
     }
 }
@@ -443,6 +447,8 @@ pub struct SegmentRecord {
     /// The tail crumb (see [`ClientConfig::tail_crumb`]): crumb d + 1, incomplete,
     /// whose verified pieces from its start go out after crumbs 1..=d.
     pub tail: Option<u16>,
+    /// Crumb 1 was asked of the super seed alone ([`Action::UseSuperSeed`]'s `alone`).
+    pub sole_source: bool,
 }
 
 /// Running counters, for crumbsrc's `stats` property.
@@ -560,6 +566,8 @@ struct Current {
     /// Crumbs started ahead of their turn ([`Action::Prepare`]).
     prepared: Vec<bool>,
     done: Vec<bool>,
+    /// Crumb 1 asked of the super seed alone.
+    sole_source: bool,
     /// When each crumb was requested.
     requested_at: Vec<u64>,
     /// When each crumb may fall back to the super seed (see
@@ -729,6 +737,11 @@ pub struct ClientEngine {
     /// this client has seen. R alone also falls when the sources are slow (the
     /// channel's link full), which says nothing about the line.
     line_peak: Option<f64>,
+    /// The window's `sole_source_share` (all weak lines when the channel says none).
+    sole_source_share: f64,
+    /// Spreads this client's draws against [`Self::sole_source_share`] from other
+    /// clients' ([`ClientEngine::set_draw_key`]).
+    draw_key: u64,
     on_demand: bool,
     /// On-demand: the next Segment is not published yet (the viewer caught up with
     /// the live edge): the window is asked for until it is.
@@ -912,6 +925,8 @@ impl ClientEngine {
         ClientEngine {
             rate: RateEstimator::new(config.rate_window),
             line_peak: None,
+            sole_source_share: 1.0,
+            draw_key: 0,
             liveness: Liveness::new(config.stall_timeout, true, now),
             config,
             created_at: now,
@@ -946,6 +961,14 @@ impl ClientEngine {
 
     pub fn config(&self) -> &ClientConfig {
         &self.config
+    }
+
+    /// What sets this client's draws apart from other clients' (crumbsrc: a hash of
+    /// its client id): which Segments' urgent crumbs 1 it may fetch from the super
+    /// seed alone while the channel lets only a share of the weak lines do so
+    /// (`core::sole_source`). Clients with the same key draw alike.
+    pub fn set_draw_key(&mut self, key: u64) {
+        self.draw_key = key;
     }
 
     /// On-demand playback from Segment `seq` (archived or live): the Segment in
@@ -1021,6 +1044,10 @@ impl ClientEngine {
             // A channel's word, bounded: a window claiming hour-long Segments (a bug,
             // or a forged window) must not make the player wait an hour.
             self.max_duration = doc.max_duration.map(|m| m.min(MAX_SEGMENT_ROOM));
+            self.sole_source_share = doc
+                .sole_source_share
+                .filter(|s| s.is_finite())
+                .map_or(1.0, |s| s.clamp(0.0, 1.0));
             if let Some(m) = self.max_duration {
                 self.auto_delay = self.auto_delay.max(m);
             }
@@ -1699,6 +1726,7 @@ impl ClientEngine {
                 finished_at: at,
                 plays_at: None,
                 tail: None,
+                sole_source: false,
             };
             self.actions.push(Action::Output { seq, d: 0, record });
         }
@@ -1759,6 +1787,7 @@ impl ClientEngine {
             patience_until: vec![u64::MAX; n],
             have: vec![0; n],
             fell_back: vec![false; n],
+            sole_source: false,
             taken_over: vec![false; n],
             progress_at: vec![at; n],
             bytes_at: vec![self.bytes_total; n],
@@ -1792,11 +1821,14 @@ impl ClientEngine {
         // line's best, not by R now: with the channel's link full every client's R
         // falls to its share of the super seed, and a cable client whose crumb 1 then
         // came from the super seed alone lost it (swarm bench, tight).
+        // And only while the channel has room for such crumbs: at scale the weak
+        // lines' crumbs 1 alone fill its link (`core::sole_source`).
         let alone = urgent
             && self.line_peak.is_some_and(|r| {
                 cur.sizes.first().copied().unwrap_or(0) as f64 * SEC as f64 / r
                     > SOLE_SOURCE_SHARE * duration as f64
-            });
+            })
+            && sole_source::draw(self.draw_key, seq) < self.sole_source_share;
         if self.config.peer_patience.is_some() && urgent {
             cur.fell_back[0] = true;
             let clock = self.stall_clock(at);
@@ -1804,6 +1836,7 @@ impl ClientEngine {
             self.stats.super_seed_fallbacks += 1;
             self.stats.urgent_fallbacks += 1;
             self.stats.sole_source_crumbs += u64::from(alone);
+            cur.sole_source = alone;
             self.actions.push(Action::UseSuperSeed {
                 seq,
                 index: 1,
@@ -2161,6 +2194,7 @@ impl ClientEngine {
             finished_at: t,
             plays_at,
             tail: tail.map(|i| count(i + 1)),
+            sole_source: cur.sole_source,
         };
         let report = ClientReport {
             seq: cur.seq,
@@ -2168,6 +2202,7 @@ impl ClientEngine {
             complete,
             d,
             rate: rate.unwrap_or(0.0),
+            sole_source: cur.sole_source,
         };
         self.actions.push(Action::Output {
             seq: cur.seq,

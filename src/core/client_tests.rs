@@ -39,6 +39,7 @@ fn window(segments: Vec<SegmentDoc>, start: Option<u64>) -> WindowDoc {
         super_seed: None,
         oldest: None,
         max_duration: None,
+        sole_source_share: None,
         segments,
     }
 }
@@ -147,7 +148,8 @@ fn crumb_one_first_then_in_order() {
         successful: true,
         complete: true,
         d: 5,
-        rate: 0.0
+        rate: 0.0,
+        sole_source: false,
     })));
     // Moved on at once: the next Segment's crumb 1, and only it.
     assert_eq!(downloads(&a), vec![(3, 1)]);
@@ -796,6 +798,38 @@ fn a_slow_lines_urgent_crumb_1_comes_from_the_super_seed_alone() {
     let mut e = line(None, 4 * SEC);
     assert_eq!(alone_asks(&e.poll_actions(0)), vec![(1, false)]);
     assert_eq!(e.stats().sole_source_crumbs, 0);
+}
+
+/// The channel's `sole_source_share` decides which weak lines go alone: none at 0,
+/// all at 1 (and when the window does not say), and at 0.25 about a quarter of the
+/// clients for one Segment, and a quarter of one client's Segments, by its draws.
+#[test]
+fn the_channels_share_decides_which_weak_lines_go_alone() {
+    let alone = |share: Option<f64>, key: u64, seq: u64| {
+        let mut e = engine(ClientConfig {
+            peer_patience: Some(300 * MS),
+            initial_rate: Some(32_000.0),
+            ..base()
+        });
+        e.set_draw_key(key);
+        let mut w = window(vec![seg(seq, 4 * SEC, &[85_000, 100_000])], Some(seq));
+        w.sole_source_share = share;
+        e.on_window(0, &w).unwrap();
+        let asks = alone_asks(&e.poll_actions(0));
+        assert_eq!(asks.len(), 1, "urgent either way: {asks:?}");
+        assert_eq!(e.stats().sole_source_crumbs, u64::from(asks[0].1));
+        asks[0].1
+    };
+    assert!((0..20).all(|k| !alone(Some(0.0), k, 2)));
+    assert!((0..20).all(|k| alone(Some(1.0), k, 2)));
+    assert!((0..20).all(|k| alone(None, k, 2)));
+    // Out of range or not a number: clamped, or all.
+    assert!((0..20).all(|k| alone(Some(7.0), k, 2) && alone(Some(f64::NAN), k, 2)));
+    assert!((0..20).all(|k| !alone(Some(-1.0), k, 2)));
+    let clients = (0..400).filter(|&k| alone(Some(0.25), k, 2)).count();
+    assert!((70..130).contains(&clients), "{clients} of 400 clients");
+    let segments = (2..402).filter(|&q| alone(Some(0.25), 9, q)).count();
+    assert!((70..130).contains(&segments), "{segments} of 400 Segments");
 }
 
 /// "Slow" is the line's best R, not R now: a client whose R fell to its share of a

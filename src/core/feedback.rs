@@ -424,6 +424,7 @@ mod tests {
             d: if successful { 2 } else { 0 },
             rate: 50_000.0,
             peer_id: None,
+            sole_source: false,
         }
     }
 

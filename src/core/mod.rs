@@ -21,6 +21,7 @@ pub mod reassembly;
 pub mod scheduler;
 pub mod seed_load;
 pub mod segmenter;
+pub mod sole_source;
 pub mod spool;
 pub mod time;
 pub mod tracker;

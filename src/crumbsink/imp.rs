@@ -394,6 +394,11 @@ impl CrumbSink {
                 .field("uplink-variation", s.uplink_variation.unwrap_or(-1.0))
                 .field("uplink-busy", s.uplink_busy)
                 .field("segments-copies-limited", s.segments_copies_limited)
+                .field("sole-source-share", s.sole_source_share)
+                .field(
+                    "sole-source-failed-share",
+                    s.sole_source_failed_share.unwrap_or(-1.0),
+                )
                 .field("connections-open", c.open)
                 .field("connections-accepted", c.accepted)
                 .field("connections-refused", c.refused)

@@ -379,6 +379,7 @@ impl CrumbSrc {
                     .field("bytes-output", bytes_output)
                     .field("tail-crumb", record.tail.map_or(0, u32::from))
                     .field("tail-bytes", tail_bytes)
+                    .field("sole-source", record.sole_source)
                     .field("duration", duration)
                     .field("deadline-margin", margin)
                     .field("play-delay", play_delay.unwrap_or(0))

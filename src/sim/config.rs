@@ -110,6 +110,11 @@ pub struct SimConfig {
     /// reports (the Feedback's bookkeeping is O(clients) per report, the tracker's
     /// O(peers of the crumb) per announce).
     pub feedback_clients: usize,
+    /// Reports say whether their crumb 1 came from the super seed alone, as crumbsrc's
+    /// do, so that the channel's `sole_source_share` follows how such Segments fare
+    /// (`core::sole_source`). false: the channel never hears of it and every weak line
+    /// may go alone (the build before the share, for comparison).
+    pub sole_source_reports: bool,
     /// Metrics ignore Segments begun before this (ns of virtual time).
     pub warmup: u64,
     /// Relays (crumbsrc `mode=relay`) besides `peers`, on the profile with the largest
@@ -161,6 +166,7 @@ impl SimConfig {
             playout_delay: crate::core::client::PLAYOUT_DELAY_AUTO,
             sample_holders: 8,
             feedback_clients: 1000,
+            sole_source_reports: true,
             warmup: 30 * SEC,
             trace_per_profile: 2,
             relays: 0,

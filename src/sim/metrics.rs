@@ -184,6 +184,11 @@ pub struct SimResult {
     /// Segments whose enhancement pieces the super seed uploaded a limited number of
     /// times (`enhancement_copies`, automatic: while its link was busy).
     pub segments_copies_limited: u64,
+    /// Crumbs 1 the clients fetched from the super seed alone (weak lines, urgent).
+    pub sole_source_crumbs: u64,
+    /// The lowest share of weak lines the channel let fetch crumb 1 from the super
+    /// seed alone (`sole_source_share`, `core::sole_source`).
+    pub lowest_sole_source_share: f64,
     pub crumbs_per_segment: usize,
     pub reports_accepted: u64,
     pub reports_rejected: u64,

@@ -115,6 +115,13 @@ fn measure(s: &Swarm) -> SimResult {
             .engine
             .stats(c.seconds.saturating_mul(config::SEC))
             .segments_copies_limited,
+        sole_source_crumbs: s
+            .peers
+            .iter()
+            .filter_map(|p| p.engine.as_ref())
+            .map(|e| e.stats().sole_source_crumbs)
+            .sum(),
+        lowest_sole_source_share: s.lowest_sole_source_share,
         crumbs_per_segment: s.channel.sizes.len(),
         reports_accepted: s.channel.reports_accepted,
         reports_rejected: s.channel.reports_rejected,

@@ -103,6 +103,8 @@ pub struct Swarm {
     /// u_s, bytes/s.
     super_up: f64,
     pub super_uploaded: f64,
+    /// The lowest `sole_source_share` the channel's window has carried.
+    pub lowest_sole_source_share: f64,
     /// Bytes received for nothing: the part of a piece's second copy (a take-over)
     /// that had arrived when the other copy completed it.
     pub duplicate_bytes: f64,
@@ -158,6 +160,7 @@ impl Swarm {
             super_slots: config.slots(config.super_seed_kbps),
             super_up: config.super_seed_kbps * 1000.0 / 8.0,
             super_uploaded: 0.0,
+            lowest_sole_source_share: 1.0,
             duplicate_bytes: 0.0,
             events: 0,
             now: 0,
@@ -227,6 +230,8 @@ impl Swarm {
         let dur = self.next_duration;
         let sizes = self.config.crumb_sizes_for(dur);
         self.channel.publish(t, dur, &sizes);
+        let share = self.channel.engine.stats(t).sole_source_share;
+        self.lowest_sole_source_share = self.lowest_sole_source_share.min(share);
         if let Some((segmenter, heard)) = self.gops.as_mut() {
             for &(_, rho) in &self.channel.rhos[*heard..] {
                 segmenter.on_success_ratio(rho);
@@ -312,7 +317,9 @@ impl Swarm {
             relay: peer.relay,
             ..self.engine_config.clone()
         };
-        peer.engine = Some(ClientEngine::new(config, t));
+        let mut engine = ClientEngine::new(config, t);
+        engine.set_draw_key(u64::from(p));
+        peer.engine = Some(engine);
         if let Some(mean) = self.config.mean_lifetime_s.filter(|_| !peer.relay) {
             let life = (self.rng.exp(mean) * 1e9) as u64;
             self.push(t + life.max(1), Event::Leave(p));
@@ -465,6 +472,7 @@ impl Swarm {
                         d: r.d,
                         rate: r.rate,
                         peer_id: Some(crate::core::api::hex(&super::channel::peer_address(p).1)),
+                        sole_source: r.sole_source && self.config.sole_source_reports,
                     };
                     self.channel.report(p, report, now);
                 }

@@ -166,6 +166,46 @@ fn copies_behind_the_edge_bound_the_super_seeds_share() {
     assert!(one.continuity >= 0.95, "{one:#?}");
 }
 
+/// Weak lines fetch an urgent crumb 1 from the super seed alone, as long as the super
+/// seed has room for them: a hundred ADSL lines beside 300 others and a super seed of
+/// 4 Mbit/s (their crumbs 1 alone, at 128 kbit/s each, would need 13). Seed 5: ADSL played 0.996 of
+/// its Segments with the share (lowest 0.25, 78 crumbs 1 alone), 0.884 without (292). When their reports say such
+/// Segments fail, the channel lowers its `sole_source_share` and the weak lines take
+/// crumb 1 from peers too; without the reports (every weak line alone, as before the
+/// share) they lose Segments.
+#[test]
+fn the_sole_source_share_keeps_weak_lines_off_a_full_super_seed() {
+    let crowd = |reports: bool| {
+        let mut c = small(5);
+        c.peers = 400;
+        c.super_seed_kbps = 4_000.0;
+        c.sole_source_reports = reports;
+        run(c)
+    };
+    let adsl = |r: &SimResult| {
+        r.profiles
+            .iter()
+            .find(|p| p.0.starts_with("adsl"))
+            .unwrap()
+            .1
+            .continuity
+    };
+    let (gated, before) = (crowd(true), crowd(false));
+    eprintln!(
+        "ADSL continuity {} with the share (lowest {}, {} crumbs alone), {} without ({} alone)",
+        adsl(&gated),
+        gated.lowest_sole_source_share,
+        gated.sole_source_crumbs,
+        adsl(&before),
+        before.sole_source_crumbs
+    );
+    assert_eq!(before.lowest_sole_source_share, 1.0, "nothing heard");
+    assert!(gated.lowest_sole_source_share < 0.5, "{gated:#?}");
+    assert!(gated.sole_source_crumbs < before.sole_source_crumbs);
+    assert!(adsl(&gated) >= 0.99, "{gated:#?}");
+    assert!(adsl(&before) < adsl(&gated), "{before:#?} {gated:#?}");
+}
+
 /// `EnhancementCopies::Auto` runs the channel engine's rule on the simulated super
 /// seed's upload: a channel of twice the full rate is busy and limits copies.
 #[test]
