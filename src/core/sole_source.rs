@@ -28,6 +28,13 @@
 //! their Segments). Where the audience is small (the swarm bench's three to five ADSL
 //! clients) the evidence comes slowly and one loss in it is under the bar.
 //!
+//! What an attacker with many addresses (each announced as a peer of the channel)
+//! can still do: report failed sole-source Segments and hold the share at 0. Weak
+//! lines then fetch an urgent crumb 1 from the super seed beside their peers, as
+//! before the sole source existed (the swarm bench's ADSL clients lost a Segment now
+//! and then that way, docs/swarm.md, seventeenth round): a cost in continuity for
+//! weak lines, never their base layer as a whole.
+//!
 //! A client goes alone for a Segment only when its draw for that Segment ([`draw`],
 //! spread by the client's own key) is under the share, so that a share of 0.1 sends
 //! a tenth of the weak lines' urgent crumbs 1 to the super seed alone, different
