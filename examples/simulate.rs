@@ -7,7 +7,7 @@
 //!     [--profile bench/profiles/paper.toml] [--out PATH] [--report PATH]
 //!     [--crumb-setup-ms T] [--step-ms T] [--fanout K] [--first-crumb-fanout K]
 //!     [--enhancement-copies K] [--copies-behind K] [--patience-ms T] [--relays R]
-//!     [--no-sole-source-reports]
+//!     [--no-sole-source-reports] [--feedback-clients K]
 //!
 //! Prints a summary table, writes target/bench/sim.json and a report with plots,
 //! target/bench/sim.html. `--profile` takes the peers' links and u_s from a swarm
@@ -77,6 +77,11 @@ fn main() {
             // The build before the channel's `sole_source_share`: reports do not say
             // whether crumb 1 came from the super seed alone, so every weak line may.
             "--no-sole-source-reports" => config.sole_source_reports = false,
+            // Peers that announce and report (the first K; 1,000 by default: the
+            // channel's bookkeeping per report grows with them).
+            "--feedback-clients" => {
+                config.feedback_clients = val().parse().expect("--feedback-clients K")
+            }
             "--patience-ms" => {
                 let ms: i64 = val().parse().expect("--patience-ms T (-1: never)");
                 config.peer_patience = u64::try_from(ms).ok().map(|ms| ms * 1_000_000);
@@ -97,7 +102,7 @@ fn main() {
                      [--super-seed-kbps U] [--lifetime-s L] [--profile PATH] [--out PATH] \
                      [--report PATH] [--crumb-setup-ms T] [--step-ms T] [--fanout K] \
                      [--first-crumb-fanout K] [--enhancement-copies K] [--copies-behind K] \
-                     [--patience-ms T] [--no-sole-source-reports] \
+                     [--patience-ms T] [--no-sole-source-reports] [--feedback-clients K] \
                      [--relays R]"
                 );
                 return;
