@@ -48,8 +48,8 @@ pub struct WindowDoc {
     pub max_duration: Option<u64>,
     /// The share of weak lines (those that need over half of |s| for crumb 1) that may
     /// fetch an urgent crumb 1 from the super seed alone, in [0, 1]: each client draws
-    /// per Segment whether it may (`core::sole_source`). The channel lowers it when
-    /// crumbs 1 fill its link. Absent from older channels (all may).
+    /// per Segment whether it may (`core::sole_source`). The channel lowers it while
+    /// the reports say such Segments fail. Absent from older channels (all may).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub sole_source_share: Option<f64>,
     /// Segments x-|w|+1 ..= x, oldest first; with `?after=K`, only those after K.
@@ -144,8 +144,8 @@ pub struct StatsDoc {
     /// alone (the window's `sole_source_share`).
     #[serde(default)]
     pub sole_source_share: f64,
-    /// Of the reports of crumbs 1 fetched from the super seed alone that the share
-    /// was last judged on, the share whose Segment failed (None before).
+    /// Of the votes (one per address) on crumbs 1 fetched from the super seed alone
+    /// that the share was last judged on, the failed share (None before).
     #[serde(default)]
     pub sole_source_failed_share: Option<f64>,
 }

@@ -500,7 +500,7 @@ impl ChannelEngine {
             super_seed: self.super_seed.clone(),
             oldest: self.scheduler.window().first().map(|e| e.seq),
             max_duration: self.max_duration(),
-            sole_source_share: Some(self.sole_source.share()),
+            sole_source_share: Some(self.sole_source_share()),
             segments: self
                 .scheduler
                 .window()
@@ -521,6 +521,12 @@ impl ChannelEngine {
         self.torrents.get(&(seq, index)).map(Vec::as_slice)
     }
 
+    /// The share of weak lines that may fetch an urgent crumb 1 from the super seed
+    /// alone, as the window carries it (`core::sole_source`).
+    pub fn sole_source_share(&self) -> f64 {
+        self.sole_source.share()
+    }
+
     /// The statistics the engine knows (the caller adds the super seed's
     /// `bytes_uploaded` and `torrents_seeded`).
     pub fn stats(&self, now: u64) -> StatsDoc {
@@ -530,7 +536,7 @@ impl ChannelEngine {
         st.clients_reporting = self.feedback.clients_reporting(&self.scheduler);
         st.uplink_variation = self.seed_load.variation();
         st.uplink_busy = self.seed_load.busy();
-        st.sole_source_share = self.sole_source.share();
+        st.sole_source_share = self.sole_source_share();
         st.sole_source_failed_share = self.sole_source.last_failed_share();
         st
     }

@@ -20,8 +20,9 @@
 //! it grows too (nothing says the super seed lacks room); with a few it waits for
 //! more, up to [`MAX_WAIT`] Segments, and then grows (in the simulator at 10,000
 //! peers the share came down to 1/16 and stayed there for good without that: the
-//! few weak lines that still went alone never made 16 votes). A channel whose clients share one address (loopback) never judges it. It grows by a quarter, and at
-//! least by [`RECOVER_STEP`]. Why reports and not the super seed's own upload: the
+//! few weak lines that still went alone never made 16 votes). A channel whose
+//! clients share one address (loopback) never judges it. It grows by a quarter, and
+//! at least by [`RECOVER_STEP`]. Why reports and not the super seed's own upload: the
 //! share of its link crumbs 1 take says nothing where the link is shaped outside the
 //! channel (no `max-upload-rate`: crumbs 1 then share it with enhancement pieces; in
 //! the simulator crumbs 1 were 0.15-0.6 of it while the ADSL clients lost a fifth of
@@ -55,7 +56,7 @@ pub const MAX_VOTERS: usize = 4096;
 /// Segments the votes may gather for before the share grows without a judgement.
 pub const MAX_WAIT: u32 = 8;
 
-/// The share halves when more than this share of those reports' Segments failed.
+/// The share halves when more than this share of the votes are failures.
 pub const FAIL_SHARE: f64 = 0.1;
 
 /// The least the share grows by: from next to nothing back to 1 in about 17

@@ -49,8 +49,8 @@ const DEFAULT_ENHANCEMENT_COPIES: i32 = 0;
 /// bench's tight channel (twice the full quality, 20 viewers) 1 gave 0.596 of bound
 /// (seven runs interleaved with seven without a limit: 0.517) and 2 gave 0.589 (five
 /// runs, 0.524-0.618), with N = 10 and N = 20 on the roomy channel unchanged and less
-/// channel upload per client at N = 20 (9 % at 1; docs/swarm.md, twenty-first round). Two rather than
-/// one: a piece whose only holder left, or never serves, would be lost to every
+/// channel upload per client at N = 20 (9 % at 1; docs/swarm.md, twenty-first round).
+/// Two rather than one: a piece whose only holder left, or never serves, would be lost to every
 /// viewer behind the edge.
 const DEFAULT_ENHANCEMENT_COPIES_BEHIND: u32 = 2;
 const DEFAULT_HEADER_TIMEOUT_MS: u32 = 10_000;

@@ -230,7 +230,7 @@ impl Swarm {
         let dur = self.next_duration;
         let sizes = self.config.crumb_sizes_for(dur);
         self.channel.publish(t, dur, &sizes);
-        let share = self.channel.engine.stats(t).sole_source_share;
+        let share = self.channel.engine.sole_source_share();
         self.lowest_sole_source_share = self.lowest_sole_source_share.min(share);
         if let Some((segmenter, heard)) = self.gops.as_mut() {
             for &(_, rho) in &self.channel.rhos[*heard..] {

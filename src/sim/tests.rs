@@ -168,11 +168,11 @@ fn copies_behind_the_edge_bound_the_super_seeds_share() {
 
 /// Weak lines fetch an urgent crumb 1 from the super seed alone, as long as the super
 /// seed has room for them: a hundred ADSL lines beside 300 others and a super seed of
-/// 4 Mbit/s (their crumbs 1 alone, at 128 kbit/s each, would need 13). Seed 5: ADSL played 0.996 of
-/// its Segments with the share (lowest 0.25, 78 crumbs 1 alone), 0.884 without (292). When their reports say such
-/// Segments fail, the channel lowers its `sole_source_share` and the weak lines take
-/// crumb 1 from peers too; without the reports (every weak line alone, as before the
-/// share) they lose Segments.
+/// 4 Mbit/s (their crumbs 1 alone, at 128 kbit/s each, would need 13). When their
+/// reports say such Segments fail, the channel lowers its `sole_source_share` and the
+/// weak lines take crumb 1 from peers too; without the reports (every weak line alone,
+/// as before the share) they lose Segments. Seed 5: ADSL played 0.996 of its Segments
+/// with the share (lowest 0.25, 78 crumbs 1 alone), 0.884 without (292).
 #[test]
 fn the_sole_source_share_keeps_weak_lines_off_a_full_super_seed() {
     let crowd = |reports: bool| {
