@@ -177,8 +177,8 @@ fn main() {
         r.super_seed_per_published_byte, r.segments_published, r.super_seed_uploaded_bytes
     );
     println!(
-        "crumbs 1 from the super seed alone {} (lowest sole_source_share {:.3})",
-        r.sole_source_crumbs, r.lowest_sole_source_share
+        "crumbs 1 from the super seed alone {} ({} opened to peers; lowest sole_source_share {:.3})",
+        r.sole_source_crumbs, r.sole_source_opened, r.lowest_sole_source_share
     );
     let mut json = serde_json::to_value(&r).expect("serialisable");
     json["wall_s"] = serde_json::json!(wall);

@@ -628,6 +628,11 @@ pub const CRUMBSRC_STATS: StructDef = StructDef {
             "of those, crumbs 1 fetched from the super seed alone (no tracker, no other peer): the line needs more than half of the Segment's duration for one at the highest rate it has measured (its line, not its sources)",
         ),
         f(
+            "sole-source-opened",
+            U64,
+            "of those, crumbs 1 whose super seed sent nothing in their time: taken over and opened to the tracker's peers (the super seed is overloaded)",
+        ),
+        f(
             "super-seed-take-overs",
             U64,
             "crumbs whose pieces in flight at peers the super seed was told to take over: at the fallback when the crumb came at under half the measured rate, or, for a crumb 1, later when its bytes stopped for the peer patience plus two pieces' time while the link was not busy, and it had no byte at all or the line had room for the rest",

@@ -221,6 +221,7 @@ impl Client {
             done: HashSet::new(),
             fallback_pending: HashMap::new(),
             super_seed_alone: HashSet::new(),
+            started_alone: HashSet::new(),
             governor,
             applied_upload_limit,
             clock: Instant::now(),
@@ -297,6 +298,10 @@ struct Runner {
     /// Crumbs about to start whose one source is the super seed (the engine's
     /// `alone`): their torrent asks no tracker.
     super_seed_alone: HashSet<(u64, u16)>,
+    /// Crumbs started from the super seed alone and not yet opened to their
+    /// tracker: when the engine asks the super seed again (it sent nothing in its
+    /// time), their peers are better than nothing.
+    started_alone: HashSet<(u64, u16)>,
     governor: Option<UploadGovernor>,
     applied_upload_limit: Option<u32>,
     /// The origin of the engine's and the governor's `now`.
@@ -736,6 +741,9 @@ impl Runner {
             }
         );
         self.active.insert((seq, index), id);
+        if fetch.initial_peers_only {
+            self.started_alone.insert((seq, index));
+        }
         let (session, done) = (self.session.clone(), self.crumb_done.clone());
         tokio::spawn(async move {
             // Ends with the torrent (complete, failed or removed) or after a bound.
@@ -826,7 +834,7 @@ impl Runner {
                 seq,
                 index,
                 take_over,
-                ..
+                alone,
             } => {
                 gst::debug!(
                     crate::client::CAT,
@@ -834,12 +842,16 @@ impl Runner {
                 );
                 self.fallback_pending.insert((seq, index), take_over);
                 self.add_super_seed();
+                if !alone {
+                    self.open_to_peers(seq, index);
+                }
             }
             Action::Cancel { seq, index } => {
                 self.preparing.remove(&(seq, index));
                 self.held.remove(&(seq, index));
                 self.fallback_pending.remove(&(seq, index));
                 self.super_seed_alone.remove(&(seq, index));
+                self.started_alone.remove(&(seq, index));
                 if !self.done.contains(&(seq, index))
                     && let Some(id) = self.active.remove(&(seq, index))
                 {
@@ -1013,6 +1025,7 @@ impl Runner {
         self.prefetch = prefetch::TorrentPrefetch::default();
         self.fallback_pending.clear();
         self.super_seed_alone.clear();
+        self.started_alone.clear();
         self.relay_sources.clear();
         self.reassembler = Reassembler::new(0);
     }
@@ -1113,6 +1126,29 @@ impl Runner {
         let mut t = self.totals.lock().unwrap();
         t.bytes_from_super_seed += seed;
         t.bytes_from_peers += peers;
+    }
+
+    /// A crumb started from the super seed alone that the engine escalates (no byte
+    /// in its patience): the super seed is overloaded, so its torrent announces and
+    /// takes the tracker's peers beside it (the simulator's model of the same step).
+    fn open_to_peers(&mut self, seq: u64, index: u16) {
+        let key = (seq, index);
+        let Some(&id) = self.active.get(&key) else {
+            return;
+        };
+        if !self.started_alone.remove(&key) {
+            return;
+        }
+        match self.session.open_to_trackers(id) {
+            Ok(()) => gst::debug!(
+                crate::client::CAT,
+                "crumb {index} of Segment {seq}: the super seed alone was too slow, opened to the tracker's peers"
+            ),
+            Err(e) => gst::debug!(
+                crate::client::CAT,
+                "crumb {index} of Segment {seq}: not opened to peers: {e:#}"
+            ),
+        }
     }
 
     /// Crumb `index` of Segment `seq`, asked for now, was prepared: its torrent may

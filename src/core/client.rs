@@ -475,6 +475,9 @@ pub struct ClientStats {
     /// Of those, crumbs 1 fetched from the super seed alone (a line that needs over
     /// half of |s| for one at the best R it has shown, see `SOLE_SOURCE_SHARE`).
     pub sole_source_crumbs: u64,
+    /// Of those, crumbs whose super seed sent nothing in their time: taken over
+    /// and opened to the tracker's peers (the super seed is overloaded).
+    pub sole_source_opened: u64,
     /// Crumbs whose pieces the super seed was told to take over from peers: at the
     /// fallback (a pace well under R) or later, when the crumb stalled (see
     /// [`STALL_PIECES`]).
@@ -1474,6 +1477,8 @@ impl ClientEngine {
                     // bench: an ADSL joiner with 2.85 s of time extension had no byte
                     // of crumb 1 in 6.8 s, the super seed asked at once; the 83 kB
                     // needed 6 s of the 6.85 s left at R, so it was never taken over).
+                    self.stats.sole_source_opened +=
+                        u64::from(cur.sole_source && !cur.taken_over[i]);
                     cur.taken_over[i] = true;
                     self.stats.super_seed_take_overs += 1;
                     self.actions.push(Action::UseSuperSeed {

@@ -788,6 +788,16 @@ fn a_slow_lines_urgent_crumb_1_comes_from_the_super_seed_alone() {
     let mut e = line(Some(32_000.0), 4 * SEC);
     assert_eq!(alone_asks(&e.poll_actions(0)), vec![(1, true)]);
     assert_eq!(e.stats().sole_source_crumbs, 1);
+    // The super seed sends nothing: once, the crumb is taken over and no longer
+    // alone (crumbsrc opens it to the tracker's peers), counted as opened.
+    let mut later = Vec::new();
+    for k in 1..=30 {
+        e.tick(k * 100 * MS);
+        later.extend(e.poll_actions(k * 100 * MS));
+    }
+    assert_eq!(alone_asks(&later), vec![(1, false)]);
+    assert_eq!(super_seed_asks(&later), vec![(1, true)]);
+    assert_eq!(e.stats().sole_source_opened, 1);
     // 50 kB/s: 1.7 s of 4 s, not urgent: peers first, no super seed yet.
     let mut e = line(Some(50_000.0), 4 * SEC);
     assert!(alone_asks(&e.poll_actions(0)).is_empty());
@@ -798,6 +808,13 @@ fn a_slow_lines_urgent_crumb_1_comes_from_the_super_seed_alone() {
     let mut e = line(None, 4 * SEC);
     assert_eq!(alone_asks(&e.poll_actions(0)), vec![(1, false)]);
     assert_eq!(e.stats().sole_source_crumbs, 0);
+    // Its take-over is not an opening: it was never alone.
+    for k in 1..=30 {
+        e.tick(k * 100 * MS);
+        e.poll_actions(k * 100 * MS);
+    }
+    assert_eq!(e.stats().super_seed_take_overs, 1);
+    assert_eq!(e.stats().sole_source_opened, 0);
 }
 
 /// The channel's `sole_source_share` decides which weak lines go alone: none at 0,

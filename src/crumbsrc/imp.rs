@@ -443,6 +443,7 @@ impl CrumbSrc {
                 .field("super-seed-fallbacks", e.super_seed_fallbacks)
                 .field("urgent-fallbacks", e.urgent_fallbacks)
                 .field("sole-source-crumbs", e.sole_source_crumbs)
+                .field("sole-source-opened", e.sole_source_opened)
                 .field("super-seed-take-overs", e.super_seed_take_overs)
                 .field("crumbs-filled", e.crumbs_filled)
                 .field("tail-crumbs", e.tail_crumbs)

@@ -527,6 +527,20 @@ impl P2pSession {
         added.with_context(|| format!("adding peer {peer} to torrent {id}"))
     }
 
+    /// Opens a download started with [`Fetch::initial_peers_only`] to its .torrent's
+    /// trackers: it announces and connects to the peers they list (the patch's
+    /// `Session::open_to_trackers`). For a weak line's urgent crumb whose one source
+    /// (the super seed) has sent nothing in its time: peers are then better than
+    /// nothing. Call it once per download (each call starts an announce loop); fails
+    /// when the torrent is not live or its .torrent names no tracker.
+    pub fn open_to_trackers(&self, id: TorrentId) -> anyhow::Result<()> {
+        let handle = self.handle(id)?;
+        let bytes = handle.with_metadata(|m| m.torrent_bytes.clone())?;
+        let trackers = parse_torrent(&bytes)?.announce;
+        ensure!(!trackers.is_empty(), "torrent {id} names no tracker");
+        self.session.open_to_trackers(&handle, &trackers)
+    }
+
     fn handle(&self, id: TorrentId) -> anyhow::Result<Arc<ManagedTorrent>> {
         self.session
             .get(id.key())

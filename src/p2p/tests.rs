@@ -1374,6 +1374,73 @@ fn a_download_from_its_initial_peers_only_asks_no_tracker() {
     });
 }
 
+/// The escape of such a download ([`P2pSession::open_to_trackers`]): its one source
+/// crawls, it is opened to its tracker, announces, and the fast seed the tracker
+/// lists brings most of the bytes. (Before the patch's `Session::open_to_trackers`
+/// a torrent added without trackers had no way to get them back: crumbsrc's alone
+/// crumb 1 on an overloaded super seed was lost.)
+#[test]
+fn a_download_opened_to_its_trackers_takes_their_peers() {
+    let _g = LEAK_LOCK.read().unwrap_or_else(|e| e.into_inner());
+    let dir = TempDir::new("opened");
+    run(Duration::from_secs(60), async {
+        let (url, log, task) = fake_tracker().await?;
+        let data = random_bytes(256 * 1024, 15);
+        let t = make_torrent("crumb-15", &data, 16 * 1024, &[url])?;
+        let path = dir.path().join("crumb-15");
+        std::fs::write(&path, &data)?;
+        let a = P2pSession::new(config(&dir.path().join("a"))).await?;
+        // The one source: 16 KiB/s, 16 s for the whole crumb.
+        let c = upload_limited(&dir.path().join("c"), 16 * 1024).await?;
+        let b = P2pSession::new(config(&dir.path().join("b"))).await?;
+        a.seed(&t, &path, vec![]).await?;
+        c.seed(&t, &path, vec![]).await?;
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while log.lock().unwrap().len() < 2 {
+            anyhow::ensure!(Instant::now() < deadline, "the seeds never announced");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        let idb = b
+            .download_with(
+                &t.bytes,
+                &dir.path().join("b"),
+                vec![c.listen_addr()],
+                Fetch {
+                    initial_peers_only: true,
+                    ..Default::default()
+                },
+            )
+            .await?;
+        // Wait for the first piece from the slow source: the download is live.
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while b.progress(idb)?.have_bytes == 0 {
+            anyhow::ensure!(Instant::now() < deadline, "nothing came from the source");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        let b_port = format!("port={}", b.listen_port());
+        assert!(!log.lock().unwrap().iter().any(|q| q.contains(&b_port)));
+        b.open_to_trackers(idb)?;
+        b.wait_finished(idb, Duration::from_secs(30)).await?;
+        assert_eq!(b.read_file(idb).await?, data);
+        let by_peer = b.fetched_by_peer(idb)?;
+        let from_a = by_peer.get(&a.listen_addr()).copied().unwrap_or(0);
+        assert!(from_a >= data.len() as u64 / 2, "{by_peer:?}");
+        assert!(log.lock().unwrap().iter().any(|q| q.contains(&b_port)));
+        // A torrent that names no tracker cannot be opened: a clear error.
+        let lone = make_torrent("crumb-16", &data, 16 * 1024, &[])?;
+        let lone_path = dir.path().join("crumb-16");
+        std::fs::write(&lone_path, &data)?;
+        let idl = a.seed(&lone, &lone_path, vec![]).await?;
+        let e = a.open_to_trackers(idl).unwrap_err();
+        assert!(format!("{e:#}").contains("names no tracker"), "{e:#}");
+        for s in [&b, &c, &a] {
+            s.shutdown().await?;
+        }
+        task.abort();
+        Ok(())
+    });
+}
+
 /// librqbit's `tracing` events reach GStreamer's debug log under `crumbs-bittorrent`.
 #[test]
 fn librqbit_logs_reach_the_gstreamer_debug_log() {

@@ -186,6 +186,9 @@ pub struct SimResult {
     pub segments_copies_limited: u64,
     /// Crumbs 1 the clients fetched from the super seed alone (weak lines, urgent).
     pub sole_source_crumbs: u64,
+    /// Of those, crumbs whose super seed sent nothing in their time: taken over and
+    /// opened to peers.
+    pub sole_source_opened: u64,
     /// The lowest share of weak lines the channel let fetch crumb 1 from the super
     /// seed alone (`sole_source_share`, `core::sole_source`).
     pub lowest_sole_source_share: f64,

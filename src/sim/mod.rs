@@ -121,6 +121,12 @@ fn measure(s: &Swarm) -> SimResult {
             .filter_map(|p| p.engine.as_ref())
             .map(|e| e.stats().sole_source_crumbs)
             .sum(),
+        sole_source_opened: s
+            .peers
+            .iter()
+            .filter_map(|p| p.engine.as_ref())
+            .map(|e| e.stats().sole_source_opened)
+            .sum(),
         lowest_sole_source_share: s.lowest_sole_source_share,
         crumbs_per_segment: s.channel.sizes.len(),
         reports_accepted: s.channel.reports_accepted,

@@ -1588,6 +1588,35 @@ impl Session {
         )
     }
 
+    /// crumbs patch: announces a running torrent to `trackers` and connects to the
+    /// peers they give, as if it had been added with them (for a torrent added with
+    /// `disable_trackers`, whose trackers were dropped). Each call starts its own
+    /// announce loop, which ends with the torrent: call it once per torrent.
+    pub fn open_to_trackers(
+        self: &Arc<Self>,
+        t: &Arc<ManagedTorrent>,
+        trackers: &[String],
+    ) -> anyhow::Result<()> {
+        let trackers = trackers
+            .iter()
+            .map(|u| url::Url::parse(u).with_context(|| format!("tracker {u:?}")))
+            .collect::<anyhow::Result<Vec<_>>>()?;
+        let live = t.live().context("torrent is not live")?;
+        let is_private = t.with_metadata(|m| m.info.info().private).unwrap_or(false);
+        let peer_rx = self
+            .make_peer_rx(
+                t.info_hash(),
+                trackers,
+                true,
+                t.shared().options.force_tracker_interval,
+                Vec::new(),
+                is_private,
+            )
+            .context("no tracker to announce to")?;
+        crate::torrent_state::spawn_peer_adder(&live, peer_rx);
+        Ok(())
+    }
+
     // Get a peer stream from both DHT and trackers.
     fn make_peer_rx(
         self: &Arc<Self>,

@@ -797,7 +797,8 @@ fn spawn_fatal_errors_receiver(
     );
 }
 
-fn spawn_peer_adder(live: &Arc<TorrentStateLive>, mut peer_rx: PeerStream) {
+// crumbs patch: crate-visible for `Session::open_to_trackers`.
+pub(crate) fn spawn_peer_adder(live: &Arc<TorrentStateLive>, mut peer_rx: PeerStream) {
     live.spawn(
         debug_span!(parent: live.torrent().span.clone(), "external_peer_adder"),
         format!("[{}]external_peer_adder", live.shared.id),
