@@ -7,7 +7,7 @@
 //!     [--profile bench/profiles/paper.toml] [--out PATH] [--report PATH]
 //!     [--crumb-setup-ms T] [--step-ms T] [--fanout K] [--first-crumb-fanout K]
 //!     [--enhancement-copies K] [--copies-behind K] [--patience-ms T] [--relays R]
-//!     [--no-sole-source-reports] [--feedback-clients K]
+//!     [--no-sole-source-reports] [--no-open-alone] [--feedback-clients K]
 //!
 //! Prints a summary table, writes target/bench/sim.json and a report with plots,
 //! target/bench/sim.html. `--profile` takes the peers' links and u_s from a swarm
@@ -77,8 +77,11 @@ fn main() {
             // The build before the channel's `sole_source_share`: reports do not say
             // whether crumb 1 came from the super seed alone, so every weak line may.
             "--no-sole-source-reports" => config.sole_source_reports = false,
-            // Peers that announce and report (the first K; 1,000 by default: the
-            // channel's bookkeeping per report grows with them).
+            // crumbsrc before an alone crumb 1 could be opened to peers: taken over, it
+            // still has the super seed alone.
+            "--no-open-alone" => config.open_alone_to_peers = false,
+            // Peers that announce and report (the first K; 1,000 by default, to bound
+            // the run's time).
             "--feedback-clients" => {
                 config.feedback_clients = val().parse().expect("--feedback-clients K")
             }
@@ -102,7 +105,8 @@ fn main() {
                      [--super-seed-kbps U] [--lifetime-s L] [--profile PATH] [--out PATH] \
                      [--report PATH] [--crumb-setup-ms T] [--step-ms T] [--fanout K] \
                      [--first-crumb-fanout K] [--enhancement-copies K] [--copies-behind K] \
-                     [--patience-ms T] [--no-sole-source-reports] [--feedback-clients K] \
+                     [--patience-ms T] [--no-sole-source-reports] [--no-open-alone] \
+                     [--feedback-clients K] \
                      [--relays R]"
                 );
                 return;

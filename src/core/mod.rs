@@ -18,6 +18,7 @@ pub mod partition;
 pub mod playout;
 pub mod rate;
 pub mod reassembly;
+pub mod roster;
 pub mod scheduler;
 pub mod seed_load;
 pub mod segmenter;

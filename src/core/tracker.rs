@@ -12,9 +12,10 @@
 //! Peers expire by age: librqbit re-announces after `interval` and never sends
 //! `completed` or `stopped`, so a peer not heard from for `peer_ttl_ns` is dropped.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeSet, HashMap};
 use std::net::{IpAddr, SocketAddr};
 
+use super::roster::{Peer, Roster};
 use super::time::{MS, SEC};
 
 /// Settings of the tracker.
@@ -296,13 +297,6 @@ impl AnnounceRequest {
     }
 }
 
-#[derive(Clone, Debug)]
-struct Peer {
-    addr: SocketAddr,
-    seed: bool,
-    last_seen: u64,
-}
-
 /// What the channel knows of an announcing peer's line, for initial seeding
 /// ([`Tracker::announce_from`]).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -331,8 +325,8 @@ pub fn grant_room(
 /// The swarm of one registered torrent.
 #[derive(Clone, Debug, Default)]
 struct Swarm {
-    /// By peer id; a BTreeMap so replies depend only on the inputs (tests, simulator).
-    peers: BTreeMap<[u8; 20], Peer>,
+    /// Its peers (replies depend only on the inputs: tests, simulator).
+    peers: Roster,
     /// Peer ids told the super seed's address (initial seeding); at most
     /// `max_peers_per_torrent`.
     granted: BTreeSet<[u8; 20]>,
@@ -343,23 +337,14 @@ struct Swarm {
     first_crumb: bool,
 }
 
-impl Peer {
-    fn alive(&self, now: u64, ttl: u64) -> bool {
-        now.saturating_sub(self.last_seen) < ttl
-    }
-}
-
-impl Swarm {
-    fn prune(&mut self, now: u64, ttl: u64) {
-        self.peers.retain(|_, p| p.alive(now, ttl));
-    }
-
-    /// (seeds, leechers) among live peers.
-    fn counts(&self, now: u64, ttl: u64) -> (usize, usize) {
-        let alive = self.peers.values().filter(|p| p.alive(now, ttl));
-        let (seeds, all) = alive.fold((0, 0), |(s, a), p| (s + usize::from(p.seed), a + 1));
-        (seeds, all - seeds)
-    }
+/// xorshift64: the tracker's draws, deterministic (no system randomness).
+fn next_random(state: &mut u64) -> u64 {
+    let mut x = *state;
+    x ^= x << 13;
+    x ^= x >> 7;
+    x ^= x << 17;
+    *state = x;
+    x
 }
 
 /// Whether `addr` is the peer at `known` (whose IP may be unspecified: then the port
@@ -453,9 +438,11 @@ impl Tracker {
         let ttl = self.config.peer_ttl_ns;
         self.swarms
             .values()
-            .flat_map(|s| s.peers.values())
-            .filter(|p| p.alive(now, ttl))
-            .count()
+            .map(|s| {
+                let (seeds, leechers) = s.peers.alive_counts(now, ttl);
+                seeds + leechers
+            })
+            .sum()
     }
 
     /// (complete, incomplete) of a torrent, expired peers left out.
@@ -463,7 +450,8 @@ impl Tracker {
         Some(
             self.swarms
                 .get(info_hash)?
-                .counts(now, self.config.peer_ttl_ns),
+                .peers
+                .alive_counts(now, self.config.peer_ttl_ns),
         )
     }
 
@@ -473,9 +461,7 @@ impl Tracker {
         let ttl = self.config.peer_ttl_ns;
         let mut removed = 0;
         for swarm in self.swarms.values_mut() {
-            let before = swarm.peers.len();
-            swarm.prune(now, ttl);
-            removed += before - swarm.peers.len();
+            removed += swarm.peers.prune(now, ttl);
         }
         removed
     }
@@ -491,15 +477,6 @@ impl Tracker {
             _ => src,
         };
         SocketAddr::new(ip, req.port)
-    }
-
-    fn next_random(&mut self) -> u64 {
-        let mut x = self.rng;
-        x ^= x << 13;
-        x ^= x >> 7;
-        x ^= x << 17;
-        self.rng = x;
-        x
     }
 
     /// Handles one announce: updates the peer and returns the bencoded reply.
@@ -537,11 +514,11 @@ impl Tracker {
             .swarms
             .get_mut(&req.info_hash)
             .ok_or(TrackerError::UnknownTorrent)?;
-        swarm.prune(now, ttl);
+        swarm.peers.prune(now, ttl);
         if req.event == Event::Stopped {
             swarm.peers.remove(&req.peer_id);
-        } else if swarm.peers.contains_key(&req.peer_id) || swarm.peers.len() < max_per_torrent {
-            swarm.peers.insert(
+        } else if swarm.peers.contains(&req.peer_id) || swarm.peers.len() < max_per_torrent {
+            swarm.peers.upsert(
                 req.peer_id,
                 Peer {
                     addr,
@@ -550,26 +527,38 @@ impl Tracker {
                 },
             );
         }
-        let (mut complete, incomplete) = swarm.counts(now, ttl);
+        let (mut complete, incomplete) = swarm.peers.counts();
         if let Some((ss, _)) = self.super_seed
-            && !swarm.peers.values().any(|p| same_peer(Some(ss), p.addr))
+            && !swarm.peers.lists(ss)
         {
             complete += 1; // the super seed, before its own first announce
         }
-        // Candidates: everyone but the peer itself (by id, or by address after a
-        // restart under a new id); a seed gets no seeds, it has nothing to fetch.
+        let want = req
+            .numwant
+            .unwrap_or(self.config.max_peers_per_reply)
+            .min(self.config.max_peers_per_reply) as usize;
+        // Candidates, a uniform sample (so load spreads over the swarm instead of
+        // every client getting the same first peers): everyone but the peer itself
+        // (by id, or by address after a restart under a new id); a seed gets no
+        // seeds, it has nothing to fetch.
         let super_seed = self.super_seed;
         let stopped = req.event == Event::Stopped;
-        let mut candidates: Vec<([u8; 20], SocketAddr)> = if stopped {
+        let mut candidates = if stopped {
             Vec::new()
         } else {
-            swarm
-                .peers
-                .iter()
-                .filter(|(id, p)| **id != req.peer_id && p.addr != addr && !(seed && p.seed))
-                .filter(|(_, p)| !same_peer(super_seed.map(|s| s.0), p.addr))
-                .map(|(id, p)| (*id, p.addr))
-                .collect()
+            let rng = &mut self.rng;
+            // At least one, even for numwant=0: whether anyone else could serve the
+            // peer decides a grant below.
+            swarm.peers.sample(
+                want.max(1),
+                seed,
+                || next_random(rng),
+                |id, p| {
+                    *id != req.peer_id
+                        && p.addr != addr
+                        && !same_peer(super_seed.map(|s| s.0), p.addr)
+                },
+            )
         };
         // Initial seeding: the super seed goes first to the first `fanout` peers while
         // no other seed has the torrent (and to a peer nobody else could serve);
@@ -580,12 +569,10 @@ impl Tracker {
             // Only a seed heard within about one interval: librqbit never announces
             // `stopped`, so a peer that dropped the crumb stays listed up to the TTL.
             let fresh = u64::from(self.config.interval_s) * 1500 * MS;
-            let other_seed = swarm.peers.iter().any(|(id, p)| {
-                p.seed
-                    && *id != req.peer_id
-                    && !same_peer(Some(ss_addr), p.addr)
-                    && now.saturating_sub(p.last_seen) < fresh
-            });
+            let other_seed = swarm
+                .peers
+                .seeds_since((now + 1).saturating_sub(fresh))
+                .any(|(id, p)| *id != req.peer_id && !same_peer(Some(ss_addr), p.addr));
             let strong = strength == Strength::Strong;
             let room = grant_room(fanout, swarm.granted.len(), swarm.strong_granted, strength);
             let known = swarm.granted.contains(&req.peer_id);
@@ -596,25 +583,12 @@ impl Tracker {
                     swarm.strong_granted += usize::from(strong);
                 }
                 granted = true;
-                // First in the reply, whatever the sample below picks.
+                // First in the reply, whatever the sample picked.
                 candidates.insert(0, (ss_id, ss_addr));
             }
         }
-        let want = req
-            .numwant
-            .unwrap_or(self.config.max_peers_per_reply)
-            .min(self.config.max_peers_per_reply) as usize;
-        // Partial Fisher-Yates: a uniform sample, so load spreads over the swarm
-        // instead of every client getting the same first peers (e.g. the super seed).
-        let take = want.min(candidates.len());
-        let fixed = usize::from(granted).min(take);
-        for i in fixed..take {
-            let span = (candidates.len() - i) as u64;
-            let j = i + (self.next_random() % span) as usize;
-            candidates.swap(i, j);
-        }
-        candidates.truncate(take);
-        if granted && take > 0 {
+        candidates.truncate(want);
+        if granted && want > 0 {
             self.super_seed_grants += 1;
         }
         Ok(self.reply(req, complete, incomplete, &candidates))
@@ -672,12 +646,12 @@ impl Tracker {
             .iter()
             .filter(|(h, _)| all || asked.contains(*h))
         {
-            let (mut complete, incomplete) = swarm.counts(now, ttl);
+            let (mut complete, incomplete) = swarm.peers.alive_counts(now, ttl);
             if let Some((ss, _)) = self.super_seed
                 && !swarm
                     .peers
-                    .values()
-                    .any(|p| same_peer(Some(ss), p.addr) && p.alive(now, ttl))
+                    .iter()
+                    .any(|(_, p)| same_peer(Some(ss), p.addr) && p.alive(now, ttl))
             {
                 complete += 1;
             }

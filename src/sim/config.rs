@@ -107,14 +107,18 @@ pub struct SimConfig {
     /// Holders sampled (besides the super seed) when picking a piece's source.
     pub sample_holders: usize,
     /// Only the first this many peers announce to the channel's tracker and post
-    /// reports (the Feedback's bookkeeping is O(clients) per report, the tracker's
-    /// O(peers of the crumb) per announce).
+    /// reports (to bound the run's time: 10,000 of them take about twice as long as
+    /// 1,000).
     pub feedback_clients: usize,
     /// Reports say whether their crumb 1 came from the super seed alone, as crumbsrc's
     /// do, so that the channel's `sole_source_share` follows how such Segments fare
     /// (`core::sole_source`). false: the channel never hears of it and every weak line
     /// may go alone (the build before the share, for comparison).
     pub sole_source_reports: bool,
+    /// A crumb 1 fetched from the super seed alone is opened to peers when the engine
+    /// takes it over (crumbsrc's `P2pSession::open_to_trackers`). false: it keeps the
+    /// super seed as its one source (crumbsrc before that, for comparison).
+    pub open_alone_to_peers: bool,
     /// Metrics ignore Segments begun before this (ns of virtual time).
     pub warmup: u64,
     /// Relays (crumbsrc `mode=relay`) besides `peers`, on the profile with the largest
@@ -167,6 +171,7 @@ impl SimConfig {
             sample_holders: 8,
             feedback_clients: 1000,
             sole_source_reports: true,
+            open_alone_to_peers: true,
             warmup: 30 * SEC,
             trace_per_profile: 2,
             relays: 0,

@@ -452,7 +452,10 @@ impl Swarm {
                 if let Some(d) = d.iter_mut().find(|d| (d.seq, d.index) == (seq, index)) {
                     d.super_seed = true;
                     d.super_seed_first = take_over || (d.have | d.inflight) == 0;
-                    d.super_seed_only = alone;
+                    // Escalated (not alone any more): opened to peers, as crumbsrc
+                    // does, unless the model is of the client before it could.
+                    d.super_seed_only =
+                        alone || (d.super_seed_only && !self.config.open_alone_to_peers);
                 }
                 if take_over {
                     self.take_over(p, seq, index);
@@ -695,8 +698,9 @@ impl Swarm {
         }
         // A piece taken over completes once: its other copy stops where it is.
         let mut duplicate = 0.0;
+        let done: std::collections::HashSet<_> = completed.iter().copied().collect();
         self.transfers.retain(|t| {
-            let twice = completed.contains(&(t.down, t.seq, t.index, t.piece));
+            let twice = done.contains(&(t.down, t.seq, t.index, t.piece));
             if twice && t.remaining > 1e-6 {
                 duplicate += t.size - t.remaining;
             }

@@ -166,6 +166,26 @@ fn copies_behind_the_edge_bound_the_super_seeds_share() {
     assert!(one.continuity >= 0.95, "{one:#?}");
 }
 
+/// 400 peers of `small(5)` on a 4 Mbit/s super seed (a hundred ADSL lines whose crumbs
+/// 1 alone would need 13), `tweak` applied.
+fn crowd(tweak: impl FnOnce(&mut SimConfig)) -> SimResult {
+    let mut c = small(5);
+    c.peers = 400;
+    c.super_seed_kbps = 4_000.0;
+    tweak(&mut c);
+    run(c)
+}
+
+/// The continuity of a run's ADSL clients.
+fn adsl(r: &SimResult) -> f64 {
+    r.profiles
+        .iter()
+        .find(|p| p.0.starts_with("adsl"))
+        .unwrap()
+        .1
+        .continuity
+}
+
 /// Weak lines fetch an urgent crumb 1 from the super seed alone, as long as the super
 /// seed has room for them: a hundred ADSL lines beside 300 others and a super seed of
 /// 4 Mbit/s (their crumbs 1 alone, at 128 kbit/s each, would need 13). When their
@@ -175,22 +195,10 @@ fn copies_behind_the_edge_bound_the_super_seeds_share() {
 /// with the share (lowest 0.25, 78 crumbs 1 alone), 0.884 without (292).
 #[test]
 fn the_sole_source_share_keeps_weak_lines_off_a_full_super_seed() {
-    let crowd = |reports: bool| {
-        let mut c = small(5);
-        c.peers = 400;
-        c.super_seed_kbps = 4_000.0;
-        c.sole_source_reports = reports;
-        run(c)
-    };
-    let adsl = |r: &SimResult| {
-        r.profiles
-            .iter()
-            .find(|p| p.0.starts_with("adsl"))
-            .unwrap()
-            .1
-            .continuity
-    };
-    let (gated, before) = (crowd(true), crowd(false));
+    let (gated, before) = (
+        crowd(|c| c.sole_source_reports = true),
+        crowd(|c| c.sole_source_reports = false),
+    );
     eprintln!(
         "ADSL continuity {} with the share (lowest {}, {} crumbs alone), {} without ({} alone)",
         adsl(&gated),
@@ -204,6 +212,31 @@ fn the_sole_source_share_keeps_weak_lines_off_a_full_super_seed() {
     assert!(gated.sole_source_crumbs < before.sole_source_crumbs);
     assert!(adsl(&gated) >= 0.99, "{gated:#?}");
     assert!(adsl(&before) < adsl(&gated), "{before:#?} {gated:#?}");
+}
+
+/// An alone crumb 1 whose super seed sends nothing in its time is taken over and
+/// opened to peers (crumbsrc: `P2pSession::open_to_trackers`); kept on the super
+/// seed alone, as crumbsrc did before, weak lines lose more Segments on the crowded
+/// super seed of the test above. Seed 5: ADSL played 0.996 of its Segments opened (25
+/// of 78 alone crumbs taken over), 0.992 kept alone (30 of 88). At 10,000 peers
+/// (`simulate --no-open-alone`): 0.985 against 1.000.
+#[test]
+fn an_alone_crumb_1_taken_over_is_opened_to_peers() {
+    let (open, kept) = (
+        crowd(|c| c.open_alone_to_peers = true),
+        crowd(|c| c.open_alone_to_peers = false),
+    );
+    eprintln!(
+        "ADSL continuity {} opened ({} of {} alone crumbs escalated), {} kept alone ({} of {})",
+        adsl(&open),
+        open.sole_source_opened,
+        open.sole_source_crumbs,
+        adsl(&kept),
+        kept.sole_source_opened,
+        kept.sole_source_crumbs
+    );
+    assert!(open.sole_source_opened > 0, "{open:#?}");
+    assert!(adsl(&kept) < adsl(&open), "{kept:#?} {open:#?}");
 }
 
 /// `EnhancementCopies::Auto` runs the channel engine's rule on the simulated super
