@@ -340,6 +340,114 @@ fn aria2_seeds_to_crumbsrc_and_fetches_from_the_channel() {
     assert!(failed <= 1, "{failed} Segments failed");
 }
 
+/// The escape of a crumb fetched from the super seed alone (crumbsrc's weak line with
+/// an urgent crumb 1, `Fetch::initial_peers_only`): its one source, the starved super
+/// seed, crawls; opened to its tracker (`P2pSession::open_to_trackers`), the download
+/// announces to the channel's tracker, which lists aria2 seeding the crumb, and aria2
+/// brings most of it.
+#[test]
+fn an_alone_download_opened_to_the_tracker_fetches_from_aria2() {
+    init();
+    let Some(aria2) = Aria2::start() else {
+        return;
+    };
+    let (channel, url, spool) = starved_channel();
+    let origin = origin(&url);
+    let w: WindowDoc = loop {
+        let w: WindowDoc = serde_json::from_slice(&get(&url)).unwrap();
+        if !w.segments.is_empty() {
+            break w;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    let super_seed: std::net::SocketAddr = w.super_seed.as_deref().unwrap().parse().unwrap();
+    // The newest Segment's largest crumb: at 16 KiB/s seconds of the super seed.
+    let crumb = w
+        .segments
+        .last()
+        .unwrap()
+        .crumbs
+        .iter()
+        .max_by_key(|c| c.size)
+        .unwrap()
+        .clone();
+    let torrent = get(&format!("{origin}{}", crumb.torrent));
+    aria2.add(&torrent, &spool);
+    // The channel's tracker lists aria2 as a seed of it (the super seed is counted
+    // from the start): complete 2 in its scrape.
+    let pct: String = gstcrumbs::p2p::parse_torrent(&torrent)
+        .unwrap()
+        .info_hash
+        .iter()
+        .map(|b| format!("%{b:02X}"))
+        .collect();
+    let complete = || {
+        let body = get(&format!("{url}/scrape?info_hash={pct}"));
+        let at = body.windows(11).position(|w| w == b"8:completei").unwrap() + 11;
+        let end = at + body[at..].iter().position(|&b| b == b'e').unwrap();
+        std::str::from_utf8(&body[at..end])
+            .unwrap()
+            .parse::<u64>()
+            .unwrap()
+    };
+    let end = Instant::now() + Duration::from_secs(20);
+    while complete() < 2 {
+        assert!(Instant::now() < end, "aria2 never announced the crumb");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+
+    let dir = TempDir::new("alone");
+    let session = RUNTIME
+        .block_on(gstcrumbs::p2p::P2pSession::new(
+            gstcrumbs::p2p::SessionConfig {
+                spool_dir: dir.0.clone(),
+                ..Default::default()
+            },
+        ))
+        .unwrap();
+    let fetch = gstcrumbs::p2p::Fetch {
+        initial_peers_only: true,
+        ..Default::default()
+    };
+    let id = RUNTIME
+        .block_on(session.download_with(&torrent, &dir.0, vec![super_seed], fetch))
+        .unwrap();
+    // Alone: the first bytes come from the super seed, aria2 is not asked.
+    let end = Instant::now() + Duration::from_secs(20);
+    while session.progress(id).unwrap().have_bytes == 0 {
+        assert!(Instant::now() < end, "nothing from the super seed");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let by_peer = session.fetched_by_peer(id).unwrap();
+    assert!(by_peer.keys().all(|a| *a == super_seed), "{by_peer:?}");
+
+    session.open_to_trackers(id).unwrap();
+    RUNTIME
+        .block_on(session.wait_finished(id, Duration::from_secs(30)))
+        .unwrap();
+    let data = RUNTIME.block_on(session.read_file(id)).unwrap();
+    let name = gstcrumbs::p2p::parse_torrent(&torrent).unwrap().name;
+    assert_eq!(
+        data,
+        std::fs::read(spool.join(&name)).unwrap(),
+        "{name} intact"
+    );
+    let by_peer = session.fetched_by_peer(id).unwrap();
+    let from_seed = by_peer.get(&super_seed).copied().unwrap_or(0);
+    let from_others: u64 = by_peer
+        .iter()
+        .filter(|(a, _)| **a != super_seed)
+        .map(|(_, b)| b)
+        .sum();
+    eprintln!(
+        "crumb of {} B: {from_others} B from aria2, {from_seed} B from the super seed",
+        crumb.size
+    );
+    assert!(from_others > from_seed, "{by_peer:?}");
+    RUNTIME.block_on(session.shutdown()).unwrap();
+    channel.assert_no_error();
+}
+
 /// A peer that serves wrong data (aria2 seeding random bytes of the right length,
 /// unverified) with the super seed starved: librqbit's piece hashes catch every bad
 /// piece and drop the peer, crumbsrc takes those crumbs from the super seed, and no

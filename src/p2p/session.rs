@@ -538,6 +538,8 @@ impl P2pSession {
         let bytes = handle.with_metadata(|m| m.torrent_bytes.clone())?;
         let trackers = parse_torrent(&bytes)?.announce;
         ensure!(!trackers.is_empty(), "torrent {id} names no tracker");
+        // Its announce loop is a task of the session's runtime, whoever calls.
+        let _runtime = RUNTIME.enter();
         self.session.open_to_trackers(&handle, &trackers)
     }
 
