@@ -647,6 +647,7 @@ impl Runner {
             }
             self.docs.retain(|s, _| *s >= first);
             self.done.retain(|(s, _)| *s >= first);
+            self.started_alone.retain(|(s, _)| *s >= first);
             self.preparing.retain(|(s, _)| *s >= first);
             self.held.retain(|(s, _)| *s >= first);
             self.prefetch.forget_before(first);

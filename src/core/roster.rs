@@ -184,16 +184,13 @@ impl Roster {
         } else {
             self.len()
         };
+        // Position i of the pool: the seeds (unless leechers only), then the leechers.
+        let seeds = if leechers_only { 0 } else { self.seeds.len() };
         let at = |i: usize| {
-            let (seeds, leechers) = if leechers_only {
-                (0, &self.leechers)
-            } else {
-                (self.seeds.len(), &self.leechers)
-            };
             if i < seeds {
                 self.seeds.get_index(i)
             } else {
-                leechers.get_index(i - seeds)
+                self.leechers.get_index(i - seeds)
             }
         };
         if want == 0 || pool == 0 {

@@ -1314,6 +1314,67 @@ fn peers_found_through_the_torrents_tracker() {
     });
 }
 
+/// A fast seed A and a seed C held to `slow_bps`, both known to a fake tracker (it
+/// has their announces), and B downloading `data` from C alone
+/// (`Fetch::initial_peers_only`).
+struct AloneFromSlowSeed {
+    log: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
+    tracker: tokio::task::JoinHandle<()>,
+    a: P2pSession,
+    b: P2pSession,
+    c: P2pSession,
+    id: TorrentId,
+}
+
+impl AloneFromSlowSeed {
+    async fn start(dir: &Path, name: &str, data: &[u8], slow_bps: u32) -> anyhow::Result<Self> {
+        let (url, log, tracker) = fake_tracker().await?;
+        let t = make_torrent(name, data, 16 * 1024, &[url])?;
+        let path = dir.join(name);
+        std::fs::write(&path, data)?;
+        let a = P2pSession::new(config(&dir.join("a"))).await?;
+        let c = upload_limited(&dir.join("c"), slow_bps).await?;
+        let b = P2pSession::new(config(&dir.join("b"))).await?;
+        a.seed(&t, &path, vec![]).await?;
+        c.seed(&t, &path, vec![]).await?;
+        // The tracker knows both seeds before B starts.
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while log.lock().unwrap().len() < 2 {
+            anyhow::ensure!(Instant::now() < deadline, "the seeds never announced");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        let fetch = Fetch {
+            initial_peers_only: true,
+            ..Default::default()
+        };
+        let id = b
+            .download_with(&t.bytes, &dir.join("b"), vec![c.listen_addr()], fetch)
+            .await?;
+        Ok(AloneFromSlowSeed {
+            log,
+            tracker,
+            a,
+            b,
+            c,
+            id,
+        })
+    }
+
+    /// Whether B announced to the tracker.
+    fn b_announced(&self) -> bool {
+        let b_port = format!("port={}", self.b.listen_port());
+        self.log.lock().unwrap().iter().any(|q| q.contains(&b_port))
+    }
+
+    async fn shutdown(self) -> anyhow::Result<()> {
+        for s in [&self.b, &self.c, &self.a] {
+            s.shutdown().await?;
+        }
+        self.tracker.abort();
+        Ok(())
+    }
+}
+
 /// A weak line's urgent crumb (`Fetch::initial_peers_only`): the torrent's tracker is
 /// not asked, so a fast seed the tracker knows gives nothing, and the slow initial
 /// peer brings every byte. (librqbit 9.1 read `AddTorrentOptions::disable_trackers`
@@ -1323,36 +1384,12 @@ fn a_download_from_its_initial_peers_only_asks_no_tracker() {
     let _g = LEAK_LOCK.read().unwrap_or_else(|e| e.into_inner());
     let dir = TempDir::new("only-initial");
     run(Duration::from_secs(60), async {
-        let (url, log, task) = fake_tracker().await?;
         let data = random_bytes(96 * 1024, 14);
-        let t = make_torrent("crumb-14", &data, 16 * 1024, &[url])?;
-        let path = dir.path().join("crumb-14");
-        std::fs::write(&path, &data)?;
-        let a = P2pSession::new(config(&dir.path().join("a"))).await?;
-        let c = upload_limited(&dir.path().join("c"), 64 * 1024).await?;
-        let b = P2pSession::new(config(&dir.path().join("b"))).await?;
-        a.seed(&t, &path, vec![]).await?;
-        c.seed(&t, &path, vec![]).await?;
-        // The tracker knows both seeds before B starts.
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while log.lock().unwrap().len() < 2 {
-            anyhow::ensure!(Instant::now() < deadline, "the seeds never announced");
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-        let idb = b
-            .download_with(
-                &t.bytes,
-                &dir.path().join("b"),
-                vec![c.listen_addr()],
-                Fetch {
-                    initial_peers_only: true,
-                    ..Default::default()
-                },
-            )
-            .await?;
-        b.wait_finished(idb, Duration::from_secs(30)).await?;
-        assert_eq!(b.read_file(idb).await?, data);
-        let by_peer = b.fetched_by_peer(idb)?;
+        let s = AloneFromSlowSeed::start(dir.path(), "crumb-14", &data, 64 * 1024).await?;
+        let (a, b, c, id) = (&s.a, &s.b, &s.c, s.id);
+        b.wait_finished(id, Duration::from_secs(30)).await?;
+        assert_eq!(b.read_file(id).await?, data);
+        let by_peer = b.fetched_by_peer(id)?;
         assert_eq!(
             by_peer.get(&a.listen_addr()).copied().unwrap_or(0),
             0,
@@ -1363,14 +1400,8 @@ fn a_download_from_its_initial_peers_only_asks_no_tracker() {
             Some(data.len() as u64),
             "{by_peer:?}"
         );
-        let b_port = format!("port={}", b.listen_port());
-        let log = log.lock().unwrap().clone();
-        assert!(!log.iter().any(|q| q.contains(&b_port)), "{log:?}");
-        for s in [&b, &c, &a] {
-            s.shutdown().await?;
-        }
-        task.abort();
-        Ok(())
+        assert!(!s.b_announced(), "{:?}", s.log.lock().unwrap());
+        s.shutdown().await
     });
 }
 
@@ -1384,48 +1415,24 @@ fn a_download_opened_to_its_trackers_takes_their_peers() {
     let _g = LEAK_LOCK.read().unwrap_or_else(|e| e.into_inner());
     let dir = TempDir::new("opened");
     run(Duration::from_secs(60), async {
-        let (url, log, task) = fake_tracker().await?;
         let data = random_bytes(256 * 1024, 15);
-        let t = make_torrent("crumb-15", &data, 16 * 1024, &[url])?;
-        let path = dir.path().join("crumb-15");
-        std::fs::write(&path, &data)?;
-        let a = P2pSession::new(config(&dir.path().join("a"))).await?;
         // The one source: 16 KiB/s, 16 s for the whole crumb.
-        let c = upload_limited(&dir.path().join("c"), 16 * 1024).await?;
-        let b = P2pSession::new(config(&dir.path().join("b"))).await?;
-        a.seed(&t, &path, vec![]).await?;
-        c.seed(&t, &path, vec![]).await?;
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while log.lock().unwrap().len() < 2 {
-            anyhow::ensure!(Instant::now() < deadline, "the seeds never announced");
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-        let idb = b
-            .download_with(
-                &t.bytes,
-                &dir.path().join("b"),
-                vec![c.listen_addr()],
-                Fetch {
-                    initial_peers_only: true,
-                    ..Default::default()
-                },
-            )
-            .await?;
+        let s = AloneFromSlowSeed::start(dir.path(), "crumb-15", &data, 16 * 1024).await?;
+        let (a, b, id) = (&s.a, &s.b, s.id);
         // Wait for the first piece from the slow source: the download is live.
         let deadline = Instant::now() + Duration::from_secs(10);
-        while b.progress(idb)?.have_bytes == 0 {
+        while b.progress(id)?.have_bytes == 0 {
             anyhow::ensure!(Instant::now() < deadline, "nothing came from the source");
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
-        let b_port = format!("port={}", b.listen_port());
-        assert!(!log.lock().unwrap().iter().any(|q| q.contains(&b_port)));
-        b.open_to_trackers(idb)?;
-        b.wait_finished(idb, Duration::from_secs(30)).await?;
-        assert_eq!(b.read_file(idb).await?, data);
-        let by_peer = b.fetched_by_peer(idb)?;
+        assert!(!s.b_announced());
+        b.open_to_trackers(id)?;
+        b.wait_finished(id, Duration::from_secs(30)).await?;
+        assert_eq!(b.read_file(id).await?, data);
+        let by_peer = b.fetched_by_peer(id)?;
         let from_a = by_peer.get(&a.listen_addr()).copied().unwrap_or(0);
         assert!(from_a >= data.len() as u64 / 2, "{by_peer:?}");
-        assert!(log.lock().unwrap().iter().any(|q| q.contains(&b_port)));
+        assert!(s.b_announced());
         // A torrent that names no tracker cannot be opened: a clear error.
         let lone = make_torrent("crumb-16", &data, 16 * 1024, &[])?;
         let lone_path = dir.path().join("crumb-16");
@@ -1433,11 +1440,7 @@ fn a_download_opened_to_its_trackers_takes_their_peers() {
         let idl = a.seed(&lone, &lone_path, vec![]).await?;
         let e = a.open_to_trackers(idl).unwrap_err();
         assert!(format!("{e:#}").contains("names no tracker"), "{e:#}");
-        for s in [&b, &c, &a] {
-            s.shutdown().await?;
-        }
-        task.abort();
-        Ok(())
+        s.shutdown().await
     });
 }
 

@@ -39,6 +39,14 @@ pub fn run(config: SimConfig) -> SimResult {
 fn measure(s: &Swarm) -> SimResult {
     let c = &s.config;
     let seg_s = c.segment_duration as f64 / 1e9;
+    // A counter summed over the peers' engines.
+    let engines_sum = |f: fn(&crate::core::client::ClientStats) -> u64| -> u64 {
+        s.peers
+            .iter()
+            .filter_map(|p| p.engine.as_ref())
+            .map(|e| f(&e.stats()))
+            .sum()
+    };
     let figures = |profile: Option<usize>| {
         Summary::of(
             s.peers
@@ -115,18 +123,8 @@ fn measure(s: &Swarm) -> SimResult {
             .engine
             .stats(c.seconds.saturating_mul(config::SEC))
             .segments_copies_limited,
-        sole_source_crumbs: s
-            .peers
-            .iter()
-            .filter_map(|p| p.engine.as_ref())
-            .map(|e| e.stats().sole_source_crumbs)
-            .sum(),
-        sole_source_opened: s
-            .peers
-            .iter()
-            .filter_map(|p| p.engine.as_ref())
-            .map(|e| e.stats().sole_source_opened)
-            .sum(),
+        sole_source_crumbs: engines_sum(|e| e.sole_source_crumbs),
+        sole_source_opened: engines_sum(|e| e.sole_source_opened),
         lowest_sole_source_share: s.lowest_sole_source_share,
         crumbs_per_segment: s.channel.sizes.len(),
         reports_accepted: s.channel.reports_accepted,
