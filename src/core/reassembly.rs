@@ -6,9 +6,7 @@ use std::collections::BTreeMap;
 use std::collections::btree_map::Entry;
 
 use super::Timestamp;
-use super::crumb::{
-    Crumb, SegmentInfo, TRACK_AUDIO, UNIT_FLAG_ENHANCEMENT_ONLY, UNIT_FLAG_KEYFRAME, Unit,
-};
+use super::crumb::{Crumb, SegmentInfo, UNIT_FLAG_ENHANCEMENT_ONLY, UNIT_FLAG_KEYFRAME, Unit};
 
 /// One access unit rebuilt from a prefix of crumbs.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -43,7 +41,7 @@ pub fn complete_prefix(crumbs: &BTreeMap<u16, Crumb>, max_crumbs: u16) -> u16 {
 /// access unit, as every one of a base-only Segment, is moved, not copied). A Segment
 /// is then held about once while it is rebuilt, not as crumbs and access units at
 /// once with every access unit grown by doubling: that pair was a client's largest
-/// peak of heap above its mean (docs/memory.md, third session of 2 December).
+/// peak of heap above its mean (docs/memory.md, "Holding a Segment once").
 pub fn assemble(mut crumbs: BTreeMap<u16, Crumb>, d: u16) -> Vec<OutputAu> {
     let prefix: Vec<Crumb> = (1..=d).filter_map(|k| crumbs.remove(&k)).collect();
     // Crumbs past the prefix are not output: free them before building anything.
@@ -72,11 +70,7 @@ pub fn assemble(mut crumbs: BTreeMap<u16, Crumb>, d: u16) -> Vec<OutputAu> {
     let mut aus: BTreeMap<u32, OutputAu> = BTreeMap::new();
     for crumb in prefix {
         // Audio frames number their own track: they are output beside the video.
-        let audio = crumb.audio_caps.is_some();
-        for unit in crumb.units {
-            if (audio && unit.track == TRACK_AUDIO) || !kept(&unit) {
-                continue;
-            }
+        for unit in crumb.into_video_units().filter(|u| kept(u)) {
             match aus.entry(unit.decode_index) {
                 Entry::Occupied(mut au) => au.get_mut().data.extend_from_slice(&unit.payload),
                 Entry::Vacant(slot) => {
