@@ -65,10 +65,13 @@ pub enum ClientEvent {
         audio_caps: Option<String>,
     },
     /// Sent before a Segment's output: ns from now to when the engine plans its
-    /// first frame to play (`SegmentRecord::plays_at`), where crumbsrc's play-out
-    /// anchors it if it starts or moves its timeline there (`core::playout`).
+    /// first frame to play (`SegmentRecord::plays_at`, `None` without a player's
+    /// delay), where crumbsrc's play-out anchors it if it starts or moves its
+    /// timeline there, and when the output was ready, by which its lateness is
+    /// judged (`core::playout`: crumbsrc may push it later, held by downstream).
     Playout {
-        play_in: i64,
+        play_in: Option<i64>,
+        ready: std::time::Instant,
     },
     Output(Output),
     /// One Segment's outcome with where its bytes came from.
@@ -909,12 +912,15 @@ impl Runner {
                     None => 0,
                 };
                 outputs.extend(self.reassembler.finish());
-                if let (false, Some(plays)) = (outputs.is_empty(), record.plays_at) {
+                if !outputs.is_empty() {
                     // When the engine plans it to play: the player anchors it there
                     // when it starts or moves its timeline, so both keep one.
-                    let play_in = plays as i128 - self.now() as i128;
-                    let play_in = play_in.clamp(0, i64::MAX as i128) as i64;
-                    let _ = self.tx.send(ClientEvent::Playout { play_in });
+                    let play_in = record.plays_at.map(|plays| {
+                        let play_in = plays as i128 - self.now() as i128;
+                        play_in.clamp(0, i64::MAX as i128) as i64
+                    });
+                    let ready = std::time::Instant::now();
+                    let _ = self.tx.send(ClientEvent::Playout { play_in, ready });
                 }
                 for o in outputs {
                     let _ = self.tx.send(ClientEvent::Output(o));

@@ -71,8 +71,17 @@ impl Playout {
     }
 
     /// The offset for a buffer of stream time `t` (its PTS, else its DTS) output at
-    /// running time `now`, with the element's `latency`.
-    pub fn stamp(&mut self, t: u64, now: u64, latency: u64) -> Stamp {
+    /// running time `now`, its data ready since `ready` (<= `now`: when its Segment
+    /// came out of the client engine), with the element's `latency`.
+    ///
+    /// Lateness is judged at `ready`, not at `now`: a synced sink right after the
+    /// source (no queue between) paces its streaming thread, which pushes each buffer
+    /// only once the one before it has played, a frame's time before its own play-out
+    /// less the sink's processing deadline (20 ms by default). Judged at the push,
+    /// every frame at 60 fps, and at 30 fps any 13 ms of scheduling delay, was a
+    /// stall; the timeline moved seconds forward at each, a slideshow. A buffer held
+    /// by downstream is downstream's to drop (QoS), not a Segment that came late.
+    pub fn stamp(&mut self, t: u64, now: u64, ready: u64, latency: u64) -> Stamp {
         let floor = self.last_running.map_or(i128::MIN, |r| r as i128 + 1);
         // Where an anchored buffer goes: `lead` after now (the sink adds `latency`),
         // never before the running time's start.
@@ -88,7 +97,7 @@ impl Playout {
         };
         let running = t as i128 + offset;
         let due = running + latency as i128;
-        if due >= now as i128 {
+        if due >= ready.min(now) as i128 {
             return Stamp {
                 offset,
                 stalled: false,
@@ -136,14 +145,14 @@ mod tests {
         let mut p = Playout::default();
         // Stream time 100 s, output at running time 7 s: running time 7 s, so a sink
         // with the pipeline's 3 s of latency plays it at 10 s.
-        let s = p.stamp(100 * SEC, 7 * SEC, 3 * SEC);
+        let s = p.stamp(100 * SEC, 7 * SEC, 7 * SEC, 3 * SEC);
         assert!(!s.stalled);
         assert_eq!(Playout::running(100 * SEC, s.offset), 7 * SEC);
         // Its successors keep the stream's spacing while they are in time.
-        let s = p.stamp(102 * SEC, 9 * SEC, 3 * SEC);
+        let s = p.stamp(102 * SEC, 9 * SEC, 9 * SEC, 3 * SEC);
         assert!(!s.stalled);
         assert_eq!(Playout::running(102 * SEC, s.offset), 9 * SEC);
-        let s = p.stamp(104 * SEC, 13 * SEC, 3 * SEC); // due at 11 + 3 = 14 s
+        let s = p.stamp(104 * SEC, 13 * SEC, 13 * SEC, 3 * SEC); // due at 11 + 3 = 14 s
         assert!(!s.stalled);
         assert_eq!(p.stalls, 0);
     }
@@ -151,22 +160,27 @@ mod tests {
     #[test]
     fn a_late_segment_stalls_the_timeline_instead_of_reaching_the_sink_late() {
         let mut p = Playout::default();
-        p.stamp(0, 10 * SEC, 3 * SEC); // plays at 13 s
+        p.stamp(0, 10 * SEC, 10 * SEC, 3 * SEC); // plays at 13 s
         // The Segments grew from 2 to 4 s at the live edge: stream time 2 s is out at
         // 16 s, due at 12 + 3 = 15 s. It plays 3 s after now, so 4 s later than due.
-        let s = p.stamp(2 * SEC, 16 * SEC, 3 * SEC);
+        let s = p.stamp(2 * SEC, 16 * SEC, 16 * SEC, 3 * SEC);
         assert!(s.stalled);
         assert_eq!(Playout::running(2 * SEC, s.offset), 16 * SEC);
         assert_eq!((p.stalls, p.stall_time), (1, 4 * SEC));
         // The rest of that Segment follows on the new timeline, in time.
-        let s = p.stamp(2 * SEC + 33 * MS, 16 * SEC + 5 * MS, 3 * SEC);
+        let s = p.stamp(
+            2 * SEC + 33 * MS,
+            16 * SEC + 5 * MS,
+            16 * SEC + 5 * MS,
+            3 * SEC,
+        );
         assert!(!s.stalled);
         assert_eq!(
             Playout::running(2 * SEC + 33 * MS, s.offset),
             16 * SEC + 33 * MS
         );
         // Exactly due is in time (the sink allows its own lateness on top).
-        let s = p.stamp(3 * SEC, 20 * SEC, 3 * SEC);
+        let s = p.stamp(3 * SEC, 20 * SEC, 20 * SEC, 3 * SEC);
         assert!(!s.stalled);
         assert_eq!(p.stalls, 1);
     }
@@ -177,7 +191,7 @@ mod tests {
         // anchored 2 s later (lead = 4 - 2 s), so it plays at 3 + 2 + 3 = 8 s.
         let mut p = Playout::default();
         p.set_lead((2 * SEC) as i64);
-        let s = p.stamp(0, 3 * SEC, 3 * SEC);
+        let s = p.stamp(0, 3 * SEC, 3 * SEC, 3 * SEC);
         assert_eq!(Playout::running(0, s.offset), 5 * SEC);
         assert_eq!(
             Playout::play_delay(0, s.offset, 3 * SEC, 3 * SEC),
@@ -187,7 +201,7 @@ mod tests {
         p.set_lead(0);
         // Stream time 2 s is the first 4 s Segment, published at 2 + 4 s and out at
         // 8.5 s: due at 7 + 3 = 10 s, in time (without the lead: due at 8 s, a stall).
-        let s = p.stamp(2 * SEC, 8 * SEC + 500 * MS, 3 * SEC);
+        let s = p.stamp(2 * SEC, 8 * SEC + 500 * MS, 8 * SEC + 500 * MS, 3 * SEC);
         assert!(!s.stalled);
         assert_eq!(
             Playout::play_delay(2 * SEC, s.offset, 8 * SEC + 500 * MS, 3 * SEC),
@@ -195,40 +209,67 @@ mod tests {
         );
         // A stall moves it `lead` after now too: out at 14 s, due at 11 + 3 s.
         p.set_lead(SEC as i64);
-        let s = p.stamp(6 * SEC, 14 * SEC + 1, 3 * SEC);
+        let s = p.stamp(6 * SEC, 14 * SEC + 1, 14 * SEC + 1, 3 * SEC);
         assert!(s.stalled);
         assert_eq!(Playout::running(6 * SEC, s.offset), 15 * SEC + 1);
         assert_eq!(s.shift, 4 * SEC + 1);
         assert_eq!(p.stall_time, 4 * SEC + 1);
         let mut q = Playout::default();
-        q.stamp(0, 3 * SEC, 3 * SEC);
-        assert!(q.stamp(2 * SEC, 8 * SEC + 500 * MS, 3 * SEC).stalled);
+        q.stamp(0, 3 * SEC, 3 * SEC, 3 * SEC);
+        assert!(
+            q.stamp(2 * SEC, 8 * SEC + 500 * MS, 8 * SEC + 500 * MS, 3 * SEC)
+                .stalled
+        );
+    }
+
+    #[test]
+    fn a_buffer_ready_in_time_and_held_by_the_sink_is_no_stall() {
+        // 60 fps, 0.5 s of latency, the sink syncing 20 ms after it: each frame is
+        // pushed once the one before it played, 3.3 ms after its own due time.
+        let mut p = Playout::default();
+        let frame = 16_666_667;
+        p.stamp(0, SEC, SEC, 500 * MS); // its Segment ready at 1 s
+        for n in 1..120 {
+            let due = SEC + n * frame + 500 * MS;
+            let pushed = due - frame + 20 * MS;
+            let s = p.stamp(n * frame, pushed, SEC, 500 * MS);
+            assert!(!s.stalled, "frame {n}");
+            assert_eq!(Playout::running(n * frame, s.offset), SEC + n * frame);
+        }
+        // The next Segment, ready after its first frame's due time, is late: a stall
+        // moved `lead` (0) after its push.
+        let t = 120 * frame;
+        let due = SEC + t + 500 * MS;
+        let s = p.stamp(t, due + 30 * MS, due + 10 * MS, 500 * MS);
+        assert!(s.stalled);
+        assert_eq!(Playout::running(t, s.offset), due + 30 * MS);
+        assert_eq!(p.stalls, 1);
     }
 
     #[test]
     fn with_no_latency_every_segment_out_after_its_time_stalls() {
         let mut p = Playout::default();
-        p.stamp(0, SEC, 0);
-        assert!(!p.stamp(SEC, 2 * SEC, 0).stalled);
-        assert!(p.stamp(2 * SEC, 3 * SEC + MS, 0).stalled);
+        p.stamp(0, SEC, SEC, 0);
+        assert!(!p.stamp(SEC, 2 * SEC, 2 * SEC, 0).stalled);
+        assert!(p.stamp(2 * SEC, 3 * SEC + MS, 3 * SEC + MS, 0).stalled);
         assert_eq!(p.stall_time, MS);
     }
 
     #[test]
     fn a_new_run_is_anchored_anew_and_never_before_the_last_buffer() {
         let mut p = Playout::default();
-        let s = p.stamp(50 * SEC, 5 * SEC, SEC);
+        let s = p.stamp(50 * SEC, 5 * SEC, 5 * SEC, SEC);
         p.stamped_until(Playout::running(52 * SEC, s.offset)); // 7 s
         p.restart();
         assert_eq!(p.offset(), None);
         // The restarted channel's Segments start at stream time 0, output at 6 s:
         // anchored after the last buffer's end, not at 6 s.
-        let s = p.stamp(0, 6 * SEC, SEC);
+        let s = p.stamp(0, 6 * SEC, 6 * SEC, SEC);
         assert!(!s.stalled);
         assert_eq!(Playout::running(0, s.offset), 7 * SEC + 1);
         // Output later than that, it is anchored at now.
         p.restart();
-        let s = p.stamp(0, 9 * SEC, SEC);
+        let s = p.stamp(0, 9 * SEC, 9 * SEC, SEC);
         assert_eq!(Playout::running(0, s.offset), 9 * SEC);
         assert_eq!(p.stalls, 0);
     }

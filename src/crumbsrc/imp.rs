@@ -136,6 +136,9 @@ struct State {
     play_delay: Option<i64>,
     stalled_by: u64,
     segments: u64,
+    /// When the Segment being output was ready (running time, ns): its lateness is
+    /// judged by it, not by when a sink pacing the streaming thread let it out.
+    ready: Option<u64>,
 }
 
 /// Lock discipline: `state` and `settings` are held only for bookkeeping, never while
@@ -171,6 +174,15 @@ impl CrumbSrc {
         Ok((s, url, address, up, down))
     }
 
+    /// The element's running time now, ns (0 before it has a clock).
+    fn running_time(&self) -> u64 {
+        let obj = self.obj();
+        match (obj.clock(), obj.base_time()) {
+            (Some(c), Some(b)) => c.time().saturating_sub(b).nseconds(),
+            _ => 0,
+        }
+    }
+
     fn to_buffer(
         &self,
         state: &mut State,
@@ -178,18 +190,15 @@ impl CrumbSrc {
         discont: bool,
     ) -> gst::Buffer {
         let latency = self.latency.load(Ordering::SeqCst);
-        let obj = self.obj();
-        let now = match (obj.clock(), obj.base_time()) {
-            (Some(c), Some(b)) => c.time().saturating_sub(b).nseconds(),
-            _ => 0,
-        };
+        let now = self.running_time();
         let t = au.pts.or(au.dts).unwrap_or(0);
-        let stamp = state.playout.stamp(t, now, latency);
+        let ready = state.ready.unwrap_or(now);
+        let stamp = state.playout.stamp(t, now, ready, latency);
         if stamp.stalled {
             gst::info!(
                 CAT,
                 imp = self,
-                "Output after its play-out time: the timeline moves forward (stall {}, {} in all)",
+                "Ready after its play-out time: the timeline moves forward (stall {}, {} in all)",
                 state.playout.stalls,
                 gst::ClockTime::from_nseconds(state.playout.stall_time)
             );
@@ -512,7 +521,7 @@ impl ObjectImpl for CrumbSrc {
                     .build(),
                 glib::ParamSpecUInt64::builder("latency")
                     .nick("Latency")
-                    .blurb("Playback delay in ns (answered in the latency query): a run's first Segment plays this plus the channel's longest Segment minus its own (room for the Segments to grow) after its output; its buffers carry that running time less the latency answered. GST_CLOCK_TIME_NONE (the default, 18446744073709551615) = the channel's longest Segment (its window's max_duration), at least 3 s: the latency query answers 3 s and the rest is in the timestamps. At the live edge a Segment is fetched between its publication and the end of the one before it, so less room than a Segment fetches fewer crumbs than the link carries. The engine's deadlines are the play-out times. A Segment output after its play-out time moves the timeline forward to play this long after its output, marked DISCONT (stats: playout-stalls)")
+                    .blurb("Playback delay in ns (answered in the latency query): a run's first Segment plays this plus the channel's longest Segment minus its own (room for the Segments to grow) after its output; its buffers carry that running time less the latency answered. GST_CLOCK_TIME_NONE (the default, 18446744073709551615) = the channel's longest Segment (its window's max_duration), at least 3 s: the latency query answers 3 s and the rest is in the timestamps. At the live edge a Segment is fetched between its publication and the end of the one before it, so less room than a Segment fetches fewer crumbs than the link carries. The engine's deadlines are the play-out times. A Segment ready after its play-out time (not merely pushed after it, held by a synced sink downstream) moves the timeline forward to play this long after its output, marked DISCONT (stats: playout-stalls)")
                     .default_value(DEFAULT_LATENCY)
                     .mutable_ready()
                     .build(),
@@ -887,7 +896,7 @@ impl PushSrcImpl for CrumbSrc {
                         return Err(gst::FlowError::NotNegotiated);
                     }
                 }
-                ClientEvent::Playout { play_in } => {
+                ClientEvent::Playout { play_in, ready } => {
                     // The sink adds the latency answered at start: the engine's plan
                     // (its delay, with the default the channel's longest Segment, and
                     // the room) is in the timestamps, at least the margin from now.
@@ -895,12 +904,16 @@ impl PushSrcImpl for CrumbSrc {
                     // on it, as a bare pipeline does not, would leave the sink playing
                     // earlier than the engine fetches for.)
                     let answered = self.latency.load(Ordering::SeqCst) as i64;
-                    let play_in = play_in.max(PLAYOUT_MARGIN as i64);
-                    self.state
-                        .lock()
-                        .unwrap()
-                        .playout
-                        .set_lead(play_in - answered);
+                    // The event may have waited while downstream held this thread:
+                    // the Segment was ready that long before now.
+                    let waited = u64::try_from(ready.elapsed().as_nanos()).unwrap_or(u64::MAX);
+                    let ready = self.running_time().saturating_sub(waited);
+                    let mut state = self.state.lock().unwrap();
+                    state.ready = Some(ready);
+                    if let Some(play_in) = play_in {
+                        let play_in = play_in.max(PLAYOUT_MARGIN as i64);
+                        state.playout.set_lead(play_in - answered);
+                    }
                 }
                 ClientEvent::Output(Output::Gap { pts, duration }) => {
                     let offset = self.state.lock().unwrap().playout.offset();
