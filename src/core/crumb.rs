@@ -141,6 +141,14 @@ impl Crumb {
             .filter(move |u| !audio || u.track != TRACK_AUDIO)
     }
 
+    /// The video's units, taken out of the crumb (the rest is dropped with it).
+    pub fn into_video_units(self) -> impl Iterator<Item = Unit> {
+        let audio = self.audio_caps.is_some();
+        self.units
+            .into_iter()
+            .filter(move |u| !audio || u.track != TRACK_AUDIO)
+    }
+
     /// Serialises the crumb in `self.version` (a version 1 crumb has no audio).
     pub fn encode(&self) -> Vec<u8> {
         debug_assert!(self.version == VERSION || self.audio_caps.is_none());

@@ -3,9 +3,10 @@
 //! units a stock decoder takes. crumbjoin and crumbsrc both use it.
 
 use std::collections::BTreeMap;
+use std::collections::btree_map::Entry;
 
 use super::Timestamp;
-use super::crumb::{Crumb, SegmentInfo, UNIT_FLAG_ENHANCEMENT_ONLY, UNIT_FLAG_KEYFRAME};
+use super::crumb::{Crumb, SegmentInfo, UNIT_FLAG_ENHANCEMENT_ONLY, UNIT_FLAG_KEYFRAME, Unit};
 
 /// One access unit rebuilt from a prefix of crumbs.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -34,8 +35,17 @@ pub fn complete_prefix(crumbs: &BTreeMap<u16, Crumb>, max_crumbs: u16) -> u16 {
 /// Rebuilds the access units of one Segment from crumbs 1..=d (all must be present).
 /// Access units that have no data in the prefix (pictures of dropped layers) are left
 /// out; so are enhancement-only headers when no spatial/quality enhancement is kept.
-pub fn assemble(crumbs: &BTreeMap<u16, Crumb>, d: u16) -> Vec<OutputAu> {
-    let prefix: Vec<&Crumb> = (1..=d).filter_map(|k| crumbs.get(&k)).collect();
+///
+/// Takes the crumbs: each one's memory goes as soon as its units are placed, and an
+/// access unit's bytes are allocated once at their final size (a unit that is a whole
+/// access unit, as every one of a base-only Segment, is moved, not copied). A Segment
+/// is then held about once while it is rebuilt, not as crumbs and access units at
+/// once with every access unit grown by doubling: that pair was a client's largest
+/// peak of heap above its mean (docs/memory.md, "Holding a Segment once").
+pub fn assemble(mut crumbs: BTreeMap<u16, Crumb>, d: u16) -> Vec<OutputAu> {
+    let prefix: Vec<Crumb> = (1..=d).filter_map(|k| crumbs.remove(&k)).collect();
+    // Crumbs past the prefix are not output: free them before building anything.
+    drop(crumbs);
     let Some(first) = prefix.first() else {
         return Vec::new();
     };
@@ -43,27 +53,44 @@ pub fn assemble(crumbs: &BTreeMap<u16, Crumb>, d: u16) -> Vec<OutputAu> {
     let keep_enhancement_headers = prefix[1..]
         .iter()
         .any(|c| c.layer.is_spatial_or_quality_enhancement());
-    // Keyed by decode index, holding only the access units the prefix has data for: a
-    // table of `au_count` slots would let one crumb that claims 2^32 access units make
-    // the reassembler allocate hundreds of GB.
-    let mut aus: BTreeMap<u32, OutputAu> = BTreeMap::new();
+    let kept = |unit: &Unit| {
+        (unit.flags & UNIT_FLAG_ENHANCEMENT_ONLY == 0 || keep_enhancement_headers)
+            && unit.decode_index < au_count
+    };
+    // Each access unit's size in the prefix, keyed by decode index and holding only
+    // the access units the prefix has data for: a table of `au_count` slots would let
+    // one crumb that claims 2^32 access units make the reassembler allocate hundreds
+    // of GB.
+    let mut sizes: BTreeMap<u32, usize> = BTreeMap::new();
     for crumb in &prefix {
+        for unit in crumb.video_units().filter(|u| kept(u)) {
+            *sizes.entry(unit.decode_index).or_default() += unit.payload.len();
+        }
+    }
+    let mut aus: BTreeMap<u32, OutputAu> = BTreeMap::new();
+    for crumb in prefix {
         // Audio frames number their own track: they are output beside the video.
-        for unit in crumb.video_units() {
-            if unit.flags & UNIT_FLAG_ENHANCEMENT_ONLY != 0 && !keep_enhancement_headers {
-                continue;
+        for unit in crumb.into_video_units().filter(|u| kept(u)) {
+            match aus.entry(unit.decode_index) {
+                Entry::Occupied(mut au) => au.get_mut().data.extend_from_slice(&unit.payload),
+                Entry::Vacant(slot) => {
+                    let size = sizes.get(&unit.decode_index).copied().unwrap_or(0);
+                    let data = if unit.payload.len() == size {
+                        unit.payload
+                    } else {
+                        let mut data = Vec::with_capacity(size);
+                        data.extend_from_slice(&unit.payload);
+                        data
+                    };
+                    slot.insert(OutputAu {
+                        data,
+                        pts: unit.pts,
+                        dts: unit.dts,
+                        duration: unit.duration,
+                        keyframe: unit.flags & UNIT_FLAG_KEYFRAME != 0,
+                    });
+                }
             }
-            if unit.decode_index >= au_count {
-                continue;
-            }
-            let au = aus.entry(unit.decode_index).or_insert_with(|| OutputAu {
-                data: Vec::new(),
-                pts: unit.pts,
-                dts: unit.dts,
-                duration: unit.duration,
-                keyframe: unit.flags & UNIT_FLAG_KEYFRAME != 0,
-            });
-            au.data.extend_from_slice(&unit.payload);
         }
     }
     aus.into_values().filter(|a| !a.data.is_empty()).collect()
@@ -270,18 +297,6 @@ impl Reassembler {
         if first.segment.starts_with_keyframe {
             self.need_keyframe = false;
         }
-        let mut n = 0;
-        let mut video = Vec::new();
-        for au in assemble(&crumbs, d) {
-            if self.need_keyframe && !au.keyframe {
-                self.stats.access_units_dropped_waiting_keyframe += 1;
-                continue;
-            }
-            self.need_keyframe = false;
-            let discont = std::mem::take(&mut self.discont);
-            n += 1;
-            video.push(Output::Au { au, discont });
-        }
         let audio: Vec<Output> = first
             .audio_units()
             .map(|u| Output::Audio {
@@ -295,12 +310,25 @@ impl Reassembler {
                 discont: std::mem::take(&mut self.audio_discont),
             })
             .collect();
-        self.stats.audio_frames_output += audio.len() as u64;
-        out.extend(interleave(video, audio));
         self.last_end = first
             .segment
             .pts
             .map(|p| p.saturating_add(first.segment.duration));
+        let mut n = 0;
+        let mut video = Vec::new();
+        // Last: `assemble` takes the crumbs.
+        for au in assemble(crumbs, d) {
+            if self.need_keyframe && !au.keyframe {
+                self.stats.access_units_dropped_waiting_keyframe += 1;
+                continue;
+            }
+            self.need_keyframe = false;
+            let discont = std::mem::take(&mut self.discont);
+            n += 1;
+            video.push(Output::Au { au, discont });
+        }
+        self.stats.audio_frames_output += audio.len() as u64;
+        out.extend(interleave(video, audio));
         self.stats.segments_output += 1;
         self.stats.access_units_output += n as u64;
         self.outcomes.push(SegmentOutcome {
@@ -411,7 +439,7 @@ mod tests {
         assert_eq!(crumbs.len(), 2);
         let map: BTreeMap<u16, Crumb> = crumbs.into_iter().map(|c| (c.index, c)).collect();
         // Base only: even access units, enhancement-only header left out.
-        let base = assemble(&map, 1);
+        let base = assemble(map.clone(), 1);
         assert_eq!(
             base.iter().map(|a| a.data.clone()).collect::<Vec<_>>(),
             vec![
@@ -422,10 +450,23 @@ mod tests {
         );
         // All: every access unit as it went in (a temporal layer keeps enhancement-only
         // headers out too: only spatial/quality layers need them).
-        let all = assemble(&map, 2);
+        let all = assemble(map, 2);
         assert_eq!(all.len(), 6);
         assert_eq!(all[1].data, b"h\x01\x01");
         assert!(all[0].keyframe && !all[1].keyframe);
+    }
+
+    /// Memory: an access unit's bytes are allocated once, at their size (the old
+    /// growth by doubling held up to twice a Segment's bytes at the peak).
+    #[test]
+    fn each_access_unit_is_allocated_at_its_size() {
+        let crumbs = partition(&segment(0, true), 0);
+        let map: BTreeMap<u16, Crumb> = crumbs.into_iter().map(|c| (c.index, c)).collect();
+        for d in [1, 2] {
+            for au in assemble(map.clone(), d) {
+                assert_eq!(au.data.capacity(), au.data.len(), "d = {d}: {:?}", au.data);
+            }
+        }
     }
 
     #[test]
@@ -526,7 +567,7 @@ mod tests {
         crumbs[0].segment.au_count = u32::MAX;
         crumbs[0].units.last_mut().unwrap().decode_index = u32::MAX - 1;
         let map: BTreeMap<u16, Crumb> = crumbs.into_iter().map(|c| (c.index, c)).collect();
-        let out = assemble(&map, 1);
+        let out = assemble(map, 1);
         assert_eq!(out.len(), 3, "every unit of crumb 1 still comes out");
         assert_eq!(
             out[2].data, b"h\x04\x04",

@@ -773,7 +773,12 @@ impl BaseSinkImpl for CrumbSink {
             .map_err(|_| gst::FlowError::Error)?
             .to_vec();
         let crumb = match Crumb::decode(&bytes) {
-            Ok(c) => c,
+            // The channel reads the header and writes the bytes as they came: the
+            // decoded units would hold the Segment a second time until it is out.
+            Ok(c) => Crumb {
+                units: Vec::new(),
+                ..c
+            },
             Err(err) => {
                 self.state.lock().unwrap().malformed += 1;
                 gst::element_imp_warning!(

@@ -338,12 +338,14 @@ impl SvcSegmenter {
     /// Cuts a Segment into crumb buffers and the message that describes it.
     fn prepare(&self, state: &mut State, seg: &Segment, max_crumb_size: usize) -> Prepared {
         let crumbs = partition(seg, max_crumb_size);
-        let mut buffers = Vec::with_capacity(crumbs.len());
+        let count = crumbs.len();
+        let mut buffers = Vec::with_capacity(count);
         let mut bytes = 0u64;
         let mut base_bytes = 0u64;
         let mut audio_bytes = 0u64;
         let mut layers = Vec::new();
-        for c in &crumbs {
+        // Each crumb is dropped once encoded: the Segment is not held a third time.
+        for c in crumbs {
             let data = c.encode();
             bytes += data.len() as u64;
             if c.index == 1 {
@@ -366,7 +368,7 @@ impl SvcSegmenter {
             }
             buffers.push(buf);
         }
-        state.counters.crumbs += crumbs.len() as u64;
+        state.counters.crumbs += count as u64;
         state.counters.bytes += bytes;
         let layer_names: Vec<String> = layers.iter().map(|l| l.to_string()).collect();
         let mut s = gst::Structure::builder(crate::interface::SVCSEGMENTER_SEGMENT.name)
@@ -376,7 +378,7 @@ impl SvcSegmenter {
             .field("gops", seg.gops as u32)
             .field("layers", layers.len() as u32)
             .field("layer-names", gst::Array::new(layer_names))
-            .field("crumbs", crumbs.len() as u32)
+            .field("crumbs", count as u32)
             .field("bytes", bytes)
             .field("base-bytes", base_bytes)
             .field("access-units", seg.aus.len() as u32)
@@ -398,7 +400,7 @@ impl SvcSegmenter {
             "Segment {} : {} GOPs, {} crumbs, {} bytes",
             seg.seq,
             seg.gops,
-            crumbs.len(),
+            count,
             bytes
         );
         Prepared { buffers, msg }
