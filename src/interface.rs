@@ -305,7 +305,7 @@ pub const CRUMBSRC_SEGMENT: StructDef = StructDef {
         f(
             "play-delay",
             I64,
-            "time from the output of the Segment's first buffer to its play-out (ns; 0 = nothing output): a viewer's latency is the output's plus this",
+            "time from the output of the Segment's first buffer (when the Segment was ready) to its play-out (ns; 0 = nothing output): a viewer's latency is the output's plus this",
         ),
         f(
             "stall",

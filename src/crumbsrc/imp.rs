@@ -206,7 +206,7 @@ impl CrumbSrc {
         let offset = stamp.offset;
         state.stalled_by += stamp.shift;
         if state.play_delay.is_none() {
-            state.play_delay = Some(Playout::play_delay(t, offset, now, latency));
+            state.play_delay = Some(Playout::play_delay(t, offset, ready.min(now), latency));
         }
         let discont = discont || stamp.stalled;
         let buf = crate::element::au_buffer(au, discont, |t| {
