@@ -5,7 +5,8 @@
 //! edge, the longer Segment still comes in time: no stall, no frame late. (Before the
 //! room, each growth stalled the player; a late frame would reach the sink late, where
 //! a video sink drops it and every frame after it. The stall itself, DISCONT and the
-//! timeline moved forward, is unit-tested in `core::playout`.)
+//! timeline moved forward, is unit-tested in `core::playout`.) A synced sink right
+//! after crumbsrc paces its pushes, which are no stall; a pause delays the timeline.
 
 mod common;
 
@@ -224,4 +225,57 @@ fn a_sink_that_paces_crumbsrc_at_60_fps_is_no_stall() {
         (0, 0),
         "the sink's pace taken for stalls"
     );
+}
+
+/// A viewer pauses a synced pipeline for 2 s and plays on: a live pipeline's running
+/// time stands still in PAUSED, so the Segments that came meanwhile play from where it
+/// paused, 2 s further behind the live edge: no stall, no frame late at the sink
+/// (where a video sink would drop them), none dropped. (crumbsrc counts a Segment
+/// that came while paused as ready when it plays again.)
+#[test]
+fn after_a_pause_the_segments_play_on_from_where_it_paused() {
+    init();
+    let port = free_port();
+    let channel = Peer::start(&format!(
+        "videotestsrc is-live=true ! video/x-raw,width=160,height=120,framerate=30/1 \
+         ! svcvp8enc keyframe-max-dist=15 ! svcsegmenter min-gops=1 max-gops=1 \
+         ! crumbsink channel=live http-port={port} window=10 start-offset=0"
+    ));
+    let url = channel.listening().get::<String>("url").unwrap();
+    let client = Peer::start(&format!(
+        "crumbsrc name=src location={url} latency=500000000 window-hold=1000 ! vp8dec \
+         ! fakesink name=out sync=true max-lateness=20000000"
+    ));
+    let wait_segments = |n: usize| {
+        let end = Instant::now() + Duration::from_secs(30);
+        while client.named("crumbsrc-segment").len() < n {
+            client.assert_no_error();
+            assert!(Instant::now() < end, "{n} Segments did not come in 30 s");
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    };
+    wait_segments(3);
+    client.pipeline.set_state(gst::State::Paused).unwrap();
+    std::thread::sleep(Duration::from_secs(2));
+    client.pipeline.set_state(gst::State::Playing).unwrap();
+    let before = client.named("crumbsrc-segment").len();
+    wait_segments(before + 6);
+    let sink = client
+        .pipeline
+        .by_name("out")
+        .unwrap()
+        .property::<gst::Structure>("stats");
+    let stats = client
+        .pipeline
+        .by_name("src")
+        .unwrap()
+        .property::<gst::Structure>("stats");
+    drop(client);
+    drop(channel);
+    // A frame or two may come late to the sink on a loaded machine; 2 s of them is
+    // 60.
+    let dropped = u(&sink, "dropped");
+    assert!(dropped < 10, "{dropped} frames late at the sink: {sink:?}");
+    assert_eq!(u(&stats, "playout-stalls"), 0, "{stats:?}");
+    assert_eq!(u(&stats, "segments-failed"), 0, "{stats:?}");
 }

@@ -139,6 +139,9 @@ struct State {
     /// When the Segment being output was ready (running time, ns): its lateness is
     /// judged by it, not by when a sink pacing the streaming thread let it out.
     ready: Option<u64>,
+    /// When the element last went to PLAYING: a Segment ready while it was paused
+    /// counts as ready then (a live source's running time stands still in PAUSED).
+    playing_since: Option<std::time::Instant>,
 }
 
 /// Lock discipline: `state` and `settings` are held only for bookkeeping, never while
@@ -720,6 +723,9 @@ impl ElementImpl for CrumbSrc {
             return Err(gst::StateChangeError);
         }
         let res = self.parent_change_state(transition)?;
+        if transition == gst::StateChange::PausedToPlaying {
+            self.state.lock().unwrap().playing_since = Some(std::time::Instant::now());
+        }
         if transition == gst::StateChange::PausedToReady {
             // The next run adds it again when the channel carries audio.
             self.remove_audio_pad();
@@ -906,9 +912,13 @@ impl PushSrcImpl for CrumbSrc {
                     let answered = self.latency.load(Ordering::SeqCst) as i64;
                     // The event may have waited while downstream held this thread:
                     // the Segment was ready that long before now.
-                    let waited = u64::try_from(ready.elapsed().as_nanos()).unwrap_or(u64::MAX);
-                    let ready = self.running_time().saturating_sub(waited);
                     let mut state = self.state.lock().unwrap();
+                    let waited = match state.playing_since {
+                        Some(playing) => ready.elapsed().min(playing.elapsed()),
+                        None => Duration::ZERO,
+                    };
+                    let waited = u64::try_from(waited.as_nanos()).unwrap_or(u64::MAX);
+                    let ready = self.running_time().saturating_sub(waited);
                     state.ready = Some(ready);
                     if let Some(play_in) = play_in {
                         let play_in = play_in.max(PLAYOUT_MARGIN as i64);
