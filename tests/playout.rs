@@ -117,11 +117,7 @@ fn plays_in_time(gop: u32, latency: Option<u64>, answered: u64, ahead_want: i64)
         );
         std::thread::sleep(Duration::from_millis(100));
     }
-    let stats = client
-        .pipeline
-        .by_name("src")
-        .unwrap()
-        .property::<gst::Structure>("stats");
+    let stats = client.stats("src");
     let pushed = pushed.lock().unwrap().clone();
     // Each Segment's figures, for a failure to say which Segment came late and why.
     let segments: Vec<String> = client
@@ -194,25 +190,8 @@ fn a_sink_that_paces_crumbsrc_at_60_fps_is_no_stall() {
         "crumbsrc name=src location={url} latency=500000000 window-hold=1000 ! vp8dec \
          ! fakesink sync=true"
     ));
-    let end = Instant::now() + Duration::from_secs(30);
-    while client.named("crumbsrc-segment").len() < 6 {
-        client.assert_no_error();
-        assert!(
-            Instant::now() < end,
-            "six Segments did not come in 30 s: {:?}",
-            client
-                .pipeline
-                .by_name("src")
-                .unwrap()
-                .property::<gst::Structure>("stats")
-        );
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    let stats = client
-        .pipeline
-        .by_name("src")
-        .unwrap()
-        .property::<gst::Structure>("stats");
+    wait_for_segments(&client, 6);
+    let stats = client.stats("src");
     let segments = client.named("crumbsrc-segment");
     drop(client);
     drop(channel);
@@ -246,30 +225,14 @@ fn after_a_pause_the_segments_play_on_from_where_it_paused() {
         "crumbsrc name=src location={url} latency=500000000 window-hold=1000 ! vp8dec \
          ! fakesink name=out sync=true max-lateness=20000000"
     ));
-    let wait_segments = |n: usize| {
-        let end = Instant::now() + Duration::from_secs(30);
-        while client.named("crumbsrc-segment").len() < n {
-            client.assert_no_error();
-            assert!(Instant::now() < end, "{n} Segments did not come in 30 s");
-            std::thread::sleep(Duration::from_millis(100));
-        }
-    };
-    wait_segments(3);
+    wait_for_segments(&client, 3);
     client.pipeline.set_state(gst::State::Paused).unwrap();
     std::thread::sleep(Duration::from_secs(2));
     client.pipeline.set_state(gst::State::Playing).unwrap();
     let before = client.named("crumbsrc-segment").len();
-    wait_segments(before + 6);
-    let sink = client
-        .pipeline
-        .by_name("out")
-        .unwrap()
-        .property::<gst::Structure>("stats");
-    let stats = client
-        .pipeline
-        .by_name("src")
-        .unwrap()
-        .property::<gst::Structure>("stats");
+    wait_for_segments(&client, before + 6);
+    let sink = client.stats("out");
+    let stats = client.stats("src");
     drop(client);
     drop(channel);
     // A frame or two may come late to the sink on a loaded machine; 2 s of them is
@@ -278,4 +241,19 @@ fn after_a_pause_the_segments_play_on_from_where_it_paused() {
     assert!(dropped < 10, "{dropped} frames late at the sink: {sink:?}");
     assert_eq!(u(&stats, "playout-stalls"), 0, "{stats:?}");
     assert_eq!(u(&stats, "segments-failed"), 0, "{stats:?}");
+}
+
+/// Until crumbsrc `src` of `client` has posted `n` crumbsrc-segment messages, 30 s at
+/// most.
+fn wait_for_segments(client: &Peer, n: usize) {
+    let end = Instant::now() + Duration::from_secs(30);
+    while client.named("crumbsrc-segment").len() < n {
+        client.assert_no_error();
+        assert!(
+            Instant::now() < end,
+            "{n} Segments did not come in 30 s: {:?}",
+            client.stats("src")
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
 }

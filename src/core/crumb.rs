@@ -133,20 +133,22 @@ impl Crumb {
             .filter(move |u| audio && u.track == TRACK_AUDIO)
     }
 
+    /// Whether a unit of this crumb is video (every unit of a crumb without audio).
+    fn is_video(&self) -> impl Fn(&Unit) -> bool + use<> {
+        let audio = self.audio_caps.is_some();
+        move |u| !audio || u.track != TRACK_AUDIO
+    }
+
     /// The video's units (all units of a crumb without audio).
     pub fn video_units(&self) -> impl Iterator<Item = &Unit> {
-        let audio = self.audio_caps.is_some();
-        self.units
-            .iter()
-            .filter(move |u| !audio || u.track != TRACK_AUDIO)
+        let video = self.is_video();
+        self.units.iter().filter(move |u| video(u))
     }
 
     /// The video's units, taken out of the crumb (the rest is dropped with it).
     pub fn into_video_units(self) -> impl Iterator<Item = Unit> {
-        let audio = self.audio_caps.is_some();
-        self.units
-            .into_iter()
-            .filter(move |u| !audio || u.track != TRACK_AUDIO)
+        let video = self.is_video();
+        self.units.into_iter().filter(move |u| video(u))
     }
 
     /// Serialises the crumb in `self.version` (a version 1 crumb has no audio).

@@ -195,7 +195,7 @@ impl CrumbSrc {
         let latency = self.latency.load(Ordering::SeqCst);
         let now = self.running_time();
         let t = au.pts.or(au.dts).unwrap_or(0);
-        let ready = state.ready.unwrap_or(now);
+        let ready = state.ready.map_or(now, |r| r.min(now));
         let stamp = state.playout.stamp(t, now, ready, latency);
         if stamp.stalled {
             gst::info!(
@@ -209,7 +209,7 @@ impl CrumbSrc {
         let offset = stamp.offset;
         state.stalled_by += stamp.shift;
         if state.play_delay.is_none() {
-            state.play_delay = Some(Playout::play_delay(t, offset, ready.min(now), latency));
+            state.play_delay = Some(Playout::play_delay(t, offset, ready, latency));
         }
         let discont = discont || stamp.stalled;
         let buf = crate::element::au_buffer(au, discont, |t| {

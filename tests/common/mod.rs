@@ -329,6 +329,14 @@ impl Peer {
         r.iter().filter(|s| s.name() == name).cloned().collect()
     }
 
+    /// The `stats` structure of the element named `element`.
+    pub fn stats(&self, element: &str) -> gst::Structure {
+        self.pipeline
+            .by_name(element)
+            .unwrap()
+            .property::<gst::Structure>("stats")
+    }
+
     pub fn assert_no_error(&self) {
         let e = self.errors.lock().unwrap();
         assert!(e.is_empty(), "{e:?}");
